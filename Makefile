@@ -1,0 +1,34 @@
+# The two commands of the README: `make test` and `make rehearse`. Both set everything up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: test lint reformat rehearse bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+reformat: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+rehearse: $(STAMP)
+	$(BIN)/upm-ci rehearse examples/upm-sample --out rehearsal
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

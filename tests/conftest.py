@@ -1,0 +1,81 @@
+"""Shared fixtures. The local stand-ins' fixtures live in ``tests/fixtures/`` (one module each)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.github",
+    "tests.fixtures.sigstore",
+    "tests.fixtures.osv",
+    "tests.fixtures.pypi",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO_ROOT / "examples" / "upm-sample"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start outside GitHub Actions unless they opt in (CI itself may set these)."""
+    for name in (
+        "GITHUB_ACTIONS",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_TOKEN",
+        "GITHUB_REPOSITORY",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "UPM_MANIFEST",
+        "UPM_PROJECT",
+        "UPM_DIST_DIR",
+        "UPM_DEBUG",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0.01")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git with a fixed identity and dates (deterministic commits)."""
+    env = {
+        "GIT_AUTHOR_NAME": "Alice Developer",
+        "GIT_AUTHOR_EMAIL": "alice@example.com",
+        "GIT_COMMITTER_NAME": "Alice Developer",
+        "GIT_COMMITTER_EMAIL": "alice@example.com",
+        "GIT_AUTHOR_DATE": "2026-11-01T12:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-11-01T12:00:00Z",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(cwd),
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_git_project(src: Path, dest: Path) -> Path:
+    """Copy ``src`` to ``dest`` as its own repository: a tagged previous release (v1.1.0),
+    then one more commit, HEAD = the release candidate."""
+    shutil.copytree(
+        src,
+        dest,
+        ignore=shutil.ignore_patterns("dist", "build", "*.egg-info", "__pycache__", ".venv"),
+    )
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "upm-sample 1.1.0")
+    git(dest, "tag", "v1.1.0")
+    (dest / ".release-candidate").write_text("1.2.0\n")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "Prepare 1.2.0")
+    return dest
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Iterator[Path]:
+    """A writable copy of the example project in its own git repository (see make_git_project)."""
+    yield make_git_project(EXAMPLE, tmp_path / "upm-sample")

@@ -1,0 +1,73 @@
+"""``upm-ci manifest``: inspect, merge and extend the release manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from upm_ci.cli._common import echo, manifest_option, option, table
+from upm_ci.manifest import ImageRecord, Manifest, merge, rebase_paths
+
+
+@click.group("manifest")
+def group() -> None:
+    """Inspect, merge (build matrix) and extend the release manifest."""
+
+
+@group.command("show")
+@manifest_option
+@option("--json", "as_json", env="JSON", is_flag=True, help="Print the manifest as JSON.")
+def show(manifest: Path, as_json: bool) -> int:
+    """Print what the manifest holds."""
+    m = Manifest.load(manifest)
+    if as_json:
+        echo(json.dumps(m.to_json(), indent=2))
+        return 0
+    p = m.project
+    echo(f"{p.name} {p.version} (tag {p.tag}, commit {p.commit or '?'})")
+    rows = [[a.kind, a.name, a.sha256[:16], str(a.size)] for a in m.artifacts]
+    echo(table(["kind", "name", "sha256", "size"], rows))
+    for phase, rec in m.phases.items():
+        echo(f"phase {phase}: {rec.get('status')} at {rec.get('at')}")
+    return 0
+
+
+@group.command("merge")
+@option(
+    "--output",
+    "-o",
+    env="MANIFEST",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the merged manifest.",
+)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def merge_cmd(output: Path, inputs: tuple[Path, ...]) -> int:
+    """Merge the manifests of several build jobs; fails on one name with two digests."""
+    merged = merge([Manifest.load(p) for p in inputs])
+    rebase_paths(merged, output)
+    merged.save(output)
+    echo(f"merged {len(inputs)} manifests into {output}: {len(merged.artifacts)} artifacts")
+    return 0
+
+
+@group.command("add-image")
+@manifest_option
+@option("--ref", env="IMAGE_REF", required=True, help="Image reference, e.g. ghcr.io/o/n:1.2.0.")
+@option("--digest", env="IMAGE_DIGEST", required=True, help="The pushed digest (sha256:<64 hex>).")
+@option("--sbom", env="IMAGE_SBOM", default="", help="Name of the image's SBOM file, if any.")
+def add_image(manifest: Path, ref: str, digest: str, sbom: str) -> int:
+    """Record a container image built or pushed by the actions."""
+    import re
+
+    from upm_ci.errors import InputError
+
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise InputError(f"--digest: {digest!r} is not sha256:<64 hex digits>")
+    m = Manifest.load(manifest)
+    m.add_image(ImageRecord(ref=ref, digest=digest, sbom=sbom))
+    m.save()
+    echo(f"recorded image {ref}@{digest}")
+    return 0

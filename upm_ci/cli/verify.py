@@ -1,0 +1,13 @@
+"""`upm-ci verify` (not implemented yet; its issue fills it in)."""
+
+from __future__ import annotations
+
+import click
+
+from upm_ci.errors import InputError
+
+
+@click.command("verify")
+def command() -> int:
+    """Not available yet in this version."""
+    raise InputError("upm-ci verify is not implemented yet in this version")

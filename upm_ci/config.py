@@ -1,0 +1,235 @@
+"""The ``[tool.upm-release]`` table of the released project's ``pyproject.toml``.
+
+Every key is a field of :class:`Config` with its default and a one-line doc (the field's
+``metadata["doc"]``); the README's configuration reference is generated from these fields and a
+test keeps the two in step. Unknown keys and wrong types are :class:`InputError` s that name the
+key and list the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from upm_ci.errors import InputError
+
+#: The documents RELEASE.md references; the ``docs`` gate check requires them by default.
+RELEASE_MD_DOCS = [
+    "RELEASE.md",
+    "CHANGELOG.md",
+    "CONTRIBUTING.md",
+    "PLUGINS.md",
+    "SECURITY.md",
+    "CONFIGURATION.md",
+    "LOGGING.md",
+    "API.md",
+]
+
+#: The mandatory sandbox entrypoint block every plugin file must contain at module level.
+DEFAULT_ENTRYPOINT_BLOCK = """\
+if __name__ == "__main__":
+    from upm.sandbox import run_sandboxed
+
+    run_sandboxed(main)
+"""
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+@dataclass(frozen=True)
+class AuditAllowance:
+    """One allow-listed vulnerability: accepted until ``expires``, for the stated reason."""
+
+    id: str
+    reason: str
+    expires: dt.date
+
+
+def _key(default: Any, doc: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Config:
+    """upm-release settings; the TOML key is the field name with ``-`` for ``_``."""
+
+    # --- project -------------------------------------------------------------------------
+    repository: str = _key(
+        "", "GitHub `owner/name`; empty: `$GITHUB_REPOSITORY`, else the git remote `origin`."
+    )
+    tag_prefix: str = _key("v", "Prefix of release tags (`v1.2.0`).")
+    dist_dir: str = _key("dist", "Where build writes artifacts, relative to the project.")
+    changelog: str = _key("CHANGELOG.md", "Keep-a-Changelog file whose section is the notes.")
+    version_module: str = _key(
+        "", "File that declares `__version__`; empty: the package's `__init__.py` if it does."
+    )
+    # --- gate: tests ---------------------------------------------------------------------
+    test_command: list[str] = _key(
+        ["python", "-m", "pytest", "-q", "--junitxml={junit}"],
+        "Command that runs the test suite; `{junit}` is replaced by the JUnit XML path.",
+    )
+    junit_xml: str = _key("", "Use this JUnit XML instead of running `test-command`.")
+    test_suites: dict[str, str] = _key(
+        {
+            "unit": "path:tests/unit",
+            "integration": "path:tests/integration",
+            "security": "path:tests/security",
+        },
+        "Suites that must each run at least one test: `path:DIR` or `marker:NAME`.",
+    )
+    # --- gate: plugins -------------------------------------------------------------------
+    plugins: list[str] = _key(
+        ["src/*/plugins/*.py", "*/plugins/*.py"], "Globs of plugin files (relative)."
+    )
+    plugin_exclude: list[str] = _key(["**/__init__.py"], "Globs excluded from `plugins`.")
+    entrypoint_block: str = _key(
+        DEFAULT_ENTRYPOINT_BLOCK,
+        "The mandatory sandbox entrypoint block; compared by syntax tree at module level.",
+    )
+    sandbox_test_pattern: str = _key(
+        "test_sandbox_{plugin}",
+        "A test whose name starts with this (or marked `sandbox(\"{plugin}\")`) covers a plugin.",
+    )
+    # --- gate: code review, docs, audit, version -------------------------------------------
+    review_without_token: str = _key(
+        "skip", "`code-review` without a GitHub token: `skip` (warn) or `fail`."
+    )
+    previous_tag: str = _key("", "Previous release tag; empty: the highest lower version tag.")
+    required_docs: list[str] = _key(RELEASE_MD_DOCS, "Documents that must exist and not be empty.")
+    audit_allow: list[AuditAllowance] = _key(
+        [], "Allowed vulnerabilities: tables with `id`, `reason`, `expires` (a TOML date)."
+    )
+    osv_url: str = _key(
+        "", "OSV API URL for the vulnerability audit; empty: pip-audit's default (OSV)."
+    )
+    # --- build ---------------------------------------------------------------------------
+    check_reproducible: bool = _key(False, "Build twice and fail on any byte difference.")
+    smoke_imports: list[str] = _key(
+        [], "Modules to import in the wheel's smoke test, besides the entry points."
+    )
+    dockerfile: str = _key("Dockerfile", "Dockerfile for the image, relative to the project.")
+    image: str = _key("", "Image name (`ghcr.io/owner/name`); empty: no image is built.")
+    # --- sign ----------------------------------------------------------------------------
+    sign_files: list[str] = _key(
+        ["unipkg.yaml", ".unipkg.lock"], "Project manifests signed with the release."
+    )
+    sign_plugins: bool = _key(False, "Also sign every plugin file.")
+    release_workflow: str = _key(
+        ".github/workflows/release.yml",
+        "Workflow whose identity signs releases; verify expects it.",
+    )
+    official_identities: list[str] = _key(
+        [], "Extra certificate identities the trust policy accepts as official."
+    )
+    trust_approvals: str = _key(
+        "trust-approvals.json", "Approval records for community-signed artifacts."
+    )
+    # --- publish -------------------------------------------------------------------------
+    pypi_upload_url: str = _key("https://upload.pypi.org/legacy/", "Index upload URL (twine).")
+    pypi_index_url: str = _key(
+        "https://pypi.org/simple/", "Index read URL used to find already-uploaded files."
+    )
+    github_api_url: str = _key("https://api.github.com", "GitHub REST API base URL.")
+    make_latest: str = _key("true", "Release `make_latest`: `true`, `false` or `legacy`.")
+
+    @classmethod
+    def keys(cls) -> dict[str, dataclasses.Field[Any]]:
+        """TOML key -> dataclass field."""
+        return {f.name.replace("_", "-"): f for f in dataclasses.fields(cls)}
+
+
+def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") -> Config:
+    """Validate a ``[tool.upm-release]`` table and build the :class:`Config`."""
+    known = Config.keys()
+    hints = typing.get_type_hints(Config)
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in known:
+            raise InputError(
+                f"{source}: [tool.upm-release] has unknown key {key!r}",
+                hint=f"valid keys: {', '.join(sorted(known))}",
+            )
+        name = known[key].name
+        values[name] = _coerce(raw, hints[name], f"{source}: [tool.upm-release] {key}")
+    if values.get("review_without_token", "skip") not in ("skip", "fail"):
+        raise InputError(f"{source}: [tool.upm-release] review-without-token must be skip or fail")
+    if values.get("make_latest", "true") not in ("true", "false", "legacy"):
+        raise InputError(f"{source}: [tool.upm-release] make-latest must be true, false or legacy")
+    return Config(**values)
+
+
+def _coerce(raw: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is AuditAllowance:
+        return _allowance(raw, where)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(raw, list):
+            raise InputError(f"{where}: expected a list, got {type(raw).__name__}")
+        return [_coerce(x, item, f"{where}[{i}]") for i, x in enumerate(raw)]
+    if origin is dict:
+        _, value_type = typing.get_args(hint)
+        if not isinstance(raw, dict):
+            raise InputError(f"{where}: expected a table, got {type(raw).__name__}")
+        return {str(k): _coerce(v, value_type, f"{where}.{k}") for k, v in raw.items()}
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError("unions are not used in Config")  # pragma: no cover
+    if hint is bool and not isinstance(raw, bool):
+        raise InputError(f"{where}: expected true or false, got {raw!r}")
+    if hint in (str, int) and (not isinstance(raw, hint) or isinstance(raw, bool)):
+        raise InputError(f"{where}: expected {_type_name(hint)}, got {raw!r}")
+    return raw
+
+
+def _allowance(raw: Any, where: str) -> AuditAllowance:
+    if not isinstance(raw, dict) or set(raw) != {"id", "reason", "expires"}:
+        raise InputError(
+            f"{where}: an allow-list entry needs exactly id, reason and expires",
+            hint='e.g. { id = "GHSA-xxxx", reason = "not reachable", expires = 2026-12-31 }',
+        )
+    if not isinstance(raw["expires"], dt.date) or isinstance(raw["expires"], dt.datetime):
+        raise InputError(f"{where}.expires: expected a TOML date like 2026-12-31")
+    if not str(raw["reason"]).strip():
+        raise InputError(f"{where}.reason: say why this vulnerability is accepted")
+    return AuditAllowance(id=str(raw["id"]), reason=str(raw["reason"]), expires=raw["expires"])
+
+
+def _type_name(hint: Any) -> str:
+    return {str: "a string", int: "an integer"}.get(hint, str(hint))
+
+
+def reference_markdown() -> str:
+    """The configuration reference table for the README (a test checks it is current)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for key, f in Config.keys().items():
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        shown = _toml_literal(default)
+        rows.append(f"| `{key}` | `{shown}` | {f.metadata['doc']} |")
+    return "\n".join(rows)
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\n", "\\n") + '"' if "\n" in value else f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_literal(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
+
+def display_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it is inside, for messages and annotations."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

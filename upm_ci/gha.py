@@ -1,0 +1,110 @@
+"""GitHub Actions I/O, all of it: outputs, step summary, annotations, masking.
+
+Phase code never writes ``::`` workflow commands itself; it calls these functions. Outside
+GitHub Actions they are harmless: outputs and summaries go nowhere (unless the environment
+files are set, as ``act`` and the rehearsal do), annotations become plain ``level: message``
+lines on stderr, and masked values are still redacted from everything upm-ci prints.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import threading
+from pathlib import Path
+from typing import Literal, TextIO
+
+Level = Literal["error", "warning", "notice"]
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def in_actions() -> bool:
+    """True inside a GitHub Actions (or act) job."""
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def mask(value: str) -> None:
+    """Hide ``value`` from the job log and from everything upm-ci prints or writes via redact()."""
+    value = value.strip()
+    if len(value) < 4:
+        return
+    with _lock:
+        _secrets.add(value)
+    if in_actions():
+        for line in value.splitlines():
+            if line.strip():
+                sys.stdout.write(f"::add-mask::{_escape_data(line)}\n")
+        sys.stdout.flush()
+
+
+def redact(text: str) -> str:
+    """Replace every masked value in ``text`` with ``***``."""
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for value in known:
+        text = text.replace(value, "***")
+        for line in value.splitlines():
+            if len(line.strip()) >= 8:
+                text = text.replace(line, "***")
+    return text
+
+
+def set_output(name: str, value: str) -> None:
+    """Append an output to ``$GITHUB_OUTPUT``; multi-line values use a random delimiter."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    value = redact(value)
+    with open(path, "a", encoding="utf-8") as out:
+        if "\n" in value or "\r" in value:
+            delimiter = f"upm_{secrets.token_hex(16)}"
+            out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        else:
+            out.write(f"{name}={value}\n")
+
+
+def add_summary(markdown: str) -> None:
+    """Append Markdown to the job summary (``$GITHUB_STEP_SUMMARY``)."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(redact(markdown).rstrip("\n") + "\n\n")
+
+
+def annotate(
+    level: Level,
+    message: str,
+    *,
+    file: str | Path | None = None,
+    line: int | None = None,
+    title: str | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Emit an annotation: ``::error file=,line=::`` in Actions, ``error: file:line: msg`` else."""
+    message = redact(message)
+    if in_actions():
+        props = []
+        if file is not None:
+            props.append(f"file={_escape_property(str(file))}")
+        if line is not None:
+            props.append(f"line={line}")
+        if title:
+            props.append(f"title={_escape_property(title)}")
+        head = f"::{level} {','.join(props)}" if props else f"::{level}"
+        out = stream or sys.stdout
+        out.write(f"{head}::{_escape_data(message)}\n")
+    else:
+        where = f"{file}:{line}: " if file is not None and line else f"{file}: " if file else ""
+        (stream or sys.stderr).write(f"{level}: {where}{message}\n")
+
+
+def _escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")

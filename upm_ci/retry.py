@@ -1,0 +1,138 @@
+"""Retry what is safe to retry: 5xx, 429 and secondary rate limits (honouring Retry-After),
+connection resets. Never other 4xx: a bad request stays bad, and retrying it only hides the
+message. Used by every phase that talks to a service (GitHub, PyPI, Sigstore, OSV).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from upm_ci.errors import ServiceError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: ``classify(exc)`` returns None (do not retry) or the seconds the server asked us to wait
+#: (0.0 when it did not say, and backoff decides).
+Classifier = Callable[[BaseException], "float | None"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; Retry-After wins when larger."""
+
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_retry_after: float = 120.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """Defaults, overridable by ``UPM_RETRY_ATTEMPTS`` / ``UPM_RETRY_BASE_DELAY`` (tests)."""
+        return cls(
+            attempts=int(os.environ.get("UPM_RETRY_ATTEMPTS", cls.attempts)),
+            base_delay=float(os.environ.get("UPM_RETRY_BASE_DELAY", cls.base_delay)),
+            max_delay=float(os.environ.get("UPM_RETRY_MAX_DELAY", cls.max_delay)),
+        )
+
+    def delay(self, attempt: int, retry_after: float) -> float:
+        backoff = self.rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        return max(backoff, min(retry_after, self.max_retry_after))
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    classify: Classifier,
+    policy: RetryPolicy | None = None,
+) -> T:
+    """Call ``fn`` until it succeeds, a non-retryable error occurs, or attempts run out.
+
+    Running out raises :class:`ServiceError` naming ``what`` and the last failure.
+    """
+    policy = policy or RetryPolicy.from_env()
+    for attempt in range(policy.attempts):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classify decides
+            retry_after = classify(exc)
+            if retry_after is None:
+                raise
+            if attempt + 1 >= policy.attempts:
+                raise ServiceError(
+                    f"{what}: still failing after {policy.attempts} attempts: {describe(exc)}",
+                    hint="the service is down or rate-limiting; re-run later, the release resumes",
+                ) from exc
+            pause = policy.delay(attempt, retry_after)
+            log.info("%s: %s; retry %d in %.1fs", what, describe(exc), attempt + 1, pause)
+            policy.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def classify_http(status: int, headers: Mapping[str, str], body: str = "") -> float | None:
+    """Retry decision for an HTTP answer: None for 'do not retry', else the asked-for delay."""
+    retry_after = _retry_after(headers)
+    if status >= 500 or status == 408:
+        return retry_after or 0.0
+    if status == 429:
+        return retry_after or 1.0
+    if status == 403 and (retry_after is not None or "rate limit" in body.lower()):
+        if headers.get("x-ratelimit-remaining", headers.get("X-RateLimit-Remaining")) == "0":
+            reset = headers.get("x-ratelimit-reset", headers.get("X-RateLimit-Reset"))
+            if reset and reset.isdigit():
+                return max(0.0, float(reset) - time.time())
+        return retry_after or 1.0
+    return None
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A reset, refused or dropped connection, at any depth of ``__cause__``/``__context__``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        name = type(current).__name__
+        if name in {
+            "ConnectionError",
+            "ChunkedEncodingError",
+            "ProtocolError",
+            "RemoteDisconnected",
+            "ReadTimeout",
+            "ConnectTimeout",
+            "IncompleteRead",
+        }:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """A short one-line description of an exception, for messages."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
