@@ -37,7 +37,6 @@ def _missing_files(root: Path, config: Config) -> list[str]:
         named.append(config.dockerfile)
     if config.version_module:
         named.append(config.version_module)
-    out = [f"{name}: named in the configuration but missing" for name in named]
     out = [f"{n}: named in the configuration but missing" for n in named if not (root / n).exists()]
     if not any(root.glob(pattern) for pattern in config.plugins):
         out.append("plugins: no file matches " + ", ".join(config.plugins))

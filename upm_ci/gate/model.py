@@ -1,0 +1,67 @@
+"""What a gate check is: a function from :class:`GateContext` to :class:`CheckResult`.
+
+The gate runs one check per row of RELEASE.md's Pre-Release Checklist; each check is a plain
+function in its own module of this package, so a row of the policy maps to one file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from upm_ci.project import Project
+
+Status = Literal["pass", "fail", "warn", "skipped"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a check found, with the place to fix it when there is one."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one checklist row. ``reason`` is the one-line Status text."""
+
+    id: str
+    task: str
+    status: Status
+    reason: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def blocks(self) -> bool:
+        """Fail closed: only pass, warn and skipped let a release through."""
+        return self.status == "fail"
+
+
+@dataclass(frozen=True)
+class GitHubAccess:
+    """Where and how to reach GitHub's REST API (or the local stand-in)."""
+
+    api_url: str
+    token: str
+    repository: str
+
+
+@dataclass
+class GateContext:
+    """Everything a check may look at. Built once by the gate runner."""
+
+    project: Project
+    tag: str
+    work_dir: Path
+    junit_xml: Path | None = None
+    github: GitHubAccess | None = None
+    osv_url: str = ""
+    today: dt.date = field(default_factory=dt.date.today)
+
+
+Check = Callable[[GateContext], CheckResult]
