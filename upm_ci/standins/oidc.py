@@ -1,0 +1,321 @@
+"""GitHub Actions OIDC stand-in: test tokens and the ``ACTIONS_ID_TOKEN_REQUEST_URL`` endpoint.
+
+Keyless signing on a runner starts with ``sigstore.oidc.detect_credential()`` asking the
+runner's token endpoint for a JWT. ``OidcStandIn`` serves that endpoint on 127.0.0.1, so the
+rehearsal and the tests take exactly the code path a GitHub runner takes. Neither the
+Sigstore stand-in nor sigstore-python checks the token's signature, so the tokens are
+signed with a fixed HMAC key: well-formed, never trusted by anything real.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+__all__ = [
+    "GITHUB_ISSUER",
+    "OidcStandIn",
+    "decode_claims",
+    "github_claims",
+    "mint_github_token",
+    "mint_jwt",
+]
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+DEFAULT_AUDIENCE = "sigstore"
+_SIGNING_KEY = b"upm-ci-standin-not-a-secret"
+_TIME_CLAIMS = ("iat", "nbf", "exp")
+_CLAIM_PARAMS = frozenset(
+    {
+        "repository",
+        "ref",
+        "workflow_path",
+        "event_name",
+        "sha",
+        "workflow",
+        "environment",
+        "audience",
+        "lifetime",
+        "now",
+        "run_id",
+        "run_attempt",
+        "runner_environment",
+    }
+)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def mint_jwt(claims: Mapping[str, Any]) -> str:
+    """Encode ``claims`` as an HS256 JWT; claims whose value is ``None`` are left out."""
+    header = {"alg": "HS256", "typ": "JWT", "kid": "upm-ci-standin"}
+    payload = {k: v for k, v in claims.items() if v is not None}
+    signing_input = (
+        _b64url(json.dumps(header, separators=(",", ":")).encode())
+        + "."
+        + _b64url(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    )
+    sig = hmac.new(_SIGNING_KEY, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(sig)}"
+
+
+def decode_claims(token: str) -> dict[str, Any]:
+    """Return a JWT's claims without checking anything: for assertions in tests."""
+    payload = token.split(".")[1]
+    data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    claims: dict[str, Any] = json.loads(data)
+    return claims
+
+
+def github_claims(
+    repository: str = "unexpected/upm-sample",
+    ref: str = "refs/tags/v1.2.0",
+    workflow_path: str = ".github/workflows/release.yml",
+    event_name: str = "push",
+    sha: str | None = None,
+    *,
+    workflow: str = "Release",
+    environment: str | None = None,
+    audience: str = DEFAULT_AUDIENCE,
+    lifetime: int = 300,
+    now: int | None = None,
+    run_id: str = "1234567890",
+    run_attempt: str = "1",
+    runner_environment: str = "github-hosted",
+) -> dict[str, Any]:
+    """Claims shaped like a GitHub Actions ID token for a workflow in ``repository``.
+
+    The derived claims (``sub``, ``workflow_ref``, ``job_workflow_ref``...) follow GitHub's
+    rules, so a certificate issued for them carries what a real runner's certificate does.
+    """
+    owner = repository.split("/", 1)[0]
+    if sha is None:
+        sha = hashlib.sha1(f"{repository}@{ref}".encode()).hexdigest()
+    issued = int(time.time()) if now is None else now
+    ref_type = "tag" if ref.startswith("refs/tags/") else "branch"
+    sub = f"repo:{repository}:" + (f"environment:{environment}" if environment else f"ref:{ref}")
+    workflow_ref = f"{repository}/{workflow_path}@{ref}"
+    repo_id = str(int(hashlib.sha256(repository.encode()).hexdigest()[:8], 16))
+    owner_id = str(int(hashlib.sha256(owner.encode()).hexdigest()[:8], 16))
+    return {
+        "jti": secrets.token_hex(16),
+        "iss": GITHUB_ISSUER,
+        "aud": audience,
+        "sub": sub,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+        "ref": ref,
+        "ref_type": ref_type,
+        "ref_protected": "false",
+        "sha": sha,
+        "repository": repository,
+        "repository_id": repo_id,
+        "repository_owner": owner,
+        "repository_owner_id": owner_id,
+        "repository_visibility": "public",
+        "actor": owner,
+        "actor_id": owner_id,
+        "workflow": workflow,
+        "workflow_ref": workflow_ref,
+        "workflow_sha": sha,
+        "job_workflow_ref": workflow_ref,
+        "job_workflow_sha": sha,
+        "event_name": event_name,
+        "environment": environment,
+        "runner_environment": runner_environment,
+        "run_id": run_id,
+        "run_number": "7",
+        "run_attempt": run_attempt,
+        "head_ref": "",
+        "base_ref": "",
+    }
+
+
+def _split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = {k: v for k, v in kwargs.items() if k in _CLAIM_PARAMS}
+    extra = {k: v for k, v in kwargs.items() if k not in _CLAIM_PARAMS}
+    return params, extra
+
+
+def mint_github_token(**claims: Any) -> str:
+    """Mint a GitHub Actions ID token.
+
+    Keyword arguments named like ``github_claims`` parameters (``repository``, ``ref``,
+    ``workflow_path``, ``sha``, ``audience``, ``lifetime``...) derive the claims; any other
+    keyword sets that claim directly, and ``None`` removes it.
+    """
+    params, extra = _split(claims)
+    return mint_jwt({**github_claims(**params), **extra})
+
+
+class OidcStandIn:
+    """The runner's ID-token endpoint, as ``detect_credential()`` calls it.
+
+    ``GET <url>&audience=A`` with ``Authorization: bearer <request token>`` answers
+    ``{"value": <jwt>}`` whose ``aud`` is A; a wrong or missing request token gets 401, as
+    on GitHub. ``claims`` may be changed between requests (``standin.claims.update(...)``);
+    fresh ``iat``/``nbf``/``exp`` are added per request unless set explicitly.
+    """
+
+    def __init__(
+        self,
+        claims: Mapping[str, Any] | None = None,
+        *,
+        request_token: str | None = None,
+        lifetime: int = 300,
+        **github_params: Any,
+    ) -> None:
+        """``github_params`` go to ``github_claims``; ``claims`` override the result."""
+        base = github_claims(**github_params)
+        for key in _TIME_CLAIMS:
+            base.pop(key)
+        base.pop("aud")
+        self.claims: dict[str, Any] = {**base, **(claims or {})}
+        self.request_token = request_token or secrets.token_urlsafe(24)
+        self.lifetime = lifetime
+        self.requests: list[dict[str, Any]] = []
+        self._faults: list[list[int]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._path = (
+            "/_apis/distributedtask/hubs/Actions/plans/"
+            f"{secrets.token_hex(8)}/jobs/{secrets.token_hex(8)}/idtoken"
+        )
+
+    # -- lifecycle
+
+    def start(self) -> OidcStandIn:
+        """Start serving on a free port of 127.0.0.1."""
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="oidc-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> OidcStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what a runner exposes
+
+    @property
+    def port(self) -> int:
+        """The port served on (the server must be started)."""
+        if self._server is None:
+            raise RuntimeError("OidcStandIn is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``ACTIONS_ID_TOKEN_REQUEST_URL``: already has a query, as on GitHub."""
+        return f"http://127.0.0.1:{self.port}{self._path}?api-version=2.0"
+
+    def env(self) -> dict[str, str]:
+        """The variables a job with ``permissions: id-token: write`` gets."""
+        return {
+            "GITHUB_ACTIONS": "true",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": self.url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+        }
+
+    def token(self, audience: str = DEFAULT_AUDIENCE) -> str:
+        """Mint the token the endpoint would serve now for ``audience``."""
+        now = int(time.time())
+        times = {"iat": now, "nbf": now, "exp": now + self.lifetime}
+        return mint_jwt({**times, **self.claims, "aud": audience})
+
+    def inject_fault(self, status: int = 500, count: int = 1) -> None:
+        """Answer the next ``count`` token requests with ``status``."""
+        with self._lock:
+            self._faults.append([status, count])
+
+    def _take_fault(self) -> int | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault[1] > 0:
+                    fault[1] -= 1
+                    return fault[0]
+        return None
+
+
+def _make_handler(standin: OidcStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "upm-ci-oidc-standin"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet: tests read ``standin.requests`` instead."""
+
+        def _send(self, status: int, body: Mapping[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(parsed.query)
+            owner = str(standin.claims.get("repository_owner", ""))
+            audience = query.get("audience", [f"https://github.com/{owner}"])[0]
+            auth = self.headers.get("Authorization", "")
+            scheme, _, presented = auth.partition(" ")
+            authorized = scheme.lower() == "bearer" and hmac.compare_digest(
+                presented.strip(), standin.request_token
+            )
+            record: dict[str, Any] = {"path": parsed.path, "audience": audience}
+            with standin._lock:
+                standin.requests.append(record)
+            if parsed.path != standin._path:
+                record["status"] = 404
+                self._send(404, {"message": "Not Found"})
+                return
+            if not authorized:
+                record["status"] = 401
+                self._send(401, {"message": "Bad credentials"})
+                return
+            fault = standin._take_fault()
+            if fault is not None:
+                record["status"] = fault
+                self._send(fault, {"message": f"injected fault ({fault})"})
+                return
+            record["status"] = 200
+            self._send(200, {"count": 1, "value": standin.token(audience)})
+
+    return Handler
