@@ -206,7 +206,10 @@ class OidcStandIn:
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="oidc-standin", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # so that stop() returns at once
+            name="oidc-standin",
+            daemon=True,
         )
         self._thread.start()
         return self

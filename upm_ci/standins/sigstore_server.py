@@ -62,7 +62,7 @@ def _which(name: str, what: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise StandInError(
-            f"{what} ({name!r}) was not found on PATH. The Sigstore stand-in needs Node.js "
+            f"{what} ({name!r}) was not found. The Sigstore stand-in needs Node.js "
             ">= 20.17 with npm: install them (e.g. `apt-get install nodejs npm`), or point "
             "UPM_STANDIN_NODE / UPM_STANDIN_NPM at them."
         )
@@ -111,7 +111,7 @@ def ensure_node_deps(cache: Path | None = None, *, npm: str | None = None) -> Pa
 
 
 def _install(src: Path, parent: Path, dest: Path, npm: str | None) -> None:
-    npm_exe = npm or os.environ.get("UPM_STANDIN_NPM") or _which("npm", "npm")
+    npm_exe = _which(npm or os.environ.get("UPM_STANDIN_NPM") or "npm", "npm")
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=".install-"))
     try:
         for name in _PACKAGE_FILES:
@@ -185,7 +185,7 @@ class SigstoreStandIn:
         """Install dependencies if needed, start the server and wait for its ready line."""
         if self._proc is not None:
             return self
-        node = self._node or os.environ.get("UPM_STANDIN_NODE") or _which("node", "Node.js")
+        node = _which(self._node or os.environ.get("UPM_STANDIN_NODE") or "node", "Node.js")
         appdir = ensure_node_deps(self._cache, npm=self._npm)
         if self._workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="upm-sigstore-")
