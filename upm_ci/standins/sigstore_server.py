@@ -9,7 +9,6 @@ package folder (site-packages may be read-only). ``sigstore`` itself is imported
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -71,7 +70,13 @@ def _which(name: str, what: str) -> str:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise installs across processes (pytest-xdist workers); POSIX only, else a no-op."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: installs still land atomically through os.replace
+        yield
+        return
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -131,9 +136,13 @@ def _install(src: Path, parent: Path, dest: Path, npm: str | None) -> None:
                 f"{tmp}. Is the npm registry reachable?\n{tail}"
             )
         (tmp / ".upm-complete").write_text("ok\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        if dest.exists() and not (dest / ".upm-complete").exists():
+            shutil.rmtree(dest)  # a partial directory from an interrupted older layout
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not (dest / ".upm-complete").exists():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
