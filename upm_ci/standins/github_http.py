@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -706,6 +707,12 @@ class GitHubRequestHandler(BaseHTTPRequestHandler):
     server_version = "GitHub.com-standin"
     timeout = 60
     server: _Server
+
+    def setup(self) -> None:
+        """No Nagle: headers and body go out in separate writes, and with Nagle plus delayed
+        ACKs every keep-alive request would cost about 40 ms."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: the request log is the record, stderr stays readable."""

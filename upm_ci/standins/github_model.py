@@ -552,11 +552,11 @@ class GitHubState:
         for other in repo.releases.values():
             if other.id != release.id and not other.draft and other.tag_name == release.tag_name:
                 raise validation_failed("Release", "already_exists", "tag_name")
+        if release.tag_name in repo.tags_of_immutable_releases:
+            raise validation_failed(
+                "Release", "custom", "tag_name", "tag_name was used by an immutable release"
+            )
         if release.tag_name not in repo.tags:
-            if release.tag_name in repo.tags_of_immutable_releases:
-                raise validation_failed(
-                    "Release", "custom", "tag_name", "tag_name was used by an immutable release"
-                )
             sha = self.resolve(repo, release.target_commitish)
             if sha is None:
                 raise validation_failed("Release", "invalid", "target_commitish")
