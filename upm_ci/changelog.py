@@ -48,7 +48,9 @@ def parse_changelog(path: Path) -> list[Section]:
         heading = _HEADING.match(line)
         if heading and not line.startswith("###"):
             if current:
-                sections.append(Section(current[0], current[1], "\n".join(body).strip(), current[2]))
+                sections.append(
+                    Section(current[0], current[1], "\n".join(body).strip(), current[2])
+                )
             m = _VERSION.match(heading.group("title"))
             if not m:
                 raise InputError(

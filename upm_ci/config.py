@@ -95,7 +95,7 @@ class Config:
     )
     sandbox_test_pattern: str = _key(
         "test_sandbox_{plugin}",
-        "A test whose name starts with this (or marked `sandbox(\"{plugin}\")`) covers a plugin.",
+        'A test whose name starts with this (or marked `sandbox("{plugin}")`) covers a plugin.',
     )
     # --- gate: code review, docs, audit, version -------------------------------------------
     review_without_token: str = _key(

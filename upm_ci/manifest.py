@@ -141,9 +141,7 @@ class Manifest:
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)
     ledger: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False, repr=False)
-    _lock: threading.RLock = field(
-        default_factory=threading.RLock, compare=False, repr=False
-    )
+    _lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
 
     # --- files -----------------------------------------------------------------------------
     @property
@@ -196,9 +194,7 @@ class Manifest:
 
     def add_attestation(self, record: AttestationRecord) -> None:
         with self._lock:
-            self.attestations = [a for a in self.attestations if a.file != record.file] + [
-                record
-            ]
+            self.attestations = [a for a in self.attestations if a.file != record.file] + [record]
 
     def add_image(self, record: ImageRecord) -> None:
         with self._lock:

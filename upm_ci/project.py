@@ -54,8 +54,10 @@ class Project:
     @property
     def repository(self) -> str:
         """GitHub ``owner/name``: config, ``$GITHUB_REPOSITORY``, else the git remote."""
-        return self.config.repository or os.environ.get("GITHUB_REPOSITORY") or _git_remote_repo(
-            self.root
+        return (
+            self.config.repository
+            or os.environ.get("GITHUB_REPOSITORY")
+            or _git_remote_repo(self.root)
         )
 
     def path(self, relative: str) -> Path:
