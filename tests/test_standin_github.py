@@ -6,6 +6,7 @@ stand-in that would hide such a bug fails here first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -149,8 +150,6 @@ def test_upload_digest_and_exact_download(
     release = github.get_repo(SAMPLE).create_git_release("v1.1.0", "v1.1.0", "", draft=True)
     assert release.upload_url.endswith("/assets{?name,label}")
     asset = release.upload_asset(write(tmp_path, "pkg.whl", payload), label="wheel")
-    import hashlib
-
     assert asset.raw_data["digest"] == "sha256:" + hashlib.sha256(payload).hexdigest()
     assert (asset.state, asset.size, asset.label) == ("uploaded", len(payload), "wheel")
     assert asset.uploader.login == GITHUB_LOGIN
@@ -403,7 +402,7 @@ def test_concurrent_uploads_all_land(
             github_client(github_standin).get_repo(SAMPLE).get_release(release.id).upload_asset(
                 path
             )
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+        except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=upload, args=(p,)) for p in paths]
@@ -540,6 +539,14 @@ def test_cli_serves_a_seed_file_until_terminated(tmp_path: Path) -> None:
         assert [r.state for r in repo.get_pull(1).get_reviews()] == ["APPROVED"]
         state = requests.get(f"{info['url']}/_standin/state", timeout=5).json()
         assert state["repos"][0]["tags"]["v1.0.0"] == repo.get_commits()[1].sha
+        rule = {"kind": "503", "method": "GET", "path_regex": "/releases/latest$"}
+        assert requests.post(f"{info['url']}/_standin/inject", json=rule, timeout=5).ok
+        with pytest.raises(GithubException) as err:
+            repo.get_latest_release()
+        assert err.value.status == 503
+        assert repo.get_latest_release().tag_name == "v1.0.0"
+        log = requests.get(f"{info['url']}/_standin/requests", timeout=5).json()
+        assert [entry["status"] for entry in log[-2:]] == [503, 200]
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -103,7 +103,7 @@ class FaultPlan:
                         rule.skip -= 1
                         continue
                     rule.count -= 1
-                    return self._concrete(rule.kind, f"rule:{id(rule)}:{rule.count}")
+                    return self._concrete(rule.kind, f"rule:{method} {path}:{rule.count}")
             if self.rate <= 0 or not self.kinds:
                 return None
             key = f"{method} {path}"
