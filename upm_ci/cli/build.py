@@ -1,13 +1,93 @@
-"""`upm-ci build` (not implemented yet; its issue fills it in)."""
+"""``upm-ci build``: clean, build sdist + wheel, check them, write SHA256SUMS, record them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import (
+    dist_dir_option,
+    echo,
+    manifest_option,
+    markdown_table,
+    option,
+    project_option,
+    table,
+)
 
 
 @click.command("build")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci build is not implemented yet in this version")
+@project_option
+@manifest_option
+@dist_dir_option
+@option(
+    "--tag",
+    env="TAG",
+    default=None,
+    help="Release tag [default: GITHUB_REF's tag, else v<version>].",
+)
+@option(
+    "--check-reproducible/--no-check-reproducible",
+    env="CHECK_REPRODUCIBLE",
+    default=None,
+    help="Build twice and fail on any byte difference [default: config check-reproducible].",
+)
+@option("--no-smoke-test", env="NO_SMOKE_TEST", is_flag=True, help="Skip the install smoke test.")
+def command(
+    project: Path,
+    manifest: Path,
+    dist_dir: Path | None,
+    tag: str | None,
+    check_reproducible: bool | None,
+    no_smoke_test: bool,
+) -> int:
+    """Build the sdist and the wheel (from the sdist) reproducibly, check and checksum them.
+
+    Exit 2 when the project does not build (the build's last lines are shown); exit 1 when an
+    artifact is wrong: metadata not matching the tag, twine check, smoke test, reproducibility.
+    """
+    from upm_ci.build import build_release, release_info
+    from upm_ci.manifest import Manifest
+    from upm_ci.project import load_project
+
+    proj = load_project(project)
+    man = Manifest.load_or_new(manifest, release_info(proj, tag))
+    result = build_release(
+        proj,
+        man,
+        dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+        check_reproducible=(
+            proj.config.check_reproducible if check_reproducible is None else check_reproducible
+        ),
+        tag=tag,
+        smoke=not no_smoke_test,
+    )
+    artifacts = [result.sdist, result.wheel, result.sha256sums]
+    rows = [[a.name, str(a.size), a.sha256] for a in artifacts]
+    echo(table(["name", "size", "sha256"], rows))
+    checks = [
+        f"version {result.version} matches tag `{result.tag}`",
+        "twine check --strict passed",
+        "smoke test passed" if result.smoke_tested else "smoke test skipped",
+        "reproducible (built twice, identical)"
+        if result.reproducible_checked
+        else "reproducibility not checked",
+    ]
+    echo("; ".join(checks))
+    gha.set_output("wheel", str(man.resolve(result.wheel)))
+    gha.set_output("sdist", str(man.resolve(result.sdist)))
+    gha.set_output("sha256sums", result.sums_text.rstrip("\n"))
+    gha.set_output("manifest", str(man.path))
+    gha.add_summary(
+        f"### Build: {man.project.name} {result.version}\n\n"
+        + markdown_table(
+            ["artifact", "size", "sha256"], [[f"`{r[0]}`", r[1], f"`{r[2]}`"] for r in rows]
+        )
+        + "\n\n"
+        + "\n".join(f"- {c}" for c in checks)
+        + f"\n- SOURCE_DATE_EPOCH {result.source_date_epoch or 'unset'}, commit "
+        + f"`{result.commit or 'unknown'}`"
+    )
+    return 0

@@ -1,0 +1,504 @@
+"""Phase 2, build: clean, ``python -m build``, reproducibility, metadata check, smoke test, sums.
+
+Decisions worth knowing:
+
+- The wheel is built *from the sdist* (``python -m build`` with no target flags): that proves
+  the sdist is complete, and the wheel is what anyone rebuilding from the sdist gets.
+- ``SOURCE_DATE_EPOCH`` is the commit time of the release tag (HEAD while the tag does not exist
+  yet), so two builds of one commit give the same bytes.
+- A project that cannot build is bad input (:class:`InputError`, exit 2) and the message shows
+  the tail of the build's own output; a wheel that builds but is wrong (metadata, twine check,
+  smoke test, not reproducible) is a policy failure (exit 1).
+- Artifacts are built in a temporary directory and moved into ``dist_dir`` only when every
+  check passed: a failed build leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import venv
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from upm_ci.errors import InputError, PolicyError
+from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file
+from upm_ci.project import Project, git, version_from_tag
+
+log = logging.getLogger(__name__)
+
+#: Top-level directories RELEASE.md's clean step removes (``rm -rf build/ dist/ .eggs/``).
+CLEAN_TOP_DIRS = ("build", "dist", ".eggs")
+#: Directories never descended into while looking for ``__pycache__`` and ``*.pyc``.
+SKIP_DIRS = (".git", "node_modules")
+OUTPUT_TAIL_LINES = 20
+SUMS_NAME = "SHA256SUMS"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``build_release`` produced and checked."""
+
+    sdist: Artifact
+    wheel: Artifact
+    sha256sums: Artifact
+    sums_text: str
+    version: str
+    tag: str
+    commit: str
+    source_date_epoch: str
+    reproducible_checked: bool
+    smoke_tested: bool
+    removed: tuple[str, ...]
+
+
+# --- release identity -------------------------------------------------------------------------
+def resolve_tag(project: Project, tag: str | None) -> str:
+    """The tag being released: ``--tag``, else a tag ``GITHUB_REF``, else the project's own."""
+    if tag:
+        return tag.removeprefix("refs/tags/")
+    ref = os.environ.get("GITHUB_REF", "")
+    if ref.startswith("refs/tags/"):
+        return ref.removeprefix("refs/tags/")
+    return project.tag
+
+
+def _in_git(root: Path) -> bool:
+    try:
+        return git(root, "rev-parse", "--is-inside-work-tree") == "true"
+    except InputError:
+        return False
+
+
+def _source_ref(root: Path, tag: str) -> str:
+    """The tag when it exists (the tagged commit), else HEAD (a release candidate)."""
+    try:
+        git(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}")
+    except InputError:
+        return "HEAD"
+    return tag
+
+
+def release_info(project: Project, tag: str | None) -> ProjectInfo:
+    """The manifest's project record for this build (commit of the tag, or HEAD)."""
+    resolved = resolve_tag(project, tag)
+    commit = ""
+    if _in_git(project.root):
+        commit = git(project.root, "rev-parse", f"{_source_ref(project.root, resolved)}^{{commit}}")
+    return ProjectInfo(
+        name=project.name,
+        version=project.version,
+        tag=resolved,
+        commit=commit,
+        repository=project.repository,
+    )
+
+
+def source_date_epoch(root: Path, tag: str) -> str:
+    """Commit time of the tag (or HEAD); outside git, ``$SOURCE_DATE_EPOCH`` or empty."""
+    if _in_git(root):
+        return git(root, "log", "-1", "--format=%ct", _source_ref(root, tag))
+    return os.environ.get("SOURCE_DATE_EPOCH", "")
+
+
+# --- clean ------------------------------------------------------------------------------------
+def tracked_files(root: Path) -> set[str] | None:
+    """Project-relative POSIX paths git tracks, or None outside a repository."""
+    if not _in_git(root):
+        return None
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True
+    ).stdout.decode("utf-8", "surrogateescape")
+    return {p for p in out.split("\0") if p}
+
+
+def clean(root: Path, *, keep: Iterable[Path] = ()) -> list[str]:
+    """RELEASE.md's clean step, minus anything git tracks or ``keep`` names, never outside ``root``.
+
+    Removes the top-level ``build/ dist/ .eggs/`` and every ``__pycache__`` and ``*.pyc``
+    (skipping ``.git``, ``node_modules`` and virtualenvs). A tracked file inside such a
+    directory survives, and so do the directories that lead to it. Returns what was removed.
+    """
+    root = root.resolve()
+    tracked = tracked_files(root) or set()
+    kept = {p.resolve() for p in keep}
+    removed: list[str] = []
+    for name in CLEAN_TOP_DIRS:
+        target = root / name
+        if target.exists() or target.is_symlink():
+            _remove_tree(target, root, tracked, kept, removed)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if (here / "pyvenv.cfg").exists():
+            dirnames[:] = []
+            continue
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        for d in [d for d in dirnames if d == "__pycache__"]:
+            _remove_tree(here / d, root, tracked, kept, removed)
+            dirnames.remove(d)
+        for f in filenames:
+            if f.endswith(".pyc"):
+                _remove_tree(here / f, root, tracked, kept, removed)
+    if removed:
+        log.info("clean: removed %d paths", len(removed))
+    return removed
+
+
+def _remove_tree(
+    path: Path, root: Path, tracked: set[str], kept: set[Path], removed: list[str]
+) -> None:
+    """Delete ``path`` bottom-up, sparing tracked and kept paths (and their parents)."""
+    rel = path.relative_to(root).as_posix()
+    if path.resolve() in kept or rel in tracked:
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        removed.append(rel)
+        return
+    for child in sorted(path.iterdir()):
+        _remove_tree(child, root, tracked, kept, removed)
+    if not any(path.iterdir()):
+        path.rmdir()
+        removed.append(rel + "/")
+
+
+def empty_dist_dir(dist_dir: Path, root: Path, *, keep: Iterable[Path] = ()) -> list[str]:
+    """Clear a ``dist_dir`` inside the project (RELEASE.md's ``rm -rf dist/``), tracked files
+    and ``keep`` excepted; a dist_dir outside the project is left alone (only replaced files)."""
+    root, dist_dir = root.resolve(), dist_dir.resolve()
+    if not dist_dir.is_dir() or dist_dir == root or not dist_dir.is_relative_to(root):
+        return []
+    removed: list[str] = []
+    kept = {p.resolve() for p in keep} | {dist_dir}
+    tracked = tracked_files(root) or set()
+    for child in sorted(dist_dir.iterdir()):
+        _remove_tree(child, root, tracked, kept, removed)
+    return removed
+
+
+# --- build ------------------------------------------------------------------------------------
+def _tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_build(root: Path, outdir: Path, epoch: str) -> tuple[Path, Path]:
+    """``python -m build`` (sdist, then the wheel from it) into ``outdir``; (sdist, wheel)."""
+    env = dict(os.environ)
+    if epoch:
+        env["SOURCE_DATE_EPOCH"] = epoch
+    log.info("building %s into %s", root.name, outdir)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(outdir), str(root)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise InputError(
+            f"{root / 'pyproject.toml'}: the project does not build (python -m build exited "
+            f"{proc.returncode}); last lines of its output:\n"
+            + _tail(proc.stdout + "\n" + proc.stderr),
+            hint="fix the build configuration; try `python -m build` locally",
+        )
+    sdists = sorted(outdir.glob("*.tar.gz"))
+    wheels = sorted(outdir.glob("*.whl"))
+    if len(sdists) != 1 or len(wheels) != 1:
+        raise InputError(f"{root}: expected one sdist and one wheel, got {sdists + wheels}")
+    return sdists[0], wheels[0]
+
+
+# --- reproducibility --------------------------------------------------------------------------
+def _zip_members(path: Path) -> list[tuple[str, tuple[object, ...], bytes]]:
+    with zipfile.ZipFile(path) as z:
+        return [
+            (i.filename, (i.date_time, i.external_attr, i.compress_type), z.read(i))
+            for i in z.infolist()
+        ]
+
+
+def _tar_members(path: Path) -> list[tuple[str, tuple[object, ...], bytes]]:
+    out: list[tuple[str, tuple[object, ...], bytes]] = []
+    with tarfile.open(path, "r:*") as t:
+        for m in t.getmembers():
+            f = t.extractfile(m) if m.isfile() else None
+            meta = (m.type, m.mode, m.mtime, m.uid, m.gid, m.uname, m.gname, m.linkname)
+            out.append((m.name, meta, f.read() if f else b""))
+    return out
+
+
+def archive_differences(a: Path, b: Path) -> list[str]:
+    """Members of two archives that differ (content or metadata); empty when byte-identical."""
+    if a.read_bytes() == b.read_bytes():
+        return []
+    read = _zip_members if a.suffix == ".whl" else _tar_members
+    left, right = read(a), read(b)
+    diffs: list[str] = []
+    if [m[0] for m in left] != [m[0] for m in right]:
+        only = sorted({m[0] for m in left} ^ {m[0] for m in right})
+        diffs.append(f"member list or order ({', '.join(only) or 'order only'})")
+    right_by_name = {m[0]: m for m in right}
+    for name, meta, data in left:
+        other = right_by_name.get(name)
+        if other is None:
+            continue
+        if data != other[2]:
+            diffs.append(f"{name} (content)")
+        elif meta != other[1]:
+            diffs.append(f"{name} (metadata {meta} vs {other[1]})")
+    return diffs or ["the archive container itself (compression or gzip header)"]
+
+
+def compare_builds(first: tuple[Path, Path], second: tuple[Path, Path]) -> None:
+    """PolicyError naming each archive and member that differs between two builds."""
+    problems = []
+    for a, b in zip(first, second):
+        diffs = archive_differences(a, b)
+        if diffs:
+            problems.append(f"{a.name}: {'; '.join(diffs)}")
+    if problems:
+        raise PolicyError(
+            "build is not reproducible: " + " | ".join(problems),
+            hint="remove timestamps and randomness from the build (honour SOURCE_DATE_EPOCH)",
+        )
+
+
+# --- metadata and twine -----------------------------------------------------------------------
+def wheel_metadata(wheel: Path) -> tuple[str, str]:
+    """(Name, Version) from a wheel's ``*.dist-info/METADATA``."""
+    with zipfile.ZipFile(wheel) as z:
+        names = [n for n in z.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+        if len(names) != 1:
+            raise PolicyError(f"{wheel.name}: no single .dist-info/METADATA in the wheel")
+        return _name_version(z.read(names[0]), f"{wheel.name}:{names[0]}")
+
+
+def sdist_metadata(sdist: Path) -> tuple[str, str]:
+    """(Name, Version) from an sdist's top-level ``PKG-INFO``."""
+    with tarfile.open(sdist, "r:*") as t:
+        for m in t.getmembers():
+            if m.isfile() and m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"):
+                f = t.extractfile(m)
+                assert f is not None
+                return _name_version(f.read(), f"{sdist.name}:{m.name}")
+    raise PolicyError(f"{sdist.name}: no top-level PKG-INFO in the sdist")
+
+
+def _name_version(raw: bytes, where: str) -> tuple[str, str]:
+    msg = email.parser.BytesParser().parse(io.BytesIO(raw), headersonly=True)
+    name, version = msg.get("Name"), msg.get("Version")
+    if not name or not version:
+        raise PolicyError(f"{where}: Name or Version is missing")
+    return str(name), str(version)
+
+
+def check_metadata(project: Project, tag: str, sdist: Path, wheel: Path) -> str:
+    """Both artifacts carry the tag's (normalised) version and the project's name."""
+    expected = str(version_from_tag(tag, project.config.tag_prefix))
+    for path, (name, version) in ((wheel, wheel_metadata(wheel)), (sdist, sdist_metadata(sdist))):
+        if canonicalize_name(name) != project.normalized_name:
+            raise PolicyError(
+                f"{path.name}: metadata Name is {name!r}, but pyproject.toml says {project.name!r}"
+            )
+        if version != expected:
+            raise PolicyError(
+                f"{path.name}: metadata Version is {version!r}, but tag {tag!r} means {expected!r}",
+                hint="bump [project] version to match the tag, or release the right tag",
+            )
+    return expected
+
+
+def twine_check(paths: Sequence[Path]) -> None:
+    """``twine check --strict``; a warning or error is a policy failure."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if proc.returncode != 0:
+        raise PolicyError(
+            "twine check --strict failed:\n" + _tail(proc.stdout + "\n" + proc.stderr),
+            hint="fix the package metadata (long description, content type)",
+        )
+
+
+# --- smoke test -------------------------------------------------------------------------------
+def top_level_modules(wheel: Path) -> list[str]:
+    """Importable top-level packages and modules a wheel installs."""
+    found: set[str] = set()
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            first, _, rest = name.partition("/")
+            if first.endswith((".dist-info", ".data")):
+                continue
+            if rest == "__init__.py" or (not rest and first.endswith(".py")):
+                found.add(first.removesuffix(".py"))
+    return sorted(found)
+
+
+def make_venv(where: Path) -> Path:
+    """A fresh venv without pip (we drive our own pip at it); returns its python."""
+    venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(where)
+    return where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def pip_install(python: Path, wheel: Path) -> subprocess.CompletedProcess[str]:
+    """Install ``wheel`` and its dependencies (from pip's configured index) into ``python``."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+
+
+_SMOKE_SCRIPT = """
+import importlib, importlib.metadata as md, json, sys, traceback
+dist_name, modules = sys.argv[1], json.loads(sys.argv[2])
+failed = []
+for mod in modules:
+    try:
+        importlib.import_module(mod)
+    except BaseException:
+        failed.append(("import " + mod, traceback.format_exc()))
+eps = list(md.distribution(dist_name).entry_points)
+for ep in eps:
+    try:
+        ep.load()
+    except BaseException:
+        failed.append(("entry point %s = %s [%s]" % (ep.name, ep.value, ep.group),
+                       traceback.format_exc()))
+for what, tb in failed:
+    print("FAILED", what); print(tb)
+print("loaded %d modules, %d entry points" % (len(modules), len(eps)))
+sys.exit(1 if failed else 0)
+"""
+
+
+def smoke_test(project: Project, wheel: Path) -> str:
+    """Install the wheel in a fresh venv, import its modules and load every entry point."""
+    modules = project.config.smoke_imports or top_level_modules(wheel)
+    with tempfile.TemporaryDirectory(prefix="upm-smoke-") as tmp:
+        python = make_venv(Path(tmp) / "venv")
+        installed = pip_install(python, wheel)
+        if installed.returncode != 0:
+            raise PolicyError(
+                f"{wheel.name}: does not install in a fresh venv:\n"
+                + _tail(installed.stdout + "\n" + installed.stderr),
+                hint="check the wheel's dependencies and python_requires",
+            )
+        proc = subprocess.run(
+            [str(python), "-I", "-c", _SMOKE_SCRIPT, project.name, json.dumps(modules)],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+    if proc.returncode != 0:
+        raise PolicyError(
+            f"{wheel.name}: smoke test failed in a fresh venv:\n"
+            + _tail(proc.stdout + "\n" + proc.stderr),
+            hint="an import or an entry point of the installed wheel is broken",
+        )
+    log.info("smoke test: %s", proc.stdout.strip().splitlines()[-1])
+    return proc.stdout.strip()
+
+
+# --- checksums --------------------------------------------------------------------------------
+def sha256sums_text(paths: Sequence[Path]) -> str:
+    """Lines ``<hex>  <name>`` (what ``sha256sum -c`` reads), sorted by name."""
+    return "".join(f"{sha256_file(p)}  {p.name}\n" for p in sorted(paths, key=lambda p: p.name))
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- the phase --------------------------------------------------------------------------------
+def build_release(
+    project: Project,
+    manifest: Manifest,
+    *,
+    dist_dir: Path,
+    check_reproducible: bool,
+    tag: str | None,
+    smoke: bool = True,
+) -> BuildResult:
+    """Clean, build, check and checksum the release; record it in ``manifest`` and save it."""
+    tag = resolve_tag(project, tag)
+    version_from_tag(tag, project.config.tag_prefix)  # a malformed tag is bad input: fail early
+    dist_dir = dist_dir.resolve()
+    info = release_info(project, tag)
+    epoch = source_date_epoch(project.root, tag)
+    keep = [manifest.path] if manifest.path else []
+    # dist_dir is emptied only once every check passed: a failed build loses nothing.
+    removed = clean(project.root, keep=[*keep, dist_dir])
+    with tempfile.TemporaryDirectory(prefix="upm-build-") as tmp:
+        first = run_build(project.root, Path(tmp) / "a", epoch)
+        if check_reproducible:
+            second = run_build(project.root, Path(tmp) / "b", epoch)
+            compare_builds(first, second)
+            log.info("reproducible: both builds are byte-identical")
+        sdist, wheel = first
+        version = check_metadata(project, tag, sdist, wheel)
+        twine_check([sdist, wheel])
+        if smoke:
+            smoke_test(project, wheel)
+        removed += empty_dist_dir(dist_dir, project.root, keep=keep)
+        dist_dir.mkdir(parents=True, exist_ok=True)
+        final = []
+        for built in (sdist, wheel):
+            target = dist_dir / built.name
+            shutil.copyfile(built, target.with_name(f".{built.name}.tmp"))
+            os.replace(target.with_name(f".{built.name}.tmp"), target)
+            final.append(target)
+    sums = sha256sums_text(final)
+    sums_path = dist_dir / SUMS_NAME
+    _write_text_atomic(sums_path, sums)
+
+    if not manifest.project.commit:
+        manifest.project.commit = info.commit
+    sdist_art = manifest.add_file(final[0], "sdist")
+    wheel_art = manifest.add_file(final[1], "wheel")
+    sums_art = manifest.add_file(sums_path, "checksums")
+    manifest.record_phase(
+        "build",
+        "pass",
+        tag=tag,
+        source_date_epoch=epoch,
+        reproducible_checked=check_reproducible,
+        smoke_tested=smoke,
+    )
+    manifest.save()
+    return BuildResult(
+        sdist=sdist_art,
+        wheel=wheel_art,
+        sha256sums=sums_art,
+        sums_text=sums,
+        version=version,
+        tag=tag,
+        commit=info.commit,
+        source_date_epoch=epoch,
+        reproducible_checked=check_reproducible,
+        smoke_tested=smoke,
+        removed=tuple(removed),
+    )
