@@ -1,13 +1,66 @@
-"""`upm-ci rehearse` (not implemented yet; its issue fills it in)."""
+"""``upm-ci rehearse``: the whole release against local stand-ins, before you tag it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import echo, markdown_table, option, table
 
 
 @click.command("rehearse")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci rehearse is not implemented yet in this version")
+@click.argument(
+    "project", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
+)
+@option(
+    "--out",
+    env="REHEARSAL_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("rehearsal"),
+    show_default=True,
+    help="Output directory (new, empty, or an earlier rehearsal's: it is replaced).",
+)
+@option(
+    "--rekor-version",
+    env="REKOR_VERSION",
+    type=click.Choice(["1", "2"]),
+    default="1",
+    show_default=True,
+    help="Transparency log version the local Sigstore offers.",
+)
+@option(
+    "--github-fault-rate",
+    env="GITHUB_FAULT_RATE",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Fraction of GitHub requests that fail transiently (exercises retries).",
+)
+def command(project: Path, out: Path, rekor_version: str, github_fault_rate: float) -> int:
+    """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
+
+    Runs each phase as CI would, against local stand-ins for GitHub, PyPI, OSV, Sigstore and
+    the runner's OIDC token, all on 127.0.0.1. OUT holds gate-report.json,
+    release-manifest.json, dist/, published.json, verify-report.json and logs/.
+    Needs Node.js (Sigstore's own @sigstore/mock runs the local Sigstore).
+    """
+    from upm_ci.rehearse import rehearse
+
+    result = rehearse(
+        project,
+        out,
+        rekor_version=int(rekor_version),
+        github_fault_rate=github_fault_rate,
+        on_progress=lambda line: echo(line, err=True),
+    )
+    headers = ["phase", "status", "duration", "produced"]
+    rows = [[p.phase, p.status, f"{p.seconds:.1f} s", p.produced] for p in result.phases]
+    echo()
+    echo(table(headers, rows))
+    echo()
+    verdict = "every phase passed" if result.passed else "the release would fail"
+    echo(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
+    gha.add_summary("## upm-ci rehearse\n\n" + markdown_table(headers, rows))
+    return result.exit_code

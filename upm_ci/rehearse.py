@@ -1,0 +1,394 @@
+"""Rehearse a whole release before tagging it: every phase, against local stand-ins.
+
+Each phase runs as its own ``python -m upm_ci <phase>`` process with the environment a GitHub
+runner would give that job (``GITHUB_*``, ``ACTIONS_ID_TOKEN_REQUEST_*`` for the jobs that
+get ``id-token: write``, ``GITHUB_OUTPUT``/``GITHUB_STEP_SUMMARY`` files), so the code paths
+are the ones CI takes. The services are the stand-ins in :mod:`upm_ci.standins`: GitHub
+(seeded with the project's git history), OSV, PyPI (pypiserver), Sigstore and the runner's
+OIDC endpoint. Nothing leaves 127.0.0.1.
+
+A project that is not the top of its own git repository (e.g. ``examples/upm-sample`` inside
+this one) is first copied into ``DIR/source`` as a one-commit repository, so the rehearsal
+never sees another project's tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from upm_ci.errors import InputError, ServiceError
+from upm_ci.manifest import DEFAULT_NAME, Manifest
+from upm_ci.project import Project, git, load_project
+
+log = logging.getLogger(__name__)
+
+PHASES = ("gate", "build", "sbom", "sign", "publish", "verify")
+#: Jobs that get ``id-token: write`` in the reusable workflow.
+OIDC_PHASES = ("sign", "publish")
+#: Jobs that get a GitHub token.
+TOKEN_PHASES = ("gate", "publish", "verify")
+REVIEWER = "rehearsal-reviewer"
+_SNAPSHOT_IGNORE = shutil.ignore_patterns(
+    ".git", "dist", "build", ".venv", "venv", "__pycache__", "*.egg-info", "node_modules",
+    ".pytest_cache", ".mypy_cache", ".ruff_cache", "rehearsal",
+)  # fmt: skip
+
+
+@dataclass
+class PhaseOutcome:
+    """How one phase went."""
+
+    phase: str
+    status: str  # pass, fail, error, not run
+    exit_code: int | None
+    seconds: float
+    produced: str = ""
+    log_file: str = ""
+
+
+@dataclass
+class RehearsalResult:
+    """All phases, in order; ``exit_code`` is the first failing phase's."""
+
+    out_dir: Path
+    phases: list[PhaseOutcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return next((p.exit_code or 0 for p in self.phases if p.exit_code), 0)
+
+    @property
+    def passed(self) -> bool:
+        return all(p.status == "pass" for p in self.phases)
+
+
+@dataclass
+class Services:
+    """URLs and secrets of the running stand-ins."""
+
+    repository: str
+    github_api_url: str
+    github_token: str
+    osv_url: str
+    pypi_upload_url: str
+    pypi_index_url: str
+    pypi_token: str
+    trust_config: Path
+    oidc_env: dict[str, str]
+
+
+def rehearse(
+    project_dir: Path,
+    out_dir: Path,
+    *,
+    rekor_version: int = 1,
+    github_fault_rate: float = 0.0,
+    on_progress: Callable[[str], None] = lambda line: None,
+) -> RehearsalResult:
+    """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins."""
+    out_dir = _prepare_out_dir(out_dir)
+    source = _prepare_source(load_project(project_dir), out_dir)
+    project = load_project(source)
+    result = RehearsalResult(out_dir=out_dir)
+    with _services(project, out_dir, rekor_version, github_fault_rate) as services:
+        env = _runner_env(project, out_dir, services)
+        for phase in PHASES:
+            if result.exit_code:
+                result.phases.append(PhaseOutcome(phase, "not run", None, 0.0))
+                continue
+            on_progress(f"{phase}: running")
+            outcome = _run_phase(phase, project, out_dir, services, env, on_progress)
+            result.phases.append(outcome)
+            on_progress(f"{phase}: {outcome.status} ({outcome.seconds:.1f} s)")
+    _write_summary(result)
+    return result
+
+
+# --- preparation -----------------------------------------------------------------------------
+def _prepare_out_dir(out_dir: Path) -> Path:
+    """Use ``out_dir`` if it is new, empty or an earlier rehearsal's; never anything else."""
+    out_dir = out_dir.resolve()
+    marker = out_dir / ".upm-rehearsal"
+    if out_dir.exists() and any(out_dir.iterdir()) and not marker.exists():
+        raise InputError(
+            f"{out_dir}: exists and is not an earlier rehearsal's output",
+            hint="pass an empty or new --out directory",
+        )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "logs").mkdir(parents=True)
+    marker.write_text("upm-ci rehearse output; safe to delete\n")
+    return out_dir
+
+
+def _prepare_source(project: Project, out_dir: Path) -> Path:
+    """The project itself if it is a repository's top, else a one-commit snapshot of it."""
+    try:
+        top = Path(git(project.root, "rev-parse", "--show-toplevel")).resolve()
+    except InputError:
+        top = None
+    if top == project.root:
+        return project.root
+    source = out_dir / "source"
+    shutil.copytree(project.root, source, ignore=_SNAPSHOT_IGNORE)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "upm-ci rehearse",
+        "GIT_AUTHOR_EMAIL": "rehearse@localhost",
+        "GIT_COMMITTER_NAME": "upm-ci rehearse",
+        "GIT_COMMITTER_EMAIL": "rehearse@localhost",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run(["git", *args], cwd=source, env=env, check=True, capture_output=True)
+    return source
+
+
+@contextlib.contextmanager
+def _services(
+    project: Project, out_dir: Path, rekor_version: int, github_fault_rate: float
+) -> Iterator[Services]:
+    """Start every stand-in; stop them all on the way out, whatever happened."""
+    from upm_ci.standins.github import GitHubStandIn
+    from upm_ci.standins.oidc import OidcStandIn
+    from upm_ci.standins.osv import OsvStandIn
+    from upm_ci.standins.pypi import PypiStandIn
+    from upm_ci.standins.sigstore_server import SigstoreStandIn, StandInError
+
+    repository = project.repository or f"rehearsal/{project.normalized_name}"
+    owner, name = repository.split("/", 1)
+    token = f"ghs_{secrets.token_hex(18)}"
+    head = git(project.root, "rev-parse", "HEAD")
+    with contextlib.ExitStack() as stack:
+        try:
+            github = stack.enter_context(
+                GitHubStandIn(token, fault_rate=github_fault_rate, fault_seed=7, retry_after=0)
+            )
+            repo = github.add_repo(owner, name, default_branch="main")
+            _seed_history(github, repo, project.root)
+            osv = stack.enter_context(OsvStandIn())
+            pypi_token = f"pypi-{secrets.token_hex(16)}"
+            pypi = stack.enter_context(PypiStandIn(password=pypi_token))
+            sigstore = stack.enter_context(SigstoreStandIn(workdir=out_dir / ".sigstore"))
+            oidc = stack.enter_context(
+                OidcStandIn(
+                    repository=repository,
+                    ref=f"refs/tags/{project.tag}",
+                    workflow_path=project.config.release_workflow,
+                    sha=head,
+                )
+            )
+        except StandInError as e:
+            raise ServiceError(f"rehearse: a local stand-in did not start: {e}") from None
+        yield Services(
+            repository=repository,
+            github_api_url=github.api_url,
+            github_token=token,
+            osv_url=osv.query_url,
+            pypi_upload_url=pypi.upload_url,
+            pypi_index_url=pypi.simple_url,
+            pypi_token=pypi_token,
+            trust_config=sigstore.trust_config_path_for(rekor_version),
+            oidc_env=oidc.env(),
+        )
+
+
+def _seed_history(github: Any, repo: Any, root: Path) -> None:
+    """Import the git history; every commit not merged through a PR gets an approved one.
+
+    The rehearsal cannot know who reviewed what on the real GitHub: ``code-review`` runs
+    against this simulated history, and the real check happens in CI.
+    """
+    seeded = github.seed_from_git(repo, root, approve_pulls_as=REVIEWER)
+    covered = {sha for pull in repo.pulls.values() for sha in pull.commits}
+    for sha, commit in list(repo.commits.items()):
+        if sha not in covered:
+            github.add_pull(
+                repo,
+                author=commit.author,
+                commits=[sha],
+                merge_commit_sha=sha,
+                reviews=[(REVIEWER, "APPROVED")],
+            )
+    log.debug("seeded GitHub stand-in: %s", seeded)
+
+
+def _runner_env(project: Project, out_dir: Path, services: Services) -> dict[str, str]:
+    """What a GitHub-hosted runner sets for a tag push, pointed at the stand-ins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_", "UPM_"))}
+    gha_dir = out_dir / ".gha"
+    (gha_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    ref = f"refs/tags/{project.tag}"
+    env.update(
+        {
+            "GITHUB_ACTIONS": "true",
+            "CI": "true",
+            "GITHUB_REPOSITORY": services.repository,
+            "GITHUB_REPOSITORY_OWNER": services.repository.split("/")[0],
+            "GITHUB_REF": ref,
+            "GITHUB_REF_NAME": project.tag,
+            "GITHUB_REF_TYPE": "tag",
+            "GITHUB_SHA": git(project.root, "rev-parse", "HEAD"),
+            "GITHUB_EVENT_NAME": "push",
+            "GITHUB_WORKFLOW_REF": (
+                f"{services.repository}/{project.config.release_workflow}@{ref}"
+            ),
+            "GITHUB_RUN_ID": str(int(time.time())),
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_API_URL": services.github_api_url,
+            "GITHUB_STEP_SUMMARY": str(gha_dir / "summary.md"),
+            "RUNNER_TEMP": str(gha_dir / "tmp"),
+            "UPM_PROJECT": str(project.root),
+            "UPM_MANIFEST": str(out_dir / DEFAULT_NAME),
+            "UPM_DIST_DIR": str(out_dir / "dist"),
+            "UPM_TAG": project.tag,
+            "UPM_REPOSITORY": services.repository,
+            "UPM_GITHUB_API_URL": services.github_api_url,
+            "UPM_OSV_URL": services.osv_url,
+            "UPM_TRUST_CONFIG": str(services.trust_config),
+            "UPM_PYPI_UPLOAD_URL": services.pypi_upload_url,
+            "UPM_PYPI_INDEX_URL": services.pypi_index_url,
+        }
+    )
+    return env
+
+
+# --- running phases --------------------------------------------------------------------------
+def _phase_args(phase: str, out_dir: Path) -> list[str]:
+    """Per-phase arguments beyond the ``UPM_*`` environment every phase reads."""
+    if phase == "gate":
+        return ["--report-json", str(out_dir / "gate-report.json")]
+    if phase == "publish":
+        return ["--published-json", str(out_dir / "published.json")]
+    if phase == "verify":
+        return [
+            "--github-release",
+            "",  # filled with the tag below
+            "--report-json",
+            str(out_dir / "verify-report.json"),
+            "--download-dir",
+            str(out_dir / "downloaded"),
+        ]
+    return []
+
+
+def _run_phase(
+    phase: str,
+    project: Project,
+    out_dir: Path,
+    services: Services,
+    base_env: dict[str, str],
+    on_progress: Callable[[str], None],
+) -> PhaseOutcome:
+    env = dict(base_env)
+    env["GITHUB_OUTPUT"] = str(out_dir / ".gha" / f"{phase}.output")
+    if phase in TOKEN_PHASES:
+        env["UPM_GITHUB_TOKEN"] = services.github_token
+    if phase in OIDC_PHASES:
+        env.update(services.oidc_env)
+    if phase == "publish":
+        env["UPM_PYPI_TOKEN"] = services.pypi_token
+    args = _phase_args(phase, out_dir)
+    if phase == "verify":
+        args[1] = project.tag
+    log_file = out_dir / "logs" / f"{phase}.log"
+    start = time.monotonic()
+    with log_file.open("w", encoding="utf-8") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "upm_ci", phase, *args],
+            cwd=out_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sink.write(line)
+            if line.startswith("upm-ci: "):
+                on_progress(f"  {phase}: {line.removeprefix('upm-ci: ').rstrip()}")
+        code = proc.wait()
+    seconds = time.monotonic() - start
+    status = "pass" if code == 0 else "fail" if code == 1 else "error"
+    if code:
+        tail = log_file.read_text(encoding="utf-8").splitlines()[-15:]
+        for line in tail:
+            on_progress(f"  {phase} | {line}")
+    return PhaseOutcome(
+        phase,
+        status,
+        code,
+        seconds,
+        produced=_produced(phase, out_dir) if code == 0 else f"see {log_file.name}",
+        log_file=str(log_file.relative_to(out_dir)),
+    )
+
+
+def _produced(phase: str, out_dir: Path) -> str:
+    """One line of what a phase left behind, read from its report or the manifest."""
+    try:
+        manifest = Manifest.load(out_dir / DEFAULT_NAME)
+    except InputError:
+        manifest = None
+    if phase == "gate":
+        report = _read_json(out_dir / "gate-report.json")
+        checks = report.get("checks", [])
+        passed = sum(1 for c in checks if c.get("status") == "pass")
+        return f"gate-report.json: {passed}/{len(checks)} checks pass"
+    if phase == "verify":
+        report = _read_json(out_dir / "verify-report.json")
+        arts = report.get("artifacts", [])
+        ok = sum(1 for a in arts if a.get("passed"))
+        return f"verify-report.json: {ok}/{len(arts)} artifacts verified"
+    if phase == "publish":
+        published = _read_json(out_dir / "published.json")
+        rel = published.get("github", {}) or {}
+        index = published.get("pypi", {}) or {}
+        return (
+            f"published.json: release {'draft' if rel.get('draft') else 'published'} with "
+            f"{len(rel.get('assets', []))} assets; {len(index.get('files', []))} files on index"
+        )
+    if manifest is None:
+        return ""
+    kinds = {
+        "build": ("sdist", "wheel", "checksums"),
+        "sbom": ("sbom",),
+        "sign": ("sigstore-bundle", "provenance", "sbom-attestation", "gpg-signature"),
+    }[phase]
+    files = manifest.of_kind(*kinds)
+    names = ", ".join(a.name for a in files[:3])
+    more = f" +{len(files) - 3} more" if len(files) > 3 else ""
+    return f"{len(files)} files: {names}{more}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_summary(result: RehearsalResult) -> None:
+    from upm_ci.manifest import write_json_atomic
+
+    write_json_atomic(
+        result.out_dir / "rehearsal.json",
+        {
+            "schema": "upm-release/rehearsal/v1",
+            "passed": result.passed,
+            "exit_code": result.exit_code,
+            "phases": [p.__dict__ for p in result.phases],
+        },
+    )
