@@ -1,0 +1,1 @@
+"""Bundled plugins; each is registered in the ``upm_sample.plugins`` entry-point group."""
