@@ -1,0 +1,338 @@
+"""A local OSV API (https://osv.dev) on 127.0.0.1, for pip-audit's ``-s osv --osv-url``.
+
+osv.dev does not answer on these machines, and a vulnerability gate that is only ever tested
+against "no vulnerabilities" proves nothing. This stand-in answers ``POST /v1/query`` and
+``POST /v1/querybatch`` from a list of OSV-schema advisories, matching a package version
+against each advisory's ``affected`` entries (explicit ``versions``, or ``ECOSYSTEM`` ranges
+of ``introduced``/``fixed``/``last_affected`` events compared with :mod:`packaging`), and
+serves ``GET /v1/vulns/{id}``. ``fail=True`` (or :meth:`OsvStandIn.set_failing`) answers 503
+to every query, and :meth:`OsvStandIn.fail_next` fails only the next few, so tests can prove
+that an unreachable service never reads as "no vulnerabilities".
+
+Use from Python::
+
+    with OsvStandIn() as osv:            # the bundled demo DB of real advisories
+        subprocess.run(["pip-audit", "-s", "osv", "--osv-url", osv.query_url, ...])
+
+Command line (serves until SIGTERM/SIGINT; ``upm-ci rehearse`` and ``act`` runs use it)::
+
+    python -m upm_ci.standins.osv --port 0 --db advisories.json --ready-file ready.json
+
+The ready file is written atomically once the port is open: ``{"url", "query_url", "port",
+"pid"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+Advisory = dict[str, Any]
+
+
+def demo_db() -> list[Advisory]:
+    """The bundled advisories: real, public ones (idna, requests, jinja2, urllib3, certifi)."""
+    text = resources.files("upm_ci.standins").joinpath("osv_demo_db.json").read_text("utf-8")
+    advisories: list[Advisory] = json.loads(text)
+    return advisories
+
+
+def load_db(path: str | os.PathLike[str]) -> list[Advisory]:
+    """Advisories from a JSON file: a list of OSV records, or ``{"vulns": [...]}``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    vulns = data.get("vulns") if isinstance(data, dict) else data
+    if not isinstance(vulns, list) or not all(isinstance(v, dict) and "id" in v for v in vulns):
+        raise ValueError(f"{path}: expected a list of OSV records, each with an id")
+    return vulns
+
+
+def affects(advisory: Mapping[str, Any], package: str, version: str, ecosystem: str) -> bool:
+    """Does ``advisory`` cover ``package`` at ``version``? (names compared PEP 503-normalized)."""
+    if advisory.get("withdrawn"):
+        return False
+    wanted = canonicalize_name(package)
+    for affected in advisory.get("affected", []):
+        pkg = affected.get("package", {})
+        if pkg.get("ecosystem") != ecosystem or canonicalize_name(pkg.get("name", "")) != wanted:
+            continue
+        if version in affected.get("versions", []):
+            return True
+        if any(_in_range(r, version) for r in affected.get("ranges", [])):
+            return True
+    return False
+
+
+def _in_range(range_: Mapping[str, Any], version: str) -> bool:
+    """OSV range semantics: events sorted by version; introduced opens, fixed/last_affected
+    closes (fixed exclusive, last_affected inclusive)."""
+    if range_.get("type") != "ECOSYSTEM":
+        return False
+    try:
+        current = Version(version)
+    except InvalidVersion:
+        return False
+    events: list[tuple[Version, int, str]] = []
+    for event in range_.get("events", []):
+        for kind, order in (("introduced", 0), ("fixed", 1), ("last_affected", 2)):
+            if kind in event:
+                text = str(event[kind])
+                events.append((Version("0") if text == "0" else Version(text), order, kind))
+    affected = False
+    for at, _, kind in sorted(events):
+        if kind == "introduced" and current >= at:
+            affected = True
+        elif kind == "fixed" and current >= at:
+            affected = False
+        elif kind == "last_affected" and current > at:
+            affected = False
+    return affected
+
+
+@dataclass(frozen=True)
+class Query:
+    """One package query as the stand-in received it (for tests that count what was asked)."""
+
+    name: str
+    version: str
+    ecosystem: str
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Quiet: the stand-in's access log would drown test output."""
+
+    def do_GET(self) -> None:
+        prefix = "/v1/vulns/"
+        if not self.path.startswith(prefix):
+            self._send(404, {"code": 5, "message": "Not Found"})
+            return
+        wanted = unquote(self.path[len(prefix) :])
+        for advisory in self.server.standin.advisories:
+            if advisory["id"] == wanted:
+                self._send(200, advisory)
+                return
+        self._send(404, {"code": 5, "message": "Bug not found."})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path not in ("/v1/query", "/v1/querybatch"):
+            self._send(404, {"code": 5, "message": "Not Found"})
+            return
+        if self.server.standin.take_failure():
+            self._send(503, {"code": 14, "message": "Service Unavailable (stand-in fault)"})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+            if self.path == "/v1/query":
+                self._send(200, self.server.standin.answer(body))
+            else:
+                results = [self.server.standin.answer(q, brief=True) for q in body["queries"]]
+                self._send(200, {"results": results})
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            self._send(400, {"code": 3, "message": f"Invalid query: {e}"})
+
+    def _send(self, status: int, doc: Mapping[str, Any]) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: OsvStandIn
+
+
+class OsvStandIn:
+    """The server. Start with ``with`` or :meth:`start`; ``advisories`` default to the demo DB."""
+
+    def __init__(
+        self,
+        vulns: list[Advisory] | None = None,
+        *,
+        fail: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.advisories: list[Advisory] = demo_db() if vulns is None else list(vulns)
+        self._failing = fail
+        self._fail_next = 0
+        self._lock = threading.Lock()
+        self._queries: list[Query] = []
+        self._host = host
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> OsvStandIn:
+        if self._server is None:
+            self._server = _Server((self._host, self._port), _Handler)
+            self._server.standin = self
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"osv-standin:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> OsvStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the OSV stand-in is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (the API lives under ``/v1``)."""
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def query_url(self) -> str:
+        """What pip-audit's ``--osv-url`` takes: the full ``/v1/query`` URL."""
+        return f"{self.url}/v1/query"
+
+    # -- state ----------------------------------------------------------------------------
+
+    def add(self, *advisories: Advisory) -> None:
+        with self._lock:
+            self.advisories.extend(advisories)
+
+    def set_failing(self, failing: bool) -> None:
+        """Answer 503 to every query from now on (``True``) or never again (``False``)."""
+        with self._lock:
+            self._failing = failing
+            self._fail_next = 0
+
+    def fail_next(self, count: int) -> None:
+        """Answer 503 to the next ``count`` queries only (a transient outage)."""
+        with self._lock:
+            self._fail_next = count
+
+    def take_failure(self) -> bool:
+        with self._lock:
+            if self._failing:
+                return True
+            if self._fail_next > 0:
+                self._fail_next -= 1
+                return True
+            return False
+
+    @property
+    def queries(self) -> list[Query]:
+        """Every package query answered so far (failed ones excluded), oldest first."""
+        with self._lock:
+            return list(self._queries)
+
+    def answer(self, query: Mapping[str, Any], *, brief: bool = False) -> dict[str, Any]:
+        """The OSV answer to one query: ``{}`` when nothing matches, as osv.dev does."""
+        package = query["package"]
+        name, ecosystem = str(package["name"]), str(package.get("ecosystem", "PyPI"))
+        version = str(query["version"])
+        with self._lock:
+            self._queries.append(Query(name=name, version=version, ecosystem=ecosystem))
+            found = [a for a in self.advisories if affects(a, name, version, ecosystem)]
+        if not found:
+            return {}
+        if brief:
+            return {"vulns": [{"id": a["id"], "modified": a.get("modified", "")} for a in found]}
+        return {"vulns": found}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m upm_ci.standins.osv",
+        description="Serve a local OSV API (POST /v1/query) until SIGTERM or Ctrl-C.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--db", help="JSON list of OSV advisories; default: the bundled demo DB")
+    parser.add_argument("--ready-file", help="write {url, query_url, port, pid} here when ready")
+    parser.add_argument("--fail", action="store_true", help="answer 503 to every query")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        advisories = load_db(args.db) if args.db else None
+    except (OSError, ValueError) as e:
+        print(f"osv stand-in: {e}", file=sys.stderr)
+        return 2
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with OsvStandIn(advisories, fail=args.fail, host=args.host, port=args.port) as standin:
+        if args.ready_file:
+            ready = {
+                "url": standin.url,
+                "query_url": standin.query_url,
+                "port": standin.port,
+                "pid": os.getpid(),
+            }
+            _write_atomically(Path(args.ready_file), json.dumps(ready))
+        print(f"OSV stand-in serving {standin.query_url}", file=sys.stderr, flush=True)
+        while not stopped.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
