@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from upm_ci.errors import ServiceError
+
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
 
@@ -39,7 +41,7 @@ _PACKAGE_FILES = ("package.json", "package-lock.json")
 _NPM_CI = ("ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
 
 
-class StandInError(RuntimeError):
+class StandInError(ServiceError):
     """A local stand-in could not be installed or started; the message says what to do."""
 
 
