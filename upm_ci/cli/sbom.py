@@ -1,13 +1,94 @@
-"""`upm-ci sbom` (not implemented yet; its issue fills it in)."""
+"""``upm-ci sbom``: CycloneDX + SPDX of the built wheel's environment, and their audit."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import (
+    dist_dir_option,
+    echo,
+    manifest_option,
+    markdown_table,
+    option,
+    project_option,
+    table,
+)
+
+if TYPE_CHECKING:
+    from upm_ci.sbom import SbomResult
 
 
 @click.command("sbom")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci sbom is not implemented yet in this version")
+@project_option
+@manifest_option
+@dist_dir_option
+@option(
+    "--osv-url",
+    env="OSV_URL",
+    default=None,
+    help="OSV query URL for the audit [default: config osv-url, else OSV itself].",
+)
+def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str | None) -> int:
+    """Write CycloneDX 1.6 and SPDX 2.3 SBOMs bound to the wheel's digest; audit their components.
+
+    Exit 1 when a component has a vulnerability the allow-list does not accept, or when any
+    component could not be checked (the SBOMs are still written and recorded).
+    """
+    from upm_ci.manifest import Manifest
+    from upm_ci.project import load_project
+    from upm_ci.sbom import AuditFailed, make_sboms
+
+    proj = load_project(project)
+    man = Manifest.load(manifest)
+    try:
+        result = make_sboms(
+            proj,
+            man,
+            dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+            osv_url=proj.config.osv_url if osv_url is None else osv_url,
+            today=dt.date.today(),
+        )
+    except AuditFailed as failed:
+        _report(failed.result)
+        for vuln in failed.result.audit.blocking:
+            gha.annotate("error", vuln.describe(), title="vulnerable dependency")
+        raise
+    _report(result)
+    return 0
+
+
+def _report(result: SbomResult) -> None:
+    audit = result.audit
+    files = [[a.name, str(a.size), a.sha256] for a in (result.cyclonedx, result.spdx)]
+    echo(table(["sbom", "size", "sha256"], files))
+    echo(f"describes {result.wheel.name} (sha256 {result.wheel.sha256})")
+    echo(f"audit: {'pass' if audit.passed else 'FAIL'}: {audit.summary()}")
+    rows = [
+        [v.describe(), "allowed" if v.allowed_by else "blocking"] for v in audit.vulnerabilities
+    ]
+    rows += [[f"{s.name}: not checked ({s.reason})", "blocking"] for s in audit.skipped]
+    rows += [[f"allow-list entry {e.id} expired {e.expires}", "blocking"] for e in audit.expired]
+    rows += [[p, "blocking"] for p in audit.problems]
+    if rows:
+        echo(table(["finding", "status"], rows))
+    components = [[c.name, c.version, c.purl] for c in result.components]
+    gha.set_output("cyclonedx", result.cyclonedx.name)
+    gha.set_output("spdx", result.spdx.name)
+    gha.add_summary(
+        f"### SBOM: {result.wheel.name}\n\n"
+        + markdown_table(
+            ["sbom", "size", "sha256"], [[f"`{r[0]}`", r[1], f"`{r[2]}`"] for r in files]
+        )
+        + f"\n\nBound to `{result.wheel.name}` sha256 `{result.wheel.sha256}`; "
+        + f"{len(result.components)} runtime components.\n\n"
+        + f"**Audit: {'pass' if audit.passed else 'FAIL'}**: {audit.summary()}\n\n"
+        + (markdown_table(["finding", "status"], rows) + "\n\n" if rows else "")
+        + "<details><summary>components</summary>\n\n"
+        + markdown_table(["name", "version", "purl"], components)
+        + "\n\n</details>"
+    )

@@ -1,0 +1,374 @@
+"""Phase 3, sbom: CycloneDX and SPDX of the wheel's runtime environment, and its audit.
+
+The environment is a fresh venv with only the built wheel installed (and what it pulls in),
+so the SBOM lists what a user of the wheel actually runs. Components outside the wheel's
+dependency closure (pip, setuptools or wheel that a venv can bring along) are dropped: they
+are the venv's, not the wheel's. Both documents name the wheel, with its sha256, as what they
+describe, so an SBOM is bound to one artifact digest.
+
+Never an invalid SBOM: each document is validated (cyclonedx-python-lib's JSON schema
+validator, spdx-tools' validator) before anything is written, and written atomically. The
+vulnerability audit runs over exactly the components in the CycloneDX document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import canonicalize_name
+
+from upm_ci import __version__
+from upm_ci.build import make_venv, pip_install
+from upm_ci.config import AuditAllowance
+from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.manifest import Artifact, Manifest, SbomRecord, sha256_file
+from upm_ci.project import Project
+
+if TYPE_CHECKING:
+    from upm_ci.audit import AuditOutcome
+
+log = logging.getLogger(__name__)
+
+Auditor = Callable[..., "AuditOutcome"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One runtime dependency of the wheel, as the SBOMs list it."""
+
+    name: str
+    version: str
+    purl: str
+    ref: str
+    depends_on: tuple[str, ...]
+
+
+@dataclass
+class SbomResult:
+    """The two SBOMs, what they describe, and the audit of their components."""
+
+    cyclonedx: Artifact
+    spdx: Artifact
+    wheel: Artifact
+    components: list[Component]
+    audit: AuditOutcome
+
+
+class AuditFailed(PolicyError):
+    """The SBOMs were written, but the audit of their components did not pass (exit 1)."""
+
+    def __init__(self, result: SbomResult) -> None:
+        super().__init__(
+            f"vulnerability audit of the SBOM's components failed: {result.audit.summary()}",
+            hint="upgrade the dependency, or allow-list it with a reason and an expiry date",
+        )
+        self.result = result
+
+
+# --- the wheel and its environment ------------------------------------------------------------
+def built_wheel(manifest: Manifest) -> tuple[Artifact, Path]:
+    """The manifest's wheel, checked to be the very bytes the build recorded."""
+    wheels = manifest.of_kind("wheel")
+    if len(wheels) != 1:
+        raise InputError(
+            f"{manifest.path}: expected one wheel in the manifest, found {len(wheels)}",
+            hint="run `upm-ci build` first",
+        )
+    wheel = wheels[0]
+    path = manifest.resolve(wheel)
+    if not path.is_file():
+        raise InputError(f"{path}: the manifest's wheel is missing", hint="run `upm-ci build`")
+    if sha256_file(path) != wheel.sha256:
+        raise PolicyError(
+            f"{path.name}: its sha256 is not the one the build recorded in {manifest.path}",
+            hint="the wheel changed after the build; rebuild it",
+        )
+    return wheel, path
+
+
+def environment_bom(wheel: Path) -> dict[str, Any]:
+    """``cyclonedx-py environment`` over a fresh venv holding only ``wheel`` and its deps."""
+    with tempfile.TemporaryDirectory(prefix="upm-sbom-") as tmp:
+        python = make_venv(Path(tmp) / "venv")
+        installed = pip_install(python, wheel)
+        if installed.returncode != 0:
+            raise ServiceError(
+                f"{wheel.name}: installing it to inventory its environment failed: "
+                + _last_line(installed.stderr or installed.stdout),
+                hint="the package index may be unreachable; re-run",
+            )
+        out = Path(tmp) / "env.cdx.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "cyclonedx_py", "environment", str(python)]
+            + ["--output-reproducible", "--of", "JSON", "--sv", "1.6", "-o", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise PolicyError(f"cyclonedx-py failed: {_last_line(proc.stderr or proc.stdout)}")
+        data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return data
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def bind_to_wheel(
+    bom: dict[str, Any], *, name: str, version: str, wheel: Artifact
+) -> tuple[dict[str, Any], list[Component]]:
+    """Make the wheel the BOM's subject (with its digest) and keep only its dependency closure."""
+    components = {c["bom-ref"]: c for c in bom.get("components", [])}
+    graph = {d["ref"]: list(d.get("dependsOn", [])) for d in bom.get("dependencies", [])}
+    root_ref = next(
+        (
+            ref
+            for ref, c in components.items()
+            if canonicalize_name(c.get("name", "")) == canonicalize_name(name)
+        ),
+        None,
+    )
+    if root_ref is None:
+        raise PolicyError(f"{wheel.name}: not found in its own environment's SBOM")
+    closure: list[str] = []
+    pending = list(graph.get(root_ref, []))
+    while pending:
+        ref = pending.pop(0)
+        if ref in closure or ref == root_ref or ref not in components:
+            continue
+        closure.append(ref)
+        pending.extend(graph.get(ref, []))
+    dropped = sorted(set(components) - set(closure) - {root_ref})
+    if dropped:
+        log.info("sbom: dropped components outside the wheel's closure: %s", ", ".join(dropped))
+
+    purl = f"pkg:pypi/{canonicalize_name(name)}@{version}"
+    bom["metadata"]["component"] = {
+        "type": "library",
+        "bom-ref": root_ref,
+        "name": name,
+        "version": version,
+        "purl": purl,
+        "hashes": [{"alg": "SHA-256", "content": wheel.sha256}],
+        "externalReferences": [
+            {
+                "type": "distribution",
+                "url": wheel.name,
+                "hashes": [{"alg": "SHA-256", "content": wheel.sha256}],
+            }
+        ],
+    }
+    kept = []
+    for ref in sorted(closure, key=lambda r: components[r]["name"].lower()):
+        comp = dict(components[ref])
+        comp.setdefault(
+            "purl", f"pkg:pypi/{canonicalize_name(comp['name'])}@{comp.get('version', '')}"
+        )
+        kept.append(comp)
+    bom["components"] = kept
+    keep_refs = {root_ref, *closure}
+    bom["dependencies"] = [
+        {"ref": ref, "dependsOn": [d for d in graph.get(ref, []) if d in keep_refs]}
+        for ref in [root_ref, *sorted(closure)]
+    ]
+    parsed = [
+        Component(
+            name=c["name"],
+            version=c.get("version", ""),
+            purl=c["purl"],
+            ref=c["bom-ref"],
+            depends_on=tuple(d for d in graph.get(c["bom-ref"], []) if d in keep_refs),
+        )
+        for c in kept
+    ]
+    return bom, parsed
+
+
+def validate_cyclonedx(text: str) -> None:
+    """CycloneDX 1.6 JSON schema validation; an invalid document is never written."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    if error is not None:
+        raise PolicyError(f"CycloneDX SBOM failed schema validation, not written: {error}")
+
+
+# --- SPDX -------------------------------------------------------------------------------------
+def _spdx_id(text: str) -> str:
+    return "SPDXRef-Package-" + re.sub(r"[^A-Za-z0-9.-]+", "-", text)
+
+
+def spdx_document(
+    *,
+    name: str,
+    version: str,
+    wheel: Artifact,
+    root_ref: str,
+    root_depends_on: Sequence[str],
+    components: Sequence[Component],
+    created: dt.datetime,
+) -> Any:
+    """An SPDX 2.3 document (spdx-tools model): the wheel DESCRIBED, its deps DEPENDS_ON."""
+    from spdx_tools.spdx.model.actor import Actor, ActorType
+    from spdx_tools.spdx.model.checksum import Checksum, ChecksumAlgorithm
+    from spdx_tools.spdx.model.document import CreationInfo, Document
+    from spdx_tools.spdx.model.package import (
+        ExternalPackageRef,
+        ExternalPackageRefCategory,
+        Package,
+    )
+    from spdx_tools.spdx.model.relationship import Relationship, RelationshipType
+    from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
+
+    def package(spdx_id: str, pname: str, pversion: str, purl: str) -> Package:
+        return Package(
+            spdx_id=spdx_id,
+            name=pname,
+            version=pversion,
+            download_location=SpdxNoAssertion(),
+            files_analyzed=False,
+            license_concluded=SpdxNoAssertion(),
+            license_declared=SpdxNoAssertion(),
+            copyright_text=SpdxNoAssertion(),
+            external_references=[
+                ExternalPackageRef(ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", purl)
+            ],
+        )
+
+    root_id = _spdx_id(f"{name}-{version}")
+    root = package(root_id, name, version, f"pkg:pypi/{canonicalize_name(name)}@{version}")
+    root.file_name = wheel.name
+    root.checksums = [Checksum(ChecksumAlgorithm.SHA256, wheel.sha256)]
+    ids = {root_ref: root_id} | {c.ref: _spdx_id(f"{c.name}-{c.version}") for c in components}
+    packages = [root] + [package(ids[c.ref], c.name, c.version, c.purl) for c in components]
+    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, root_id)]
+    relationships += [
+        Relationship(root_id, RelationshipType.DEPENDS_ON, ids[ref])
+        for ref in root_depends_on
+        if ref in ids
+    ]
+    for c in components:
+        relationships += [
+            Relationship(ids[c.ref], RelationshipType.DEPENDS_ON, ids[d])
+            for d in c.depends_on
+            if d in ids
+        ]
+    info = CreationInfo(
+        spdx_version="SPDX-2.3",
+        spdx_id="SPDXRef-DOCUMENT",
+        name=f"{name}-{version}",
+        document_namespace=f"https://spdx.org/spdxdocs/{canonicalize_name(name)}-{version}-{wheel.sha256}",
+        creators=[Actor(ActorType.TOOL, f"upm-ci-{__version__}")],
+        created=created,
+    )
+    return Document(info, packages=packages, relationships=relationships)
+
+
+def validate_spdx(document: Any) -> str:
+    """spdx-tools' full validation, then its JSON; an invalid document is never written."""
+    import io
+
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+    from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
+
+    messages = validate_full_spdx_document(document)
+    if messages:
+        shown = "; ".join(m.validation_message for m in messages[:3])
+        raise PolicyError(f"SPDX SBOM failed validation, not written: {shown}")
+    out = io.StringIO()
+    write_document_to_stream(document, out, validate=False)
+    return out.getvalue() + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _created(manifest: Manifest) -> dt.datetime:
+    """The build's SOURCE_DATE_EPOCH when known (same inputs, same SBOM), else now."""
+    epoch = str(manifest.phases.get("build", {}).get("source_date_epoch", ""))
+    if epoch.isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+# --- the phase --------------------------------------------------------------------------------
+def make_sboms(
+    project: Project,
+    manifest: Manifest,
+    *,
+    dist_dir: Path,
+    osv_url: str,
+    today: dt.date,
+    auditor: Auditor | None = None,
+) -> SbomResult:
+    """Write and record both SBOMs of the manifest's wheel, then audit their components.
+
+    Raises :class:`AuditFailed` (a PolicyError carrying the result) when the audit does not
+    pass; the SBOMs are written and recorded either way, the phase marked ``fail``.
+    """
+    wheel, wheel_path = built_wheel(manifest)
+    name, version = manifest.project.name, manifest.project.version
+    raw = environment_bom(wheel_path)
+    bom, components = bind_to_wheel(raw, name=name, version=version, wheel=wheel)
+    root_ref = bom["metadata"]["component"]["bom-ref"]
+    root_deps = next(d["dependsOn"] for d in bom["dependencies"] if d["ref"] == root_ref)
+    cdx_text = json.dumps(bom, indent=2, sort_keys=True) + "\n"
+    validate_cyclonedx(cdx_text)
+    doc = spdx_document(
+        name=name,
+        version=version,
+        wheel=wheel,
+        root_ref=root_ref,
+        root_depends_on=root_deps,
+        components=components,
+        created=_created(manifest),
+    )
+    spdx_text = validate_spdx(doc)
+
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{project.dist_name}-{version}"
+    cdx_path, spdx_path = dist_dir / f"{stem}.cdx.json", dist_dir / f"{stem}.spdx.json"
+    _write_atomic(cdx_path, cdx_text)
+    _write_atomic(spdx_path, spdx_text)
+    cdx_art = manifest.add_file(cdx_path, "sbom")
+    spdx_art = manifest.add_file(spdx_path, "sbom")
+    for art, fmt in ((cdx_art, "cyclonedx-1.6+json"), (spdx_art, "spdx-2.3+json")):
+        manifest.add_sbom(SbomRecord(art.name, fmt, wheel.name, wheel.sha256))
+    manifest.save()
+    log.info("sbom: %d components; auditing them", len(components))
+
+    if auditor is None:
+        from upm_ci.audit import audit_packages
+
+        auditor = audit_packages
+    allow: Sequence[AuditAllowance] = project.config.audit_allow
+    packages = [(c.name, c.version) for c in components]
+    outcome = auditor(packages, osv_url=osv_url, allow=allow, today=today)
+    result = SbomResult(cdx_art, spdx_art, wheel, components, outcome)
+    status = "pass" if outcome.passed else "fail"
+    manifest.record_phase("sbom", status, components=len(components), audit=outcome.summary())
+    manifest.save()
+    if not outcome.passed:
+        raise AuditFailed(result)
+    return result
