@@ -95,14 +95,19 @@ def rehearse(
     *,
     rekor_version: int = 1,
     github_fault_rate: float = 0.0,
+    osv_url: str = "",
     on_progress: Callable[[str], None] = lambda line: None,
 ) -> RehearsalResult:
-    """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins."""
+    """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins.
+
+    ``osv_url`` replaces the local OSV stand-in with another vulnerability service (the real
+    OSV where there is internet, or an unreachable URL to see the audit fail closed).
+    """
     out_dir = _prepare_out_dir(out_dir)
     source = _prepare_source(load_project(project_dir), out_dir)
     project = load_project(source)
     result = RehearsalResult(out_dir=out_dir)
-    with _services(project, out_dir, rekor_version, github_fault_rate) as services:
+    with _services(project, out_dir, rekor_version, github_fault_rate, osv_url) as services:
         env = _runner_env(project, out_dir, services)
         for phase in PHASES:
             if result.exit_code:
@@ -157,7 +162,7 @@ def _prepare_source(project: Project, out_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _services(
-    project: Project, out_dir: Path, rekor_version: int, github_fault_rate: float
+    project: Project, out_dir: Path, rekor_version: int, github_fault_rate: float, osv_url: str
 ) -> Iterator[Services]:
     """Start every stand-in; stop them all on the way out, whatever happened."""
     from upm_ci.standins.github import GitHubStandIn
@@ -177,7 +182,8 @@ def _services(
             )
             repo = github.add_repo(owner, name, default_branch="main")
             _seed_history(github, repo, project.root)
-            osv = stack.enter_context(OsvStandIn())
+            if not osv_url:
+                osv_url = stack.enter_context(OsvStandIn()).query_url
             pypi_token = f"pypi-{secrets.token_hex(16)}"
             pypi = stack.enter_context(PypiStandIn(password=pypi_token))
             sigstore = stack.enter_context(SigstoreStandIn(workdir=out_dir / ".sigstore"))
@@ -195,7 +201,7 @@ def _services(
             repository=repository,
             github_api_url=github.api_url,
             github_token=token,
-            osv_url=osv.query_url,
+            osv_url=osv_url,
             pypi_upload_url=pypi.upload_url,
             pypi_index_url=pypi.simple_url,
             pypi_token=pypi_token,

@@ -38,7 +38,15 @@ from upm_ci.cli._common import echo, markdown_table, option, table
     show_default=True,
     help="Fraction of GitHub requests that fail transiently (exercises retries).",
 )
-def command(project: Path, out: Path, rekor_version: str, github_fault_rate: float) -> int:
+@option(
+    "--osv-url",
+    env="REHEARSAL_OSV_URL",
+    default="",
+    help="Use this OSV /v1/query URL instead of the local OSV stand-in.",
+)
+def command(
+    project: Path, out: Path, rekor_version: str, github_fault_rate: float, osv_url: str
+) -> int:
     """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
 
     Runs each phase as CI would, against local stand-ins for GitHub, PyPI, OSV, Sigstore and
@@ -53,6 +61,7 @@ def command(project: Path, out: Path, rekor_version: str, github_fault_rate: flo
         out,
         rekor_version=int(rekor_version),
         github_fault_rate=github_fault_rate,
+        osv_url=osv_url,
         on_progress=lambda line: echo(line, err=True),
     )
     headers = ["phase", "status", "duration", "produced"]
