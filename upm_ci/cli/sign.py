@@ -1,13 +1,148 @@
-"""`upm-ci sign` (not implemented yet; its issue fills it in)."""
+"""``upm-ci sign``: Sigstore bundles, SLSA provenance, SBOM attestation and GPG signatures.
+
+The identity token comes from ``--identity-token`` (``UPM_IDENTITY_TOKEN``); else, on GitHub
+Actions, from the runner (``permissions: id-token: write``); else, on a terminal, from
+sigstore's interactive browser flow against the trust config's OIDC issuer (not for CI).
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
+from upm_ci import gha
+from upm_ci.cli._common import (
+    dist_dir_option,
+    echo,
+    manifest_option,
+    markdown_table,
+    option,
+    project_option,
+    table,
+)
 from upm_ci.errors import InputError
+
+if TYPE_CHECKING:
+    from upm_ci.manifest import Manifest
 
 
 @click.command("sign")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci sign is not implemented yet in this version")
+@project_option
+@manifest_option
+@dist_dir_option
+@option(
+    "--identity-token",
+    env="IDENTITY_TOKEN",
+    default=None,
+    help="OIDC token for Fulcio [default: the runner's ambient token].",
+)
+@option(
+    "--trust-config",
+    env="TRUST_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Sigstore ClientTrustConfig JSON (staging, private or local instance) [default: public].",
+)
+@option(
+    "--rekor-version",
+    env="REKOR_VERSION",
+    type=click.IntRange(1, 2),
+    default=None,
+    help="Force Rekor v1 or v2 [default: the trust config's first log].",
+)
+@option(
+    "--expected-identity",
+    env="EXPECTED_IDENTITY",
+    default=None,
+    help="Identity every bundle must verify for [default: release-workflow at the tag].",
+)
+@option(
+    "--gpg-key",
+    env="GPG_PRIVATE_KEY",
+    default=None,
+    help="Armored GPG private key (or a file holding one): also write .asc signatures.",
+)
+@option("--gpg-passphrase", env="GPG_PASSPHRASE", default=None, help="Passphrase of --gpg-key.")
+def command(
+    project: Path,
+    manifest: Path,
+    dist_dir: Path | None,
+    identity_token: str | None,
+    trust_config: Path | None,
+    rekor_version: int | None,
+    expected_identity: str | None,
+    gpg_key: str | None,
+    gpg_passphrase: str | None,
+) -> int:
+    """Sign every release file keylessly (Sigstore), attest provenance and SBOM, and GPG-sign.
+
+    Every bundle is verified against the expected identity before the manifest records it;
+    a re-run keeps what still verifies.
+    """
+    for secret in (identity_token, gpg_key, gpg_passphrase):
+        if secret:
+            gha.mask(secret)
+    from upm_ci import identity, sign
+    from upm_ci.manifest import Manifest as ReleaseManifest
+    from upm_ci.project import load_project
+
+    proj = load_project(project)
+    release = ReleaseManifest.load(manifest)
+    token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
+    expected = expected_identity or sign.default_expected_identity(proj)
+    result = sign.sign_release(
+        proj,
+        release,
+        dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+        identity_token=token,
+        trust_config=trust_config,
+        rekor_version=rekor_version,
+        gpg_key=gpg_key,
+        gpg_passphrase=gpg_passphrase,
+        expected_identity=expected,
+        event=identity.load_event(),
+    )
+    rows = [
+        [s.subject, s.file, "" if s.log_index is None else str(s.log_index), _state(s.reused)]
+        for s in result.signed
+    ]
+    rows += [[", ".join(_subjects(release, a)), a, "", "signed"] for a in result.attestations]
+    headers = ["file", "signature", "log index", "state"]
+    echo(table(headers, rows))
+    echo(f"\nidentity: {result.identity}")
+    gha.add_summary(
+        f"### Sign: {len(result.signed)} signatures, {len(result.attestations)} attestations\n\n"
+        f"Identity `{result.identity}` ({result.issuer})\n\n" + markdown_table(headers, rows)
+    )
+    gha.set_output("bundles", "\n".join(result.bundles))
+    gha.set_output("manifest", str(release.path))
+    return 0
+
+
+def _state(reused: bool) -> str:
+    return "kept" if reused else "signed"
+
+
+def _subjects(release: Manifest, attestation: str) -> list[str]:
+    record = next((a for a in release.attestations if a.file == attestation), None)
+    return [s["name"] for s in record.subjects] if record else []
+
+
+def _interactive_token(trust_config: Path | None) -> str:
+    """sigstore's browser flow, only on a terminal; CI never gets here."""
+    if not sys.stdin.isatty():
+        raise InputError(
+            "no identity token: set UPM_IDENTITY_TOKEN, or run on GitHub Actions with "
+            "`permissions: id-token: write`"
+        )
+    from sigstore.oidc import Issuer
+
+    from upm_ci.sign import load_trust_config
+
+    config = load_trust_config(trust_config)
+    token = str(Issuer(config.signing_config.get_oidc_url()).identity_token())
+    gha.mask(token)
+    return token

@@ -1,0 +1,306 @@
+"""Who will sign: the OIDC token's claims, the identity its certificate will carry, and a
+preflight that refuses untrusted triggers before anything is signed or published.
+
+Shared by sign, verify and publish. Fulcio puts ``https://github.com/<job_workflow_ref>`` in a
+GitHub Actions certificate, so a release signed from a reusable workflow carries the *called*
+workflow's identity, while PyPI Trusted Publishing matches the *calling* ``workflow_ref``.
+The preflight says so before a release is half done. Tokens are never echoed: messages name
+claims, not the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from upm_ci import gha
+from upm_ci.config import GITHUB_ISSUER
+from upm_ci.errors import InputError, PolicyError, ServiceError
+
+__all__ = [
+    "GITHUB_ISSUER",
+    "SIGSTORE_AUDIENCE",
+    "TokenClaims",
+    "ambient_token",
+    "certificate_identity",
+    "decode_claims",
+    "load_event",
+    "preflight",
+    "workflow_identity",
+]
+
+log = logging.getLogger(__name__)
+
+SIGSTORE_AUDIENCE = "sigstore"
+#: Triggers whose runs may execute code from outside the repository with its secrets.
+UNTRUSTED_TRIGGERS = {
+    "pull_request_target": "runs with the base repository's secrets on a pull request's code",
+    "workflow_run": "is started by another workflow, possibly one a fork's pull request ran",
+}
+_CLOCK_SKEW = 60
+
+
+def workflow_identity(repository: str, workflow_path: str, ref: str) -> str:
+    """The certificate identity of ``workflow_path`` in ``repository`` run at ``ref``."""
+    return f"https://github.com/{repository}/{workflow_path}@{ref}"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """The claims of an OIDC identity token (signature unchecked: Fulcio checks it)."""
+
+    raw: dict[str, Any]
+
+    def _text(self, key: str) -> str:
+        value = self.raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    @property
+    def issuer(self) -> str:
+        return self._text("iss")
+
+    @property
+    def subject(self) -> str:
+        return self._text("sub")
+
+    @property
+    def audiences(self) -> list[str]:
+        aud = self.raw.get("aud")
+        if isinstance(aud, str):
+            return [aud]
+        return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+
+    @property
+    def repository(self) -> str:
+        return self._text("repository")
+
+    @property
+    def repository_owner(self) -> str:
+        return self._text("repository_owner")
+
+    @property
+    def ref(self) -> str:
+        return self._text("ref")
+
+    @property
+    def sha(self) -> str:
+        return self._text("sha")
+
+    @property
+    def event_name(self) -> str:
+        return self._text("event_name")
+
+    @property
+    def workflow_ref(self) -> str:
+        return self._text("workflow_ref")
+
+    @property
+    def job_workflow_ref(self) -> str:
+        return self._text("job_workflow_ref")
+
+    @property
+    def runner_environment(self) -> str:
+        return self._text("runner_environment")
+
+    @property
+    def run_id(self) -> str:
+        return str(self.raw.get("run_id", ""))
+
+    @property
+    def run_attempt(self) -> str:
+        return str(self.raw.get("run_attempt", ""))
+
+    @property
+    def expires_at(self) -> int | None:
+        exp = self.raw.get("exp")
+        return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
+
+    @property
+    def is_github_actions(self) -> bool:
+        return self.issuer == GITHUB_ISSUER
+
+    @property
+    def workflow_path(self) -> str:
+        """``.github/workflows/release.yml`` from ``workflow_ref`` (the calling workflow)."""
+        return _path_of(self.workflow_ref, self.repository)
+
+
+def _path_of(workflow_ref: str, repository: str) -> str:
+    path = workflow_ref.split("@", 1)[0]
+    return path.removeprefix(f"{repository}/") if repository else path
+
+
+def certificate_identity(claims: TokenClaims) -> str:
+    """The SAN Fulcio will put in the certificate for this token."""
+    if claims.is_github_actions and claims.job_workflow_ref:
+        return f"https://github.com/{claims.job_workflow_ref}"
+    return claims.subject
+
+
+def decode_claims(token: str) -> TokenClaims:
+    """Decode a JWT's payload without checking its signature; InputError if not a JWT."""
+    parts = token.strip().split(".")
+    if len(parts) != 3 or not all(parts):
+        raise InputError(
+            "identity token: not a JWT (expected three dot-separated parts)",
+            hint="pass the OIDC token itself in UPM_IDENTITY_TOKEN, or leave it unset on Actions",
+        )
+    payload = parts[1]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InputError(
+            "identity token: its payload is not base64url JSON",
+            hint="pass an unmodified OIDC token",
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError("identity token: its payload is not a JSON object")
+    return TokenClaims(raw=data)
+
+
+def load_event(path: str | None = None) -> dict[str, Any] | None:
+    """The triggering event's payload (``$GITHUB_EVENT_PATH``), or None when unavailable."""
+    where = path or os.environ.get("GITHUB_EVENT_PATH")
+    if not where:
+        return None
+    try:
+        data = json.loads(Path(where).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _fork_of(event: Mapping[str, Any] | None, repository: str) -> str | None:
+    """The fork's ``owner/name`` if the pull request comes from one; "" if not; None unknown."""
+    if event is None:
+        return None
+    pull = event.get("pull_request")
+    head = pull.get("head") if isinstance(pull, dict) else None
+    repo = head.get("repo") if isinstance(head, dict) else None
+    if not isinstance(repo, dict):
+        return None
+    name = str(repo.get("full_name", ""))
+    if repo.get("fork") is True or (name and name != repository):
+        return name or "a fork"
+    return ""
+
+
+def preflight(
+    claims: TokenClaims,
+    *,
+    expected_identity: str | None,
+    expected_repository: str | None,
+    event: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> list[str]:
+    """Everything that makes this token unfit to sign the release, as one sentence each.
+
+    ``event`` is the triggering event's payload (``load_event()``): for ``pull_request`` it
+    tells whether the code comes from a fork; without it such a run is refused (fail closed).
+    """
+    problems: list[str] = []
+    if claims.issuer != GITHUB_ISSUER:
+        problems.append(
+            f"token issuer is {claims.issuer or '(none)'!r}, not GitHub Actions ({GITHUB_ISSUER}):"
+            " releases are signed by the release workflow only"
+        )
+    if SIGSTORE_AUDIENCE not in claims.audiences:
+        problems.append(
+            f"token audience is {claims.audiences or '(none)'}, not {SIGSTORE_AUDIENCE!r}:"
+            " Fulcio refuses it; request the token for audience 'sigstore'"
+        )
+    current = time.time() if now is None else now
+    if claims.expires_at is None:
+        problems.append("token has no 'exp' claim: Fulcio refuses it")
+    elif claims.expires_at <= current:
+        problems.append(
+            f"token expired {int(current - claims.expires_at)} s ago: request a fresh one"
+        )
+    nbf = claims.raw.get("nbf")
+    if isinstance(nbf, int) and nbf > current + _CLOCK_SKEW:
+        problems.append("token is not valid yet ('nbf' is in the future): check the clock")
+    event_name = claims.event_name
+    if event_name in UNTRUSTED_TRIGGERS:
+        problems.append(
+            f"untrusted trigger {event_name!r}: it {UNTRUSTED_TRIGGERS[event_name]};"
+            " sign releases from a tag push (on: push: tags) instead"
+        )
+    elif event_name == "pull_request":
+        fork = _fork_of(event, claims.repository)
+        if fork is None:
+            problems.append(
+                "trigger 'pull_request' and the event payload ($GITHUB_EVENT_PATH) cannot be"
+                " read, so a fork's code cannot be ruled out: sign from a tag push instead"
+            )
+        elif fork:
+            problems.append(
+                f"untrusted trigger: a pull request from the fork {fork}; a fork's code never"
+                " signs a release: sign from a tag push instead"
+            )
+    if expected_repository and claims.repository != expected_repository:
+        problems.append(
+            f"token is for repository {claims.repository or '(none)'!r}, but the release is of"
+            f" {expected_repository!r}: run the release workflow in {expected_repository}"
+        )
+    cert_identity = certificate_identity(claims)
+    if expected_identity and cert_identity != expected_identity:
+        if claims.job_workflow_ref and claims.job_workflow_ref != claims.workflow_ref:
+            problems.append(
+                f"signing from the reusable workflow {claims.job_workflow_ref}: the certificate"
+                f" will carry {cert_identity}, but verify expects {expected_identity}, and PyPI"
+                f" Trusted Publishing matches the calling workflow {claims.workflow_path!r};"
+                " pass that identity as --expected-identity (and to verify), or sign in the"
+                " calling workflow"
+            )
+        else:
+            problems.append(
+                f"the certificate will carry {cert_identity or '(no identity)'}, but verify"
+                f" expects {expected_identity}: run the workflow set as release-workflow at the"
+                " release tag, or pass the right --expected-identity"
+            )
+    return problems
+
+
+def ambient_token() -> str | None:
+    """The runner's OIDC token for Sigstore, or None outside a CI that provides one.
+
+    On GitHub Actions without ``permissions: id-token: write`` this is a PolicyError that
+    says so. Transient failures of the token endpoint are retried.
+    """
+    if gha.in_actions() and not (
+        os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+        and os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    ):
+        raise PolicyError(
+            "GitHub Actions gave this job no OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is unset)",
+            hint="add `permissions: id-token: write` to the signing job",
+        )
+    from sigstore.oidc import IdentityError, detect_credential
+
+    from upm_ci.retry import call_with_retry, classify_http
+
+    def classify(exc: BaseException) -> float | None:
+        if not isinstance(exc, IdentityError):
+            return None
+        text = str(exc)
+        if "timed out" in text:
+            return 0.0
+        m = re.search(r"code=(\d{3})", text)
+        return classify_http(int(m.group(1)), {}) if m else None
+
+    try:
+        token = call_with_retry(detect_credential, what="OIDC token request", classify=classify)
+    except IdentityError as e:
+        raise ServiceError(f"OIDC token request failed: {str(e).splitlines()[0]}") from None
+    if token:
+        gha.mask(token)
+    return token

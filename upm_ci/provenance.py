@@ -1,0 +1,111 @@
+"""The in-toto statements a release carries: SLSA v1 provenance and a CycloneDX SBOM attestation.
+
+Both are plain dicts here (in-toto Statement v1); ``upm_ci.sign`` signs them as DSSE bundles.
+The provenance describes *how* the distributions were made: the release workflow (from the
+OIDC token's claims, so it cannot claim another workflow than the certificate does), the
+source repository at the commit, and the run. Its builder id is the certificate identity
+(``https://github.com/<job_workflow_ref>``), which is what a verifier pins.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from upm_ci.errors import InputError
+from upm_ci.identity import TokenClaims, certificate_identity
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+CYCLONEDX_BOM = "https://cyclonedx.org/bom"
+#: What this build type means: a upm-release pipeline run (gate, build, sbom) in a workflow.
+BUILD_TYPE = "https://github.com/unexpected/upm-release/buildtypes/release/v1"
+
+
+def subject(name: str, sha256: str) -> dict[str, Any]:
+    """An in-toto subject: a file name and its sha256."""
+    return {"name": name, "digest": {"sha256": sha256}}
+
+
+def slsa_provenance(
+    subjects: list[dict[str, Any]],
+    claims: TokenClaims,
+    *,
+    server_url: str = "https://github.com",
+    tag: str = "",
+    tool_version: str = "",
+) -> dict[str, Any]:
+    """A SLSA v1 provenance statement over ``subjects``, built from the token's claims."""
+    if not subjects:
+        raise InputError("provenance: no distributions to describe", hint="run upm-ci build")
+    repository = claims.repository
+    repo_url = f"{server_url}/{repository}"
+    run_url = f"{repo_url}/actions/runs/{claims.run_id}"
+    if claims.run_attempt:
+        run_url += f"/attempts/{claims.run_attempt}"
+    predicate: dict[str, Any] = {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {
+                "workflow": {
+                    "ref": claims.ref,
+                    "repository": repo_url,
+                    "path": claims.workflow_path,
+                },
+                "tag": tag,
+            },
+            "internalParameters": {
+                "github": {
+                    "event_name": claims.event_name,
+                    "repository_id": str(claims.raw.get("repository_id", "")),
+                    "repository_owner_id": str(claims.raw.get("repository_owner_id", "")),
+                    "runner_environment": claims.runner_environment,
+                },
+                "upm_release_version": tool_version,
+            },
+            "resolvedDependencies": [
+                {
+                    "uri": f"git+{repo_url}@{claims.ref}",
+                    "digest": {"gitCommit": claims.sha},
+                }
+            ],
+        },
+        "runDetails": {
+            "builder": {"id": certificate_identity(claims)},
+            "metadata": {"invocationId": run_url},
+        },
+    }
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": SLSA_PROVENANCE_V1,
+        "predicate": predicate,
+    }
+
+
+def sbom_statement(sbom_path: Path, describes: str, describes_sha256: str) -> dict[str, Any]:
+    """A CycloneDX SBOM attestation: the SBOM as predicate, bound to the artifact's digest."""
+    try:
+        bom = json.loads(sbom_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{sbom_path}: SBOM not found", hint="run upm-ci sbom") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{sbom_path}: SBOM is not valid JSON: {e}") from None
+    if not isinstance(bom, dict) or bom.get("bomFormat") != "CycloneDX":
+        raise InputError(f"{sbom_path}: not a CycloneDX JSON SBOM (bomFormat is not CycloneDX)")
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [subject(describes, describes_sha256)],
+        "predicateType": CYCLONEDX_BOM,
+        "predicate": bom,
+    }
+
+
+def is_cyclonedx(path: Path) -> bool:
+    """True for a CycloneDX JSON document (by content, not by name)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("bomFormat") == "CycloneDX"

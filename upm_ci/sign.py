@@ -1,0 +1,820 @@
+"""Phase 4: sign the release: keyless Sigstore bundles, SLSA provenance, SBOM attestation, GPG.
+
+One ephemeral key and one Fulcio certificate sign the whole release (``ReleaseSigner``);
+independent files are signed concurrently (sigstore-python's Rekor and TSA clients keep a
+session per thread), and every bundle is verified against the expected identity before it is
+written. Transient Fulcio/Rekor/TSA failures (5xx, 429, resets) are retried, 4xx never.
+
+Files written next to each subject, all verifiable with ``sigstore verify identity``:
+
+- ``<file>.sigstore.json``: a Sigstore bundle for every distribution, SBOM, ``SHA256SUMS``,
+  project manifest (config ``sign-files``) and, with ``sign-plugins``, plugin file.
+- ``<name>-<version>.intoto.jsonl``: SLSA v1 provenance over the distributions, a DSSE bundle
+  serialised on one line. Scorecard's Signed-Releases check looks for ``.intoto.jsonl``;
+  ``sigstore verify identity --bundle <name>-<version>.intoto.jsonl <wheel>`` accepts it,
+  because sigstore-python verifies a DSSE bundle and then requires the file's digest to be
+  one of the statement's subjects.
+- ``<wheel>.cdx.intoto.jsonl``: the CycloneDX SBOM as an in-toto attestation bound to the
+  wheel's digest (same format and same ``sigstore verify`` use).
+- With a GPG key: ``<file>.asc`` for distributions, SBOMs and ``SHA256SUMS`` (RELEASE.md:
+  ``gpg --detach-sign --armor``) and the public key as ``<name>-<version>.pub.asc``.
+
+A re-run keeps every bundle that still verifies for the subject's current digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from upm_ci import __version__, gha, identity, provenance
+from upm_ci.config import GITHUB_ISSUER
+from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.manifest import (
+    Artifact,
+    AttestationRecord,
+    Manifest,
+    SignatureRecord,
+    sha256_file,
+)
+from upm_ci.project import Project
+from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
+
+if TYPE_CHECKING:
+    from sigstore.models import Bundle, ClientTrustConfig
+    from sigstore.sign import Signer
+    from sigstore.verify import Verifier
+
+log = logging.getLogger(__name__)
+
+BUNDLE_SUFFIX = ".sigstore.json"
+PROVENANCE_SUFFIX = ".intoto.jsonl"
+SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
+#: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
+SIGNED_KINDS = ("sdist", "wheel", "sbom", "checksums", "project-manifest", "plugin")
+GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
+DEFAULT_WORKERS = 32
+
+
+class _MissingTimestamp(Exception):
+    """The TSA did not answer; sigstore-python only logs that, so the bundle has no time."""
+
+
+# --------------------------------------------------------------------------- trust + verify
+
+
+def load_trust_config(path: Path | None, rekor_version: int | None = None) -> ClientTrustConfig:
+    """The Sigstore instance: ``path`` (a ClientTrustConfig JSON) or production via TUF."""
+    from sigstore.models import ClientTrustConfig
+
+    if rekor_version not in (None, 1, 2):
+        raise InputError(f"--rekor-version: {rekor_version} is not 1 or 2")
+    if path is None:
+        config = call_with_retry(
+            ClientTrustConfig.production, what="Sigstore TUF", classify=classify_sigstore
+        )
+    else:
+        try:
+            config = ClientTrustConfig.from_json(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise InputError(f"{path}: trust config cannot be read: {e.strerror}") from None
+        except Exception as e:  # noqa: BLE001 - any parse failure is the file's fault
+            raise InputError(
+                f"{path}: not a Sigstore ClientTrustConfig: {_first_line(e)}"
+            ) from None
+    config.force_tlog_version = rekor_version
+    return config
+
+
+def _hashed(digest_hex: str) -> Any:
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(digest_hex))
+
+
+def verify_bundle(
+    bundle: Bundle,
+    *,
+    verifier: Verifier,
+    identity: str,
+    issuer: str = GITHUB_ISSUER,
+    subject_sha256: str | None = None,
+    what: str = "bundle",
+) -> dict[str, Any] | None:
+    """Verify ``bundle`` against ``identity``/``issuer`` (and the subject's digest).
+
+    Artifact bundles need ``subject_sha256``. For DSSE bundles the in-toto statement is
+    returned; when ``subject_sha256`` is given it must be one of the statement's subjects.
+    Any failure is a PolicyError naming ``what``. The verify phase reuses this.
+    """
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.verify import policy
+
+    expected = policy.Identity(identity=identity, issuer=issuer)
+    if bundle._dsse_envelope is None and subject_sha256 is None:
+        raise ValueError("an artifact bundle needs the subject's sha256")
+    try:
+        if bundle._dsse_envelope is None:
+            verifier.verify_artifact(_hashed(str(subject_sha256)), bundle, expected)
+            return None
+        payload_type, payload = verifier.verify_dsse(bundle, expected)
+    except SigstoreError as e:
+        raise PolicyError(
+            f"{what}: does not verify for {identity} ({issuer}): {_first_line(e)}",
+            hint="the signing identity must be the release workflow at the release tag",
+        ) from None
+    if payload_type != "application/vnd.in-toto+json":
+        raise PolicyError(f"{what}: DSSE payload is {payload_type}, not an in-toto statement")
+    statement: dict[str, Any] = json.loads(payload)
+    if subject_sha256 is not None and not any(
+        s.get("digest", {}).get("sha256") == subject_sha256 for s in statement.get("subject", [])
+    ):
+        raise PolicyError(f"{what}: the statement has no subject with sha256 {subject_sha256}")
+    return statement
+
+
+def log_index(bundle_json: str) -> int | None:
+    """The transparency log index recorded in a bundle's JSON."""
+    try:
+        entries = json.loads(bundle_json)["verificationMaterial"]["tlogEntries"]
+        return int(entries[0]["logIndex"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def classify_sigstore(exc: BaseException) -> float | None:
+    """Retry decision for sigstore-python errors: they wrap ``requests`` errors (as cause,
+    context or first argument), so look through the chain for an HTTP status or a reset."""
+    import requests
+
+    if isinstance(exc, _MissingTimestamp) or is_connection_error(exc):
+        return 0.0
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        candidates = [current, *(a for a in current.args if isinstance(a, BaseException))]
+        for candidate in candidates:
+            if isinstance(candidate, requests.HTTPError) and candidate.response is not None:
+                response = candidate.response
+                return classify_http(response.status_code, response.headers, response.text)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# --------------------------------------------------------------------------- ReleaseSigner
+
+
+class ReleaseSigner:
+    """One ephemeral key and one certificate for a whole release.
+
+    ``with ReleaseSigner(token, trust_config=..., expected_identity=...) as signer:`` then
+    ``signer.sign_file(path)`` writes and returns ``<path>.sigstore.json``, and
+    ``signer.sign_statement(statement)`` returns a DSSE bundle's JSON. Both verify what they
+    made against the expected identity first, and are safe to call from several threads.
+    """
+
+    def __init__(
+        self,
+        identity_token: str,
+        *,
+        expected_identity: str,
+        trust_config: Path | None = None,
+        rekor_version: int | None = None,
+        issuer: str = GITHUB_ISSUER,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        gha.mask(identity_token)
+        self._token = identity_token
+        self.expected_identity = expected_identity
+        self.issuer = issuer
+        self._trust_config_path = trust_config
+        self._rekor_version = rekor_version
+        self._retry = retry
+        self._signer: Signer | None = None
+        self._verifier: Verifier | None = None
+        self._tsa_expected = False
+
+    def __enter__(self) -> ReleaseSigner:
+        from sigstore.oidc import IdentityError, IdentityToken
+        from sigstore.sign import Signer, SigningContext
+        from sigstore.verify import Verifier
+
+        config = load_trust_config(self._trust_config_path, self._rekor_version)
+        context = SigningContext.from_trust_config(config)
+        self._tsa_expected = bool(context._tsa_clients)
+        self._verifier = Verifier(trusted_root=config.trusted_root)
+        try:
+            token = IdentityToken(self._token)
+        except IdentityError as e:
+            raise InputError(f"identity token: refused by sigstore: {_first_line(e)}") from None
+        # cache=True: one key and certificate for every file (cache=False is broken upstream).
+        self._signer = self._call(lambda: Signer(token, context, cache=True), "Fulcio certificate")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._signer = None
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            raise RuntimeError("ReleaseSigner is not entered")
+        return self._verifier
+
+    def _call(self, fn: Any, what: str) -> Any:
+        from sigstore.errors import Error as SigstoreError
+
+        try:
+            return call_with_retry(fn, what=what, classify=classify_sigstore, policy=self._retry)
+        except ServiceError:
+            raise
+        except (SigstoreError, OSError, ValueError) as e:
+            raise ServiceError(f"{what}: refused: {_first_line(e)}") from None
+        except Exception as e:  # noqa: BLE001 - sigstore's client errors share no base class
+            if type(e).__module__.startswith(("sigstore", "requests", "urllib3")):
+                raise ServiceError(f"{what}: refused, not retried: {_describe(e)}") from None
+            raise
+
+    def _checked(self, bundle: Bundle) -> Bundle:
+        tsv = bundle.verification_material.timestamp_verification_data
+        if self._tsa_expected and (tsv is None or not tsv.rfc3161_timestamps):
+            raise _MissingTimestamp("the timestamp authority did not answer")
+        return bundle
+
+    def _active(self) -> Signer:
+        if self._signer is None:
+            raise RuntimeError("ReleaseSigner is not entered")
+        return self._signer
+
+    def sign_file(self, path: Path, bundle_path: Path | None = None) -> Path:
+        """Sign ``path``, verify, write ``<path>.sigstore.json`` atomically; return its path."""
+        digest = sha256_file(path)
+        signer = self._active()
+        bundle = self._call(
+            lambda: self._checked(signer.sign_artifact(_hashed(digest))),
+            f"Sigstore signing of {path.name}",
+        )
+        verify_bundle(
+            bundle,
+            verifier=self.verifier,
+            identity=self.expected_identity,
+            issuer=self.issuer,
+            subject_sha256=digest,
+            what=f"{path.name}{BUNDLE_SUFFIX}",
+        )
+        out = bundle_path or path.with_name(path.name + BUNDLE_SUFFIX)
+        write_text_atomic(out, bundle.to_json())
+        return out
+
+    def sign_statement(
+        self, statement: Mapping[str, Any] | bytes, *, what: str = "statement"
+    ) -> str:
+        """Sign an in-toto statement as DSSE, verify it, and return the bundle's JSON."""
+        from sigstore import dsse
+        from sigstore.errors import Error as SigstoreError
+
+        raw = statement if isinstance(statement, bytes) else json.dumps(statement).encode()
+        try:
+            parsed = dsse.Statement(raw)
+        except SigstoreError as e:
+            raise InputError(f"{what}: not an in-toto statement: {_first_line(e)}") from None
+        signer = self._active()
+        bundle = self._call(lambda: self._checked(signer.sign_dsse(parsed)), f"signing {what}")
+        verify_bundle(
+            bundle,
+            verifier=self.verifier,
+            identity=self.expected_identity,
+            issuer=self.issuer,
+            what=what,
+        )
+        return str(bundle.to_json())
+
+    def existing_bundle_verifies(self, bundle_path: Path, subject_sha256: str) -> bool:
+        """True if ``bundle_path`` exists and verifies for this digest and identity (resume)."""
+        from sigstore.models import Bundle
+
+        if not bundle_path.is_file():
+            return False
+        try:
+            bundle = Bundle.from_json(bundle_path.read_text(encoding="utf-8"))
+            verify_bundle(
+                bundle,
+                verifier=self.verifier,
+                identity=self.expected_identity,
+                issuer=self.issuer,
+                subject_sha256=subject_sha256,
+                what=bundle_path.name,
+            )
+        except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
+            log.info("%s: re-signing (%s)", bundle_path.name, _first_line(e))
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------- GPG
+
+
+class GpgSigner:
+    """A throw-away GNUPGHOME holding the release key; removed on exit.
+
+    The passphrase goes to gpg on stdin (``--passphrase-fd 0``), never on the command line.
+    """
+
+    def __init__(self, private_key: str, passphrase: str | None) -> None:
+        gha.mask(private_key)
+        if passphrase:
+            gha.mask(passphrase)
+        self._key = private_key
+        self._passphrase = passphrase or ""
+        self._home: Path | None = None
+        self.fingerprint = ""
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> GpgSigner:
+        if shutil.which("gpg") is None:
+            raise InputError("--gpg-key given but gpg is not installed", hint="install gnupg")
+        key_text = self._read_key()
+        self._home = Path(tempfile.mkdtemp(prefix="upm-gnupg-"))
+        try:
+            os.chmod(self._home, 0o700)
+            key_file = self._home / "release-key.asc"
+            key_file.write_text(key_text, encoding="utf-8")
+            os.chmod(key_file, 0o600)
+            self._gpg("--import", str(key_file), what="--gpg-key: import")
+            key_file.unlink()
+            listing = self._gpg("--with-colons", "--list-secret-keys", what="--gpg-key")
+            fprs = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
+            if not fprs:
+                raise InputError(
+                    "--gpg-key: holds no secret key", hint="export it with --export-secret-keys"
+                )
+            self.fingerprint = fprs[0]
+            probe = self._home / "probe"
+            probe.write_bytes(b"upm-ci passphrase probe")
+            self._detach_sign(probe, self._home / "probe.asc", what="--gpg-passphrase")
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._cleanup()
+
+    def _read_key(self) -> str:
+        text = self._key.strip()
+        if "-----BEGIN PGP PRIVATE KEY BLOCK-----" in text:
+            return text + "\n"
+        path = Path(text)
+        try:
+            if len(text) < 4096 and path.is_file():
+                content = path.read_text(encoding="utf-8")
+                gha.mask(content)
+                if "-----BEGIN PGP PRIVATE KEY BLOCK-----" in content:
+                    return content
+        except (OSError, UnicodeDecodeError):
+            pass
+        raise InputError(
+            "--gpg-key (UPM_GPG_PRIVATE_KEY): neither an armored private key nor a readable file"
+            " holding one",
+            hint="pass the output of `gpg --armor --export-secret-keys KEYID`",
+        )
+
+    def _gpg(self, *args: str, what: str, passphrase: bool = False) -> str:
+        assert self._home is not None
+        cmd = ["gpg", "--homedir", str(self._home), "--batch", "--yes", "--no-tty"]
+        if passphrase:
+            cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", "0"]
+        proc = subprocess.run(
+            [*cmd, *args],
+            input=(self._passphrase + "\n") if passphrase else "",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            lines = [x for x in gha.redact(proc.stderr).splitlines() if x.strip()]
+            detail = lines[-1] if lines else f"exit {proc.returncode}"
+            raise InputError(f"{what}: gpg failed: {detail}")
+        return proc.stdout
+
+    def _detach_sign(self, path: Path, out: Path, *, what: str) -> None:
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            self._gpg(
+                "--local-user",
+                self.fingerprint,
+                "--armor",
+                "--detach-sign",
+                "--output",
+                str(tmp),
+                str(path),
+                what=what,
+                passphrase=True,
+            )
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def sign(self, path: Path) -> Path:
+        """Write ``<path>.asc`` (detached, armored) and return it."""
+        out = path.with_name(path.name + ".asc")
+        with self._lock:
+            self._detach_sign(path, out, what=f"gpg signing of {path.name}")
+        return out
+
+    def verifies(self, signature: Path, path: Path) -> bool:
+        """True if ``signature`` is this key's valid signature of ``path`` (resume)."""
+        if not signature.is_file():
+            return False
+        try:
+            status = self._gpg(
+                "--status-fd", "1", "--verify", str(signature), str(path), what="gpg"
+            )
+        except InputError:
+            return False
+        return f"VALIDSIG {self.fingerprint}" in status
+
+    def export_public(self, out: Path) -> Path:
+        write_text_atomic(
+            out, self._gpg("--armor", "--export", self.fingerprint, what="gpg export")
+        )
+        return out
+
+    def _cleanup(self) -> None:
+        home, self._home = self._home, None
+        if home is None:
+            return
+        with contextlib.suppress(OSError):
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the phase
+
+
+@dataclass
+class SignedFile:
+    """One signature made (or kept) by this run."""
+
+    subject: str
+    file: str
+    method: str
+    log_index: int | None = None
+    reused: bool = False
+
+
+@dataclass
+class SignResult:
+    identity: str
+    issuer: str
+    signed: list[SignedFile] = field(default_factory=list)
+    attestations: list[str] = field(default_factory=list)
+    gpg_public_key: str = ""
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def bundles(self) -> list[str]:
+        """Every Sigstore bundle and attestation file of the release."""
+        return [s.file for s in self.signed if s.method == "sigstore"] + self.attestations
+
+
+@dataclass
+class _Subject:
+    path: Path
+    kind: str
+    sha256: str
+
+
+def default_expected_identity(project: Project) -> str:
+    """The release workflow's identity at the release tag."""
+    repository = project.repository
+    if not repository:
+        raise InputError(
+            f"{project.root / 'pyproject.toml'}: the GitHub repository is unknown",
+            hint="set [tool.upm-release] repository, $GITHUB_REPOSITORY or a github.com origin",
+        )
+    return identity.workflow_identity(
+        repository, project.config.release_workflow, f"refs/tags/{project.tag}"
+    )
+
+
+def sign_release(
+    project: Project,
+    manifest: Manifest,
+    *,
+    dist_dir: Path,
+    identity_token: str,
+    trust_config: Path | None,
+    rekor_version: int | None,
+    gpg_key: str | None,
+    gpg_passphrase: str | None,
+    expected_identity: str,
+    event: Mapping[str, Any] | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> SignResult:
+    """Sign everything the release carries; see the module docstring for what is written.
+
+    Inputs and the token's claims are all checked before the first file is written.
+    """
+    gha.mask(identity_token)
+    if gpg_key:
+        gha.mask(gpg_key)
+    if gpg_passphrase:
+        gha.mask(gpg_passphrase)
+    dist_dir = Path(dist_dir).resolve()
+    if not dist_dir.is_dir():
+        raise InputError(f"{dist_dir}: dist directory not found", hint="run upm-ci build first")
+    subjects = _manifest_subjects(manifest)
+    extras = _extra_files(project, dist_dir)
+
+    claims = identity.decode_claims(identity_token)
+    problems = identity.preflight(
+        claims,
+        expected_identity=expected_identity,
+        expected_repository=project.repository or None,
+        event=event,
+    )
+    if problems:
+        raise PolicyError(
+            "sign preflight: " + "; ".join(problems),
+            hint="nothing was signed",
+        )
+    if rekor_version not in (None, 1, 2):
+        raise InputError(f"--rekor-version: {rekor_version} is not 1 or 2")
+
+    result = SignResult(identity=expected_identity, issuer=GITHUB_ISSUER)
+    with contextlib.ExitStack() as stack:
+        gpg = stack.enter_context(GpgSigner(gpg_key, gpg_passphrase)) if gpg_key else None
+        load_trust_config(trust_config, rekor_version)  # bad file: InputError before writing
+        for src, kind in extras:
+            dest = dist_dir / src.name
+            if not dest.exists() or sha256_file(dest) != sha256_file(src):
+                shutil.copy2(src, dest)
+            subjects.append(_Subject(dest, kind, sha256_file(dest)))
+        signer = stack.enter_context(
+            ReleaseSigner(
+                identity_token,
+                expected_identity=expected_identity,
+                trust_config=trust_config,
+                rekor_version=rekor_version,
+            )
+        )
+        log.info("signing %d files as %s", len(subjects), expected_identity)
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(subjects) + 2))) as pool:
+            bundle_jobs = [pool.submit(_sign_subject, signer, s) for s in subjects]
+            provenance_job = pool.submit(
+                _sign_provenance, signer, project, manifest, claims, dist_dir
+            )
+            sbom_jobs = [
+                pool.submit(_sign_sbom_attestation, signer, manifest, sbom, dist_dir)
+                for sbom in manifest.of_kind("sbom")
+                if provenance.is_cyclonedx(manifest.resolve(sbom))
+            ]
+            signed = [job.result() for job in bundle_jobs]
+            attestations = [provenance_job.result(), *(job.result() for job in sbom_jobs)]
+        gpg_signed: list[SignedFile] = []
+        if gpg is not None:
+            for s in subjects:
+                if s.kind in GPG_KINDS:
+                    asc = s.path.with_name(s.path.name + ".asc")
+                    reused = gpg.verifies(asc, s.path)
+                    if not reused:
+                        gpg.sign(s.path)
+                    gpg_signed.append(SignedFile(s.path.name, asc.name, "gpg", reused=reused))
+            pub = gpg.export_public(dist_dir / f"{project.dist_name}-{project.version}.pub.asc")
+            result.gpg_public_key = pub.name
+
+    # Everything verified: record it.
+    by_name = {s.path.name: s for s in subjects}
+    for s in subjects:
+        if s.kind in ("project-manifest", "plugin"):
+            manifest.add_file(s.path, s.kind)
+    for item in signed:
+        bundle_path = by_name[item.subject].path.with_name(item.file)
+        manifest.add_file(bundle_path, "sigstore-bundle")
+        manifest.add_signature(
+            SignatureRecord(
+                subject=item.subject,
+                subject_sha256=by_name[item.subject].sha256,
+                file=item.file,
+                method="sigstore",
+                identity=expected_identity,
+                issuer=GITHUB_ISSUER,
+                log_index=item.log_index,
+            )
+        )
+    for path, kind, record in attestations:
+        manifest.add_file(path, kind)
+        manifest.add_attestation(record)
+        result.attestations.append(path.name)
+    for item in gpg_signed:
+        manifest.add_file(by_name[item.subject].path.with_name(item.file), "gpg-signature")
+        manifest.add_signature(
+            SignatureRecord(
+                subject=item.subject,
+                subject_sha256=by_name[item.subject].sha256,
+                file=item.file,
+                method="gpg",
+                identity=gpg.fingerprint if gpg else "",
+            )
+        )
+    if result.gpg_public_key:
+        manifest.add_file(dist_dir / result.gpg_public_key, "gpg-public-key")
+    result.signed = signed + gpg_signed
+    manifest.record_phase(
+        "sign",
+        "pass",
+        identity=expected_identity,
+        issuer=GITHUB_ISSUER,
+        bundles=len(signed),
+        attestations=len(attestations),
+        gpg=bool(gpg_signed),
+        reused=sum(1 for s in result.signed if s.reused),
+    )
+    manifest.save()
+    return result
+
+
+def _manifest_subjects(manifest: Manifest) -> list[_Subject]:
+    """The build's and sbom's files, each checked against the digest the manifest recorded."""
+    if not manifest.distributions():
+        raise InputError(f"{manifest.path}: no sdist or wheel recorded", hint="run upm-ci build")
+    if not manifest.of_kind("checksums"):
+        raise InputError(f"{manifest.path}: no SHA256SUMS recorded", hint="run upm-ci build")
+    if not manifest.of_kind("sbom"):
+        raise InputError(f"{manifest.path}: no SBOM recorded", hint="run upm-ci sbom")
+    subjects = []
+    for art in manifest.of_kind("sdist", "wheel", "sbom", "checksums"):
+        path = manifest.resolve(art)
+        if not path.is_file():
+            raise InputError(f"{path}: recorded in the manifest but missing", hint="re-run build")
+        digest = sha256_file(path)
+        if digest != art.sha256:
+            raise PolicyError(
+                f"{path.name}: sha256 {digest[:16]}... differs from the manifest's "
+                f"{art.sha256[:16]}...",
+                hint="the file changed after it was built; rebuild, never sign altered files",
+            )
+        subjects.append(_Subject(path, art.kind, digest))
+    return subjects
+
+
+def _extra_files(project: Project, dist_dir: Path) -> list[tuple[Path, str]]:
+    """Project manifests (``sign-files``) and, with ``sign-plugins``, plugin files."""
+    found: list[tuple[Path, str]] = []
+    for rel in project.config.sign_files:
+        path = project.path(rel)
+        if path.is_file():
+            found.append((path, "project-manifest"))
+        else:
+            log.warning("sign-files: %s not found in the project; not signed", rel)
+    if project.config.sign_plugins:
+        excluded = {
+            p for pattern in project.config.plugin_exclude for p in project.root.glob(pattern)
+        }
+        for pattern in project.config.plugins:
+            for path in sorted(project.root.glob(pattern)):
+                if path.is_file() and path not in excluded:
+                    found.append((path, "plugin"))
+    names: dict[str, Path] = {}
+    for path, _ in found:
+        other = names.setdefault(path.name, path)
+        if other != path:
+            raise InputError(
+                f"sign: {other} and {path} would both be {dist_dir / path.name}",
+                hint="rename one, or narrow [tool.upm-release] plugins / sign-files",
+            )
+    return found
+
+
+def _sign_subject(signer: ReleaseSigner, subject: _Subject) -> SignedFile:
+    bundle = subject.path.with_name(subject.path.name + BUNDLE_SUFFIX)
+    reused = signer.existing_bundle_verifies(bundle, subject.sha256)
+    if not reused:
+        signer.sign_file(subject.path, bundle)
+    return SignedFile(
+        subject=subject.path.name,
+        file=bundle.name,
+        method="sigstore",
+        log_index=log_index(bundle.read_text(encoding="utf-8")),
+        reused=reused,
+    )
+
+
+def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> None:
+    """Write the statement's DSSE bundle on one line, unless ``out`` already holds a valid one
+    over the same subjects and predicate type."""
+    from sigstore.models import Bundle
+
+    if out.is_file():
+        try:
+            existing = Bundle.from_json(out.read_text(encoding="utf-8"))
+            kept = verify_bundle(
+                existing,
+                verifier=signer.verifier,
+                identity=signer.expected_identity,
+                issuer=signer.issuer,
+                what=out.name,
+            )
+            if (
+                kept
+                and kept.get("subject") == statement["subject"]
+                and (kept.get("predicateType") == statement["predicateType"])
+            ):
+                return
+        except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
+            log.info("%s: re-signing (%s)", out.name, _first_line(e))
+    bundle_json = signer.sign_statement(statement, what=what)
+    write_text_atomic(out, json.dumps(json.loads(bundle_json), separators=(",", ":")) + "\n")
+
+
+def _sign_provenance(
+    signer: ReleaseSigner,
+    project: Project,
+    manifest: Manifest,
+    claims: identity.TokenClaims,
+    dist_dir: Path,
+) -> tuple[Path, str, AttestationRecord]:
+    subjects = [provenance.subject(a.name, a.sha256) for a in manifest.distributions()]
+    statement = provenance.slsa_provenance(
+        subjects,
+        claims,
+        server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+        tag=project.tag,
+        tool_version=__version__,
+    )
+    out = dist_dir / f"{project.dist_name}-{project.version}{PROVENANCE_SUFFIX}"
+    _sign_dsse_file(signer, out, statement, "SLSA provenance")
+    return out, "provenance", AttestationRecord(out.name, provenance.SLSA_PROVENANCE_V1, subjects)
+
+
+def _sign_sbom_attestation(
+    signer: ReleaseSigner, manifest: Manifest, sbom: Artifact, dist_dir: Path
+) -> tuple[Path, str, AttestationRecord]:
+    record = next((r for r in manifest.sboms if Path(r.file).name == sbom.name), None)
+    wheels = manifest.of_kind("wheel")
+    if record is not None:
+        describes, digest = record.describes, record.describes_sha256
+    elif len(wheels) == 1:
+        describes, digest = wheels[0].name, wheels[0].sha256
+    else:
+        raise InputError(
+            f"{manifest.path}: SBOM {sbom.name} is not bound to an artifact", hint="run upm-ci sbom"
+        )
+    statement = provenance.sbom_statement(manifest.resolve(sbom), describes, digest)
+    out = dist_dir / f"{describes}{SBOM_ATTESTATION_SUFFIX}"
+    _sign_dsse_file(signer, out, statement, f"SBOM attestation of {describes}")
+    subjects = statement["subject"]
+    return out, "sbom-attestation", AttestationRecord(out.name, provenance.CYCLONEDX_BOM, subjects)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and ``os.replace``: never half-written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = gha.redact(str(exc)).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_first_line(exc)}"
