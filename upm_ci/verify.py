@@ -1,0 +1,955 @@
+"""Phase 6: verify a release directory (or what a GitHub release holds) end to end.
+
+Every file gets an entry with one status per check, so a user sees which artifact failed and
+why: its Sigstore bundle under the expected identity policy, its line in ``SHA256SUMS``, its
+GPG signature, its place among the provenance subjects, and (wheel, SBOMs) the SBOM binding.
+Anything that cannot be checked fails: an artifact without a bundle, an unlisted distribution,
+a provenance that does not name exactly the distributions.
+
+What "offline" covers: verification never talks to Rekor or Fulcio. The bundle carries the
+evidence (certificate with its embedded SCT, the log entry with its inclusion proof and signed
+checkpoint, the Rekor v1 signed entry timestamp, RFC 3161 timestamps) and sigstore-python
+checks all of it against the keys in the trust root. The only network use is fetching that
+trust root from Sigstore's TUF repository when no ``--trust-config`` is given; ``--offline``
+then uses the TUF cache instead. With ``--trust-config`` nothing goes over the network.
+
+Speed: every bundle of one release carries the same certificate, so :class:`ReleaseVerifier`
+validates the chain, the SCT and the identity policy once per certificate and only the
+per-bundle parts (timestamps, log entry, signature) per bundle.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upm_ci.config import GITHUB_ISSUER
+from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.manifest import Manifest, sha256_file, write_json_atomic
+from upm_ci.retry import call_with_retry, classify_http, describe, is_connection_error
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
+    from sigstore.verify.policy import VerificationPolicy
+    from sigstore.verify.verifier import TimestampVerificationResult
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "upm-release/verify-report/v1"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+CYCLONEDX_BOM = "https://cyclonedx.org/bom"
+
+BUNDLE_SUFFIX = ".sigstore.json"
+ATTESTATION_SUFFIX = ".intoto.jsonl"
+GPG_KEY_SUFFIX = ".pub.asc"
+GPG_SIG_SUFFIX = ".asc"
+CHECKSUMS = "SHA256SUMS"
+
+PASS, FAIL, WARN = "pass", "fail", "warn"
+
+
+# --------------------------------------------------------------------------- identity policy
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """Who must have signed: certificate identity + issuer, optionally pinned GitHub claims.
+
+    ``identity`` may contain ``*`` (e.g. ``...release.yml@refs/tags/*``: any tag); then
+    it is matched as a glob against the certificate's SANs.
+    """
+
+    identity: str
+    issuer: str = GITHUB_ISSUER
+    repository: str = ""
+    ref: str = ""
+    trigger: str = ""
+
+    @classmethod
+    def for_release(
+        cls,
+        repository: str,
+        ref: str,
+        *,
+        workflow: str = ".github/workflows/release.yml",
+        trigger: str = "",
+        issuer: str = GITHUB_ISSUER,
+    ) -> IdentityPolicy:
+        """The release workflow of ``repository`` at ``ref`` (a tag name or a full ref)."""
+        full_ref = normalize_ref(ref)
+        return cls(
+            identity=workflow_identity(repository, workflow, full_ref),
+            issuer=issuer,
+            repository=repository,
+            ref=full_ref,
+            trigger=trigger,
+        )
+
+    def sigstore_policy(self) -> VerificationPolicy:
+        """The sigstore-python policy that checks all of this."""
+        from sigstore.verify import policy
+
+        checks: list[policy.VerificationPolicy] = [
+            _IdentityGlob(self.identity, self.issuer)
+            if "*" in self.identity
+            else policy.Identity(identity=self.identity, issuer=self.issuer)
+        ]
+        if self.repository:
+            checks.append(policy.GitHubWorkflowRepository(self.repository))
+        if self.ref:
+            checks.append(policy.GitHubWorkflowRef(self.ref))
+        if self.trigger:
+            checks.append(policy.GitHubWorkflowTrigger(self.trigger))
+        return policy.AllOf(checks)
+
+    def describe(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def workflow_identity(repository: str, workflow_path: str, ref: str) -> str:
+    """The certificate identity GitHub's OIDC gives a workflow: its URL at the ref."""
+    return f"https://github.com/{repository}/{workflow_path}@{ref}"
+
+
+def normalize_ref(ref: str) -> str:
+    """``v1.2.0`` -> ``refs/tags/v1.2.0``; full refs stay as they are."""
+    return ref if ref.startswith("refs/") else f"refs/tags/{ref}"
+
+
+class _IdentityGlob:
+    """Like ``policy.Identity`` but the identity is a glob (``fnmatchcase``)."""
+
+    def __init__(self, pattern: str, issuer: str) -> None:
+        self._pattern = pattern
+        self._issuer = issuer
+
+    def verify(self, cert: Certificate) -> None:
+        from sigstore.errors import VerificationError
+        from sigstore.verify import policy
+
+        policy.OIDCIssuer(self._issuer).verify(cert)
+        sans = certificate_identities(cert)
+        if not any(fnmatch.fnmatchcase(san, self._pattern) for san in sans):
+            raise VerificationError(
+                f"Certificate's SANs do not match {self._pattern}; actual SANs: {sorted(sans)}"
+            )
+
+
+def certificate_identities(cert: Certificate) -> set[str]:
+    """The URI and e-mail SANs of a signing certificate."""
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return set(san.get_values_for_type(x509.UniformResourceIdentifier)) | set(
+        san.get_values_for_type(x509.RFC822Name)
+    )
+
+
+def certificate_issuer(cert: Certificate) -> str:
+    """The OIDC issuer Fulcio recorded in the certificate (v2 extension, else v1)."""
+    from cryptography import x509
+    from cryptography.hazmat import asn1
+
+    v2, v1 = (x509.ObjectIdentifier(f"1.3.6.1.4.1.57264.1.{n}") for n in (8, 1))
+    for oid in (v2, v1):
+        try:
+            raw = cert.extensions.get_extension_for_oid(oid).value.public_bytes()
+        except x509.ExtensionNotFound:
+            continue
+        if oid == v2:
+            return str(asn1.decode_der(asn1.UTF8String, raw).as_str())
+        return raw.decode("utf-8", "replace")
+    return ""
+
+
+# --------------------------------------------------------------------------- verifier
+
+
+def load_trusted_root(trust_config: Path | None, *, offline: bool) -> TrustedRoot:
+    """The trust root from a ClientTrustConfig file, else Sigstore production via TUF."""
+    from sigstore.models import ClientTrustConfig
+
+    if trust_config is not None:
+        try:
+            text = trust_config.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InputError(
+                f"{trust_config}: cannot read the trust config: {e.strerror}"
+            ) from None
+        try:
+            return ClientTrustConfig.from_json(text).trusted_root
+        except Exception as e:  # noqa: BLE001 - pydantic/json/protobuf errors all mean "malformed"
+            raise InputError(
+                f"{trust_config}: not a Sigstore ClientTrustConfig: {describe(e)}",
+                hint="pass the file `sigstore` accepts as --trust-config",
+            ) from None
+    try:
+        return ClientTrustConfig.production(offline=offline).trusted_root
+    except Exception as e:  # noqa: BLE001 - TUF raises many kinds
+        raise ServiceError(
+            f"Sigstore trust root could not be loaded from TUF: {describe(e)}",
+            hint="pass --trust-config FILE, or --offline to use the cached root",
+        ) from None
+
+
+def make_verifier(trusted_root: TrustedRoot) -> Verifier:
+    """One verifier for a whole release: see :class:`ReleaseVerifier`."""
+    return _verifier_class()(trusted_root=trusted_root)
+
+
+_VERIFIER_CLASS: type[Verifier] | None = None
+
+
+def _verifier_class() -> type[Verifier]:
+    """Build the subclass lazily so importing this module never imports sigstore."""
+    global _VERIFIER_CLASS
+    if _VERIFIER_CLASS is None:
+        _VERIFIER_CLASS = _define_release_verifier()
+    return _VERIFIER_CLASS
+
+
+def _define_release_verifier() -> type[Verifier]:
+    from cryptography.x509 import ExtendedKeyUsage, KeyUsage
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore.errors import VerificationError
+    from sigstore.verify import Verifier
+    from sigstore.verify.verifier import VERIFIED_TIME_THRESHOLD
+
+    class ReleaseVerifier(Verifier):
+        """sigstore-python's Verifier (4.5) with the certificate-only steps memoised.
+
+        Steps 1-3 of ``_verify_common_signing_cert`` (chain to the Fulcio root, SCT, Sigstore
+        X.509 profile and identity policy) depend only on the certificate, the trust root and
+        the policy; they run once per (certificate, policy) and the chain's validity window is
+        kept, so each bundle's verified times are checked against it exactly as the chain
+        builder would. Everything per bundle (timestamps, log entry, window, signature) runs
+        unchanged, and failures are never cached.
+        """
+
+        def __init__(self, *, trusted_root: TrustedRoot) -> None:
+            super().__init__(trusted_root=trusted_root)
+            self._ct_keyring = trusted_root.ct_keyring(KeyringPurpose.VERIFY)
+            self._rekor_keyring = trusted_root.rekor_keyring(KeyringPurpose.VERIFY)
+            self._checked: dict[tuple[bytes, int], tuple[Any, Any]] = {}
+            self._policies: dict[int, VerificationPolicy] = {}
+            self._lock = threading.Lock()
+
+        def _verify_common_signing_cert(self, bundle: Bundle, policy: VerificationPolicy) -> None:
+            cert = bundle.signing_certificate
+            times = self._establish_time(bundle)
+            if len(times) < VERIFIED_TIME_THRESHOLD:
+                raise VerificationError("not enough sources of verified time")
+            not_before, not_after = self._certificate_checks(cert, times[0], policy)
+            for vts in times:
+                if not not_before <= vts.time <= not_after:
+                    self._verify_chain_at_time(cert, vts)  # raises the library's own error
+            try:
+                bundle.log_entry._verify(self._rekor_keyring)
+            except VerificationError as exc:
+                raise VerificationError(f"invalid log entry: {exc}") from None
+            for vts in times:
+                if not cert.not_valid_before_utc <= vts.time <= cert.not_valid_after_utc:
+                    raise VerificationError(
+                        f"invalid signing cert: expired at time of signing, time via {vts}"
+                    )
+
+        def _certificate_checks(
+            self, cert: Certificate, vts: TimestampVerificationResult, policy: VerificationPolicy
+        ) -> tuple[Any, Any]:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            key = (cert.public_bytes(Encoding.DER), id(policy))
+            with self._lock:
+                window = self._checked.get(key)
+            if window is not None:
+                return window
+            chain = self._verify_chain_at_time(cert, vts)
+            try:
+                verify_sct(cert, chain, self._ct_keyring)
+            except VerificationError as e:
+                raise VerificationError(f"failed to verify SCT on signing certificate: {e}")
+            if not cert.extensions.get_extension_for_class(KeyUsage).value.digital_signature:
+                raise VerificationError("Key usage is not of type `digital signature`")
+            usage = cert.extensions.get_extension_for_class(ExtendedKeyUsage).value
+            if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
+                raise VerificationError("Extended usage does not contain `code signing`")
+            policy.verify(cert)
+            path = [cert, *chain]
+            window = (
+                max(c.not_valid_before_utc for c in path),
+                min(c.not_valid_after_utc for c in path),
+            )
+            with self._lock:
+                self._policies[id(policy)] = policy  # keep it alive: its id is in the key
+                self._checked[key] = window
+            return window
+
+    return ReleaseVerifier
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class Check:
+    """One check of one file: ``pass``, ``fail`` or ``warn`` (reported, not failing)."""
+
+    check: str
+    status: str
+    reason: str
+
+
+@dataclass
+class ArtifactReport:
+    """Everything checked about one file of the release."""
+
+    name: str
+    sha256: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.status != FAIL for c in self.checks)
+
+    def add(self, check: str, status: str, reason: str) -> None:
+        self.checks.append(Check(check, status, reason))
+
+
+@dataclass
+class VerifyReport:
+    """The verdict over a release directory."""
+
+    policy: dict[str, str]
+    artifacts: list[ArtifactReport]
+    directory: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.artifacts) and all(a.passed for a in self.artifacts)
+
+    def failures(self) -> list[tuple[str, Check]]:
+        """(artifact name, failed check), in report order."""
+        return [(a.name, c) for a in self.artifacts for c in a.checks if c.status == FAIL]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "passed": self.passed,
+            "policy": self.policy,
+            "directory": self.directory,
+            "artifacts": [
+                {
+                    "name": a.name,
+                    "sha256": a.sha256,
+                    "checks": [asdict(c) for c in a.checks],
+                    "passed": a.passed,
+                }
+                for a in self.artifacts
+            ],
+        }
+
+    def write(self, path: Path) -> Path:
+        """Write the JSON report atomically."""
+        write_json_atomic(path, self.to_json())
+        return path
+
+
+# --------------------------------------------------------------------------- the phase
+
+
+def verify_release(
+    directory: Path,
+    *,
+    policy: IdentityPolicy,
+    trust_config: Path | None,
+    offline: bool,
+    manifest: Manifest | None,
+    gpg_public_key: Path | None,
+    ignore: Collection[Path] = (),
+    verifier: Verifier | None = None,
+    workers: int = 4,
+) -> VerifyReport:
+    """Verify every file in ``directory``; the report says what passed, per file and check.
+
+    ``ignore``: files in the directory that are not part of the release (the report itself).
+    ``verifier``: a prepared verifier to reuse (its trust root wins over ``trust_config``).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: release directory not found", hint="pass the dist dir")
+    if gpg_public_key is not None and not gpg_public_key.is_file():
+        raise InputError(f"{gpg_public_key}: GPG public key not found")
+    skip = {Path(p).resolve() for p in ignore}
+    files = sorted(
+        (p for p in directory.iterdir() if p.is_file() and p.resolve() not in skip),
+        key=lambda p: p.name,
+    )
+    if verifier is None:
+        verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
+    run = _Run(directory, files, policy, verifier, workers)
+    run.verify_all(manifest, gpg_public_key)
+    log.info("verified %d files in %s", len(files), directory)
+    return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
+
+
+def _kind(name: str) -> str:
+    if name.endswith(BUNDLE_SUFFIX):
+        return "bundle"
+    if name.endswith(ATTESTATION_SUFFIX):
+        return "attestation"
+    if name.endswith(GPG_KEY_SUFFIX):
+        return "gpg-key"
+    if name.endswith(GPG_SIG_SUFFIX):
+        return "gpg-signature"
+    if name == CHECKSUMS:
+        return "checksums"
+    if name.endswith(".whl"):
+        return "wheel"
+    if name.endswith((".tar.gz", ".zip")):
+        return "sdist"
+    if name.endswith((".cdx.json", ".spdx.json")):
+        return "sbom"
+    return "file"
+
+
+class _Run:
+    """State of one verification: files, digests, entries, the shared verifier."""
+
+    def __init__(
+        self,
+        directory: Path,
+        files: list[Path],
+        policy: IdentityPolicy,
+        verifier: Verifier,
+        workers: int,
+    ) -> None:
+        self.directory = directory
+        self.files = {p.name: p for p in files}
+        self.kinds = {name: _kind(name) for name in self.files}
+        self.policy = policy
+        self.sigstore_policy = policy.sigstore_policy()
+        self.verifier = verifier
+        self.workers = max(1, workers)
+        self.entries: dict[str, ArtifactReport] = {}
+        self.attestations: dict[str, list[dict[str, str]]] = {}
+        self.lock = threading.Lock()
+        self.digests = self._hash_all()
+        for name in self.files:
+            self.entries[name] = ArtifactReport(name, self.digests[name])
+
+    def _hash_all(self) -> dict[str, str]:
+        with ThreadPoolExecutor(self.workers) as pool:
+            return dict(zip(self.files, pool.map(sha256_file, self.files.values())))
+
+    def entry(self, name: str) -> ArtifactReport:
+        """The entry of ``name``; files that are expected but absent get one with no digest."""
+        with self.lock:
+            if name not in self.entries:
+                self.entries[name] = ArtifactReport(name, "")
+            return self.entries[name]
+
+    def ordered(self) -> list[ArtifactReport]:
+        return sorted(self.entries.values(), key=lambda a: a.name)
+
+    def names(self, *kinds: str) -> list[str]:
+        return [n for n, k in self.kinds.items() if k in kinds]
+
+    # -- everything
+
+    def verify_all(self, manifest: Manifest | None, gpg_public_key: Path | None) -> None:
+        signed = self.names("wheel", "sdist", "sbom", "checksums", "file")
+        tasks: list[Callable[[], None]] = [lambda n=n: self.check_bundle(n) for n in signed]
+        tasks += [lambda n=n: self.check_attestation(n) for n in self.names("attestation")]
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(lambda task: task(), tasks))
+        self.check_orphan_bundles()
+        self.check_checksums()
+        self.check_provenance_coverage()
+        self.check_sbom_binding()
+        self.check_gpg(gpg_public_key)
+        if manifest is not None:
+            self.check_manifest(manifest)
+        if not self.names("wheel", "sdist"):
+            self.entry("(release)").add(
+                "distributions", FAIL, "no wheel or sdist in the release directory"
+            )
+
+    # -- Sigstore bundles of plain files
+
+    def check_bundle(self, name: str) -> None:
+        from sigstore.hashes import Hashed
+        from sigstore_models.common.v1 import HashAlgorithm
+
+        entry = self.entry(name)
+        bundle_name = name + BUNDLE_SUFFIX
+        if bundle_name not in self.files:
+            entry.add("sigstore", FAIL, f"no Sigstore bundle ({bundle_name} is missing)")
+            return
+        bundle, error = self.load_bundle(self.files[bundle_name])
+        if bundle is None:
+            entry.add("sigstore", FAIL, f"{bundle_name}: {error}")
+            return
+        hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(self.digests[name]))
+        error = self.run_verify(
+            lambda: self.verifier.verify_artifact(hashed, bundle, self.sigstore_policy)
+        )
+        if error:
+            entry.add("sigstore", FAIL, f"{bundle_name}: {error}")
+        else:
+            entry.add("sigstore", PASS, f"{bundle_name}: {self.log_summary(bundle)}")
+
+    def load_bundle(self, path: Path) -> tuple[Bundle | None, str]:
+        from sigstore.models import Bundle
+
+        try:
+            return Bundle.from_json(path.read_bytes()), ""
+        except Exception as e:  # noqa: BLE001 - any parse failure means "not a valid bundle"
+            return None, f"not a valid Sigstore bundle: {describe(e)}"
+
+    @staticmethod
+    def run_verify(fn: Callable[[], object]) -> str:
+        """Run a sigstore verification; '' on success, else the reason (fail closed)."""
+        from sigstore.errors import VerificationError
+
+        try:
+            fn()
+        except VerificationError as e:
+            return str(e)
+        except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
+            return f"could not be verified: {describe(e)}"
+        return ""
+
+    @staticmethod
+    def log_summary(bundle: Bundle) -> str:
+        entry = bundle.log_entry._inner
+        version = "v1" if entry.kind_version.version == "0.0.1" else "v2"
+        proof = entry.inclusion_proof
+        promise = " + SET" if entry.inclusion_promise is not None else ""
+        return (
+            f"signature, identity and transparency log verified (Rekor {version} log index "
+            f"{entry.log_index}, inclusion proof in tree of {proof.tree_size if proof else '?'}"
+            f" + signed checkpoint{promise})"
+        )
+
+    def check_orphan_bundles(self) -> None:
+        for name in self.names("bundle"):
+            subject = name[: -len(BUNDLE_SUFFIX)]
+            entry = self.entry(name)
+            if subject in self.files:
+                entry.add("subject", PASS, f"bundle of {subject}")
+            else:
+                entry.add("subject", FAIL, f"bundle of {subject}, which is not in the release")
+
+    # -- attestations (DSSE bundles of in-toto statements)
+
+    def check_attestation(self, name: str) -> None:
+        entry = self.entry(name)
+        lines = [
+            ln for ln in self.files[name].read_text("utf-8", "replace").splitlines() if ln.strip()
+        ]
+        if not lines:
+            entry.add("sigstore", FAIL, "empty attestation file")
+            return
+        for line in lines:
+            statement = self.verify_dsse_line(entry, line.encode())
+            if statement is not None:
+                self.check_statement(entry, statement)
+
+    def verify_dsse_line(self, entry: ArtifactReport, line: bytes) -> dict[str, Any] | None:
+        from sigstore.models import Bundle
+
+        try:
+            bundle = Bundle.from_json(line)
+        except Exception as e:  # noqa: BLE001
+            entry.add("sigstore", FAIL, f"not a valid Sigstore bundle: {describe(e)}")
+            return None
+        result: list[tuple[str, bytes]] = []
+        error = self.run_verify(
+            lambda: result.append(self.verifier.verify_dsse(bundle, self.sigstore_policy))
+        )
+        if error:
+            entry.add("sigstore", FAIL, error)
+            return None
+        entry.add("sigstore", PASS, self.log_summary(bundle))
+        payload_type, payload = result[0]
+        if payload_type != IN_TOTO_PAYLOAD_TYPE:
+            entry.add("statement", FAIL, f"payload type {payload_type!r}, not in-toto")
+            return None
+        try:
+            statement = json.loads(payload)
+        except ValueError as e:
+            entry.add("statement", FAIL, f"payload is not JSON: {e}")
+            return None
+        if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
+            entry.add("statement", FAIL, f"not an in-toto {STATEMENT_TYPE} statement")
+            return None
+        return statement
+
+    def check_statement(self, entry: ArtifactReport, statement: dict[str, Any]) -> None:
+        predicate_type = statement.get("predicateType")
+        subjects = _subjects(statement.get("subject"))
+        if subjects is None:
+            entry.add("statement", FAIL, "subject list is missing or malformed")
+            return
+        if predicate_type == SLSA_PROVENANCE:
+            entry.add("statement", PASS, f"SLSA provenance ({SLSA_PROVENANCE})")
+            self.check_provenance_subjects(entry, subjects)
+        elif predicate_type == CYCLONEDX_BOM:
+            entry.add("statement", PASS, f"SBOM attestation ({CYCLONEDX_BOM})")
+            self.check_sbom_subjects(entry, subjects)
+        else:
+            entry.add("statement", FAIL, f"unknown predicateType {predicate_type!r}")
+
+    def check_provenance_subjects(self, entry: ArtifactReport, subjects: dict[str, str]) -> None:
+        expected = {n: self.digests[n] for n in self.names("wheel", "sdist")}
+        problems = [f"{n} is missing" for n in sorted(set(expected) - set(subjects))]
+        problems += [f"{n} is not in the release" for n in sorted(set(subjects) - set(expected))]
+        problems += [
+            f"{n} digest {subjects[n][:12]}... != file {expected[n][:12]}..."
+            for n in sorted(set(expected) & set(subjects))
+            if subjects[n] != expected[n]
+        ]
+        if problems:
+            entry.add("subjects", FAIL, "provenance subjects: " + "; ".join(problems))
+            return
+        entry.add("subjects", PASS, f"exactly the {len(expected)} distributions, digests match")
+        with self.lock:
+            for n in expected:
+                self.attestations.setdefault(n, []).append(
+                    {"kind": "provenance", "file": entry.name}
+                )
+
+    def check_sbom_subjects(self, entry: ArtifactReport, subjects: dict[str, str]) -> None:
+        wheels = {n: self.digests[n] for n in self.names("wheel")}
+        if len(subjects) != 1:
+            entry.add("subjects", FAIL, f"SBOM attestation has {len(subjects)} subjects, not 1")
+            return
+        ((name, digest),) = subjects.items()
+        if name not in wheels:
+            entry.add("subjects", FAIL, f"SBOM attestation subject {name} is not a wheel here")
+        elif digest != wheels[name]:
+            entry.add(
+                "subjects",
+                FAIL,
+                f"SBOM attestation subject digest {digest[:12]}... != {name} {wheels[name][:12]}...",
+            )
+        else:
+            entry.add("subjects", PASS, f"bound to {name} (sha256 matches)")
+            with self.lock:
+                self.attestations.setdefault(name, []).append({"kind": "sbom", "file": entry.name})
+
+    def check_provenance_coverage(self) -> None:
+        for name in self.names("wheel", "sdist"):
+            kinds = {a["kind"]: a["file"] for a in self.attestations.get(name, [])}
+            entry = self.entry(name)
+            if "provenance" in kinds:
+                entry.add("provenance", PASS, f"a verified subject of {kinds['provenance']}")
+            else:
+                entry.add("provenance", FAIL, "not a verified subject of any SLSA provenance")
+            if self.kinds[name] == "wheel":
+                if "sbom" in kinds:
+                    entry.add("sbom-attestation", PASS, f"bound by {kinds['sbom']}")
+                else:
+                    entry.add("sbom-attestation", FAIL, "no verified SBOM attestation binds it")
+
+    # -- SHA256SUMS
+
+    def check_checksums(self) -> None:
+        entry = self.entry(CHECKSUMS)
+        if CHECKSUMS not in self.files:
+            entry.add("checksums", FAIL, f"{CHECKSUMS} is missing from the release")
+            for name in self.names("wheel", "sdist"):
+                self.entry(name).add("checksum", FAIL, f"no {CHECKSUMS} to check it against")
+            return
+        listed, bad_lines = _parse_sums(self.files[CHECKSUMS])
+        if bad_lines:
+            entry.add("checksums", FAIL, f"malformed lines: {', '.join(map(str, bad_lines))}")
+        for name, digest in listed.items():
+            target = self.entry(name)
+            if name not in self.files:
+                target.add("checksum", FAIL, f"listed in {CHECKSUMS} but missing")
+            elif digest != self.digests[name]:
+                target.add(
+                    "checksum",
+                    FAIL,
+                    f"sha256 {self.digests[name][:12]}... != {CHECKSUMS} {digest[:12]}...",
+                )
+            else:
+                target.add("checksum", PASS, f"matches {CHECKSUMS}")
+        for name in self.names("wheel", "sdist"):
+            if name not in listed:
+                self.entry(name).add("checksum", FAIL, f"not listed in {CHECKSUMS}")
+        if not bad_lines:
+            entry.add("checksums", PASS, f"{len(listed)} files listed")
+
+    # -- SBOM files bound to the wheel
+
+    def check_sbom_binding(self) -> None:
+        wheels = {self.digests[n]: n for n in self.names("wheel")}
+        for name in self.names("sbom"):
+            entry = self.entry(name)
+            try:
+                document = json.loads(self.files[name].read_bytes())
+                digests = _sbom_subject_digests(name, document)
+            except (ValueError, TypeError, AttributeError, KeyError) as e:
+                entry.add("sbom-binding", FAIL, f"cannot read the described component: {e}")
+                continue
+            bound = [wheels[d] for d in digests if d in wheels]
+            if bound:
+                entry.add("sbom-binding", PASS, f"describes {bound[0]} (sha256 matches)")
+            elif not digests:
+                entry.add("sbom-binding", FAIL, "the described component has no SHA-256 hash")
+            else:
+                entry.add(
+                    "sbom-binding",
+                    FAIL,
+                    f"described component sha256 {digests[0][:12]}... is no wheel's digest",
+                )
+
+    # -- GPG
+
+    def check_gpg(self, gpg_public_key: Path | None) -> None:
+        signatures = self.names("gpg-signature")
+        keys = [self.files[n] for n in self.names("gpg-key")]
+        for name in self.names("gpg-key"):
+            status = WARN if gpg_public_key is None else PASS
+            note = "used to check .asc files" if gpg_public_key is None else "not used"
+            self.entry(name).add(
+                "gpg-key",
+                status,
+                f"public key shipped with the release, {note}; pin one with --gpg-public-key"
+                if gpg_public_key is None
+                else f"shipped with the release, {note} (--gpg-public-key given)",
+            )
+        if not signatures:
+            return
+        key = gpg_public_key or (keys[0] if len(keys) == 1 else None)
+        if key is None:
+            reason = "no public key to check it (pass --gpg-public-key)"
+            if len(keys) > 1:
+                reason = "several public keys in the release; pass --gpg-public-key"
+            for name in signatures:
+                self.entry(name).add("gpg", FAIL, reason)
+            return
+        for name, (status, reason) in _gpg_verify_all(
+            key, [(self.files[n], self.files.get(n[: -len(GPG_SIG_SUFFIX)])) for n in signatures]
+        ).items():
+            self.entry(name).add("gpg", status, reason)
+            subject = name[: -len(GPG_SIG_SUFFIX)]
+            if subject in self.files:
+                self.entry(subject).add("gpg", status, f"{name}: {reason}")
+
+    # -- manifest
+
+    def check_manifest(self, manifest: Manifest) -> None:
+        for artifact in manifest.artifacts:
+            entry = self.entry(artifact.name)
+            if artifact.name not in self.files:
+                entry.add(
+                    "manifest", FAIL, f"recorded in the manifest ({artifact.kind}) but missing"
+                )
+            elif artifact.sha256 != self.digests[artifact.name]:
+                entry.add(
+                    "manifest",
+                    FAIL,
+                    f"sha256 {self.digests[artifact.name][:12]}... != manifest "
+                    f"{artifact.sha256[:12]}...",
+                )
+            else:
+                entry.add("manifest", PASS, f"matches the manifest ({artifact.kind})")
+
+
+def _subjects(raw: Any) -> dict[str, str] | None:
+    if not isinstance(raw, list):
+        return None
+    out: dict[str, str] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("digest"), dict):
+            return None
+        name, digest = item.get("name"), item["digest"].get("sha256")
+        if not isinstance(name, str) or not isinstance(digest, str) or name in out:
+            return None
+        out[name] = digest.lower()
+    return out
+
+
+_SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+def _parse_sums(path: Path) -> tuple[dict[str, str], list[int]]:
+    listed: dict[str, str] = {}
+    bad: list[int] = []
+    for number, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _SUM_LINE.match(line)
+        if not m or m.group(2) in listed or "/" in m.group(2):
+            bad.append(number)
+            continue
+        listed[m.group(2)] = m.group(1).lower()
+    return listed, bad
+
+
+def _sbom_subject_digests(name: str, document: dict[str, Any]) -> list[str]:
+    """SHA-256 hashes of the component an SBOM describes (CycloneDX or SPDX 2.x JSON)."""
+    if name.endswith(".cdx.json"):
+        hashes = document["metadata"]["component"].get("hashes", [])
+        return [h["content"].lower() for h in hashes if h.get("alg") == "SHA-256"]
+    described = set(document.get("documentDescribes", []))
+    for rel in document.get("relationships", []):
+        if rel.get("relationshipType") == "DESCRIBES":
+            described.add(rel.get("relatedSpdxElement"))
+    out = []
+    for package in document.get("packages", []):
+        if package.get("SPDXID") in described:
+            out += [
+                c["checksumValue"].lower()
+                for c in package.get("checksums", [])
+                if c.get("algorithm") == "SHA256"
+            ]
+    return out
+
+
+def _gpg_verify_all(
+    key: Path, pairs: Iterable[tuple[Path, Path | None]]
+) -> dict[str, tuple[str, str]]:
+    """``gpg --verify`` each (signature, file) in a throw-away GNUPGHOME holding only ``key``."""
+    gpg = shutil.which("gpg")
+    pairs = list(pairs)
+    if gpg is None:
+        return {sig.name: (FAIL, "gpg is not installed: cannot check it") for sig, _ in pairs}
+    results: dict[str, tuple[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="upm-gpg-") as home:
+        env = {**os.environ, "GNUPGHOME": home}
+        base = [gpg, "--batch", "--no-tty", "--no-autostart", "--status-fd", "1"]
+        imported = subprocess.run(
+            [*base, "--import", str(key)], env=env, capture_output=True, text=True, check=False
+        )
+        fingerprints = re.findall(r"IMPORT_OK \d+ ([0-9A-F]+)", imported.stdout)
+        if imported.returncode != 0 or not fingerprints:
+            reason = f"public key {key.name} could not be imported"
+            return {sig.name: (FAIL, reason) for sig, _ in pairs}
+        for sig, subject in pairs:
+            if subject is None:
+                results[sig.name] = (FAIL, "signature of a file that is not in the release")
+                continue
+            done = subprocess.run(
+                [*base, "--verify", str(sig), str(subject)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            results[sig.name] = _gpg_outcome(done.returncode, done.stdout, fingerprints)
+    return results
+
+
+def _gpg_outcome(returncode: int, status: str, fingerprints: list[str]) -> tuple[str, str]:
+    valid = re.search(r"VALIDSIG ([0-9A-F]+) .* ([0-9A-F]+)$", status, re.M)
+    if returncode == 0 and valid and {valid.group(1), valid.group(2)} & set(fingerprints):
+        return PASS, f"good signature by {valid.group(2)[-16:]}"
+    if "BADSIG" in status:
+        return FAIL, "bad signature: the file is not what was signed"
+    if "NO_PUBKEY" in status or "ERRSIG" in status:
+        return FAIL, "signed by another key than the release key"
+    if "NODATA" in status or "BADARMOR" in status:
+        return FAIL, "not a valid OpenPGP signature (corrupted .asc)"
+    return FAIL, f"gpg --verify failed (exit {returncode})"
+
+
+# --------------------------------------------------------------------------- GitHub download
+
+
+def download_release(api_url: str, token: str, repository: str, tag: str, dest: Path) -> Path:
+    """Download every uploaded asset of the release ``tag`` into ``dest`` (retrying faults)."""
+    from github import Auth, Github, GithubException, UnknownObjectException
+
+    gh = Github(
+        base_url=api_url.rstrip("/"),
+        auth=Auth.Token(token) if token else None,
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+        retry=None,
+        timeout=60,
+    )
+
+    def classify(exc: BaseException) -> float | None:
+        if isinstance(exc, GithubException) and not isinstance(exc, UnknownObjectException):
+            return classify_http(exc.status, exc.headers or {}, str(exc.data))
+        if isinstance(exc, _HttpStatus):
+            return classify_http(exc.status, exc.headers)
+        return 0.0 if is_connection_error(exc) else None
+
+    try:
+        release = call_with_retry(
+            lambda: gh.get_repo(repository, lazy=True).get_release(tag),
+            what=f"GitHub release {tag} of {repository}",
+            classify=classify,
+        )
+        assets = call_with_retry(
+            lambda: list(release.get_assets()), what=f"assets of {tag}", classify=classify
+        )
+    except UnknownObjectException:
+        raise InputError(
+            f"--github-release {tag}: no published release with this tag in {repository}",
+            hint="check the tag and --repository (drafts are not verified)",
+        ) from None
+    except GithubException as e:
+        raise InputError(f"GitHub API {api_url}: {e.status} {describe(e)}") from None
+    dest.mkdir(parents=True, exist_ok=True)
+    for asset in assets:
+        if "/" in asset.name or asset.name in ("", ".", ".."):
+            raise PolicyError(f"release {tag}: asset name {asset.name!r} is not a plain file name")
+        if asset.state != "uploaded":
+            log.warning("%s: asset state %s, not downloaded", asset.name, asset.state)
+            continue
+        call_with_retry(
+            lambda a=asset: _download_asset(a, dest / a.name),
+            what=f"download of {asset.name}",
+            classify=classify,
+        )
+        log.info("downloaded %s (%d bytes)", asset.name, asset.size)
+    return dest
+
+
+class _HttpStatus(Exception):
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = headers
+
+
+def _download_asset(asset: Any, path: Path) -> None:
+    status, headers, chunks = asset.requester.getStream(asset.url, chunk_size=1 << 20)
+    if status != 200:
+        raise _HttpStatus(status, dict(headers))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
