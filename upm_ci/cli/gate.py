@@ -1,13 +1,153 @@
-"""`upm-ci gate` (not implemented yet; its issue fills it in)."""
+"""``upm-ci gate``: run RELEASE.md's Pre-Release Checklist and block the release on a failure.
+
+Prints the filled-in checklist, adds it to the job summary, annotates every finding of a
+failed check, sets the outputs ``passed`` and ``report``, and records the phase in the
+release manifest. Exit 1 when the release is blocked.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import echo, manifest_option, option, project_option
+from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 
 
 @click.command("gate")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci gate is not implemented yet in this version")
+@project_option
+@option(
+    "--tag",
+    env="TAG",
+    default=None,
+    help="Release tag [default: $GITHUB_REF if it is a tag, else tag-prefix + version].",
+)
+@option(
+    "--junit-xml",
+    env="JUNIT_XML",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Judge this JUnit XML instead of running test-command.",
+)
+@option(
+    "--report-json",
+    env="REPORT_JSON",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report as JSON (schema upm-release/gate-report/v1).",
+)
+@manifest_option
+@option(
+    "--github-api-url",
+    env="GITHUB_API_URL",
+    default=None,
+    help="GitHub REST API base URL [default: config github-api-url].",
+)
+@option(
+    "--github-token",
+    env="GITHUB_TOKEN",
+    default=None,
+    help="Token for the code-review check [default: $GITHUB_TOKEN].",
+)
+@option("--repository", env="REPOSITORY", default=None, help="GitHub owner/name.")
+@option("--osv-url", env="OSV_URL", default=None, help="OSV API URL [default: config osv-url].")
+def command(
+    project: Path,
+    tag: str | None,
+    junit_xml: Path | None,
+    report_json: Path | None,
+    manifest: Path,
+    github_api_url: str | None,
+    github_token: str | None,
+    repository: str | None,
+    osv_url: str | None,
+) -> int:
+    """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
+    token = github_token or os.environ.get("GITHUB_TOKEN", "")
+    if token:
+        gha.mask(token)
+
+    from upm_ci.config import display_path
+    from upm_ci.gate import run_gate
+    from upm_ci.gate.model import GitHubAccess
+    from upm_ci.gate.report import render_markdown, render_text
+    from upm_ci.manifest import Manifest, ProjectInfo, write_json_atomic
+    from upm_ci.project import git, load_project
+
+    loaded = load_project(project)
+    if junit_xml is not None and not junit_xml.is_file():
+        raise InputError(f"{junit_xml}: JUnit XML not found", hint="check --junit-xml")
+    github = None
+    if token:
+        github = GitHubAccess(
+            api_url=(github_api_url or loaded.config.github_api_url).rstrip("/"),
+            token=token,
+            repository=repository or loaded.repository,
+        )
+    commit = ""
+    try:
+        commit = git(loaded.root, "rev-parse", "HEAD")
+    except InputError:
+        pass  # not a git checkout: the manifest records no commit
+    release_tag = _release_tag(tag) or loaded.tag
+    info = ProjectInfo(
+        name=loaded.name,
+        version=loaded.version,
+        tag=release_tag,
+        commit=commit,
+        repository=repository or loaded.repository,
+    )
+    release = Manifest.load_or_new(manifest, info)  # refuse another release's manifest first
+    with tempfile.TemporaryDirectory(prefix="upm-gate-") as work_dir:
+        report = run_gate(
+            loaded,
+            tag=release_tag,
+            junit_xml=junit_xml.resolve() if junit_xml else None,
+            github=github,
+            osv_url=osv_url if osv_url is not None else loaded.config.osv_url,
+            work_dir=Path(work_dir),
+        )
+
+    echo(render_text(report))
+    gha.add_summary(render_markdown(report))
+    workspace = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+    for check in report.checks:
+        if check.status not in ("fail", "warn"):
+            continue
+        level: gha.Level = "error" if check.status == "fail" else "warning"
+        if not check.findings:
+            gha.annotate(level, f"{check.task}: {check.reason}", title=check.task)
+        for finding in check.findings:
+            file = display_path(loaded.root / finding.file, workspace) if finding.file else None
+            gha.annotate(level, finding.message, file=file, line=finding.line, title=check.task)
+
+    data = json.loads(gha.redact(json.dumps(report.to_json())))  # test output may hold secrets
+    if report_json is not None:
+        write_json_atomic(report_json.resolve(), data)
+    release.record_phase(
+        "gate",
+        "pass" if report.passed else "fail",
+        checks={check.id: check.status for check in report.checks},
+    )
+    release.save()
+
+    gha.set_output("passed", "true" if report.passed else "false")
+    gha.set_output("report", json.dumps(data, separators=(",", ":")))
+    if report.passed:
+        return EXIT_OK
+    failed = ", ".join(check.id for check in report.failed)
+    echo(f"upm-ci: release blocked by the gate: {failed}", err=True)
+    return EXIT_POLICY
+
+
+def _release_tag(tag: str | None) -> str | None:
+    """``--tag``, else ``$GITHUB_REF`` when it is a tag; ``None`` means the project's tag."""
+    if tag:
+        return tag.removeprefix("refs/tags/")
+    ref = os.environ.get("GITHUB_REF", "")
+    return ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else None

@@ -1,0 +1,106 @@
+"""Phase 1, the gate: RELEASE.md's Pre-Release Checklist, one check per row, in its order.
+
+:func:`run_gate` runs every check and returns a :class:`GateReport`. A check that finds bad
+input (an ``InputError``) stops the gate with exit 2; any other exception inside a check
+fails that check with the reason (fail closed) and the others still run. Test results are
+read once and shared by ``tests`` and ``plugin-sandbox``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from upm_ci.errors import InputError
+from upm_ci.gate.model import CheckResult, GateContext, GitHubAccess
+from upm_ci.gate.report import CHECKLIST, GateReport, task_of
+from upm_ci.project import Project
+
+if TYPE_CHECKING:
+    from upm_ci.gate.tests import TestRun
+
+__all__ = ["GateReport", "run_gate"]
+
+log = logging.getLogger(__name__)
+
+#: check id -> (module, function); modules are imported only when the gate runs.
+CHECKS = {
+    "tests": ("upm_ci.gate.tests", "check_tests"),
+    "plugin-sandbox": ("upm_ci.gate.plugins", "check_plugin_sandbox"),
+    "plugin-entrypoint": ("upm_ci.gate.plugins", "check_plugin_entrypoint"),
+    "code-review": ("upm_ci.gate.review", "check_code_review"),
+    "docs": ("upm_ci.gate.docs", "check_docs"),
+    "dependency-audit": ("upm_ci.gate.audit", "check_dependency_audit"),
+    "version-bump": ("upm_ci.gate.version", "check_version_bump"),
+}
+_USES_TEST_RESULTS = {"tests", "plugin-sandbox"}
+
+
+def run_gate(
+    project: Project,
+    *,
+    tag: str | None,
+    junit_xml: Path | None,
+    github: GitHubAccess | None,
+    osv_url: str,
+    work_dir: Path,
+    today: dt.date | None = None,
+) -> GateReport:
+    """Run all seven checks for ``project`` at ``tag`` (default: the project's own tag)."""
+    ctx = GateContext(
+        project=project,
+        tag=tag or project.tag,
+        work_dir=work_dir,
+        junit_xml=junit_xml,
+        github=github,
+        osv_url=osv_url,
+        today=today or dt.date.today(),
+    )
+    test_results: TestRun | CheckResult | None = None
+    results: list[CheckResult] = []
+    for row in CHECKLIST:
+        module_name, function_name = CHECKS[row.id]
+        log.info("gate: %s", row.task)
+        try:
+            check = getattr(importlib.import_module(module_name), function_name)
+            if row.id in _USES_TEST_RESULTS:
+                if test_results is None:
+                    test_results = _load_test_results(ctx)
+                if isinstance(test_results, CheckResult):
+                    result = _failed_like(test_results, row.id)
+                else:
+                    result = check(ctx, test_results)
+            else:
+                result = check(ctx)
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - fail closed: a crashed check is a failed check
+            log.debug("gate: %s crashed", row.id, exc_info=True)
+            result = CheckResult(row.id, row.task, "fail", f"check could not run: {_brief(e)}")
+        results.append(result)
+    report = GateReport(project.name, project.version, ctx.tag, results)
+    log.info("gate: %s", "passed" if report.passed else "blocked")
+    return report
+
+
+def _load_test_results(ctx: GateContext) -> TestRun | CheckResult:
+    """The shared test results, or a failed CheckResult saying why there are none."""
+    from upm_ci.gate.tests import load_test_results
+
+    try:
+        return load_test_results(ctx)
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - fail closed, see run_gate
+        return CheckResult("tests", task_of("tests"), "fail", f"no test results: {_brief(e)}")
+
+
+def _failed_like(failure: CheckResult, check_id: str) -> CheckResult:
+    return CheckResult(check_id, task_of(check_id), "fail", failure.reason)
+
+
+def _brief(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0]

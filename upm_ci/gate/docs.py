@@ -1,0 +1,102 @@
+"""Check ``docs``: the documents RELEASE.md names exist, say something, and link correctly.
+
+Required documents (config ``required-docs``) must exist and not be blank; the CHANGELOG
+must have a non-empty section for this version; relative Markdown links in the required
+documents (``[x](OTHER.md)``, ``[x](OTHER.md#anchor)``) must point at existing files. Links
+inside code blocks and code spans are not links and are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+from upm_ci.changelog import parse_changelog
+from upm_ci.errors import InputError
+from upm_ci.gate.model import CheckResult, Finding, GateContext
+from upm_ci.gate.report import task_of
+from upm_ci.project import parse_version
+
+_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_CODE_SPAN = re.compile(r"(`+).*?\1")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def broken_links(path: Path, root: Path) -> list[Finding]:
+    """Relative links in a Markdown file that point at no file."""
+    rel = path.relative_to(root).as_posix()
+    findings = []
+    in_fence = False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        for match in _LINK.finditer(_CODE_SPAN.sub("", line)):
+            target = match.group(1)
+            if target.startswith(("#", "/")) or _SCHEME.match(target):
+                continue
+            file_part = unquote(target.split("#", 1)[0].split("?", 1)[0])
+            if file_part and not (path.parent / file_part).exists():
+                findings.append(
+                    Finding(f"broken link to {target} (no such file)", file=rel, line=number)
+                )
+    return findings
+
+
+def _changelog_findings(ctx: GateContext) -> list[Finding]:
+    project = ctx.project
+    path = project.path(project.config.changelog)
+    rel = project.config.changelog
+    if not path.is_file():
+        return [Finding("changelog is missing", file=rel)]
+    wanted = parse_version(project.version, where=f"{project.root / 'pyproject.toml'} version")
+    for section in parse_changelog(path):
+        if section.is_unreleased:
+            continue
+        try:
+            same = parse_version(section.version, where=f"{path}:{section.line}") == wanted
+        except InputError:  # a heading that is no version is not this version
+            same = False
+        if same:
+            if not section.body.strip():
+                return [Finding(f"section {section.version} is empty", file=rel, line=section.line)]
+            return []
+    return [Finding(f"no section for version {project.version}", file=rel, line=1)]
+
+
+def check_docs(ctx: GateContext) -> CheckResult:
+    """Required docs present and non-blank, changelog section for this version, links resolve."""
+    root = ctx.project.root
+    findings: list[Finding] = []
+    present: list[Path] = []
+    for name in ctx.project.config.required_docs:
+        path = root / name
+        if not path.is_file():
+            findings.append(Finding("required document is missing", file=name))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            findings.append(Finding("required document is not UTF-8 text", file=name, line=1))
+            continue
+        if not text.strip():
+            findings.append(Finding("required document is empty", file=name, line=1))
+            continue
+        present.append(path)
+    findings += _changelog_findings(ctx)
+    for path in present:
+        if path.suffix.lower() in (".md", ".markdown"):
+            findings += broken_links(path, root)
+    task = task_of("docs")
+    if findings:
+        first = findings[0]
+        where = f"{first.file}: " if first.file else ""
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        return CheckResult("docs", task, "fail", f"{where}{first.message}{more}", findings)
+    return CheckResult(
+        "docs", task, "pass", f"{len(present)} documents, changelog {ctx.project.version}"
+    )

@@ -1,0 +1,224 @@
+"""Checks ``plugin-entrypoint`` and ``plugin-sandbox``: RELEASE.md's two plugin rules.
+
+Plugin files are config ``plugins`` globs minus ``plugin-exclude``. With the default globs a
+project without plugins gets a warning; globs the project configured itself that match
+nothing fail (fail closed: a typo must not turn the check off).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from pathlib import Path, PurePosixPath
+
+from upm_ci.config import Config, display_path
+from upm_ci.errors import InputError
+from upm_ci.gate.model import CheckResult, Finding, GateContext
+from upm_ci.gate.report import task_of
+from upm_ci.gate.tests import JUnitCase, TestRun, load_test_results
+
+_DEFAULTS = Config()
+
+
+def plugin_files(ctx: GateContext) -> list[Path]:
+    """The plugin files of the project, sorted."""
+    config = ctx.project.config
+    root = ctx.project.root
+    found: set[Path] = set()
+    for pattern in config.plugins:
+        for path in root.glob(pattern):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and not any(
+                fnmatch.fnmatch(rel, ex) or PurePosixPath(rel).match(ex)
+                for ex in config.plugin_exclude
+            ):
+                found.add(path)
+    return sorted(found)
+
+
+def _no_plugins(ctx: GateContext, check_id: str) -> CheckResult:
+    globs = ", ".join(ctx.project.config.plugins)
+    if ctx.project.config.plugins == _DEFAULTS.plugins:
+        return CheckResult(check_id, task_of(check_id), "warn", f"no plugin files ({globs})")
+    return CheckResult(
+        check_id,
+        task_of(check_id),
+        "fail",
+        f"config plugins ({globs}) matches no file",
+        [Finding(f"plugins = [{globs}] matches no file; fix the globs", file="pyproject.toml")],
+    )
+
+
+# --- plugin-entrypoint -------------------------------------------------------------------
+
+
+def _dump(node: ast.AST) -> str:
+    return ast.dump(node, include_attributes=False)
+
+
+def entrypoint_block(ctx: GateContext) -> list[ast.stmt]:
+    """The configured entrypoint block's statements; InputError if it does not parse."""
+    where = f"{ctx.project.root / 'pyproject.toml'}: [tool.upm-release] entrypoint-block"
+    try:
+        body = ast.parse(ctx.project.config.entrypoint_block).body
+    except SyntaxError as e:
+        raise InputError(f"{where} is not valid Python (line {e.lineno}: {e.msg})") from None
+    if not body:
+        raise InputError(f"{where} is empty")
+    return body
+
+
+def _contains(body: list[ast.stmt], block: list[str]) -> ast.stmt | None:
+    """The first statement of ``block`` where it appears, contiguous, in ``body``."""
+    dumps = [_dump(stmt) for stmt in body]
+    for start in range(len(dumps) - len(block) + 1):
+        if dumps[start : start + len(block)] == block:
+            return body[start]
+    return None
+
+
+def _nested_bodies(tree: ast.Module) -> list[tuple[ast.AST, list[ast.stmt]]]:
+    """Every statement list below module level, with the node that holds it."""
+    out: list[tuple[ast.AST, list[ast.stmt]]] = []
+    for node in ast.walk(tree):
+        if node is tree:
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            value = getattr(node, name, None)
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                out.append((node, value))
+    return out
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _near_miss(tree: ast.Module, first: ast.stmt) -> ast.stmt | None:
+    """A module-level statement that looks like the block's start but differs."""
+    test = getattr(first, "test", None)
+    for stmt in tree.body:
+        if type(stmt) is type(first) and (
+            test is None or _names(test) <= _names(getattr(stmt, "test", stmt))
+        ):
+            return stmt
+    return None
+
+
+def entrypoint_finding(path: Path, block: list[ast.stmt], rel: str) -> Finding | None:
+    """None if ``path`` has the block at module level, else what is wrong and where."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=rel)
+    except SyntaxError as e:
+        return Finding(f"does not parse: {e.msg}", file=rel, line=e.lineno or 1)
+    except (OSError, ValueError) as e:
+        return Finding(f"cannot read: {e}", file=rel, line=1)
+    expected = [_dump(stmt) for stmt in block]
+    if _contains(tree.body, expected):
+        return None
+    for holder, body in _nested_bodies(tree):
+        found = _contains(body, expected)
+        if found is not None:
+            return Finding(
+                f"entrypoint block is nested inside `{_describe(holder)}` (line "
+                f"{getattr(holder, 'lineno', '?')}); it must be at module level",
+                file=rel,
+                line=found.lineno,
+            )
+    miss = _near_miss(tree, block[0])
+    if miss is not None:
+        return Finding(
+            "entrypoint block differs from the configured one (see PLUGINS.md)",
+            file=rel,
+            line=miss.lineno,
+        )
+    return Finding("mandatory sandbox entrypoint block is missing", file=rel, line=1)
+
+
+def _describe(node: ast.AST) -> str:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return f"def {node.name}"
+    if isinstance(node, ast.ClassDef):
+        return f"class {node.name}"
+    if isinstance(node, ast.If):
+        return f"if {ast.unparse(node.test)}"
+    return type(node).__name__.lower()
+
+
+def check_plugin_entrypoint(ctx: GateContext) -> CheckResult:
+    """Every plugin file holds the configured entrypoint block at module level (by AST)."""
+    block = entrypoint_block(ctx)
+    files = plugin_files(ctx)
+    if not files:
+        return _no_plugins(ctx, "plugin-entrypoint")
+    root = ctx.project.root
+    findings = [
+        finding
+        for path in files
+        if (finding := entrypoint_finding(path, block, display_path(path, root))) is not None
+    ]
+    task = task_of("plugin-entrypoint")
+    if findings:
+        reason = f"{len(findings)} of {len(files)} plugins lack the entrypoint block"
+        return CheckResult("plugin-entrypoint", task, "fail", reason, findings)
+    return CheckResult("plugin-entrypoint", task, "pass", f"{len(files)} plugins")
+
+
+# --- plugin-sandbox ----------------------------------------------------------------------
+
+
+def covers(case: JUnitCase, plugin: str, pattern: str) -> bool:
+    """Whether a test covers ``plugin``: named ``pattern``(+``_...``/``[...]``) or marked."""
+    if plugin in case.property_values("sandbox"):
+        return True
+    prefix = pattern.format(plugin=plugin)
+    return case.name == prefix or case.name.startswith((prefix + "_", prefix + "["))
+
+
+def check_plugin_sandbox(ctx: GateContext, run: TestRun | None = None) -> CheckResult:
+    """Every plugin has a sandbox test that ran and passed, and none that did not pass."""
+    pattern = ctx.project.config.sandbox_test_pattern
+    try:
+        pattern.format(plugin="x")
+    except (KeyError, IndexError, ValueError):
+        raise InputError(
+            f"{ctx.project.root / 'pyproject.toml'}: [tool.upm-release] sandbox-test-pattern "
+            f"{pattern!r} may only use the placeholder {{plugin}}"
+        ) from None
+    files = plugin_files(ctx)
+    if not files:
+        return _no_plugins(ctx, "plugin-sandbox")
+    run = run if run is not None else load_test_results(ctx)
+    root = ctx.project.root
+    findings: list[Finding] = []
+    for path in files:
+        plugin = path.stem
+        rel = display_path(path, root)
+        tests = [case for case in run.cases if covers(case, plugin, pattern)]
+        if not tests:
+            findings.append(
+                Finding(
+                    f"plugin {plugin!r} has no sandbox test "
+                    f"({pattern.format(plugin=plugin)}* or @pytest.mark.sandbox({plugin!r}))",
+                    file=rel,
+                    line=1,
+                )
+            )
+        for case in tests:
+            if case.outcome != "passed":
+                detail = f": {case.message}" if case.message else ""
+                findings.append(
+                    Finding(
+                        f"plugin {plugin!r}: sandbox test {case.nodeid} {case.outcome}{detail}",
+                        file=rel,
+                        line=1,
+                    )
+                )
+    task = task_of("plugin-sandbox")
+    if findings:
+        bad = len({f.file for f in findings})
+        reason = f"{bad} of {len(files)} plugins not covered by passing sandbox tests"
+        return CheckResult("plugin-sandbox", task, "fail", reason, findings)
+    return CheckResult(
+        "plugin-sandbox", task, "pass", f"{len(files)} plugins covered by sandbox tests"
+    )
