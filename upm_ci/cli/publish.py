@@ -1,13 +1,227 @@
-"""`upm-ci publish` (not implemented yet; its issue fills it in)."""
+"""``upm-ci publish``: the GitHub release (draft first, published last) and the package index."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import (
+    dist_dir_option,
+    echo,
+    manifest_option,
+    markdown_table,
+    option,
+    project_option,
+    table,
+)
+
+if TYPE_CHECKING:
+    from upm_ci.project import Project
+    from upm_ci.sign import ReleaseSigner
 
 
 @click.command("publish")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci publish is not implemented yet in this version")
+@project_option
+@manifest_option
+@dist_dir_option
+@option(
+    "--github-api-url",
+    env="GITHUB_API_URL",
+    default=None,
+    help="GitHub REST API [default: config github-api-url].",
+)
+@option(
+    "--github-token",
+    env="GITHUB_TOKEN",
+    default=None,
+    help="Token with contents: write [default: $GITHUB_TOKEN].",
+)
+@option(
+    "--repository",
+    env="REPOSITORY",
+    default=None,
+    help="owner/name [default: config, $GITHUB_REPOSITORY, git origin].",
+)
+@option("--tag", env="TAG", default=None, help="Release tag [default: v<version>].")
+@option(
+    "--pypi-upload-url",
+    "--repository-url",
+    env="PYPI_UPLOAD_URL",
+    default=None,
+    help="Index upload URL [default: config pypi-upload-url].",
+)
+@option(
+    "--pypi-index-url",
+    env="PYPI_INDEX_URL",
+    default=None,
+    help="Index simple URL, read for files already there [default: config pypi-index-url].",
+)
+@option("--pypi-token", env="PYPI_TOKEN", default=None, help="Index API token (user __token__).")
+@option(
+    "--trusted-publishing",
+    env="TRUSTED_PUBLISHING",
+    is_flag=True,
+    help="Exchange the job's OIDC token for an upload token instead of --pypi-token.",
+)
+@option(
+    "--attestations",
+    env="ATTESTATIONS",
+    is_flag=True,
+    help="Send PEP 740 <dist>.publish.attestation files with each upload.",
+)
+@option("--skip-github", env="SKIP_GITHUB", is_flag=True, help="Do not touch the GitHub release.")
+@option("--skip-pypi", env="SKIP_PYPI", is_flag=True, help="Do not upload to the index.")
+@option(
+    "--replace",
+    env="REPLACE",
+    is_flag=True,
+    help="Overwrite draft assets whose digest differs (never a published release).",
+)
+@option(
+    "--make-latest",
+    env="MAKE_LATEST",
+    type=click.Choice(["true", "false", "legacy"]),
+    default=None,
+    help="Release make_latest [default: config make-latest].",
+)
+@option("--dry-run", env="DRY_RUN", is_flag=True, help="Print the plan and change nothing.")
+@option(
+    "--published-json",
+    env="PUBLISHED_JSON",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what the release and the index hold afterwards here.",
+)
+@option(
+    "--identity-token",
+    env="IDENTITY_TOKEN",
+    default=None,
+    help="OIDC token to sign the audit log [default: the runner's ambient token].",
+)
+@option(
+    "--trust-config",
+    env="TRUST_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Sigstore ClientTrustConfig JSON for signing the audit log.",
+)
+@option(
+    "--sign-audit-log/--no-sign-audit-log",
+    env="SIGN_AUDIT_LOG",
+    default=True,
+    show_default=True,
+    help="Sign the audit log (Sigstore) when an identity is available.",
+)
+def command(
+    project: Path,
+    manifest: Path,
+    dist_dir: Path | None,
+    github_api_url: str | None,
+    github_token: str | None,
+    repository: str | None,
+    tag: str | None,
+    pypi_upload_url: str | None,
+    pypi_index_url: str | None,
+    pypi_token: str | None,
+    trusted_publishing: bool,
+    attestations: bool,
+    skip_github: bool,
+    skip_pypi: bool,
+    replace: bool,
+    make_latest: str | None,
+    dry_run: bool,
+    published_json: Path | None,
+    identity_token: str | None,
+    trust_config: Path | None,
+    sign_audit_log: bool,
+) -> int:
+    """Publish the release: attach every file to one draft GitHub release, upload the
+    distributions to the index, then un-draft. Safe to re-run: what is there with the same
+    digest is skipped; exit 1 when something there has other bytes.
+    """
+    github_token = github_token or os.environ.get("GITHUB_TOKEN") or ""
+    for secret in (github_token, pypi_token, identity_token):
+        if secret:
+            gha.mask(secret)
+    from upm_ci.manifest import Manifest, write_json_atomic
+    from upm_ci.project import load_project
+    from upm_ci.publish import PublishSettings, publish_release
+    from upm_ci.publish.pypi import IndexTarget
+
+    proj = load_project(project)
+    release = Manifest.load(manifest)
+    config = proj.config
+    settings = PublishSettings(
+        repository=repository or proj.repository,
+        tag=tag or proj.tag,
+        github_api_url=github_api_url or config.github_api_url,
+        github_token=github_token,
+        pypi=IndexTarget(
+            upload_url=pypi_upload_url or config.pypi_upload_url,
+            index_url=pypi_index_url or config.pypi_index_url,
+            password=pypi_token or "",
+            attestations=attestations,
+        ),
+        trusted_publishing=trusted_publishing,
+        skip_github=skip_github,
+        skip_pypi=skip_pypi,
+        replace=replace,
+        make_latest=make_latest or config.make_latest,
+        dry_run=dry_run,
+        dist_dir=dist_dir,
+    )
+    if dry_run:
+        result = publish_release(proj, release, settings)
+        echo("Plan (dry run, nothing changed):")
+        for step in result.plan:
+            echo(f"  - {step}")
+        return 0
+    signer = _audit_signer(proj, identity_token, trust_config) if sign_audit_log else None
+    if signer is None:
+        result = publish_release(proj, release, settings)
+    else:
+        with signer as active:
+            result = publish_release(proj, release, settings, sign_file=active.sign_file)
+    rows = [[i.destination, i.name, i.status] for i in result.items]
+    echo(table(["where", "file", "status"], rows))
+    github_items = [i for i in result.items if i.destination == "github"]
+    if result.nothing_to_do:
+        echo(f"nothing to do: {len(github_items)} assets already published")
+    if result.release_url:
+        echo(f"release: {result.release_url}")
+        gha.set_output("release-url", result.release_url)
+    if result.release_id is not None:
+        gha.set_output("release-id", str(result.release_id))
+    if published_json is not None:
+        write_json_atomic(published_json, result.published)
+    headline = (
+        f"nothing to do: {len(github_items)} assets already published"
+        if result.nothing_to_do
+        else f"{sum(i.status != 'skipped' for i in result.items)} files published"
+    )
+    gha.add_summary(
+        f"### Publish {settings.tag}: {headline}\n\n"
+        + (f"Release: {result.release_url}\n\n" if result.release_url else "")
+        + markdown_table(["where", "file", "status"], rows)
+    )
+    return 0
+
+
+def _audit_signer(
+    project: Project, token: str | None, trust_config: Path | None
+) -> ReleaseSigner | None:
+    """A ReleaseSigner when an identity is at hand; None (unsigned, warned) otherwise."""
+    from upm_ci import identity, sign
+
+    token = token or identity.ambient_token()
+    if not token:
+        return None
+    return sign.ReleaseSigner(
+        token,
+        expected_identity=sign.default_expected_identity(project),
+        trust_config=trust_config,
+    )

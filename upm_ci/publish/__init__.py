@@ -1,0 +1,415 @@
+"""Phase 5, publish: the GitHub release and the package index, re-runnable at any point.
+
+Order, chosen so that nothing irreversible happens before everything that can fail has
+been checked: (1) check the inputs (manifest, files on disk and their digests, tag), twine
+check, the index's current files (a conflict stops everything), the Trusted Publishing
+exchange; (2) find or create the one draft release and attach every file; (3) upload to the
+index (cannot be undone); (4) complete, sign and attach the audit log; (5) re-read every
+asset and un-draft (cannot be undone for immutable releases). Each step is written to the
+manifest ledger as it starts and ends, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from upm_ci.errors import InputError, PolicyError
+from upm_ci.manifest import Manifest, SignatureRecord, sha256_file
+from upm_ci.project import Project, version_from_tag
+from upm_ci.publish.audit_log import AuditLog, audit_log_name
+from upm_ci.publish.github_release import AssetOutcome, ExpectedAsset, GitHubReleases
+from upm_ci.publish.notes import release_notes
+from upm_ci.publish.pypi import IndexTarget, PlannedFile, UploadOutcome
+
+log = logging.getLogger(__name__)
+
+SignFile = Callable[[Path], Path]
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """Where to publish; ``github_token``/``pypi.password`` are secrets (masked by the CLI)."""
+
+    repository: str
+    tag: str
+    github_api_url: str
+    github_token: str = ""
+    pypi: IndexTarget | None = None
+    trusted_publishing: bool = False
+    skip_github: bool = False
+    skip_pypi: bool = False
+    replace: bool = False
+    make_latest: str = "true"
+    dry_run: bool = False
+    dist_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    destination: str  # github | pypi
+    name: str
+    status: str  # uploaded | skipped | replaced | planned
+    url: str = ""
+
+
+@dataclass
+class PublishResult:
+    items: list[ItemResult] = field(default_factory=list)
+    release_url: str = ""
+    release_id: int | None = None
+    nothing_to_do: bool = False
+    plan: list[str] = field(default_factory=list)
+    published: dict[str, Any] = field(default_factory=dict)
+
+
+def publish_release(
+    project: Project,
+    manifest: Manifest,
+    settings: PublishSettings,
+    *,
+    sign_file: SignFile | None = None,
+) -> PublishResult:
+    """Publish what the manifest lists; see the module docstring for the order."""
+    _check_inputs(project, manifest, settings)
+    audit_path = _audit_path(project, manifest, settings)
+    own = {audit_path.name, f"{audit_path.name}.sigstore.json"}
+    assets = [
+        ExpectedAsset(a.name, manifest.resolve(a), a.sha256)
+        for a in manifest.artifacts
+        if a.name not in own
+    ]
+    dists = [(a.name, manifest.resolve(a), a.sha256) for a in manifest.distributions()]
+    prerelease = Version(project.version).is_prerelease
+    if settings.dry_run:
+        return PublishResult(plan=_plan(settings, assets, dists, prerelease, audit_path))
+
+    from upm_ci.publish import pypi
+
+    pypi_target = None
+    pypi_plan: list[PlannedFile] = []
+    if not settings.skip_pypi:
+        pypi_target = _pypi_target(settings)
+        pypi.check_distributions([path for _, path, _ in dists])
+        existing = pypi.index_files(pypi_target, project.normalized_name)
+        pypi_plan = pypi.plan_uploads(dists, existing)
+
+    result = PublishResult()
+    audit = AuditLog(audit_path)
+    releases: GitHubReleases | None = None
+    title = f"{project.name} {project.version}"
+    body = ""
+    draft = None
+    if not settings.skip_github:
+        if not settings.github_token:
+            raise InputError("no GitHub token", hint="set UPM_GITHUB_TOKEN or GITHUB_TOKEN")
+        body = release_notes(project, manifest, repository=settings.repository, tag=settings.tag)
+        releases = GitHubReleases(
+            settings.github_api_url, settings.github_token, settings.repository
+        )
+        draft, created = releases.find_or_create_draft(
+            settings.tag,
+            name=title,
+            body=body,
+            prerelease=prerelease,
+            make_latest=settings.make_latest,
+            target_commitish=manifest.project.commit,
+        )
+        result.release_id, result.release_url = draft.id, draft.html_url
+        if not draft.draft:
+            _verify_published(releases, draft, assets, own, result)
+        else:
+            _ledger(manifest, "github-release", settings.tag, "", "started", draft.html_url)
+            if created:
+                audit.record(
+                    "github-draft-created", settings.repository, settings.tag, url=draft.html_url
+                )
+            else:
+                releases.update_notes(draft, name=title, body=body, prerelease=prerelease)
+
+            def before(exp: ExpectedAsset) -> None:
+                _ledger(manifest, "github", exp.name, exp.sha256, "started")
+
+            def after(outcome: AssetOutcome) -> None:
+                _ledger(manifest, "github", outcome.name, outcome.sha256, "done", outcome.url)
+                if outcome.status != "skipped":
+                    audit.record(
+                        f"github-asset-{outcome.status}",
+                        settings.repository,
+                        outcome.name,
+                        outcome.sha256,
+                        outcome.url,
+                    )
+                result.items.append(ItemResult("github", outcome.name, outcome.status, outcome.url))
+
+            releases.sync_assets(
+                draft, assets, replace=settings.replace, before=before, after=after
+            )
+
+    if pypi_target is not None:
+        uploads = _upload_pypi(project, manifest, pypi_target, pypi_plan, audit, result)
+        if result.nothing_to_do and uploads:
+            result.nothing_to_do = False
+
+    if releases is not None and draft is not None and draft.draft:
+        final = _attach_audit_log(manifest, releases, draft, audit, sign_file, result)
+        problems = releases.missing_or_wrong(draft, [*assets, *final])
+        if problems:
+            raise PolicyError(
+                f"release {settings.tag} is not complete, so it stays a draft: "
+                + "; ".join(problems),
+                hint="re-run `upm-ci publish`; it uploads only what is missing",
+            )
+        published = releases.publish(
+            draft, name=title, body=body, prerelease=prerelease, make_latest=settings.make_latest
+        )
+        result.release_url = published.html_url
+        _ledger(manifest, "github-release", settings.tag, "", "done", published.html_url)
+    manifest.record_phase("publish", "pass", release=result.release_url)
+    if manifest.path and not result.nothing_to_do:
+        manifest.save()
+    result.published = read_published(project, settings, releases, result.release_id, pypi_target)
+    return result
+
+
+# --- steps ----------------------------------------------------------------------------------
+def _check_inputs(project: Project, manifest: Manifest, settings: PublishSettings) -> None:
+    """Bad input is found before anything is sent anywhere."""
+    where = str(manifest.path or "manifest")
+    if (manifest.project.name, manifest.project.version) != (project.name, project.version):
+        raise InputError(
+            f"{where}: manifest is for {manifest.project.name} {manifest.project.version}, "
+            f"not {project.name} {project.version}",
+            hint="pass the manifest of this release (--manifest)",
+        )
+    tagged = version_from_tag(settings.tag, project.config.tag_prefix)
+    if tagged != Version(project.version):
+        raise InputError(
+            f"tag {settings.tag} does not match version {project.version}",
+            hint=f"release tag {project.tag}",
+        )
+    if not settings.skip_github and "/" not in settings.repository:
+        raise InputError(
+            f"repository {settings.repository!r} is not owner/name",
+            hint="pass --repository or set [tool.upm-release] repository",
+        )
+    if not manifest.artifacts:
+        raise InputError(f"{where}: lists no files to publish", hint="run `upm-ci build` first")
+    own = audit_log_name(project.normalized_name, project.version)
+    for artifact in manifest.artifacts:
+        if artifact.name in (own, f"{own}.sigstore.json"):
+            continue
+        path = manifest.resolve(artifact)
+        if not path.is_file():
+            raise InputError(
+                f"{where}: {artifact.name} is listed but {path} does not exist",
+                hint="restore the dist directory next to the manifest, or rebuild",
+            )
+        if sha256_file(path) != artifact.sha256:
+            raise InputError(
+                f"{path}: sha256 differs from the manifest's",
+                hint="the file changed after it was built and signed; rebuild",
+            )
+    if not settings.skip_pypi and not manifest.distributions():
+        raise InputError(f"{where}: lists no sdist or wheel", hint="or pass --skip-pypi")
+
+
+def _audit_path(project: Project, manifest: Manifest, settings: PublishSettings) -> Path:
+    base = settings.dist_dir or manifest.base
+    return base / audit_log_name(project.normalized_name, project.version)
+
+
+def _pypi_target(settings: PublishSettings) -> IndexTarget:
+    from upm_ci.publish import pypi
+
+    if settings.pypi is None:
+        raise InputError("no package index configured", hint="pass --pypi-upload-url")
+    target = settings.pypi
+    if settings.trusted_publishing:
+        token = pypi.trusted_publishing_token(target.upload_url)
+        return IndexTarget(
+            target.upload_url, target.index_url, token, attestations=target.attestations
+        )
+    if not target.password:
+        raise InputError(
+            "no PyPI token", hint="set UPM_PYPI_TOKEN, or use --trusted-publishing in Actions"
+        )
+    return target
+
+
+def _ledger(
+    manifest: Manifest, destination: str, item: str, sha256: str, state: str, url: str = ""
+) -> None:
+    entry = manifest.ledger_entry(destination, item)
+    if entry and entry.state == "done" and entry.sha256 == sha256 and state == "done":
+        return
+    manifest.record_ledger(destination, item, sha256=sha256, state=state, url=url)
+
+
+def _verify_published(
+    releases: GitHubReleases,
+    release: Any,
+    assets: list[ExpectedAsset],
+    own: set[str],
+    result: PublishResult,
+) -> None:
+    """A published release can only be checked: complete and right, or a policy failure."""
+    remote = {a.name for a in releases.list_assets(release)}
+    records = [ExpectedAsset(n, Path(n), "", own_record=True) for n in sorted(own) if n in remote]
+    problems = releases.missing_or_wrong(release, [*assets, *records], names_only=True)
+    if problems:
+        raise PolicyError(
+            f"release {release.tag} is already published and differs: " + "; ".join(problems),
+            hint="published releases are immutable; release a new version",
+        )
+    result.nothing_to_do = True
+    for exp in [*assets, *records]:
+        result.items.append(ItemResult("github", exp.name, "skipped"))
+    log.info("github: nothing to do: %d assets already published", len(assets) + len(records))
+
+
+def _upload_pypi(
+    project: Project,
+    manifest: Manifest,
+    target: IndexTarget,
+    plan: list[PlannedFile],
+    audit: AuditLog,
+    result: PublishResult,
+) -> int:
+    from upm_ci.publish import pypi
+
+    uploaded = 0
+
+    def before(item: PlannedFile) -> None:
+        _ledger(manifest, "pypi", item.name, item.sha256, "started")
+
+    def after(outcome: UploadOutcome) -> None:
+        nonlocal uploaded
+        if outcome.status == "uploaded":
+            uploaded += 1
+            audit.record("pypi-uploaded", target.upload_url, outcome.name, outcome.sha256)
+        _ledger(manifest, "pypi", outcome.name, outcome.sha256, "done", outcome.url)
+        result.items.append(ItemResult("pypi", outcome.name, outcome.status, outcome.url))
+
+    pypi.upload(target, project.normalized_name, plan, before=before, after=after)
+    return uploaded
+
+
+def _attach_audit_log(
+    manifest: Manifest,
+    releases: GitHubReleases,
+    draft: Any,
+    audit: AuditLog,
+    sign_file: SignFile | None,
+    result: PublishResult,
+) -> list[ExpectedAsset]:
+    """Finish, sign and attach the audit log: the last thing before the release is public."""
+    audit.record(
+        "github-release-publish-requested", releases.repository, draft.tag, url=draft.html_url
+    )
+    files = [audit.path]
+    manifest.add_file(audit.path, "audit-log")
+    if sign_file is not None:
+        bundle = sign_file(audit.path)
+        files.append(bundle)
+        manifest.add_file(bundle, "sigstore-bundle")
+        manifest.add_signature(
+            SignatureRecord(
+                subject=audit.path.name,
+                subject_sha256=sha256_file(audit.path),
+                file=bundle.name,
+                method="sigstore",
+            )
+        )
+    else:
+        log.warning("github: no signer given; the audit log is attached unsigned")
+    own = [ExpectedAsset(p.name, p, sha256_file(p), own_record=True) for p in files]
+    remote = {a.name: a for a in releases.list_assets(draft)}
+    for exp in own:
+        outcome = releases.sync_one(draft, exp, remote.get(exp.name))
+        _ledger(manifest, "github", outcome.name, outcome.sha256, "done", outcome.url)
+        result.items.append(ItemResult("github", outcome.name, outcome.status, outcome.url))
+    return own
+
+
+def _plan(
+    settings: PublishSettings,
+    assets: list[ExpectedAsset],
+    dists: list[tuple[str, Path, str]],
+    prerelease: bool,
+    audit_path: Path,
+) -> list[str]:
+    """What a real run would do, and which steps cannot be undone."""
+    steps: list[str] = []
+    if not settings.skip_pypi:
+        url = settings.pypi.upload_url if settings.pypi else "(no index configured)"
+        how = "Trusted Publishing" if settings.trusted_publishing else "API token"
+        steps.append(f"check: twine check --strict on {len(dists)} distributions")
+        steps.append(
+            f"check: read {settings.pypi.index_url if settings.pypi else '-'} "
+            "for files already there (another digest stops everything)"
+        )
+        for name, _, sha in dists:
+            steps.append(
+                f"pypi: upload {name} (sha256 {sha[:12]}...) to {url} via {how} [CANNOT BE UNDONE]"
+            )
+    if not settings.skip_github:
+        kind = "prerelease" if prerelease else "release"
+        steps.append(
+            f"github: find or create the draft {kind} {settings.tag} "
+            f"in {settings.repository} ({settings.github_api_url})"
+        )
+        for exp in assets:
+            steps.append(f"github: attach {exp.name} (sha256 {exp.sha256[:12]}...)")
+        steps.append(
+            f"github: attach {audit_path.name} (the audit log, signed when a signer is configured)"
+        )
+        steps.append(
+            f"github: publish {settings.tag} (make_latest={settings.make_latest}) "
+            "[CANNOT BE UNDONE for immutable releases: no asset changes afterwards]"
+        )
+    return steps
+
+
+def read_published(
+    project: Project,
+    settings: PublishSettings,
+    releases: GitHubReleases | None,
+    release_id: int | None,
+    target: IndexTarget | None,
+) -> dict[str, Any]:
+    """What the release and the index hold now, read back through their APIs."""
+    from upm_ci.publish import pypi
+
+    doc: dict[str, Any] = {"project": project.name, "version": project.version}
+    if releases is not None and release_id is not None:
+        release = releases.read_release(release_id)
+        doc["github"] = {
+            "repository": settings.repository,
+            "tag": release.tag,
+            "id": release.id,
+            "draft": release.draft,
+            "immutable": release.immutable,
+            "html_url": release.html_url,
+            "assets": [
+                {
+                    "name": a.name,
+                    "state": a.state,
+                    "size": a.size,
+                    "sha256": releases.asset_sha256(a) if a.state == "uploaded" else "",
+                    "url": a.browser_download_url,
+                }
+                for a in sorted(releases.list_assets(release), key=lambda a: a.name)
+            ],
+        }
+    if target is not None:
+        doc["pypi"] = {
+            "index": target.index_url,
+            "files": pypi.index_files(target, project.normalized_name),
+        }
+    return doc

@@ -1,0 +1,62 @@
+"""Release notes: the version's CHANGELOG section, the checksums, and how to verify.
+
+RELEASE.md asks for ``CHANGELOG.md`` in the release notes; users also need to check what they
+download without reading our docs, so the notes carry the exact commands, with the identity
+the release workflow signs as.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from upm_ci.changelog import section_for
+from upm_ci.errors import InputError
+from upm_ci.manifest import Manifest
+from upm_ci.project import Project
+
+
+def signing_identity(project: Project, repository: str, tag: str) -> str:
+    """The certificate identity of the release workflow at this tag."""
+    return f"https://github.com/{repository}/{project.config.release_workflow}@refs/tags/{tag}"
+
+
+def release_notes(project: Project, manifest: Manifest, *, repository: str, tag: str) -> str:
+    """Markdown body of the GitHub release."""
+    changelog = project.path(project.config.changelog)
+    section = section_for(changelog, project.version)
+    if section is None:
+        raise InputError(
+            f"{changelog}: no section for {project.version}",
+            hint=f"add '## [{project.version}] - YYYY-MM-DD' with the changes",
+        )
+    parts = [section.body or "_No changes listed._"]
+    checksums = manifest.of_kind("checksums")
+    if checksums:
+        text = manifest.resolve(checksums[0]).read_text(encoding="utf-8").strip()
+    else:
+        text = "\n".join(f"{a.sha256}  {a.name}" for a in manifest.distributions())
+    parts.append(f"## Checksums (SHA256SUMS)\n\n```\n{text}\n```")
+    bundles = {
+        Path(s.subject).name: Path(s.file).name
+        for s in manifest.signatures
+        if s.method == "sigstore"
+    }
+    identity = signing_identity(project, repository, tag)
+    commands = [
+        f"upm-ci verify --github-release {tag} --repository {repository}",
+        "sha256sum -c SHA256SUMS --ignore-missing",
+    ]
+    for dist in manifest.distributions():
+        bundle = bundles.get(dist.name, f"{dist.name}.sigstore.json")
+        commands.append(
+            f"sigstore verify github --cert-identity {identity} --bundle {bundle} {dist.name}"
+        )
+    parts.append(
+        "## Verify\n\nEverything at once (downloads, digests, signatures, identity, log "
+        "inclusion, trust policy):\n\n```\n"
+        + commands[0]
+        + "\n```\n\nOr by hand, in the download directory:\n\n```\n"
+        + "\n".join(commands[1:])
+        + "\n```"
+    )
+    return "\n\n".join(parts) + "\n"
