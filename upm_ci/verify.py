@@ -21,6 +21,7 @@ per-bundle parts (timestamps, log entry, signature) per bundle.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -37,23 +38,23 @@ from typing import TYPE_CHECKING, Any
 
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.identity import workflow_identity
 from upm_ci.manifest import Manifest, sha256_file, write_json_atomic
+from upm_ci.provenance import CYCLONEDX_BOM, STATEMENT_TYPE
+from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
 from upm_ci.retry import call_with_retry, classify_http, describe, is_connection_error
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
+    from sigstore._internal.timestamp import TimestampVerificationResult
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationPolicy
-    from sigstore.verify.verifier import TimestampVerificationResult
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "upm-release/verify-report/v1"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
-CYCLONEDX_BOM = "https://cyclonedx.org/bom"
 
 BUNDLE_SUFFIX = ".sigstore.json"
 ATTESTATION_SUFFIX = ".intoto.jsonl"
@@ -122,11 +123,6 @@ class IdentityPolicy:
         return {k: v for k, v in asdict(self).items() if v}
 
 
-def workflow_identity(repository: str, workflow_path: str, ref: str) -> str:
-    """The certificate identity GitHub's OIDC gives a workflow: its URL at the ref."""
-    return f"https://github.com/{repository}/{workflow_path}@{ref}"
-
-
 def normalize_ref(ref: str) -> str:
     """``v1.2.0`` -> ``refs/tags/v1.2.0``; full refs stay as they are."""
     return ref if ref.startswith("refs/") else f"refs/tags/{ref}"
@@ -176,7 +172,7 @@ def certificate_issuer(cert: Certificate) -> str:
         except x509.ExtensionNotFound:
             continue
         if oid == v2:
-            return str(asn1.decode_der(asn1.UTF8String, raw).as_str())
+            return str(asn1.decode_der(str, raw))
         return raw.decode("utf-8", "replace")
     return ""
 
@@ -288,7 +284,7 @@ def _define_release_verifier() -> type[Verifier]:
             try:
                 verify_sct(cert, chain, self._ct_keyring)
             except VerificationError as e:
-                raise VerificationError(f"failed to verify SCT on signing certificate: {e}")
+                raise VerificationError(f"failed to verify SCT: {e}") from None
             if not cert.extensions.get_extension_for_class(KeyUsage).value.digital_signature:
                 raise VerificationError("Key usage is not of type `digital signature`")
             usage = cert.extensions.get_extension_for_class(ExtendedKeyUsage).value
@@ -406,7 +402,13 @@ def verify_release(
         key=lambda p: p.name,
     )
     if verifier is None:
-        verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
+        root = load_trusted_root(trust_config, offline=offline)
+        try:
+            verifier = make_verifier(root)
+        except Exception as e:  # noqa: BLE001 - sigstore raises several kinds for a bad root
+            raise InputError(
+                f"{trust_config or 'Sigstore trust root'}: unusable trust root: {describe(e)}"
+            ) from None
     run = _Run(directory, files, policy, verifier, workers)
     run.verify_all(manifest, gpg_public_key)
     log.info("verified %d files in %s", len(files), directory)
@@ -479,10 +481,10 @@ class _Run:
 
     def verify_all(self, manifest: Manifest | None, gpg_public_key: Path | None) -> None:
         signed = self.names("wheel", "sdist", "sbom", "checksums", "file")
-        tasks: list[Callable[[], None]] = [lambda n=n: self.check_bundle(n) for n in signed]
-        tasks += [lambda n=n: self.check_attestation(n) for n in self.names("attestation")]
+        tasks = [(self.check_bundle, n) for n in signed]
+        tasks += [(self.check_attestation, n) for n in self.names("attestation")]
         with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(lambda task: task(), tasks))
+            list(pool.map(lambda task: task[0](task[1]), tasks))
         self.check_orphan_bundles()
         self.check_checksums()
         self.check_provenance_coverage()
@@ -652,7 +654,8 @@ class _Run:
             entry.add(
                 "subjects",
                 FAIL,
-                f"SBOM attestation subject digest {digest[:12]}... != {name} {wheels[name][:12]}...",
+                f"SBOM attestation subject digest {digest[:12]}... != "
+                f"{name} {wheels[name][:12]}...",
             )
         else:
             entry.add("subjects", PASS, f"bound to {name} (sha256 matches)")
@@ -925,7 +928,7 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
             log.warning("%s: asset state %s, not downloaded", asset.name, asset.state)
             continue
         call_with_retry(
-            lambda a=asset: _download_asset(a, dest / a.name),
+            functools.partial(_download_asset, asset, dest / asset.name),
             what=f"download of {asset.name}",
             classify=classify,
         )

@@ -1,13 +1,220 @@
-"""`upm-ci verify` (not implemented yet; its issue fills it in)."""
+"""`upm-ci verify`: check a release directory, or what a GitHub release holds."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import echo, markdown_table, option, project_option, table
+from upm_ci.config import GITHUB_ISSUER
+from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
+
+if TYPE_CHECKING:
+    from upm_ci.manifest import Manifest
+    from upm_ci.project import Project
+    from upm_ci.verify import IdentityPolicy, VerifyReport
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command("verify")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci verify is not implemented yet in this version")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@project_option
+@option("--manifest", env="MANIFEST", type=_FILE, default=None, help="Cross-check digests.")
+@option("--github-release", env="GITHUB_RELEASE", metavar="TAG", help="Download and verify it.")
+@option("--github-api-url", env="GITHUB_API_URL", help="GitHub REST API [config].")
+@option("--github-token", env="GITHUB_TOKEN", help="Token for the download [$GITHUB_TOKEN].")
+@option("--repository", env="REPOSITORY", help="owner/name that must have signed [config].")
+@option("--ref", env="REF", help="Tag or ref the signing workflow ran at [the release tag].")
+@option("--workflow", env="WORKFLOW", help="Signing workflow path [config release-workflow].")
+@option("--trigger", env="TRIGGER", help="Event that must have triggered it (e.g. push).")
+@option("--identity", env="IDENTITY", help="Exact certificate identity (overrides the above).")
+@option("--issuer", env="ISSUER", default=GITHUB_ISSUER, show_default=True, help="OIDC issuer.")
+@option("--trust-config", env="TRUST_CONFIG", type=_FILE, help="Sigstore ClientTrustConfig.")
+@option("--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF.")
+@option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=_FILE, help="Pin the GPG key.")
+@option("--report-json", env="REPORT_JSON", type=_FILE, help="Write the JSON report here.")
+def command(
+    directory: Path | None,
+    project: Path,
+    manifest: Path | None,
+    github_release: str | None,
+    github_api_url: str | None,
+    github_token: str | None,
+    repository: str | None,
+    ref: str | None,
+    workflow: str | None,
+    trigger: str | None,
+    identity: str | None,
+    issuer: str,
+    trust_config: Path | None,
+    offline: bool,
+    gpg_public_key: Path | None,
+    report_json: Path | None,
+) -> int:
+    """Verify a release: bundles, identity, transparency log, SHA256SUMS, provenance, SBOM, GPG.
+
+    DIRECTORY defaults to the project's dist dir; with --github-release TAG the release's
+    assets are downloaded (into DIRECTORY if given, else a temporary one) and verified.
+    Exit 1 names each failing artifact and why. Per bundle this is what plain sigstore does:
+
+    \b
+      sigstore verify github --offline --trust-config F \\
+        --cert-identity https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/TAG \\
+        --repository OWNER/REPO --ref refs/tags/TAG [--trigger push] \\
+        --bundle FILE.sigstore.json FILE
+
+    "Offline" covers everything but the trust root: inclusion proofs, checkpoints, SETs, SCTs
+    and timestamps come from the bundles; --offline only stops the TUF refresh of Sigstore's
+    root, and --trust-config needs no network at all.
+    """
+    from upm_ci.verify import download_release
+
+    token = github_token or os.environ.get("GITHUB_TOKEN", "")
+    if token:
+        gha.mask(token)
+    proj = _maybe_project(project)
+    loaded = _load_manifest(manifest)
+    _check_report_path(report_json)
+    policy = _policy(
+        proj,
+        loaded,
+        repository=repository,
+        ref=ref or github_release,
+        workflow=workflow,
+        trigger=trigger,
+        identity=identity,
+        issuer=issuer,
+    )
+    ignore = [p for p in (report_json, manifest) if p is not None]
+    if github_release:
+        repo = (
+            repository
+            or (proj.repository if proj else "")
+            or (loaded.project.repository if loaded else "")
+        )
+        if not repo:
+            raise InputError("--github-release needs --repository owner/name")
+        api = github_api_url or (proj.config.github_api_url if proj else "https://api.github.com")
+        with tempfile.TemporaryDirectory(prefix="upm-verify-") as tmp:
+            dest = directory or Path(tmp)
+            download_release(api, token, repo, github_release, dest)
+            report = _run(dest, policy, trust_config, offline, loaded, gpg_public_key, ignore)
+    else:
+        dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
+        report = _run(dest, policy, trust_config, offline, loaded, gpg_public_key, ignore)
+    if report_json is not None:
+        report.write(report_json)
+    if loaded is not None and loaded.path is not None:
+        loaded.record_phase("verify", "pass" if report.passed else "fail")
+        loaded.save()
+    _render(report)
+    return EXIT_OK if report.passed else EXIT_POLICY
+
+
+def _run(
+    dest: Path,
+    policy: IdentityPolicy,
+    trust_config: Path | None,
+    offline: bool,
+    manifest: Manifest | None,
+    gpg_public_key: Path | None,
+    ignore: list[Path],
+) -> VerifyReport:
+    from upm_ci.verify import verify_release
+
+    return verify_release(
+        dest,
+        policy=policy,
+        trust_config=trust_config,
+        offline=offline,
+        manifest=manifest,
+        gpg_public_key=gpg_public_key,
+        ignore=ignore,
+    )
+
+
+def _maybe_project(root: Path) -> Project | None:
+    """The project when ``root`` has a pyproject.toml (verify also runs without a checkout)."""
+    from upm_ci.project import load_project
+
+    return load_project(root) if (root / "pyproject.toml").is_file() else None
+
+
+def _load_manifest(path: Path | None) -> Manifest | None:
+    from upm_ci.manifest import Manifest
+
+    return Manifest.load(path) if path is not None else None
+
+
+def _check_report_path(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"--report-json {path}: is a directory", hint="give a file path")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"--report-json {path}: directory {path.parent} does not exist", hint="create it"
+        )
+
+
+def _policy(
+    project: Project | None,
+    manifest: Manifest | None,
+    *,
+    repository: str | None,
+    ref: str | None,
+    workflow: str | None,
+    trigger: str | None,
+    identity: str | None,
+    issuer: str,
+) -> IdentityPolicy:
+    from upm_ci.verify import IdentityPolicy, normalize_ref
+
+    if identity:
+        return IdentityPolicy(
+            identity=identity,
+            issuer=issuer,
+            repository=repository or "",
+            ref=normalize_ref(ref) if ref else "",
+            trigger=trigger or "",
+        )
+    repo = repository or (project.repository if project else "")
+    repo = repo or (manifest.project.repository if manifest else "")
+    tag = ref or (manifest.project.tag if manifest else "") or (project.tag if project else "")
+    if not repo or not tag:
+        raise InputError(
+            "verify: cannot tell which identity must have signed",
+            hint="pass --repository owner/name and --ref TAG (or --identity), or --project",
+        )
+    return IdentityPolicy.for_release(
+        repo,
+        tag,
+        workflow=workflow
+        or (project.config.release_workflow if project else "")
+        or ".github/workflows/release.yml",
+        trigger=trigger or "",
+        issuer=issuer,
+    )
+
+
+def _render(report: VerifyReport) -> None:
+    headers = ["artifact", "result", "checks"]
+    rows = []
+    for a in report.artifacts:
+        failed = [f"{c.check}: {c.reason}" for c in a.checks if c.status == "fail"]
+        warned = [f"{c.check}: {c.reason}" for c in a.checks if c.status == "warn"]
+        detail = "; ".join(failed or warned) or ", ".join(c.check for c in a.checks)
+        rows.append([a.name, "ok" if a.passed else "FAIL", detail])
+    echo(table(headers, rows))
+    verdict = "passed" if report.passed else "FAILED"
+    gha.add_summary(f"### Release verification {verdict}\n\n" + markdown_table(headers, rows))
+    gha.set_output("passed", "true" if report.passed else "false")
+    for name, check in report.failures():
+        gha.annotate("error", f"{name}: {check.check}: {check.reason}")
+    echo(f"verification {verdict}: {len(report.artifacts)} files, policy {report.policy}")
