@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from upm_ci import __version__, gha, identity, provenance
 from upm_ci.config import GITHUB_ISSUER
-from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
 from upm_ci.manifest import (
     Artifact,
     AttestationRecord,
@@ -54,7 +54,8 @@ from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connect
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
-    from sigstore.sign import Signer
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import Signer, SigningContext
     from sigstore.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -207,10 +208,14 @@ class ReleaseSigner:
         self._signer: Signer | None = None
         self._verifier: Verifier | None = None
         self._tsa_expected = False
+        self._context: SigningContext | None = None
+        self._identity: IdentityToken | None = None
+        self._lock = threading.Lock()
+        self._failure: UpmError | None = None
 
     def __enter__(self) -> ReleaseSigner:
         from sigstore.oidc import IdentityError, IdentityToken
-        from sigstore.sign import Signer, SigningContext
+        from sigstore.sign import SigningContext
         from sigstore.verify import Verifier
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
@@ -218,11 +223,10 @@ class ReleaseSigner:
         self._tsa_expected = bool(context._tsa_clients)
         self._verifier = Verifier(trusted_root=config.trusted_root)
         try:
-            token = IdentityToken(self._token)
+            self._identity = IdentityToken(self._token)
         except IdentityError as e:
             raise InputError(f"identity token: refused by sigstore: {_first_line(e)}") from None
-        # cache=True: one key and certificate for every file (cache=False is broken upstream).
-        self._signer = self._call(lambda: Signer(token, context, cache=True), "Fulcio certificate")
+        self._context = context
         return self
 
     def __exit__(
@@ -232,6 +236,7 @@ class ReleaseSigner:
         tb: TracebackType | None,
     ) -> None:
         self._signer = None
+        self._context = None
 
     @property
     def verifier(self) -> Verifier:
@@ -260,9 +265,25 @@ class ReleaseSigner:
         return bundle
 
     def _active(self) -> Signer:
-        if self._signer is None:
-            raise RuntimeError("ReleaseSigner is not entered")
-        return self._signer
+        """The signer, created on first use: a resumed release needs no new certificate."""
+        from sigstore.sign import Signer
+
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            if self._signer is None:
+                if self._context is None or self._identity is None:
+                    raise RuntimeError("ReleaseSigner is not entered")
+                context, token = self._context, self._identity
+                try:
+                    # cache=True: one key and certificate for all files (False is broken).
+                    self._signer = self._call(
+                        lambda: Signer(token, context, cache=True), "Fulcio certificate"
+                    )
+                except UpmError as e:
+                    self._failure = e  # the other threads fail with it, not ask again
+                    raise
+            return self._signer
 
     def sign_file(self, path: Path, bundle_path: Path | None = None) -> Path:
         """Sign ``path``, verify, write ``<path>.sigstore.json`` atomically; return its path."""
