@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from upm_ci.cli import main
 from upm_ci.errors import InputError
 from upm_ci.gate.audit import check_dependency_audit
 from upm_ci.gate.model import GateContext
@@ -149,3 +151,50 @@ def test_unresolvable_dependency_is_bad_input(
     with pytest.raises(InputError, match="resolving dependencies failed"):
         check_dependency_audit(context(root, osv_standin))
     assert osv_standin.queries == []
+
+
+def run_gate_cli(root: Path, *args: str) -> tuple[int, Path]:
+    """``upm-ci gate`` on a bare project; returns the exit code and the JSON report path."""
+    junit = root / "junit.xml"
+    junit.write_text('<testsuite name="t" tests="0"></testsuite>')
+    report = root / "gate.json"
+    code = main(
+        [
+            "gate",
+            "--project",
+            str(root),
+            "--junit-xml",
+            str(junit),
+            "--report-json",
+            str(report),
+            "--manifest",
+            str(root / "release-manifest.json"),
+            *args,
+        ]
+    )
+    return code, report
+
+
+def test_cli_gate_reports_the_vulnerability(
+    tmp_path: Path, index: LocalIndex, osv_standin: OsvStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project(tmp_path / "p", ["idna==3.6"], 'previous-tag = "v1.1.0"\n')
+    code, report = run_gate_cli(root, "--osv-url", osv_standin.query_url)
+    assert code == 1
+    checks = {c["id"]: c for c in json.loads(report.read_text())["checks"]}
+    check = checks["dependency-audit"]
+    assert check["status"] == "fail"
+    assert check["findings"][0]["line"] == 5
+    assert "GHSA-jjg7-2v4v-x38h" in check["findings"][0]["message"]
+    assert "dependency-audit" in capsys.readouterr().err
+
+
+def test_cli_gate_unresolvable_dependency_exits_2_writing_nothing(
+    tmp_path: Path, index: LocalIndex, osv_standin: OsvStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project(tmp_path / "p", ["idna>=9"], 'previous-tag = "v1.1.0"\n')
+    code, report = run_gate_cli(root, "--osv-url", osv_standin.query_url)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "resolving dependencies failed" in err and "Traceback" not in err
+    assert not report.exists() and not (root / "release-manifest.json").exists()

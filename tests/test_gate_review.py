@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import git
 from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER, SampleHistory
 from upm_ci import gha
+from upm_ci.cli import main
 from upm_ci.gate.model import GateContext, GitHubAccess
 from upm_ci.gate.review import check_code_review
 from upm_ci.project import load_project
@@ -246,3 +249,64 @@ def test_token_never_appears_in_results_or_logs(
     text = caplog.text + repr(results)
     assert secret not in text
     assert gha.redact(f"token {secret}") == "token ***"
+
+
+#: The version-bump check needs to know the previous release outside a git checkout.
+PREVIOUS = 'previous-tag = "v1.0.0"\n'
+
+
+def run_gate_cli(root: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """``upm-ci gate`` on a bare project: only this module's check matters here."""
+    junit = root / "junit.xml"
+    junit.write_text('<testsuite name="t" tests="0"></testsuite>')
+    report = root / "gate.json"
+    code = main(
+        [
+            "gate",
+            "--project",
+            str(root),
+            "--junit-xml",
+            str(junit),
+            "--report-json",
+            str(report),
+            "--manifest",
+            str(root / "release-manifest.json"),
+            *args,
+        ]
+    )
+    checks = {c["id"]: c for c in json.loads(report.read_text())["checks"]}
+    return code, checks["code-review"]
+
+
+def test_cli_gate_blocks_on_review_and_never_prints_the_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "ghp_CliSecretToken0123456789abcdefABCD"
+    root = make_project(tmp_path / "p", upm_release=PREVIOUS)
+    with GitHubStandIn(token={secret: "release-bot"}) as gh:
+        reviewed_release(gh, [("carol", "APPROVED")])
+        code, check = run_gate_cli(
+            root,
+            "--github-api-url",
+            gh.api_url,
+            "--github-token",
+            secret,
+            "--repository",
+            REPOSITORY,
+        )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert check["status"] == "fail"
+    assert (
+        "PR #1 by carol has no approval from anyone but its author"
+        in check["findings"][0]["message"]
+    )
+    assert secret not in out + err + (root / "gate.json").read_text()
+
+
+def test_cli_gate_without_token_skips_review(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, check = run_gate_cli(make_project(tmp_path / "p", upm_release=PREVIOUS))
+    assert check["status"] == "skipped"
+    assert "no GitHub token" in capsys.readouterr().out
