@@ -204,9 +204,10 @@ def check_tests(ctx: GateContext, run: TestRun | None = None) -> CheckResult:
     suites = _suites(ctx)
     findings: list[Finding] = []
     root = ctx.project.root
-    for problem in run.problems:
-        findings.append(Finding(problem, file=display_path(run.source, root)))
+    source = _project_file(run.source, root)
     bad = [case for case in run.cases if case.outcome in ("failed", "error")]
+    if not bad:  # a failing test already explains a non-zero exit
+        findings += [Finding(problem, file=source) for problem in run.problems]
     for case in bad:
         detail = f": {case.message}" if case.message else ""
         findings.append(
@@ -218,7 +219,7 @@ def check_tests(ctx: GateContext, run: TestRun | None = None) -> CheckResult:
         )
     ran = [case for case in run.cases if case.ran]
     if not ran:
-        findings.append(Finding("no test ran", file=display_path(run.source, root)))
+        findings.append(Finding("no test ran", file=source))
     missing = [name for name, spec in suites.items() if not any(in_suite(c, spec) for c in ran)]
     for name in missing:
         findings.append(Finding(f"suite {name!r} ({suites[name]}) ran no test"))
@@ -248,6 +249,12 @@ def _suites(ctx: GateContext) -> dict[str, str]:
                 f"= {spec!r} is not 'path:DIR' or 'marker:NAME'"
             )
     return suites
+
+
+def _project_file(path: Path, root: Path) -> str | None:
+    """``path`` relative to the project, or None for a file outside it (the gate's own)."""
+    shown = display_path(path, root)
+    return None if Path(shown).is_absolute() else shown
 
 
 def _case_file(case: JUnitCase, root: Path) -> str | None:
