@@ -141,6 +141,7 @@ class GitHubReleases:
                 retry=None,
                 timeout=self._timeout,
                 per_page=100,
+                lazy=True,
             )
             self._local.client = client
         return client
@@ -191,7 +192,7 @@ class GitHubReleases:
         """Every release (drafts included) whose tag is ``tag``, found by listing."""
 
         def fetch() -> list[ReleaseInfo]:
-            repo = self._client().get_repo(self.repository, lazy=True)
+            repo = self._client().get_repo(self.repository)
             return [self._info(r) for r in repo.get_releases() if r.tag_name == tag]
 
         return self._call(fetch, f"list releases of {self.repository}")
@@ -226,7 +227,7 @@ class GitHubReleases:
                 )
             if existing:
                 return existing[0]
-            repo = self._client().get_repo(self.repository, lazy=True)
+            repo = self._client().get_repo(self.repository)
             extra: dict[str, Any] = {"make_latest": make_latest}
             if target_commitish:
                 extra["target_commitish"] = target_commitish
