@@ -36,8 +36,9 @@ from tests.test_verify_fixtures import (
     statement,
 )
 from upm_ci.cli import main
+from upm_ci.provenance import CYCLONEDX_BOM
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import CYCLONEDX_BOM, IdentityPolicy, VerifyReport, verify_release
+from upm_ci.verify import IdentityPolicy, VerifyReport, verify_release
 
 __all__ = ["release_kit"]
 
@@ -327,8 +328,10 @@ def expect_issuer(ctx: Ctx) -> None:
 
 SIG = "sigstore"
 CASES: list[tuple[str, Callable[[Ctx], None], list[tuple[str, str, str]], int]] = [
-    ("artifact-byte-changed", byte_changed, [(WHEEL, SIG, "digest mismatch"), (WHEEL, "checksum", "")], 1),
-    ("artifact-truncated", truncated, [(SDIST, SIG, "digest mismatch"), (SDIST, "checksum", "")], 1),
+    ("artifact-byte-changed", byte_changed,
+     [(WHEEL, SIG, "digest mismatch"), (WHEEL, "checksum", "")], 1),
+    ("artifact-truncated", truncated,
+     [(SDIST, SIG, "digest mismatch"), (SDIST, "checksum", "")], 1),
     ("bundle-swapped", bundle_swapped, [(SDIST, SIG, "digest mismatch")], 1),
     ("bundle-missing", bundle_missing, [(WHEEL, SIG, "no Sigstore bundle")], 1),
     ("wrong-identity-workflow", signed_by(workflow_path=".github/workflows/ci.yml"),

@@ -26,9 +26,11 @@ from sigstore.oidc import IdentityToken
 from sigstore.sign import Signer, SigningContext
 
 from upm_ci.config import GITHUB_ISSUER
+from upm_ci.provenance import CYCLONEDX_BOM
+from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import CYCLONEDX_BOM, SLSA_PROVENANCE, IdentityPolicy
+from upm_ci.verify import IdentityPolicy
 
 REPOSITORY = "unexpected/upm-sample"
 TAG = "v1.2.0"

@@ -900,8 +900,9 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
     def classify(exc: BaseException) -> float | None:
         if isinstance(exc, GithubException) and not isinstance(exc, UnknownObjectException):
             return classify_http(exc.status, exc.headers or {}, str(exc.data))
-        if isinstance(exc, _HttpStatus):
-            return classify_http(exc.status, exc.headers)
+        response = getattr(exc, "response", None)  # requests.HTTPError from a download
+        if response is not None and hasattr(response, "status_code"):
+            return classify_http(response.status_code, response.headers, response.text[:500])
         return 0.0 if is_connection_error(exc) else None
 
     try:
@@ -936,17 +937,9 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
     return dest
 
 
-class _HttpStatus(Exception):
-    def __init__(self, status: int, headers: dict[str, str]) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.headers = headers
-
-
 def _download_asset(asset: Any, path: Path) -> None:
-    status, headers, chunks = asset.requester.getStream(asset.url, chunk_size=1 << 20)
-    if status != 200:
-        raise _HttpStatus(status, dict(headers))
+    # getStream raises requests.HTTPError for any error status (classified in the caller).
+    _, _, chunks = asset.requester.getStream(asset.url, chunk_size=1 << 20)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:

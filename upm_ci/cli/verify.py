@@ -38,7 +38,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @option("--trust-config", env="TRUST_CONFIG", type=_FILE, help="Sigstore ClientTrustConfig.")
 @option("--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF.")
 @option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=_FILE, help="Pin the GPG key.")
-@option("--report-json", env="REPORT_JSON", type=_FILE, help="Write the JSON report here.")
+@option("--report-json", env="REPORT_JSON", type=Path, help="Write the JSON report here.")
 def command(
     directory: Path | None,
     project: Path,
