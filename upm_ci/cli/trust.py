@@ -1,13 +1,83 @@
-"""`upm-ci trust` (not implemented yet; its issue fills it in)."""
+"""`upm-ci trust`: RELEASE.md's Artifact Trust Policy applied to files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from upm_ci.errors import InputError
+from upm_ci import gha
+from upm_ci.cli._common import echo, markdown_table, option, project_option, table
+from upm_ci.errors import EXIT_OK, EXIT_POLICY
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command("trust")
-def command() -> int:
-    """Not available yet in this version."""
-    raise InputError("upm-ci trust is not implemented yet in this version")
+@click.argument("files", nargs=-1, required=True, type=_FILE)
+@project_option
+@option("--approvals", env="TRUST_APPROVALS", type=_FILE, help="Approval records [config].")
+@option("--repository", env="REPOSITORY", help="owner/name whose release workflow is official.")
+@option(
+    "--official-identity",
+    env="OFFICIAL_IDENTITIES",
+    multiple=True,
+    help="Also official: IDENTITY or IDENTITY|ISSUER (repeatable) [config].",
+)
+@option("--trust-config", env="TRUST_CONFIG", type=_FILE, help="Sigstore ClientTrustConfig.")
+@option("--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF.")
+def command(
+    files: tuple[Path, ...],
+    project: Path,
+    approvals: Path | None,
+    repository: str | None,
+    official_identity: tuple[str, ...],
+    trust_config: Path | None,
+    offline: bool,
+) -> int:
+    """Decide each FILE by the Artifact Trust Policy: accepted, needs-review or blocked.
+
+    A FILE's signature is FILE.sigstore.json next to it. Official identities (this repository's
+    release workflow, config official-identities) are accepted; other valid signers need an
+    approval record (config trust-approvals: [{sha256, reviewer, date, reason}]); unsigned
+    files and bad signatures are blocked. Exit 0 only when every FILE is accepted.
+    """
+    from upm_ci import trust
+    from upm_ci.project import load_project
+    from upm_ci.verify import load_trusted_root, make_verifier
+
+    proj = load_project(project) if (project / "pyproject.toml").is_file() else None
+    repo = repository or (proj.repository if proj else "")
+    identities = list(official_identity) or (proj.config.official_identities if proj else [])
+    workflow = proj.config.release_workflow if proj else ".github/workflows/release.yml"
+    official = trust.official_policies(repo, workflow, identities)
+    if approvals is not None:
+        records = trust.load_approvals(approvals, required=True)
+    elif proj is not None:
+        records = trust.load_approvals(proj.path(proj.config.trust_approvals), required=False)
+    else:
+        records = []
+    verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
+    decisions = []
+    for path in files:
+        bundle = path.with_name(path.name + ".sigstore.json")
+        decisions.append(
+            trust.evaluate(
+                path,
+                bundle if bundle.is_file() else None,
+                official=official,
+                approvals=records,
+                trust_config=trust_config,
+                verifier=verifier,
+            )
+        )
+    headers = ["artifact", "signer", "policy row", "decision", "why"]
+    rows = [[d.artifact, d.signer or "-", d.row, d.decision, d.reason] for d in decisions]
+    echo(table(headers, rows))
+    gha.add_summary("### Artifact trust policy\n\n" + markdown_table(headers, rows))
+    for d in decisions:
+        if not d.accepted:
+            gha.annotate(
+                "error" if d.decision == "blocked" else "warning", f"{d.artifact}: {d.reason}"
+            )
+    return EXIT_OK if all(d.accepted for d in decisions) else EXIT_POLICY
