@@ -66,7 +66,7 @@ SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
 #: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
 SIGNED_KINDS = ("sdist", "wheel", "sbom", "checksums", "project-manifest", "plugin")
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
-DEFAULT_WORKERS = 32
+DEFAULT_WORKERS = 64
 
 
 class _MissingTimestamp(Exception):
@@ -304,6 +304,11 @@ class ReleaseSigner:
         out = bundle_path or path.with_name(path.name + BUNDLE_SUFFIX)
         write_text_atomic(out, bundle.to_json())
         return out
+
+    def sign_files(self, paths: list[Path], *, workers: int = DEFAULT_WORKERS) -> list[Path]:
+        """Sign independent files concurrently (one thread per file, up to ``workers``)."""
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
+            return list(pool.map(self.sign_file, paths))
 
     def sign_statement(
         self, statement: Mapping[str, Any] | bytes, *, what: str = "statement"
