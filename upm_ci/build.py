@@ -28,6 +28,7 @@ import tempfile
 import venv
 import zipfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -418,8 +419,15 @@ def smoke_test(project: Project, wheel: Path) -> str:
 
 # --- checksums --------------------------------------------------------------------------------
 def sha256sums_text(paths: Sequence[Path]) -> str:
-    """Lines ``<hex>  <name>`` (what ``sha256sum -c`` reads), sorted by name."""
-    return "".join(f"{sha256_file(p)}  {p.name}\n" for p in sorted(paths, key=lambda p: p.name))
+    """Lines ``<hex>  <name>`` (what ``sha256sum -c`` reads), sorted by name.
+
+    Files are hashed in parallel threads (hashlib releases the GIL on large buffers).
+    """
+    ordered = sorted(paths, key=lambda p: p.name)
+    workers = max(1, min(len(ordered), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = list(pool.map(sha256_file, ordered))
+    return "".join(f"{digest}  {p.name}\n" for digest, p in zip(digests, ordered))
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
