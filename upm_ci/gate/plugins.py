@@ -11,7 +11,7 @@ import ast
 import fnmatch
 from pathlib import Path, PurePosixPath
 
-from upm_ci.config import Config, display_path
+from upm_ci.config import Config
 from upm_ci.errors import InputError
 from upm_ci.gate.model import CheckResult, Finding, GateContext
 from upm_ci.gate.report import task_of
@@ -68,11 +68,18 @@ def entrypoint_block(ctx: GateContext) -> list[ast.stmt]:
     return body
 
 
-def _contains(body: list[ast.stmt], block: list[str]) -> ast.stmt | None:
-    """The first statement of ``block`` where it appears, contiguous, in ``body``."""
-    dumps = [_dump(stmt) for stmt in body]
-    for start in range(len(dumps) - len(block) + 1):
-        if dumps[start : start + len(block)] == block:
+def _contains(body: list[ast.stmt], block: list[ast.stmt], expected: list[str]) -> ast.stmt | None:
+    """The statement of ``body`` where ``block`` starts, contiguous, if it appears there.
+
+    Only windows that start with a statement of the block's first type are dumped, so the
+    large function and class bodies of a plugin are never serialised.
+    """
+    first_type = type(block[0])
+    for start in range(len(body) - len(block) + 1):
+        if type(body[start]) is not first_type:
+            continue
+        window = body[start : start + len(block)]
+        if [_dump(stmt) for stmt in window] == expected:
             return body[start]
     return None
 
@@ -105,19 +112,24 @@ def _near_miss(tree: ast.Module, first: ast.stmt) -> ast.stmt | None:
     return None
 
 
-def entrypoint_finding(path: Path, block: list[ast.stmt], rel: str) -> Finding | None:
-    """None if ``path`` has the block at module level, else what is wrong and where."""
+def entrypoint_finding(
+    path: Path, block: list[ast.stmt], rel: str, expected: list[str] | None = None
+) -> Finding | None:
+    """None if ``path`` has the block at module level, else what is wrong and where.
+
+    ``expected`` is ``block`` dumped, passed in when many files are checked against it.
+    """
     try:
         tree = ast.parse(path.read_bytes(), filename=rel)
     except SyntaxError as e:
         return Finding(f"does not parse: {e.msg}", file=rel, line=e.lineno or 1)
     except (OSError, ValueError) as e:
         return Finding(f"cannot read: {e}", file=rel, line=1)
-    expected = [_dump(stmt) for stmt in block]
-    if _contains(tree.body, expected):
+    expected = expected or [_dump(stmt) for stmt in block]
+    if _contains(tree.body, block, expected):
         return None
     for holder, body in _nested_bodies(tree):
-        found = _contains(body, expected)
+        found = _contains(body, block, expected)
         if found is not None:
             return Finding(
                 f"entrypoint block is nested inside `{_describe(holder)}` (line "
@@ -133,6 +145,11 @@ def entrypoint_finding(path: Path, block: list[ast.stmt], rel: str) -> Finding |
             line=miss.lineno,
         )
     return Finding("mandatory sandbox entrypoint block is missing", file=rel, line=1)
+
+
+def _rel(path: Path, root: Path) -> str:
+    """A plugin file's project-relative path (plugin_files only yields files under the root)."""
+    return path.relative_to(root).as_posix()
 
 
 def _describe(node: ast.AST) -> str:
@@ -152,10 +169,11 @@ def check_plugin_entrypoint(ctx: GateContext) -> CheckResult:
     if not files:
         return _no_plugins(ctx, "plugin-entrypoint")
     root = ctx.project.root
+    expected = [_dump(stmt) for stmt in block]
     findings = [
         finding
         for path in files
-        if (finding := entrypoint_finding(path, block, display_path(path, root))) is not None
+        if (finding := entrypoint_finding(path, block, _rel(path, root), expected)) is not None
     ]
     task = task_of("plugin-entrypoint")
     if findings:
@@ -193,7 +211,7 @@ def check_plugin_sandbox(ctx: GateContext, run: TestRun | None = None) -> CheckR
     findings: list[Finding] = []
     for path in files:
         plugin = path.stem
-        rel = display_path(path, root)
+        rel = _rel(path, root)
         tests = [case for case in run.cases if covers(case, plugin, pattern)]
         if not tests:
             findings.append(
