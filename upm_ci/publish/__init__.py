@@ -148,7 +148,7 @@ def publish_release(
                 result.items.append(ItemResult("github", outcome.name, outcome.status, outcome.url))
 
             releases.sync_assets(
-                draft, assets, replace=settings.replace, before=before, after=after
+                draft, assets, replace=settings.replace, keep=own, before=before, after=after
             )
 
     if pypi_target is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,11 +360,13 @@ class GitHubReleases:
         expected: Sequence[ExpectedAsset],
         *,
         replace: bool = False,
+        keep: Collection[str] = (),
         before: Callable[[ExpectedAsset], None] = lambda e: None,
         after: Callable[[AssetOutcome], None] = lambda o: None,
     ) -> list[AssetOutcome]:
-        """Make the draft carry exactly ``expected``, uploading concurrently; idempotent."""
-        remote = {a.name: a for a in self.list_assets(release)}
+        """Make the draft carry exactly ``expected`` (plus the ``keep`` names, synced later),
+        uploading concurrently; idempotent."""
+        remote = {a.name: a for a in self.list_assets(release) if a.name not in keep}
         problems = self.conflicts(list(remote.values()), expected, replace)
         if problems:
             raise PolicyError(
