@@ -8,7 +8,12 @@ import pytest
 
 from upm_ci.errors import InputError
 from upm_ci.gate.model import GateContext
-from upm_ci.gate.plugins import check_plugin_entrypoint, check_plugin_sandbox, plugin_files
+from upm_ci.gate.plugins import (
+    check_plugin_entrypoint,
+    check_plugin_sandbox,
+    plugin_files,
+    sandbox_coverage,
+)
 from upm_ci.gate.tests import TestRun, parse_junit
 from upm_ci.project import load_project
 
@@ -205,3 +210,32 @@ def test_the_pattern_is_configurable_and_validated(sample_copy: Path, tmp_path: 
     rewrite(sample_copy / "pyproject.toml", "{plugin}", "{name}")
     with pytest.raises(InputError, match="sandbox-test-pattern"):
         check_plugin_sandbox(ctx_for(sample_copy, tmp_path), run)
+
+
+def test_sandbox_coverage_matches_names_at_word_boundaries(tmp_path: Path) -> None:
+    run = results(
+        tmp_path,
+        named("test_sandbox_checksumx"),  # another word: covers nothing
+        named("test_sandbox_idna_encode_env[a]"),  # idna_encode, and idna (prefix + "_")
+        named("test_checksum_isolated"),
+        marked("test_anything", "version_info"),
+        marked("test_unknown", "not_a_plugin"),
+    )
+    plugins = {"checksum", "idna", "idna_encode", "version_info"}
+    coverage = sandbox_coverage(run.cases, plugins, "test_sandbox_{plugin}")
+    assert {p: [c.name for c in cs] for p, cs in coverage.items()} == {
+        "checksum": [],
+        "idna": ["test_sandbox_idna_encode_env[a]"],
+        "idna_encode": ["test_sandbox_idna_encode_env[a]"],
+        "version_info": ["test_anything"],
+    }
+    tailed = sandbox_coverage(run.cases, plugins, "test_{plugin}_isolated")
+    assert [c.name for c in tailed["checksum"]] == ["test_checksum_isolated"]
+
+
+def test_a_pattern_without_the_placeholder_is_an_input_error(
+    sample_copy: Path, tmp_path: Path
+) -> None:
+    set_config(sample_copy, 'sandbox-test-pattern = "test_sandbox"')
+    with pytest.raises(InputError, match="must hold {plugin} once"):
+        check_plugin_sandbox(ctx_for(sample_copy, tmp_path), results(tmp_path, *COVERED))
