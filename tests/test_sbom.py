@@ -1,0 +1,367 @@
+"""``upm-ci sbom``: real venvs, cyclonedx-py, both validators, pip-audit on the OSV stand-in."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_mock import MockerFixture
+
+from tests.conftest import EXAMPLE, make_git_project
+from upm_ci import gha
+from upm_ci.build import build_release, release_info
+from upm_ci.cli import main
+from upm_ci.errors import PolicyError
+from upm_ci.manifest import Artifact, Manifest
+from upm_ci.project import load_project
+from upm_ci.sbom import bind_to_wheel, make_sboms, validate_cyclonedx
+from upm_ci.standins.osv import OsvStandIn
+
+CDX = "upm_sample-1.2.0.cdx.json"
+SPDX = "upm_sample-1.2.0.spdx.json"
+WHEEL = "upm_sample-1.2.0-py3-none-any.whl"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example, built once (no smoke test: test_build covers it) with its manifest."""
+    base = tmp_path_factory.mktemp("sbom-built")
+    project = load_project(make_git_project(EXAMPLE, base / "upm-sample"))
+    manifest = Manifest.load_or_new(base / "release-manifest.json", release_info(project, None))
+    build_release(
+        project,
+        manifest,
+        dist_dir=project.root / "dist",
+        check_reproducible=False,
+        tag=None,
+        smoke=False,
+    )
+    return base
+
+
+@dataclass
+class Release:
+    project: Path
+    manifest: Path
+
+    @property
+    def dist(self) -> Path:
+        return self.project / "dist"
+
+    def args(self, *extra: str) -> list[str]:
+        return ["sbom", "--project", str(self.project), "--manifest", str(self.manifest), *extra]
+
+
+@pytest.fixture
+def release(built: Path, tmp_path: Path) -> Release:
+    """A private copy of the built release (project, dist and manifest)."""
+    shutil.copytree(built, tmp_path / "r", symlinks=True)
+    return Release(tmp_path / "r/upm-sample", tmp_path / "r/release-manifest.json")
+
+
+@dataclass
+class SbomRun:
+    code: int
+    out: str
+    summary: str
+    release: Release
+    queried: list[tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def sbom_run(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbomRun]:
+    """``upm-ci sbom`` on the example once, against a clean OSV stand-in."""
+    base = tmp_path_factory.mktemp("sbom-run")
+    shutil.copytree(built, base / "r", symlinks=True)
+    rel = Release(base / "r/upm-sample", base / "r/release-manifest.json")
+    summary = base / "summary.md"
+    out = io.StringIO()
+    with OsvStandIn() as osv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        mp.setenv("UPM_RETRY_BASE_DELAY", "0.01")
+        with contextlib.redirect_stdout(out):
+            code = main(rel.args("--osv-url", osv.query_url))
+        queried = sorted((q.name, q.version) for q in osv.queries)
+    yield SbomRun(code, out.getvalue(), summary.read_text(), rel, queried)
+
+
+# --- happy path -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sboms_are_written_recorded_and_bound_to_the_wheel(sbom_run: SbomRun) -> None:
+    assert sbom_run.code == 0, sbom_run.out
+    m = Manifest.load(sbom_run.release.manifest)
+    wheel = m.artifact(WHEEL)
+    assert wheel is not None
+    assert {(s.file, s.format) for s in m.sboms} == {
+        (CDX, "cyclonedx-1.6+json"),
+        (SPDX, "spdx-2.3+json"),
+    }
+    assert {(s.describes, s.describes_sha256) for s in m.sboms} == {(WHEEL, wheel.sha256)}
+    assert {a.name for a in m.of_kind("sbom")} == {CDX, SPDX}
+    assert m.phases["sbom"]["status"] == "pass"
+    cdx = json.loads((sbom_run.release.dist / CDX).read_text())
+    subject = cdx["metadata"]["component"]
+    assert (subject["name"], subject["version"], subject["purl"]) == (
+        "upm-sample",
+        "1.2.0",
+        "pkg:pypi/upm-sample@1.2.0",
+    )
+    assert subject["hashes"] == [{"alg": "SHA-256", "content": wheel.sha256}]
+
+
+@pytest.mark.slow
+def test_cyclonedx_is_valid_and_lists_exactly_the_runtime_closure(sbom_run: SbomRun) -> None:
+    text = (sbom_run.release.dist / CDX).read_text()
+    validate_cyclonedx(text)
+    cdx = json.loads(text)
+    names = {c["name"] for c in cdx["components"]}
+    assert {"packaging", "idna"} <= names
+    assert not names & {"pip", "setuptools", "wheel", "upm-sample"}
+    assert all(c["purl"].startswith("pkg:pypi/") for c in cdx["components"])
+    root = next(
+        d for d in cdx["dependencies"] if d["ref"] == cdx["metadata"]["component"]["bom-ref"]
+    )
+    assert {ref.split("==")[0] for ref in root["dependsOn"]} == {"packaging", "idna"}
+
+
+@pytest.mark.slow
+def test_spdx_is_valid_and_describes_the_wheel(sbom_run: SbomRun) -> None:
+    from spdx_tools.spdx.model.relationship import RelationshipType
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    path = sbom_run.release.dist / SPDX
+    doc = parse_file(str(path))
+    assert validate_full_spdx_document(doc) == []
+    wheel = Manifest.load(sbom_run.release.manifest).artifact(WHEEL)
+    assert wheel is not None
+    by_id = {p.spdx_id: p for p in doc.packages}
+    (described,) = [
+        r.related_spdx_element_id
+        for r in doc.relationships
+        if r.relationship_type == RelationshipType.DESCRIBES
+    ]
+    root = by_id[str(described)]
+    assert (root.name, root.version, root.file_name) == ("upm-sample", "1.2.0", WHEEL)
+    assert [c.value for c in root.checksums] == [wheel.sha256]
+    deps = {
+        by_id[str(r.related_spdx_element_id)].name
+        for r in doc.relationships
+        if r.relationship_type == RelationshipType.DEPENDS_ON and r.spdx_element_id == described
+    }
+    assert deps == {"packaging", "idna"}
+    purls = {p.name: p.external_references[0].locator for p in doc.packages}
+    assert purls["idna"].startswith("pkg:pypi/idna@")
+
+
+@pytest.mark.slow
+def test_audit_covers_exactly_the_sbom_components(sbom_run: SbomRun) -> None:
+    cdx = json.loads((sbom_run.release.dist / CDX).read_text())
+    assert sbom_run.queried == sorted((c["name"], c["version"]) for c in cdx["components"])
+    assert "audit: pass: no known vulnerabilities" in sbom_run.out
+    assert "**Audit: pass**" in sbom_run.summary
+    assert f"`{CDX}`" in sbom_run.summary
+
+
+# --- policy failures --------------------------------------------------------------------------
+def _idna_advisory() -> dict[str, Any]:
+    return {
+        "id": "GHSA-test-idna-0001",
+        "aliases": ["CVE-2099-0001"],
+        "summary": "test advisory against every idna",
+        "modified": "2026-01-01T00:00:00Z",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "idna"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+            }
+        ],
+    }
+
+
+@pytest.mark.slow
+def test_vulnerable_component_fails_with_exit_1(
+    release: Release, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with OsvStandIn([_idna_advisory()]) as osv:
+        code = main(release.args("--osv-url", osv.query_url))
+    captured = capsys.readouterr()
+    assert code == 1
+    finding = next(line for line in captured.out.splitlines() if "GHSA-test-idna-0001" in line)
+    assert "CVE-2099-0001" in finding and " in idna " in finding and finding.endswith("blocking")
+    assert "vulnerability audit of the SBOM's components failed" in captured.err
+    m = Manifest.load(release.manifest)
+    assert m.phases["sbom"]["status"] == "fail"
+    assert (release.dist / CDX).exists() and len(m.sboms) == 2
+
+
+@pytest.mark.slow
+def test_allow_listed_vulnerability_passes(
+    release: Release, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyproject = release.project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        + '\naudit-allow = [{ id = "CVE-2099-0001", reason = "not reachable",'
+        + " expires = 2099-12-31 }]\n"
+    )
+    with OsvStandIn([_idna_advisory()]) as osv:
+        code = main(release.args("--osv-url", osv.query_url))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    finding = next(line for line in out.splitlines() if "GHSA-test-idna-0001" in line)
+    assert " in idna " in finding and finding.endswith("allowed")
+
+
+@pytest.mark.slow
+def test_osv_down_fails_closed_and_secrets_stay_hidden(
+    release: Release, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "osv-S3cret-Passw0rd-xyz"
+    gha.mask(secret)
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "2")
+    summary = release.project / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    with OsvStandIn(fail=True) as osv:
+        url = osv.query_url.replace("http://", f"http://user:{secret}@")
+        code = main(release.args("--osv-url", url))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "audit: FAIL" in captured.out and "audit failed" in captured.out
+    assert secret not in captured.out + captured.err + summary.read_text()
+    assert Manifest.load(release.manifest).phases["sbom"]["status"] == "fail"
+
+
+@pytest.mark.slow
+def test_wheel_changed_after_build_writes_nothing(
+    release: Release, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = release.dist / WHEEL
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    code = main(release.args("--osv-url", "http://127.0.0.1:9/v1/query"))
+    assert code == 1
+    assert "not the one the build recorded" in capsys.readouterr().err
+    assert not (release.dist / CDX).exists() and not (release.dist / SPDX).exists()
+
+
+# --- bad input --------------------------------------------------------------------------------
+def test_malformed_manifest_exits_2_writing_nothing(
+    release: Release, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release.manifest.write_text("{not json")
+    code = main(release.args())
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "not valid JSON" in err
+    assert release.manifest.read_text() == "{not json"
+    assert not list(release.dist.glob("*.json"))
+
+
+def test_manifest_without_a_wheel_exits_2(
+    release: Release, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = Manifest.load(release.manifest)
+    m.artifacts = [a for a in m.artifacts if a.kind != "wheel"]
+    m.save()
+    assert main(release.args()) == 2
+    assert "expected one wheel in the manifest, found 0" in capsys.readouterr().err
+
+
+# --- units: binding, closure, validation ------------------------------------------------------
+def _raw_bom() -> dict[str, Any]:
+    """What cyclonedx-py reports for a venv: the wheel, its dep, and a stray pip."""
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "metadata": {},
+        "components": [
+            {
+                "bom-ref": "demo-pkg==1.2.0",
+                "type": "library",
+                "name": "demo-pkg",
+                "version": "1.2.0",
+            },
+            {
+                "bom-ref": "packaging==26.4",
+                "type": "library",
+                "name": "packaging",
+                "version": "26.4",
+                "purl": "pkg:pypi/packaging@26.4",
+            },
+            {"bom-ref": "pip==25.0", "type": "library", "name": "pip", "version": "25.0"},
+        ],
+        "dependencies": [
+            {"ref": "demo-pkg==1.2.0", "dependsOn": ["packaging==26.4"]},
+            {"ref": "packaging==26.4"},
+            {"ref": "pip==25.0"},
+        ],
+    }
+
+
+WHEEL_ART = Artifact(
+    name="demo_pkg-1.2.0-py3-none-any.whl",
+    path="dist/demo_pkg-1.2.0-py3-none-any.whl",
+    sha256="ab" * 32,
+    size=10,
+    kind="wheel",
+)
+
+
+def test_bind_keeps_the_closure_and_names_the_wheel_digest() -> None:
+    bom, components = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
+    assert [(c.name, c.version, c.purl) for c in components] == [
+        ("packaging", "26.4", "pkg:pypi/packaging@26.4")
+    ]
+    assert [c["name"] for c in bom["components"]] == ["packaging"]
+    assert bom["metadata"]["component"]["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
+    assert bom["dependencies"] == [
+        {"ref": "demo-pkg==1.2.0", "dependsOn": ["packaging==26.4"]},
+        {"ref": "packaging==26.4", "dependsOn": []},
+    ]
+    validate_cyclonedx(json.dumps(bom))
+
+
+def test_invalid_cyclonedx_is_refused() -> None:
+    bom, _ = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
+    bom["components"][0]["type"] = "not-a-type"
+    with pytest.raises(PolicyError, match="CycloneDX SBOM failed schema validation"):
+        validate_cyclonedx(json.dumps(bom))
+
+
+def test_invalid_spdx_is_never_written(tmp_path: Path, mocker: MockerFixture) -> None:
+    """A purl the CycloneDX schema accepts but SPDX rejects: no file, no manifest record."""
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "demo-pkg"\nversion = "1.2.0"\n')
+    wheel = root / "dist" / WHEEL_ART.name
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"not really a wheel")
+    project = load_project(root)
+    manifest = Manifest.load_or_new(tmp_path / "m.json", release_info(project, None))
+    manifest.add_file(wheel, "wheel")
+    manifest.save()
+    raw = _raw_bom()
+    raw["components"][1]["purl"] = "packaging at 26.4"
+    mocker.patch("upm_ci.sbom.environment_bom", autospec=True, return_value=raw)
+    auditor = mocker.MagicMock()
+    with pytest.raises(PolicyError, match="SPDX SBOM failed validation, not written"):
+        make_sboms(
+            project,
+            manifest,
+            dist_dir=wheel.parent,
+            osv_url="",
+            today=dt.date(2026, 11, 1),
+            auditor=auditor,
+        )
+    assert sorted(p.name for p in wheel.parent.iterdir()) == [WHEEL_ART.name]
+    assert Manifest.load(tmp_path / "m.json").sboms == []
+    auditor.assert_not_called()
