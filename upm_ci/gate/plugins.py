@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-from pathlib import Path, PurePosixPath
+import glob
+import os
+from pathlib import Path
 
 from upm_ci.config import Config
 from upm_ci.errors import InputError
@@ -21,19 +23,23 @@ _DEFAULTS = Config()
 
 
 def plugin_files(ctx: GateContext) -> list[Path]:
-    """The plugin files of the project, sorted."""
+    """The plugin files of the project, sorted.
+
+    Globs run on strings relative to the root (``**`` recurses); an exclude pattern without
+    a ``/`` matches the file name, one with a ``/`` the relative path (``*`` spans ``/``).
+    """
     config = ctx.project.config
     root = ctx.project.root
-    found: set[Path] = set()
+    found: set[str] = set()
     for pattern in config.plugins:
-        for path in root.glob(pattern):
-            rel = path.relative_to(root).as_posix()
-            if path.is_file() and not any(
-                fnmatch.fnmatch(rel, ex) or PurePosixPath(rel).match(ex)
-                for ex in config.plugin_exclude
-            ):
-                found.add(path)
-    return sorted(found)
+        found.update(glob.glob(pattern, root_dir=root, recursive=True))
+    excluded = {
+        rel
+        for rel in found
+        for ex in config.plugin_exclude
+        if fnmatch.fnmatchcase(rel if "/" in ex else os.path.basename(rel), ex)
+    }
+    return [root / rel for rel in sorted(found - excluded) if (root / rel).is_file()]
 
 
 def _no_plugins(ctx: GateContext, check_id: str) -> CheckResult:
@@ -149,7 +155,7 @@ def entrypoint_finding(
 
 def _rel(path: Path, root: Path) -> str:
     """A plugin file's project-relative path (plugin_files only yields files under the root)."""
-    return path.relative_to(root).as_posix()
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def _describe(node: ast.AST) -> str:
