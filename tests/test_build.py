@@ -160,6 +160,19 @@ def test_plain_function_builds_a_generated_project(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "m.json").read_text())
     assert [a["name"] for a in saved["artifacts"]][-1] == "SHA256SUMS"
     assert saved["artifacts"][0]["path"] == "out/demo_pkg-1.2.0.tar.gz"
+    # A re-run (a retried job) replaces the same entries with the same bytes.
+    (tmp_path / "out/stale.whl").write_text("from another run")
+    again = build_release(
+        project,
+        manifest,
+        dist_dir=tmp_path / "out",
+        check_reproducible=False,
+        tag=None,
+        smoke=False,
+    )
+    assert again.sums_text == result.sums_text
+    assert len(Manifest.load(tmp_path / "m.json").artifacts) == 3
+    assert (tmp_path / "out/stale.whl").exists(), "a dist-dir outside the project is never emptied"
 
 
 @pytest.mark.slow

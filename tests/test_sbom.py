@@ -171,6 +171,21 @@ def test_audit_covers_exactly_the_sbom_components(sbom_run: SbomRun) -> None:
     assert f"`{CDX}`" in sbom_run.summary
 
 
+@pytest.mark.slow
+def test_transient_osv_outage_is_retried_and_a_rerun_is_identical(
+    release: Release, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "3")
+    with OsvStandIn() as osv:
+        osv.fail_next(1)
+        assert main(release.args("--osv-url", osv.query_url)) == 0, capsys.readouterr()
+        first = {name: (release.dist / name).read_bytes() for name in (CDX, SPDX)}
+        assert main(release.args("--osv-url", osv.query_url)) == 0
+    assert {name: (release.dist / name).read_bytes() for name in (CDX, SPDX)} == first
+    m = Manifest.load(release.manifest)
+    assert len(m.sboms) == 2 and len(m.of_kind("sbom")) == 2
+
+
 # --- policy failures --------------------------------------------------------------------------
 def _idna_advisory() -> dict[str, Any]:
     return {
