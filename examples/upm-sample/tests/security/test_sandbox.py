@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from upm_sample.sandbox import EXIT_UNSANDBOXED, SandboxError, SandboxRun, run_plugin
 
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from upm_sample.plugins import checksum, idna_encode, version_info
 
 
