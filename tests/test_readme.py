@@ -1,0 +1,129 @@
+"""The README shows what the code does: its ``--help`` blocks and configuration reference are
+compared with the real output. ``python -m tests.test_readme`` rewrites the generated blocks.
+
+Blocks sit between markers: ``<!-- help:upm-ci rehearse:start -->`` ... ``:end -->`` holds a
+fenced ``text`` block with ``upm-ci rehearse --help`` at 100 columns;
+``<!-- config-reference:start -->`` ... ``:end -->`` holds ``reference_markdown()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from upm_ci.cli import main
+from upm_ci.config import Config, reference_markdown
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
+COLUMNS = "100"
+_BLOCK = re.compile(
+    r"<!-- (?P<key>[^:>]+(?::[^:>]+)?):start -->\n(?P<body>.*?)<!-- (?P=key):end -->", re.S
+)
+
+
+def help_text(command: str) -> str:
+    """``<command> --help`` as the CLI prints it at 100 columns (``command`` starts ``upm-ci``)."""
+    argv = command.split()[1:] + ["--help"]
+    out = io.StringIO()
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = COLUMNS
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(argv)
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+    assert code == 0, f"{command} --help exited {code}"
+    return out.getvalue()
+
+
+def expected_body(key: str) -> str:
+    """What belongs between the markers named ``key``."""
+    if key == "config-reference":
+        return reference_markdown() + "\n"
+    if key.startswith("help:"):
+        return "```text\n" + help_text(key.removeprefix("help:")) + "```\n"
+    raise KeyError(f"README marker {key!r} is not a generated block")
+
+
+def blocks(text: str) -> dict[str, str]:
+    return {m["key"]: m["body"] for m in _BLOCK.finditer(text)}
+
+
+def regenerate(text: str) -> str:
+    return _BLOCK.sub(
+        lambda m: f"<!-- {m['key']}:start -->\n{expected_body(m['key'])}<!-- {m['key']}:end -->",
+        text,
+    )
+
+
+def test_readme_has_the_generated_blocks() -> None:
+    found = blocks(README.read_text(encoding="utf-8"))
+    assert {"config-reference", "help:upm-ci", "help:upm-ci rehearse"} <= set(found)
+
+
+@pytest.mark.parametrize("key", sorted(blocks(README.read_text(encoding="utf-8"))))
+def test_generated_block_matches_the_code(key: str) -> None:
+    body = blocks(README.read_text(encoding="utf-8"))[key]
+    assert body == expected_body(key), (
+        f"README block {key!r} is stale: run `.venv/bin/python -m tests.test_readme`"
+    )
+
+
+def test_config_reference_names_every_key_once() -> None:
+    table = blocks(README.read_text(encoding="utf-8"))["config-reference"]
+    for key in Config.keys():
+        assert table.count(f"| `{key}` |") == 1, key
+
+
+def test_help_blocks_go_through_main_and_honour_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison is against real output: every line fits 100 columns and it lists phases."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    text = help_text("upm-ci")
+    assert "COLUMNS" not in os.environ
+    assert max(len(line) for line in text.splitlines()) <= int(COLUMNS)
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify", "rehearse"):
+        assert re.search(rf"^  {phase}\s", text, re.M), phase
+
+
+def test_make_targets_in_the_quickstart_exist() -> None:
+    readme = README.read_text(encoding="utf-8")
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    assert "make test\nmake rehearse\n" in readme
+    for target in ("test", "rehearse", "bench", "lint"):
+        assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+def test_relative_links_in_readme_and_docs_point_at_files() -> None:
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    missing = []
+    for page in pages:
+        for target in link.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            if not (page.parent / target).exists():
+                missing.append(f"{page.name} -> {target}")
+    assert not missing
+
+
+def test_readme_states_the_exit_codes_the_cli_uses() -> None:
+    from upm_ci.errors import EXIT_INPUT, EXIT_OK, EXIT_POLICY, EXIT_SERVICE
+
+    readme = README.read_text(encoding="utf-8")
+    for code in (EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_SERVICE):
+        assert f"| {code} |" in readme
+
+
+if __name__ == "__main__":
+    README.write_text(regenerate(README.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"regenerated the blocks of {README}", file=sys.stderr)
