@@ -18,12 +18,13 @@ from typing import Any
 
 import click
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # via spdx-tools; no stubs installed
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO_ROOT
 from upm_ci.cli import cli
+from upm_ci.project import read_toml
 
 BIN = Path(sys.executable).parent
 PHASES = ("gate", "build", "sbom", "sign", "publish", "verify")
@@ -91,7 +92,9 @@ def test_actions_match_the_github_actions_schema() -> None:
 def test_workflows_match_the_github_workflows_schema() -> None:
     files = [*WORKFLOWS, *ACT_WORKFLOWS]
     assert files, "no workflows found"
-    proc = run_tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files))
+    proc = run_tool(
+        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -245,9 +248,7 @@ def lock_pins() -> dict[str, list[str]]:
 
 
 def test_lock_pins_every_dependency_with_hashes() -> None:
-    import tomllib
-
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = read_toml(REPO_ROOT / "pyproject.toml")
     pins = lock_pins()
     for spec in project["project"]["dependencies"]:
         req = Requirement(spec)
@@ -281,9 +282,7 @@ def run_script(
         text=True,
         timeout=600,
     )
-    outputs = dict(
-        line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
-    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
     return proc, outputs
 
 
@@ -320,7 +319,12 @@ def prepared_tool_venv(venv: Path) -> Path:
     base = Path(sys.base_prefix) / "bin" / "python3"
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
     site = subprocess.run(
-        [str(venv / "bin" / "python"), "-I", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        [
+            str(venv / "bin" / "python"),
+            "-I",
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('purelib'))",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -339,7 +343,10 @@ def prepared_tool_venv(venv: Path) -> Path:
 
 def test_setup_reuses_a_venv_whose_key_matches(tmp_path: Path) -> None:
     venv = prepared_tool_venv(tmp_path / "venv")
-    env = {"UPM_BASE_PYTHON": str(Path(sys.base_prefix) / "bin" / "python3"), "UPM_TOOL_VENV": str(venv)}
+    env = {
+        "UPM_BASE_PYTHON": str(Path(sys.base_prefix) / "bin" / "python3"),
+        "UPM_TOOL_VENV": str(venv),
+    }
     proc, outputs = run_script("setup.sh", env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "reusing tool venv" in proc.stdout

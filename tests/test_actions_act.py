@@ -1,0 +1,235 @@
+"""The composite actions and the reusable workflow, run by act against the local stand-ins.
+
+act (``.venv/bin/act``, no Docker: ``-P ubuntu-latest=-self-hosted``) runs each step on this
+host. The workspace is a fresh git repository holding this checkout's actions and ``upm_ci``;
+the released project is a copy of ``examples/upm-sample`` elsewhere on disk; the stand-ins
+(GitHub, OSV, PyPI, Sigstore, the runner's OIDC endpoint) are the rehearsal's. Third-party
+actions are stubbed with ``--local-repository`` by a stub that fails if a step ever runs it:
+the Docker steps must all be skipped when ``image`` is empty. The tool venv is prepared once
+(see ``prepared_tool_venv``) so no run reinstalls the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE, REPO_ROOT, git, make_git_project
+from tests.test_actions import ACTIONS, WORKFLOWS, all_uses, prepared_tool_venv
+from upm_ci.project import load_project
+
+pytestmark = pytest.mark.slow
+
+ACT = Path(sys.executable).parent / "act"
+STUB = REPO_ROOT / "tests" / "act" / "stubs" / "unused"
+WORKSPACE_PARTS = [
+    "action.yml", "gate", "build", "sbom", "sign", "publish", "verify", "actions", "upm_ci",
+    ".github", "tests/act",
+]  # fmt: skip
+TAG = "v1.2.0"
+
+
+@dataclass
+class ActRun:
+    """One act run: exit code, the whole log, and where the release output went."""
+
+    returncode: int
+    log: str
+    out: Path
+    seconds: float
+
+    def ran(self, phase: str) -> bool:
+        """Whether act started the step that runs ``upm-ci <phase>``."""
+        return re.search(rf"⭐ Run Main upm-ci {re.escape(phase)}$", self.log, re.M) is not None
+
+
+def third_party_uses() -> set[str]:
+    """Every remote ``owner/name@sha`` the actions and workflows use (to stub for act)."""
+    refs = {u for path in [*ACTIONS.values(), *WORKFLOWS] for u in all_uses(path)}
+    return {
+        "/".join(ref.split("@")[0].split("/")[:2]) + "@" + ref.split("@")[1]
+        for ref in refs
+        if not ref.startswith(("./", "actions/checkout@"))
+    }
+
+
+@pytest.fixture(scope="module")
+def tool_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepared_tool_venv(tmp_path_factory.mktemp("tool") / "venv")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A repository with this checkout's actions and tool, as a user's runner downloads it."""
+    ws = tmp_path / "ws"
+    for part in WORKSPACE_PARTS:
+        src = REPO_ROOT / part
+        if not src.exists():
+            continue
+        if src.is_dir():
+            shutil.copytree(src, ws / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (ws / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, ws / part)
+    git(ws, "init", "-q", "-b", "main")
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "upm-release under test")
+    return ws
+
+
+@contextlib.contextmanager
+def standins(project_dir: Path, out: Path) -> Iterator[dict[str, str]]:
+    """The rehearsal's stand-ins for ``project_dir``: variables and secrets for act."""
+    from upm_ci.rehearse import _services
+
+    project = load_project(project_dir)
+    with _services(project, out, rekor_version=1, github_fault_rate=0.0, osv_url="") as services:
+        yield {
+            "UPM_ACT_GITHUB_API_URL": services.github_api_url,
+            "UPM_ACT_REPOSITORY": services.repository,
+            "UPM_ACT_OSV_URL": services.osv_url,
+            "UPM_ACT_PYPI_UPLOAD_URL": services.pypi_upload_url,
+            "UPM_ACT_PYPI_INDEX_URL": services.pypi_index_url,
+            "UPM_ACT_TRUST_CONFIG": str(services.trust_config),
+            "secret:UPM_ACT_GITHUB_TOKEN": services.github_token,
+            "secret:UPM_ACT_PYPI_TOKEN": services.pypi_token,
+            **services.oidc_env,
+        }
+
+
+def run_act(
+    workspace: Path,
+    workflow: str,
+    env: dict[str, str],
+    out: Path,
+    *,
+    event: str = "push",
+) -> ActRun:
+    """``act <event> -W <workflow>`` on this host with every third-party action stubbed.
+
+    The workspace's ``origin`` names the stand-in's repository: act takes
+    ``github.repository`` from it, and the signing identity is built from that.
+    """
+    git(workspace, "remote", "add", "origin", f"https://github.com/{env['UPM_ACT_REPOSITORY']}.git")
+    event_file = out / "event.json"
+    event_file.write_text(json.dumps({"ref": f"refs/tags/{TAG}"}))
+    args = [
+        str(ACT), event, "-W", workflow, "-P", "ubuntu-latest=-self-hosted",
+        "-e", str(event_file), "--no-cache-server", "--action-offline-mode",
+    ]  # fmt: skip
+    for ref in sorted(third_party_uses()):
+        args += ["--local-repository", f"{ref}={STUB}"]
+    for name, value in env.items():
+        if name.startswith("secret:"):
+            args += ["-s", f"{name.removeprefix('secret:')}={value}"]
+        else:
+            args += ["--env", f"{name}={value}"]
+    home = out / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".actrc").write_text("-P ubuntu-latest=-self-hosted\n")
+    start = time.monotonic()
+    proc = subprocess.run(
+        args,
+        cwd=workspace,
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    (out / "act.log").write_text(log)
+    return ActRun(proc.returncode, log, out, time.monotonic() - start)
+
+
+def phase_env(
+    project: Path, out: Path, tool_venv: Path, services: dict[str, str]
+) -> dict[str, str]:
+    return {
+        **services,
+        "UPM_ACT_PROJECT": str(project),
+        "UPM_ACT_OUT": str(out),
+        "UPM_ACT_TAG": TAG,
+        "UPM_ACT_PYTHON": str(tool_venv / "bin" / "python"),
+        "UPM_ACT_TOOL_VENV": str(tool_venv),
+    }
+
+
+def test_every_phase_action_in_order_publishes_a_verified_release(
+    workspace: Path, tool_venv: Path, tmp_path: Path
+) -> None:
+    project = make_git_project(EXAMPLE, tmp_path / "upm-sample")
+    out = tmp_path / "out"
+    out.mkdir()
+    with standins(project, out) as services:
+        run = run_act(
+            workspace, "tests/act/phases.yml", phase_env(project, out, tool_venv, services), out
+        )
+        github_url = services["UPM_ACT_GITHUB_API_URL"]
+        token = services["secret:UPM_ACT_GITHUB_TOKEN"]
+        repository = services["UPM_ACT_REPOSITORY"]
+        release = release_state(github_url, token, repository)
+    assert run.returncode == 0, run.log[-6000:]
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
+        assert run.ran(phase), phase
+    assert not release["draft"]
+    names = {a["name"] for a in release["assets"]}
+    assert {"upm_sample-1.2.0-py3-none-any.whl", "SHA256SUMS"} <= names
+    assert any(n.endswith(".sigstore.json") for n in names)
+    assert json.loads((out / "verify-report.json").read_text())["passed"] is True
+    assert "act-outputs gate-passed=true verify-passed=true" in run.log
+    assert "act-outputs release-url=" in run.log
+    assert token not in run.log
+    assert services["secret:UPM_ACT_PYPI_TOKEN"] not in run.log
+    assert "stubbed third-party action ran" not in run.log
+
+
+def test_a_broken_gate_stops_the_release_before_anything_is_built(
+    workspace: Path, tool_venv: Path, tmp_path: Path
+) -> None:
+    project = make_git_project(EXAMPLE, tmp_path / "upm-sample")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "1.2.0"', 'version = "1.2.1"'))
+    git(project, "commit", "-q", "-am", "Bump the version without the changelog")
+    out = tmp_path / "out"
+    out.mkdir()
+    with standins(project, out) as services:
+        run = run_act(
+            workspace, "tests/act/phases.yml", phase_env(project, out, tool_venv, services), out
+        )
+        release = release_state(
+            services["UPM_ACT_GITHUB_API_URL"],
+            services["secret:UPM_ACT_GITHUB_TOKEN"],
+            services["UPM_ACT_REPOSITORY"],
+        )
+    assert run.returncode != 0
+    assert run.ran("gate")
+    for phase in ("build", "sbom", "sign", "publish", "verify"):
+        assert not run.ran(phase), phase
+    assert release == {}
+    assert not (out / "dist").exists()
+    assert json.loads((out / "gate-report.json").read_text())["passed"] is False
+
+
+def release_state(api_url: str, token: str, repository: str) -> dict[str, Any]:
+    """The release of TAG as the GitHub stand-in has it (drafts included), or {}."""
+    import requests
+
+    response = requests.get(
+        f"{api_url}/repos/{repository}/releases",
+        headers={"Authorization": f"token {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return next((r for r in response.json() if r["tag_name"] == TAG), {})
