@@ -81,16 +81,17 @@ def call_with_retry(
 def classify_http(status: int, headers: Mapping[str, str], body: str = "") -> float | None:
     """Retry decision for an HTTP answer: None for 'do not retry', else the asked-for delay."""
     retry_after = _retry_after(headers)
+    # An explicit ``Retry-After: 0`` is honoured; only a missing header falls back to 1 s.
     if status >= 500 or status == 408:
-        return retry_after or 0.0
+        return retry_after if retry_after is not None else 0.0
     if status == 429:
-        return retry_after or 1.0
+        return retry_after if retry_after is not None else 1.0
     if status == 403 and (retry_after is not None or "rate limit" in body.lower()):
         if headers.get("x-ratelimit-remaining", headers.get("X-RateLimit-Remaining")) == "0":
             reset = headers.get("x-ratelimit-reset", headers.get("X-RateLimit-Reset"))
             if reset and reset.isdigit():
                 return max(0.0, float(reset) - time.time())
-        return retry_after or 1.0
+        return retry_after if retry_after is not None else 1.0
     return None
 
 
