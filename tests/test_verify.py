@@ -3,6 +3,7 @@ bad input and secrets; and the once-per-certificate verifier agrees with sigstor
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -251,6 +252,51 @@ def test_cached_verifier_agrees_with_sigstore_and_checks_the_chain_once(
     for verifier in (theirs, ours):
         with pytest.raises(VerificationError, match="SANs"):
             verifier.verify_artifact((release_dir / WHEEL).read_bytes(), bundle, wrong)
+
+
+@pytest.mark.parametrize(("rekor", "tsa_checks"), [(1, 1), (2, 5)], ids=["rekor-v1", "rekor-v2"])
+def test_timestamps_are_verified_where_they_can_change_the_verdict(
+    release_kit: ReleaseKit, tmp_path: Path, mocker: MockerFixture, rekor: int, tsa_checks: int
+) -> None:
+    """With a Rekor v1 SET and in-window timestamps, the CMS check of the RFC 3161 timestamp
+    cannot change the verdict (sigstore drops a bad one), so it runs only for the first
+    bundle; Rekor v2 bundles have no SET, so every timestamp is verified."""
+    dist = release_kit.copy(tmp_path / "dist", rekor_version=rekor)
+    root = ClientTrustConfig.from_json(release_kit.trust_config.read_text()).trusted_root
+    ours, theirs = make_verifier(root), Verifier(trusted_root=root)
+    tsa = mocker.spy(ours, "_verify_timestamp_authority")
+    policy = release_policy().sigstore_policy()
+    for name in [SDIST, WHEEL, CDX, SPDX, "SHA256SUMS"]:
+        data = (dist / name).read_bytes()
+        bundle = Bundle.from_json((dist / f"{name}.sigstore.json").read_bytes())
+        theirs.verify_artifact(data, bundle, policy)
+        ours.verify_artifact(data, bundle, policy)
+    assert tsa.call_count == tsa_checks
+
+
+def test_corrupt_timestamp_gets_the_same_verdict_as_sigstore(
+    release_kit: ReleaseKit, release_dir: Path
+) -> None:
+    root = ClientTrustConfig.from_json(release_kit.trust_config.read_text()).trusted_root
+    policy = release_policy().sigstore_policy()
+    bundles = {}
+    for name in (SDIST, WHEEL):
+        data = json.loads((release_dir / f"{name}.sigstore.json").read_text())
+        stamps = data["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        raw = bytearray(base64.b64decode(stamps[0]["signedTimestamp"]))
+        raw[-5] ^= 0x01  # inside the CMS signature: the timestamp no longer verifies
+        stamps[0]["signedTimestamp"] = base64.b64encode(bytes(raw)).decode()
+        bundles[name] = Bundle.from_json(json.dumps(data))
+        assert Verifier(trusted_root=root)._verify_timestamp_authority(bundles[name]) == []
+    for verifier in (Verifier(trusted_root=root), make_verifier(root)):
+        outcomes = []
+        for name, bundle in bundles.items():
+            try:
+                verifier.verify_artifact((release_dir / name).read_bytes(), bundle, policy)
+                outcomes.append("pass")
+            except Exception as e:  # noqa: BLE001 - compare whatever happens
+                outcomes.append(type(e).__name__)
+        assert outcomes == ["pass", "pass"]  # sigstore drops the bad timestamp; the SET remains
 
 
 def test_parallel_and_serial_runs_agree(release_kit: ReleaseKit, release_dir: Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,10 +229,11 @@ def _define_release_verifier() -> type[Verifier]:
     from cryptography.x509 import ExtendedKeyUsage, KeyUsage
     from cryptography.x509.oid import ExtendedKeyUsageOID
     from sigstore._internal.sct import verify_sct
+    from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
     from sigstore._internal.trust import KeyringPurpose
     from sigstore.errors import VerificationError
     from sigstore.verify import Verifier
-    from sigstore.verify.verifier import VERIFIED_TIME_THRESHOLD
+    from sigstore.verify.verifier import MAX_ALLOWED_TIMESTAMP, VERIFIED_TIME_THRESHOLD
 
     class ReleaseVerifier(Verifier):
         """sigstore-python's Verifier (4.5) with the certificate-only steps memoised.
@@ -239,8 +242,15 @@ def _define_release_verifier() -> type[Verifier]:
         X.509 profile and identity policy) depend only on the certificate, the trust root and
         the policy; they run once per (certificate, policy) and the chain's validity window is
         kept, so each bundle's verified times are checked against it exactly as the chain
-        builder would. Everything per bundle (timestamps, log entry, window, signature) runs
-        unchanged, and failures are never cached.
+        builder would. Everything per bundle (log entry, window, signature) runs unchanged,
+        and failures are never cached.
+
+        RFC 3161 timestamps are verified lazily: sigstore drops a timestamp that fails to
+        verify, so one can only change the outcome when its time falls outside the certificate
+        and chain validity. When the bundle has a Rekor v1 SET (a verified time of its own)
+        and every timestamp's time lies inside that window, the verdict is the same whether
+        they verify or not, and their CMS checks (half the per-bundle cost) are skipped.
+        Otherwise, and always for Rekor v2 bundles, they are verified as sigstore does.
         """
 
         def __init__(self, *, trusted_root: TrustedRoot) -> None:
@@ -252,11 +262,14 @@ def _define_release_verifier() -> type[Verifier]:
             self._lock = threading.Lock()
 
         def _verify_common_signing_cert(self, bundle: Bundle, policy: VerificationPolicy) -> None:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
             cert = bundle.signing_certificate
-            times = self._establish_time(bundle)
+            key = (cert.public_bytes(Encoding.DER), id(policy))
+            times = self._times(bundle, cert, key)
             if len(times) < VERIFIED_TIME_THRESHOLD:
                 raise VerificationError("not enough sources of verified time")
-            not_before, not_after = self._certificate_checks(cert, times[0], policy)
+            not_before, not_after = self._certificate_checks(cert, key, times[0], policy)
             for vts in times:
                 if not not_before <= vts.time <= not_after:
                     self._verify_chain_at_time(cert, vts)  # raises the library's own error
@@ -270,12 +283,40 @@ def _define_release_verifier() -> type[Verifier]:
                         f"invalid signing cert: expired at time of signing, time via {vts}"
                     )
 
-        def _certificate_checks(
-            self, cert: Certificate, vts: TimestampVerificationResult, policy: VerificationPolicy
-        ) -> tuple[Any, Any]:
-            from cryptography.hazmat.primitives.serialization import Encoding
+        def _times(
+            self, bundle: Bundle, cert: Certificate, key: tuple[bytes, int]
+        ) -> list[TimestampVerificationResult]:
+            """Verified times; RFC 3161 timestamps lazily (see the class docstring)."""
+            with self._lock:
+                window = self._checked.get(key)
+            entry = bundle.log_entry._inner
+            data = bundle.verification_material.timestamp_verification_data
+            responses = data.rfc3161_timestamps if data else []
+            kind = entry.kind_version
+            if (
+                window is None
+                or not responses
+                or not (entry.integrated_time and entry.inclusion_promise)
+                or (kind.kind, kind.version) not in (("hashedrekord", "0.0.1"), ("dsse", "0.0.1"))
+                or len(responses) > MAX_ALLOWED_TIMESTAMP
+                or len(set(responses)) != len(responses)
+                or not self._trusted_root.get_timestamp_authorities()
+            ):
+                return self._establish_time(bundle)
+            low = max(window[0], cert.not_valid_before_utc)
+            high = min(window[1], cert.not_valid_after_utc)
+            if not all(low <= r.tst_info.gen_time <= high for r in responses):
+                return self._establish_time(bundle)
+            integrated = datetime.fromtimestamp(entry.integrated_time, tz=timezone.utc)
+            return [TimestampVerificationResult(TimestampSource.TRANSPARENCY_SERVICE, integrated)]
 
-            key = (cert.public_bytes(Encoding.DER), id(policy))
+        def _certificate_checks(
+            self,
+            cert: Certificate,
+            key: tuple[bytes, int],
+            vts: TimestampVerificationResult,
+            policy: VerificationPolicy,
+        ) -> tuple[Any, Any]:
             with self._lock:
                 window = self._checked.get(key)
             if window is not None:
@@ -415,6 +456,17 @@ def verify_release(
     return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
 
 
+def _sha256(path: Path) -> str:
+    """Small files (bundles, SBOMs) in one read; large ones streamed by ``sha256_file``,
+    whose 4 MiB buffer would cost more than the hashing for a release of small files."""
+    if path.stat().st_size <= _SMALL_FILE:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
+
+
+_SMALL_FILE = 1 << 20
+
+
 def _kind(name: str) -> str:
     if name.endswith(BUNDLE_SUFFIX):
         return "bundle"
@@ -462,7 +514,7 @@ class _Run:
 
     def _hash_all(self) -> dict[str, str]:
         with ThreadPoolExecutor(self.workers) as pool:
-            return dict(zip(self.files, pool.map(sha256_file, self.files.values())))
+            return dict(zip(self.files, pool.map(_sha256, self.files.values())))
 
     def entry(self, name: str) -> ArtifactReport:
         """The entry of ``name``; files that are expected but absent get one with no digest."""

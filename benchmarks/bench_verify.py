@@ -1,0 +1,128 @@
+"""Verifying a 500-bundle release: ``upm-ci verify`` vs ``sigstore verify identity``.
+
+Setup (not timed): 500 small files signed once, with one certificate, against the local
+Sigstore stand-in, shaped as a release (sdist, wheel, SHA256SUMS, an SBOM and 496 plugin
+files, plus the provenance and SBOM attestation). Then, in the same run, both tools are
+started as a user would start them, as processes, over the same 500 files:
+
+- ours: ``upm-ci verify DIR --identity I --trust-config F`` (which also checks SHA256SUMS,
+  the provenance subjects and the SBOM binding);
+- theirs: ``sigstore --trust-config F verify identity --offline --cert-identity I
+  --cert-oidc-issuer ISS FILE...`` (all 500 files in one invocation).
+
+Best of 3 wall-clock runs each; ratio = ours / theirs (target <= 0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchmarks._harness import BenchResult, timed
+from upm_ci.config import GITHUB_ISSUER
+from upm_ci.manifest import sha256_file
+from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1, STATEMENT_TYPE
+from upm_ci.standins.oidc import mint_github_token
+from upm_ci.standins.sigstore_server import SigstoreStandIn
+
+FILES = 500
+REPOSITORY = "unexpected/upm-sample"
+IDENTITY = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/tags/v1.2.0"
+SDIST, WHEEL = "upm_sample-1.2.0.tar.gz", "upm_sample-1.2.0-py3-none-any.whl"
+CDX = "upm_sample-1.2.0.cdx.json"
+
+
+def _statement(
+    predicate_type: str, subjects: dict[str, str], predicate: object
+) -> dict[str, object]:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": n, "digest": {"sha256": d}} for n, d in subjects.items()],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+
+
+def make_release(dist: Path, trust_config: Path) -> list[Path]:
+    """Write and sign the release; return the 500 signed files."""
+    from upm_ci.sign import ReleaseSigner
+
+    (dist / SDIST).write_bytes(b"sdist" * 200)
+    (dist / WHEEL).write_bytes(b"wheel" * 200)
+    wheel_sha = sha256_file(dist / WHEEL)
+    bom = {"bomFormat": "CycloneDX", "metadata": {"component": {"name": "upm-sample",
+           "hashes": [{"alg": "SHA-256", "content": wheel_sha}]}}}  # fmt: skip
+    (dist / CDX).write_text(json.dumps(bom))
+    dists = {n: sha256_file(dist / n) for n in (SDIST, WHEEL)}
+    (dist / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in dists.items()))
+    files = [dist / n for n in (SDIST, WHEEL, CDX, "SHA256SUMS")]
+    for i in range(FILES - len(files)):
+        path = dist / f"plugin_{i:03d}.py"
+        path.write_text(f"# plugin {i}\nVALUE = {i}\n")
+        files.append(path)
+    with (
+        ReleaseSigner(
+            mint_github_token(), expected_identity=IDENTITY, trust_config=trust_config
+        ) as signer,
+        ThreadPoolExecutor(16) as pool,
+    ):
+        list(pool.map(signer.sign_file, files))
+        statements = {
+            "upm_sample-1.2.0.intoto.jsonl": _statement(SLSA_PROVENANCE_V1, dists, {}),
+            f"{WHEEL}.cdx.intoto.jsonl": _statement(CYCLONEDX_BOM, {WHEEL: wheel_sha}, bom),
+        }
+        for name, statement in statements.items():
+            (dist / name).write_text(signer.sign_statement(statement).replace("\n", "") + "\n")
+    return files
+
+
+def run() -> list[BenchResult]:
+    with SigstoreStandIn() as standin, tempfile.TemporaryDirectory() as tmp:
+        dist = Path(tmp) / "dist"
+        dist.mkdir()
+        trust = standin.trust_config_path
+        files = make_release(dist, trust)
+        report = Path(tmp) / "report.json"
+        ours_cmd = [sys.executable, "-m", "upm_ci", "-q", "verify", str(dist)]
+        ours_cmd += ["--identity", IDENTITY, "--trust-config", str(trust)]
+        ours_cmd += ["--report-json", str(report)]
+        theirs_cmd = [sys.executable, "-m", "sigstore", "--trust-config", str(trust)]
+        theirs_cmd += ["verify", "identity", "--offline", "--cert-identity", IDENTITY]
+        theirs_cmd += ["--cert-oidc-issuer", GITHUB_ISSUER, *map(str, files)]
+
+        def ours() -> None:
+            subprocess.run(ours_cmd, check=True, capture_output=True, cwd=tmp)
+
+        def theirs() -> None:
+            subprocess.run(theirs_cmd, check=True, capture_output=True, cwd=tmp)
+
+        ours()  # warm the page cache and both tools' imports once
+        theirs()
+        data = json.loads(report.read_text())
+        passed = sum(1 for a in data["artifacts"] for c in a["checks"] if c["check"] == "sigstore")
+        assert data["passed"] and passed == FILES + 2, (data["passed"], passed)
+        ours_s, theirs_s = timed(ours, repeat=3), timed(theirs, repeat=3)
+        startup = timed(
+            lambda: subprocess.run([sys.executable, "-c", "import sigstore.verify"], check=True),
+            repeat=3,
+        )
+    return [
+        BenchResult(
+            name=f"verify {FILES} bundles (one certificate)",
+            ours=ours_s,
+            theirs=theirs_s,
+            baseline="sigstore verify identity --offline (all files, one invocation)",
+            target=0.5,
+            note=f"both as processes; python + import sigstore.verify alone: {startup:.2f} s; "
+            "ours also checks SHA256SUMS, provenance and SBOM binding",
+        )
+    ]
+
+
+if __name__ == "__main__":
+    for result in run():
+        print(result, f"ratio={result.ratio:.2f}")
