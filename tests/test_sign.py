@@ -194,9 +194,10 @@ def test_sign_round_trip_via_ambient_oidc(
         "upm_sample-1.2.0-py3-none-any.whl.cdx.json",
         "upm_sample-1.2.0-py3-none-any.whl.spdx.json",
         "unipkg.yaml",
-        ".unipkg.lock",
+        "unipkg.lock",  # GitHub renames assets with a leading dot: the release drops it
     }
     assert (dist / "unipkg.yaml").read_bytes() == (release / "unipkg.yaml").read_bytes()
+    assert (dist / "unipkg.lock").read_bytes() == (release / ".unipkg.lock").read_bytes()
     assert {a.kind for a in manifest.artifacts} >= {
         "sigstore-bundle",
         "provenance",

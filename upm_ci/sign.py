@@ -601,7 +601,7 @@ def sign_release(
         gpg = stack.enter_context(GpgSigner(gpg_key, gpg_passphrase)) if gpg_key else None
         load_trust_config(trust_config, rekor_version)  # bad file: InputError before writing
         for src, kind in extras:
-            dest = dist_dir / src.name
+            dest = dist_dir / release_file_name(src.name)
             if not dest.exists() or sha256_file(dest) != sha256_file(src):
                 shutil.copy2(src, dest)
             subjects.append(_Subject(dest, kind, sha256_file(dest)))
@@ -713,6 +713,15 @@ def _manifest_subjects(manifest: Manifest) -> list[_Subject]:
     return subjects
 
 
+def release_file_name(name: str) -> str:
+    """The name a project file gets among the release's assets.
+
+    GitHub renames an asset whose name starts with a dot (``.unipkg.lock`` would come back
+    as another name), so the release carries it without the leading dots (``unipkg.lock``).
+    """
+    return name.lstrip(".") or name
+
+
 def _extra_files(project: Project, dist_dir: Path) -> list[tuple[Path, str]]:
     """Project manifests (``sign-files``) and, with ``sign-plugins``, plugin files."""
     found: list[tuple[Path, str]] = []
@@ -732,10 +741,10 @@ def _extra_files(project: Project, dist_dir: Path) -> list[tuple[Path, str]]:
                     found.append((path, "plugin"))
     names: dict[str, Path] = {}
     for path, _ in found:
-        other = names.setdefault(path.name, path)
+        other = names.setdefault(release_file_name(path.name), path)
         if other != path:
             raise InputError(
-                f"sign: {other} and {path} would both be {dist_dir / path.name}",
+                f"sign: {other} and {path} would both be {dist_dir / release_file_name(path.name)}",
                 hint="rename one, or narrow [tool.upm-release] plugins / sign-files",
             )
     return found
