@@ -31,7 +31,8 @@ PHASES = ("gate", "build", "sbom", "sign", "publish", "verify")
 ACTION_DIRS = [*PHASES, "actions/setup", "."]
 ACTIONS = {d: REPO_ROOT / d / "action.yml" for d in ACTION_DIRS}
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
-ACT_WORKFLOWS = sorted((REPO_ROOT / "tests" / "act").rglob("*.yml"))
+ACT_WORKFLOWS = sorted((REPO_ROOT / "tests" / "act").glob("*.yml"))
+ACT_STUBS = sorted((REPO_ROOT / "tests" / "act" / "stubs").glob("*/action.yml"))
 SETUP = REPO_ROOT / "actions" / "setup"
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 #: Environment variables the action scripts themselves read (not upm-ci options).
@@ -84,7 +85,7 @@ def test_actions_match_the_github_actions_schema() -> None:
         "check-jsonschema",
         "--builtin-schema",
         "vendor.github-actions",
-        *map(str, ACTIONS.values()),
+        *map(str, [*ACTIONS.values(), *ACT_STUBS]),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
