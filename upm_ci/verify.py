@@ -947,6 +947,7 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
         seconds_between_writes=0,
         retry=None,
         timeout=60,
+        lazy=True,
     )
 
     def classify(exc: BaseException) -> float | None:
@@ -959,7 +960,7 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
 
     try:
         release = call_with_retry(
-            lambda: gh.get_repo(repository, lazy=True).get_release(tag),
+            lambda: gh.get_repo(repository).get_release(tag),
             what=f"GitHub release {tag} of {repository}",
             classify=classify,
         )
