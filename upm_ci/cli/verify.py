@@ -64,7 +64,7 @@ def command(
     Exit 1 names each failing artifact and why. Per bundle this is what plain sigstore does:
 
     \b
-      sigstore verify github --offline --trust-config F \\
+      sigstore --trust-config F verify github --offline \\
         --cert-identity https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/TAG \\
         --repository OWNER/REPO --ref refs/tags/TAG [--trigger push] \\
         --bundle FILE.sigstore.json FILE
