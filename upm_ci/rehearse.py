@@ -279,12 +279,12 @@ def _phase_args(phase: str, out_dir: Path) -> list[str]:
         return ["--published-json", str(out_dir / "published.json")]
     if phase == "verify":
         return [
+            str(out_dir / "downloaded"),
             "--github-release",
             "",  # filled with the tag below
             "--report-json",
             str(out_dir / "verify-report.json"),
-            "--download-dir",
-            str(out_dir / "downloaded"),
+            "--offline",
         ]
     return []
 
@@ -307,7 +307,7 @@ def _run_phase(
         env["UPM_PYPI_TOKEN"] = services.pypi_token
     args = _phase_args(phase, out_dir)
     if phase == "verify":
-        args[1] = project.tag
+        args[2] = project.tag
     log_file = out_dir / "logs" / f"{phase}.log"
     start = time.monotonic()
     with log_file.open("w", encoding="utf-8") as sink:
