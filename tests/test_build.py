@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import textwrap
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_mock import MockerFixture
@@ -20,7 +23,6 @@ from tests.conftest import EXAMPLE, git, make_git_project
 from upm_ci import gha
 from upm_ci.build import BuildResult, archive_differences, build_release, clean, release_info
 from upm_ci.cli import main
-from upm_ci.errors import PolicyError
 from upm_ci.manifest import Artifact, Manifest
 from upm_ci.project import load_project
 
@@ -69,22 +71,55 @@ class CliRun:
     summary: str
 
 
-@pytest.fixture(scope="module")
-def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliRun]:
-    """The example project built once through the CLI, reproducibility checked."""
-    assert EXAMPLE.is_dir(), "examples/upm-sample is missing"
-    base = tmp_path_factory.mktemp("sample-build")
-    project = make_git_project(EXAMPLE, base / "upm-sample")
-    outputs, summary = base / "outputs.txt", base / "summary.md"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GITHUB_OUTPUT", str(outputs))
-        mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
-        for name in ("GITHUB_REF", "UPM_TAG", "UPM_CHECK_REPRODUCIBLE"):
-            mp.delenv(name, raising=False)
-        manifest = base / "release-manifest.json"
-        args = ["build", "--project", str(project), "--manifest", str(manifest)]
-        code = main([*args, "--check-reproducible"])
-    yield CliRun(code, project, manifest, outputs.read_text(), summary.read_text())
+def shared_once(
+    factory: pytest.TempPathFactory, name: str, make: Callable[[Path], dict[str, Any]]
+) -> tuple[Path, dict[str, Any]]:
+    """Run ``make(directory)`` once per session, even across xdist workers (a file lock), and
+    share its directory and JSON-able result: real builds are too slow to repeat per worker."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's directory, common to all workers
+    target, done = base / name, base / f"{name}.json"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            done.write_text(json.dumps(make(target)))
+    return target, json.loads(done.read_text())
+
+
+def example_build(factory: pytest.TempPathFactory) -> CliRun:
+    """The example built once per session through the CLI, reproducibility checked (read-only:
+    tests that change anything copy it)."""
+
+    def make(base: Path) -> dict[str, Any]:
+        assert EXAMPLE.is_dir(), "examples/upm-sample is missing"
+        project = make_git_project(EXAMPLE, base / "upm-sample")
+        outputs, summary = base / "outputs.txt", base / "summary.md"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("GITHUB_OUTPUT", str(outputs))
+            mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
+            for name in ("GITHUB_REF", "UPM_TAG", "UPM_CHECK_REPRODUCIBLE", "UPM_DIST_DIR"):
+                mp.delenv(name, raising=False)
+            manifest = base / "release-manifest.json"
+            args = ["build", "--project", str(project), "--manifest", str(manifest)]
+            code = main([*args, "--check-reproducible"])
+        return {"code": code, "outputs": outputs.read_text(), "summary": summary.read_text()}
+
+    base, result = shared_once(factory, "example-build", make)
+    return CliRun(
+        result["code"],
+        base / "upm-sample",
+        base / "release-manifest.json",
+        result["outputs"],
+        result["summary"],
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    return example_build(tmp_path_factory)
 
 
 # --- the example, through the CLI -------------------------------------------------------------
@@ -460,21 +495,6 @@ def test_archive_differences_name_members(tmp_path: Path) -> None:
     t1 = _tar(tmp_path / "t1.tar.gz", {"d/PKG-INFO": b"x"}, mtime=1)
     t2 = _tar(tmp_path / "t2.tar.gz", {"d/PKG-INFO": b"x"}, mtime=2)
     assert archive_differences(t1, t2)[0].startswith("d/PKG-INFO (metadata")
-
-
-@pytest.mark.slow
-def test_policy_error_is_raised_by_the_plain_function_too(tmp_path: Path) -> None:
-    project = load_project(make_project(tmp_path / "demo"))
-    manifest = Manifest.load_or_new(tmp_path / "m.json", release_info(project, "v2.0.0"))
-    with pytest.raises(PolicyError, match="metadata Version is '1.2.0'"):
-        build_release(
-            project,
-            manifest,
-            dist_dir=tmp_path / "dist",
-            check_reproducible=False,
-            tag="v2.0.0",
-            smoke=False,
-        )
 
 
 def test_github_ref_tag_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
-from tests.conftest import EXAMPLE, make_git_project
+from tests.test_build import example_build, shared_once
 from upm_ci import gha
-from upm_ci.build import build_release, release_info
+from upm_ci.build import release_info
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
 from upm_ci.manifest import Artifact, Manifest
@@ -30,21 +29,12 @@ SPDX = "upm_sample-1.2.0.spdx.json"
 WHEEL = "upm_sample-1.2.0-py3-none-any.whl"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example, built once (no smoke test: test_build covers it) with its manifest."""
-    base = tmp_path_factory.mktemp("sbom-built")
-    project = load_project(make_git_project(EXAMPLE, base / "upm-sample"))
-    manifest = Manifest.load_or_new(base / "release-manifest.json", release_info(project, None))
-    build_release(
-        project,
-        manifest,
-        dist_dir=project.root / "dist",
-        check_reproducible=False,
-        tag=None,
-        smoke=False,
-    )
-    return base
+    """The example built once per session (shared with test_build); copy before changing."""
+    run = example_build(tmp_path_factory)
+    assert run.code == 0
+    return run.manifest.parent
 
 
 @dataclass
@@ -76,21 +66,25 @@ class SbomRun:
     queried: list[tuple[str, str]]
 
 
-@pytest.fixture(scope="module")
-def sbom_run(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbomRun]:
-    """``upm-ci sbom`` on the example once, against a clean OSV stand-in."""
-    base = tmp_path_factory.mktemp("sbom-run")
-    shutil.copytree(built, base / "r", symlinks=True)
+@pytest.fixture(scope="session")
+def sbom_run(built: Path, tmp_path_factory: pytest.TempPathFactory) -> SbomRun:
+    """``upm-ci sbom`` on the example once per session, against a clean OSV stand-in."""
+
+    def make(base: Path) -> dict[str, Any]:
+        shutil.copytree(built, base / "r", symlinks=True)
+        rel = Release(base / "r/upm-sample", base / "r/release-manifest.json")
+        summary = base / "summary.md"
+        out = io.StringIO()
+        with OsvStandIn() as osv, pytest.MonkeyPatch.context() as mp:
+            mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
+            with contextlib.redirect_stdout(out):
+                code = main(rel.args("--osv-url", osv.query_url))
+            queried = sorted((q.name, q.version) for q in osv.queries)
+        return {"code": code, "out": out.getvalue(), "summary": summary.read_text(), "q": queried}
+
+    base, r = shared_once(tmp_path_factory, "example-sbom", make)
     rel = Release(base / "r/upm-sample", base / "r/release-manifest.json")
-    summary = base / "summary.md"
-    out = io.StringIO()
-    with OsvStandIn() as osv, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
-        mp.setenv("UPM_RETRY_BASE_DELAY", "0.01")
-        with contextlib.redirect_stdout(out):
-            code = main(rel.args("--osv-url", osv.query_url))
-        queried = sorted((q.name, q.version) for q in osv.queries)
-    yield SbomRun(code, out.getvalue(), summary.read_text(), rel, queried)
+    return SbomRun(r["code"], r["out"], r["summary"], rel, [tuple(q) for q in r["q"]])
 
 
 # --- happy path -------------------------------------------------------------------------------
