@@ -12,6 +12,7 @@ attestations, a draft-first GitHub release, and verification of everything it pu
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from benchmarks._harness import BenchResult, stopwatch
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "upm-sample"
+ROUNDS = 2
 _IGNORE = shutil.ignore_patterns("dist", "build", "*.egg-info", "__pycache__", ".venv")
 
 
@@ -41,8 +43,8 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
         raise RuntimeError(f"{what} exited {proc.returncode}: {tail[0][:200]}")
 
 
-def rehearse_seconds(work: Path) -> float:
-    """Wall time of ``upm-ci rehearse``; raises if the rehearsal does not pass."""
+def rehearse_seconds(work: Path) -> tuple[float, str]:
+    """Wall time of ``upm-ci rehearse`` and its phases' times; raises unless it passes."""
     out = work / "rehearsal"
     start = time.perf_counter()
     proc = subprocess.run(
@@ -54,12 +56,15 @@ def rehearse_seconds(work: Path) -> float:
     )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        failed = [ln for ln in proc.stdout.splitlines() if " fail " in f" {ln} "][:1]
+        failed = [ln.split()[0] for ln in proc.stdout.splitlines() if " fail " in f" {ln} "]
+        errors = [ln for ln in proc.stderr.splitlines() if "error" in ln][-1:]
+        why = f"phase {failed[0]} failed" if failed else (errors or ["no phase table"])[0]
         raise RuntimeError(
-            f"upm-ci rehearse exited {proc.returncode} ({(failed or ['no phase table'])[0]}); "
+            f"upm-ci rehearse exited {proc.returncode} ({why[:200]}); "
             "this benchmark runs once the rehearsal passes"
         )
-    return seconds
+    phases = json.loads((out / "rehearsal.json").read_text(encoding="utf-8"))["phases"]
+    return seconds, ", ".join(f"{p['phase']} {p['seconds']:.1f} s" for p in phases)
 
 
 def by_hand_seconds(work: Path) -> float:
@@ -106,10 +111,15 @@ def by_hand_seconds(work: Path) -> float:
 def run() -> list[BenchResult]:
     if shutil.which("node") is None:
         raise RuntimeError("the rehearsal needs Node.js for the local Sigstore")
-    with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
-        work = Path(tmp)
-        theirs = by_hand_seconds(work)
-        ours = rehearse_seconds(work)
+    theirs = ours = float("inf")
+    phases = ""
+    for _ in range(ROUNDS):  # alternating, so drift (network, page cache) hits both sides
+        with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
+            theirs = min(theirs, by_hand_seconds(Path(tmp)))
+        with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
+            seconds, timings = rehearse_seconds(Path(tmp))
+        if seconds < ours:
+            ours, phases = seconds, timings
     return [
         BenchResult(
             name="rehearse examples/upm-sample",
@@ -118,10 +128,11 @@ def run() -> list[BenchResult]:
             baseline="build + cyclonedx-py + pip-audit + sigstore sign + twine",
             target=1.5,
             note=(
-                "one run each. Ours also runs the gate (tests, plugins, docs, review, audit, "
-                "version), checks reproducibility and metadata, writes SPDX, provenance and "
-                "SBOM attestations, makes a GitHub release and verifies everything published; "
-                "its time includes starting five local stand-ins, the baseline's does not."
+                f"best of {ROUNDS} alternating runs each. Ours also runs the gate (tests, "
+                "plugins, docs, review, audit, version), checks reproducibility and metadata, "
+                "writes SPDX, provenance and SBOM attestations, makes a GitHub release and "
+                "verifies everything published; its time includes starting five local "
+                f"stand-ins, the baseline's does not. Phases: {phases}."
             ),
         )
     ]
