@@ -194,3 +194,15 @@ def test_startup_benchmark_runs_and_sees_no_sigstore_import(
     (row,) = bench_startup.run()
     assert row.baseline == "sigstore --help" and row.ours > 0 and row.theirs > 0
     assert "no sigstore import" in row.note
+
+
+def test_rehearsal_benchmark_reports_a_failed_rehearsal_as_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rehearsal that does not pass gives no figure: the runner shows why instead."""
+    bench_rehearsal = importlib.import_module("benchmarks.bench_rehearsal")
+    not_a_project = tmp_path / "empty"
+    not_a_project.mkdir()
+    monkeypatch.setattr(bench_rehearsal, "EXAMPLE", not_a_project)
+    with pytest.raises(RuntimeError, match=r"exited 2 \(.*pyproject.toml"):
+        bench_rehearsal.rehearse_seconds(tmp_path)
