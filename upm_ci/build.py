@@ -210,9 +210,8 @@ def run_build(root: Path, outdir: Path, epoch: str) -> tuple[Path, Path]:
     if proc.returncode != 0:
         raise InputError(
             f"{root / 'pyproject.toml'}: the project does not build (python -m build exited "
-            f"{proc.returncode}); last lines of its output:\n"
-            + _tail(proc.stdout + "\n" + proc.stderr),
-            hint="fix the build configuration; try `python -m build` locally",
+            f"{proc.returncode}; fix the build configuration, try `python -m build` locally); "
+            "last lines of its output:\n" + _tail(proc.stdout + "\n" + proc.stderr)
         )
     sdists = sorted(outdir.glob("*.tar.gz"))
     wheels = sorted(outdir.glob("*.whl"))
@@ -331,8 +330,8 @@ def twine_check(paths: Sequence[Path]) -> None:
     )
     if proc.returncode != 0:
         raise PolicyError(
-            "twine check --strict failed:\n" + _tail(proc.stdout + "\n" + proc.stderr),
-            hint="fix the package metadata (long description, content type)",
+            "twine check --strict failed (fix the package metadata: long description, content "
+            "type):\n" + _tail(proc.stdout + "\n" + proc.stderr)
         )
 
 
@@ -397,9 +396,8 @@ def smoke_test(project: Project, wheel: Path) -> str:
         installed = pip_install(python, wheel)
         if installed.returncode != 0:
             raise PolicyError(
-                f"{wheel.name}: does not install in a fresh venv:\n"
-                + _tail(installed.stdout + "\n" + installed.stderr),
-                hint="check the wheel's dependencies and python_requires",
+                f"{wheel.name}: does not install in a fresh venv (check its dependencies and "
+                "requires-python):\n" + _tail(installed.stdout + "\n" + installed.stderr)
             )
         proc = subprocess.run(
             [str(python), "-I", "-c", _SMOKE_SCRIPT, project.name, json.dumps(modules)],
@@ -409,9 +407,8 @@ def smoke_test(project: Project, wheel: Path) -> str:
         )
     if proc.returncode != 0:
         raise PolicyError(
-            f"{wheel.name}: smoke test failed in a fresh venv:\n"
-            + _tail(proc.stdout + "\n" + proc.stderr),
-            hint="an import or an entry point of the installed wheel is broken",
+            f"{wheel.name}: smoke test failed in a fresh venv (an import or an entry point of "
+            "the installed wheel is broken):\n" + _tail(proc.stdout + "\n" + proc.stderr)
         )
     log.info("smoke test: %s", proc.stdout.strip().splitlines()[-1])
     return proc.stdout.strip()
