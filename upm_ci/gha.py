@@ -26,13 +26,21 @@ def in_actions() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def mask(value: str) -> None:
-    """Hide ``value`` from the job log and from everything upm-ci prints or writes via redact()."""
+def remember_secret(value: str) -> bool:
+    """Redact ``value`` from everything upm-ci prints; False if too short to be a secret."""
     value = value.strip()
     if len(value) < 4:
-        return
+        return False
     with _lock:
         _secrets.add(value)
+    return True
+
+
+def mask(value: str) -> None:
+    """Hide ``value`` from the job log and from everything upm-ci prints or writes via redact()."""
+    if not remember_secret(value):
+        return
+    value = value.strip()
     if in_actions():
         for line in value.splitlines():
             if line.strip():

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from upm_ci import gha
 from upm_ci.errors import InputError, ServiceError
 from upm_ci.manifest import DEFAULT_NAME, Manifest
 from upm_ci.project import Project, git, load_project
@@ -320,7 +321,13 @@ def _run_phase(
             text=True,
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
+        for raw in proc.stdout:
+            # Act as the runner does: take ``::add-mask::`` commands, never log them, and
+            # redact masked values from everything after.
+            if raw.startswith("::add-mask::"):
+                gha.remember_secret(raw.removeprefix("::add-mask::").rstrip("\n"))
+                continue
+            line = gha.redact(raw)
             sink.write(line)
             if line.startswith("upm-ci: "):
                 on_progress(f"  {phase}: {line.removeprefix('upm-ci: ').rstrip()}")

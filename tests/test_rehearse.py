@@ -1,0 +1,142 @@
+"""``upm-ci rehearse``: the whole release of the example against the local stand-ins.
+
+The full run is the product's promise ("try the release before you tag it"); the broken
+copies show it stops where CI would, with the exit code and the failing check named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE, git
+from upm_ci.cli import main
+from upm_ci.manifest import Manifest
+
+
+def _checks(out: Path) -> dict[str, dict[str, object]]:
+    report = json.loads((out / "gate-report.json").read_text())
+    return {c["id"]: c for c in report["checks"]}
+
+
+@pytest.mark.slow
+def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rehearsal"
+    code = main(
+        ["rehearse", str(EXAMPLE), "--out", str(out), "--rekor-version", "2"]
+        + ["--github-fault-rate", "0.1"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    table = captured.out
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
+        assert re.search(rf"^{phase}\s+pass\s", table, re.M), table
+    assert "every phase passed" in table
+
+    assert all(c["status"] == "pass" for c in _checks(out).values())
+    dist = out / "dist"
+    subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dist, check=True, capture_output=True)
+    manifest = Manifest.load(out / "release-manifest.json")
+    kinds = {a.kind for a in manifest.artifacts}
+    assert {"sdist", "wheel", "checksums", "sbom", "sigstore-bundle", "provenance"} <= kinds
+    assert {p: r["status"] for p, r in manifest.phases.items()} == {
+        p: "pass" for p in ("gate", "build", "sbom", "sign", "publish", "verify")
+    }
+
+    verify = json.loads((out / "verify-report.json").read_text())
+    assert verify["passed"] is True
+    names = [a["name"] for a in verify["artifacts"]]
+    assert len(names) == len(set(names)) and "upm_sample-1.2.0-py3-none-any.whl" in names
+
+    published = json.loads((out / "published.json").read_text())
+    assets = {a["name"] for a in published["github"]["assets"]}
+    assert assets == {a.name for a in manifest.artifacts}
+    assert published["github"]["draft"] is False
+    digests = {a.name: a.sha256 for a in manifest.distributions()}
+    assert published["pypi"]["files"] == digests
+    # The stand-ins' secrets never reach the user's terminal or the output directory.
+    assert "ghs_" not in table + captured.err
+    for path in out.rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            assert b"ghs_" not in path.read_bytes(), path
+
+
+def _rehearse_gate_only(project: Path, out: Path, *extra: str) -> tuple[int, str]:
+    code = main(["rehearse", str(project), "--out", str(out), *extra])
+    return code, (out / "rehearsal.json").read_text()
+
+
+def test_changed_version_stops_at_the_gate(
+    sample_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyproject = sample_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "1.2.0"', 'version = "1.2.1"'))
+    git(sample_copy, "commit", "-qam", "bump only pyproject")
+    code, summary = _rehearse_gate_only(sample_copy, tmp_path / "out")
+    assert code == 1
+    checks = _checks(tmp_path / "out")
+    assert checks["version-bump"]["status"] == "fail"
+    phases = {p["phase"]: p["status"] for p in json.loads(summary)["phases"]}
+    assert phases == {
+        "gate": "fail",
+        "build": "not run",
+        "sbom": "not run",
+        "sign": "not run",
+        "publish": "not run",
+        "verify": "not run",
+    }
+    assert not (tmp_path / "out" / "dist").exists()
+
+
+def test_missing_entrypoint_block_names_file_and_line(
+    sample_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin = sample_copy / "src" / "upm_sample" / "plugins" / "checksum.py"
+    text = plugin.read_text()
+    plugin.write_text(text[: text.index('if __name__ == "__main__":')])
+    git(sample_copy, "commit", "-qam", "drop the sandbox entrypoint")
+    code, _ = _rehearse_gate_only(sample_copy, tmp_path / "out")
+    assert code == 1
+    check = _checks(tmp_path / "out")["plugin-entrypoint"]
+    assert check["status"] == "fail"
+    findings = check["findings"]
+    assert isinstance(findings, list) and len(findings) == 1
+    assert findings[0]["file"].endswith("plugins/checksum.py")
+    assert isinstance(findings[0]["line"], int) and findings[0]["line"] >= 1
+
+
+def test_vulnerable_pin_fails_the_dependency_audit(sample_copy: Path, tmp_path: Path) -> None:
+    pyproject = sample_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"idna>=3.7"', '"idna==3.6"'))
+    git(sample_copy, "commit", "-qam", "pin a vulnerable idna")
+    code, _ = _rehearse_gate_only(sample_copy, tmp_path / "out")
+    assert code == 1
+    check = _checks(tmp_path / "out")["dependency-audit"]
+    assert check["status"] == "fail"
+    assert "GHSA-jjg7-2v4v-x38h" in json.dumps(check) or "CVE-2024-3651" in json.dumps(check)
+
+
+def test_unreachable_vulnerability_service_fails_closed(sample_copy: Path, tmp_path: Path) -> None:
+    code, _ = _rehearse_gate_only(
+        sample_copy, tmp_path / "out", "--osv-url", "http://127.0.0.1:9/v1/query"
+    )
+    assert code == 1
+    assert _checks(tmp_path / "out")["dependency-audit"]["status"] == "fail"
+
+
+def test_refuses_an_output_directory_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    assert main(["rehearse", str(EXAMPLE), "--out", str(out)]) == 2
+    assert (out / "thesis.tex").read_text() == "years of work"
+    err = capsys.readouterr().err
+    assert "not an earlier rehearsal's output" in err and "Traceback" not in err
