@@ -33,7 +33,13 @@ from upm_ci.project import load_project
 pytestmark = pytest.mark.slow
 
 ACT = Path(sys.executable).parent / "act"
-STUB = REPO_ROOT / "tests" / "act" / "stubs" / "unused"
+STUBS = REPO_ROOT / "tests" / "act" / "stubs"
+#: Stubs that do their action's job on this host; every other third-party action gets
+#: ``stubs/unused``, which fails if it ever runs.
+WORKING_STUBS = {
+    "actions/upload-artifact": STUBS / "upload-artifact",
+    "actions/download-artifact": STUBS / "download-artifact",
+}
 WORKSPACE_PARTS = [
     "action.yml", "gate", "build", "sbom", "sign", "publish", "verify", "actions", "upm_ci",
     ".github", "tests/act",
@@ -55,13 +61,14 @@ class ActRun:
         return re.search(rf"⭐ Run Main upm-ci {re.escape(phase)}$", self.log, re.M) is not None
 
 
-def third_party_uses() -> set[str]:
+def third_party_uses(*, include_checkout: bool) -> set[str]:
     """Every remote ``owner/name@sha`` the actions and workflows use (to stub for act)."""
     refs = {u for path in [*ACTIONS.values(), *WORKFLOWS] for u in all_uses(path)}
+    skip = ("./",) if include_checkout else ("./", "actions/checkout@")
     return {
         "/".join(ref.split("@")[0].split("/")[:2]) + "@" + ref.split("@")[1]
         for ref in refs
-        if not ref.startswith(("./", "actions/checkout@"))
+        if not ref.startswith(skip)
     }
 
 
@@ -115,27 +122,32 @@ def run_act(
     env: dict[str, str],
     out: Path,
     *,
-    event: str = "push",
+    repository: str,
+    stub_checkout: bool = False,
 ) -> ActRun:
-    """``act <event> -W <workflow>`` on this host with every third-party action stubbed.
+    """``act push -W <workflow>`` on this host with every third-party action stubbed.
 
-    The workspace's ``origin`` names the stand-in's repository: act takes
-    ``github.repository`` from it, and the signing identity is built from that.
+    ``env`` keys prefixed ``secret:`` or ``var:`` become act secrets and variables. The
+    workspace's ``origin`` names ``repository``: act takes ``github.repository`` from it,
+    and the signing identity is built from that. With ``stub_checkout``, checkouts of other
+    repositories copy from ``$UPM_ACT_SOURCES`` (act still checks out the workspace itself).
     """
-    git(workspace, "remote", "add", "origin", f"https://github.com/{env['UPM_ACT_REPOSITORY']}.git")
+    git(workspace, "remote", "add", "origin", f"https://github.com/{repository}.git")
     event_file = out / "event.json"
     event_file.write_text(json.dumps({"ref": f"refs/tags/{TAG}"}))
     args = [
-        str(ACT), event, "-W", workflow, "-P", "ubuntu-latest=-self-hosted",
+        str(ACT), "push", "-W", workflow, "-P", "ubuntu-latest=-self-hosted",
         "-e", str(event_file), "--no-cache-server", "--action-offline-mode",
     ]  # fmt: skip
-    for ref in sorted(third_party_uses()):
-        args += ["--local-repository", f"{ref}={STUB}"]
+    stubs = dict(WORKING_STUBS)
+    if stub_checkout:
+        stubs["actions/checkout"] = STUBS / "checkout"
+    for ref in sorted(third_party_uses(include_checkout=stub_checkout)):
+        args += ["--local-repository", f"{ref}={stubs.get(ref.split('@')[0], STUBS / 'unused')}"]
     for name, value in env.items():
-        if name.startswith("secret:"):
-            args += ["-s", f"{name.removeprefix('secret:')}={value}"]
-        else:
-            args += ["--env", f"{name}={value}"]
+        kind, _, key = name.rpartition(":")
+        flag = {"secret": "-s", "var": "--var", "": "--env"}[kind]
+        args += [flag, f"{key}={value}"]
     home = out / "home"
     home.mkdir(exist_ok=True)
     (home / ".actrc").write_text("-P ubuntu-latest=-self-hosted\n")
@@ -174,7 +186,11 @@ def test_every_phase_action_in_order_publishes_a_verified_release(
     out.mkdir()
     with standins(project, out) as services:
         run = run_act(
-            workspace, "tests/act/phases.yml", phase_env(project, out, tool_venv, services), out
+            workspace,
+            "tests/act/phases.yml",
+            phase_env(project, out, tool_venv, services),
+            out,
+            repository=services["UPM_ACT_REPOSITORY"],
         )
         github_url = services["UPM_ACT_GITHUB_API_URL"]
         token = services["secret:UPM_ACT_GITHUB_TOKEN"]
@@ -206,7 +222,11 @@ def test_a_broken_gate_stops_the_release_before_anything_is_built(
     out.mkdir()
     with standins(project, out) as services:
         run = run_act(
-            workspace, "tests/act/phases.yml", phase_env(project, out, tool_venv, services), out
+            workspace,
+            "tests/act/phases.yml",
+            phase_env(project, out, tool_venv, services),
+            out,
+            repository=services["UPM_ACT_REPOSITORY"],
         )
         release = release_state(
             services["UPM_ACT_GITHUB_API_URL"],
@@ -233,3 +253,56 @@ def release_state(api_url: str, token: str, repository: str) -> dict[str, Any]:
     )
     response.raise_for_status()
     return next((r for r in response.json() if r["tag_name"] == TAG), {})
+
+
+def test_the_reusable_workflow_releases_from_a_callers_repository(
+    workspace: Path, tool_venv: Path, tmp_path: Path
+) -> None:
+    """A project calls upm-release.yml; its jobs pass the release on as artifacts."""
+    project = make_git_project(EXAMPLE, tmp_path / "upm-sample")
+    (project / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy2(
+        REPO_ROOT / ".github" / "workflows" / "upm-release.yml", project / ".github" / "workflows"
+    )
+    (project / ".act").mkdir()
+    shutil.copy2(
+        REPO_ROOT / "tests" / "act" / "reusable-caller.yml", project / ".act" / "caller.yml"
+    )
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "Release with upm-release's reusable workflow")
+    out = tmp_path / "out"
+    sources = out / "sources" / "unexpected"
+    sources.mkdir(parents=True)
+    shutil.copytree(workspace, sources / "upm-release", ignore=shutil.ignore_patterns(".git"))
+    (out / "artifacts").mkdir()
+    with standins(project, out) as services:
+        env = {
+            **{f"var:{k}": v for k, v in services.items() if k.startswith("UPM_ACT_")},
+            **{k: v for k, v in services.items() if not k.startswith("UPM_ACT_")},
+            "var:UPM_ACT_TAG": TAG,
+            "var:UPM_ACT_TOOL_VENV": str(tool_venv),
+            "secret:GITHUB_TOKEN": services["secret:UPM_ACT_GITHUB_TOKEN"],
+            "UPM_ACT_SOURCES": str(out / "sources"),
+            "UPM_ACT_ARTIFACTS": str(out / "artifacts"),
+        }
+        env = {k.replace("var:secret:", "secret:"): v for k, v in env.items()}
+        run = run_act(
+            project,
+            ".act/caller.yml",
+            env,
+            out,
+            repository=services["UPM_ACT_REPOSITORY"],
+            stub_checkout=True,
+        )
+        release = release_state(
+            services["UPM_ACT_GITHUB_API_URL"],
+            services["secret:UPM_ACT_GITHUB_TOKEN"],
+            services["UPM_ACT_REPOSITORY"],
+        )
+    assert run.returncode == 0, run.log[-6000:]
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
+        assert run.ran(phase), phase
+    assert "merged 1 manifests" in run.log
+    assert release and not release["draft"]
+    assert services["secret:UPM_ACT_GITHUB_TOKEN"] not in run.log
+    assert "stubbed third-party action ran" not in run.log
