@@ -6,7 +6,7 @@ The baseline is what a maintainer would type for the same project without upm-re
 the SBOM; ``twine upload`` of the two artifacts. It runs against the same local services (OSV,
 Sigstore, pypiserver), started before its clock starts; the rehearsal's time includes starting
 all of its stand-ins (GitHub, OSV, PyPI, Sigstore, OIDC). The rehearsal does much more: the
-gate's checklist, reproducibility and metadata checks, an SPDX SBOM, provenance and SBOM
+gate's checklist, metadata and smoke-test checks, an SPDX SBOM, provenance and SBOM
 attestations, a draft-first GitHub release, and verification of everything it published.
 """
 
@@ -129,7 +129,7 @@ def run() -> list[BenchResult]:
             target=1.5,
             note=(
                 f"best of {ROUNDS} alternating runs each. Ours also runs the gate (tests, "
-                "plugins, docs, review, audit, version), checks reproducibility and metadata, "
+                "plugins, docs, review, audit, version), twine check, metadata and smoke test, "
                 "writes SPDX, provenance and SBOM attestations, makes a GitHub release and "
                 "verifies everything published; its time includes starting five local "
                 f"stand-ins, the baseline's does not. Phases: {phases}."
