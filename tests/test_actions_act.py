@@ -205,7 +205,7 @@ def test_every_phase_action_in_order_publishes_a_verified_release(
     assert any(n.endswith(".sigstore.json") for n in names)
     assert json.loads((out / "verify-report.json").read_text())["passed"] is True
     assert "act-outputs gate-passed=true verify-passed=true" in run.log
-    assert "act-outputs release-url=" in run.log
+    assert re.search(r"act-outputs release-url=\S+/releases/tag/v1\.2\.0$", run.log, re.M)
     assert token not in run.log
     assert services["secret:UPM_ACT_PYPI_TOKEN"] not in run.log
     assert "stubbed third-party action ran" not in run.log
@@ -306,3 +306,32 @@ def test_the_reusable_workflow_releases_from_a_callers_repository(
     assert release and not release["draft"]
     assert services["secret:UPM_ACT_GITHUB_TOKEN"] not in run.log
     assert "stubbed third-party action ran" not in run.log
+
+
+def test_the_root_action_releases_in_one_job(
+    workspace: Path, tool_venv: Path, tmp_path: Path
+) -> None:
+    project = make_git_project(EXAMPLE, tmp_path / "upm-sample")
+    out = tmp_path / "out"
+    out.mkdir()
+    with standins(project, out) as services:
+        run = run_act(
+            workspace,
+            "tests/act/whole.yml",
+            phase_env(project, out, tool_venv, services),
+            out,
+            repository=services["UPM_ACT_REPOSITORY"],
+        )
+        release = release_state(
+            services["UPM_ACT_GITHUB_API_URL"],
+            services["secret:UPM_ACT_GITHUB_TOKEN"],
+            services["UPM_ACT_REPOSITORY"],
+        )
+    assert run.returncode == 0, run.log[-6000:]
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
+        assert run.ran(phase), phase
+    assert release and not release["draft"]
+    assert re.search(
+        r"act-outputs passed=true release-url=\S+/releases/tag/v1\.2\.0$", run.log, re.M
+    )
+    assert services["secret:UPM_ACT_PYPI_TOKEN"] not in run.log
