@@ -61,12 +61,19 @@ def select(found: dict[str, Path], names: Sequence[str]) -> dict[str, Path]:
 
 
 def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"benchmarks.bench_{name}", path)
+    """Import a benchmark file; files outside this package get a name of their own."""
+    inside = path.resolve().parent == BENCH_DIR
+    module_name = f"benchmarks.bench_{name}" if inside else f"_upm_bench_file_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
     return module
 
 
@@ -79,7 +86,7 @@ def run_one(name: str, path: Path) -> list[Row]:
         if not results:
             raise ValueError("run() returned no results")
         return list(results)
-    except Exception as e:  # noqa: BLE001 - one broken benchmark must not hide the others
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - one broken run must not stop the rest
         if os.environ.get("UPM_BENCH_DEBUG"):
             traceback.print_exc()
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -47,19 +47,20 @@ def run():
 
 @pytest.fixture
 def fake_benchmarks(tmp_path: Path) -> Path:
-    """A benchmark directory with one good, one raising and two malformed modules."""
+    """A benchmark directory with one good module and four that fail in different ways."""
     bench = tmp_path / "fake"
     bench.mkdir()
     (bench / "bench_ok.py").write_text(_OK)
     (bench / "bench_boom.py").write_text(_BOOM)
     (bench / "bench_shape.py").write_text(_NOT_A_LIST)
     (bench / "bench_imports.py").write_text(_BROKEN_IMPORT)
+    (bench / "bench_exits.py").write_text("import sys\n\ndef run():\n    sys.exit(3)\n")
     (bench / "helper.py").write_text("raise SystemExit('helpers are not benchmarks')\n")
     return bench
 
 
 def test_discover_finds_only_bench_modules(fake_benchmarks: Path) -> None:
-    assert list(runner.discover(fake_benchmarks)) == ["boom", "imports", "ok", "shape"]
+    assert list(runner.discover(fake_benchmarks)) == ["boom", "exits", "imports", "ok", "shape"]
 
 
 def test_all_run_error_rows_do_not_stop_the_others(
@@ -78,6 +79,7 @@ def test_all_run_error_rows_do_not_stop_the_others(
     assert "second line" not in out
     assert "TypeError: run() must return a list of BenchResult" in rows["shape"]
     assert "ModuleNotFoundError" in rows["imports"]
+    assert "SystemExit: 3" in rows["exits"]
     assert "200 ms" in rows["fast thing"] and "400 ms" in rows["fast thing"]
     assert "0.50" in rows["fast thing"] and "≤ 0.6" in rows["fast thing"]
     assert rows["fast thing"].rstrip().endswith("yes")
@@ -126,7 +128,7 @@ def test_unknown_name_is_usage_error_and_writes_nothing(
     code = runner.main(["nope", "--results-dir", str(results)], bench_dir=fake_benchmarks)
     err = capsys.readouterr().err
     assert code == 2
-    assert "no benchmark named nope" in err and "available: boom, imports, ok, shape" in err
+    assert "no benchmark named nope" in err and "available: boom, exits, imports, ok, shape" in err
     assert not results.exists()
 
 
