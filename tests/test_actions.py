@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO_ROOT
 from upm_ci.cli import cli
+from upm_ci.manifest import ImageRecord, Manifest, ProjectInfo
 from upm_ci.project import read_toml
 
 BIN = Path(sys.executable).parent
@@ -296,19 +297,56 @@ def test_find_python_reports_a_recent_python(tmp_path: Path) -> None:
 def test_find_python_reports_none_when_only_an_old_python_exists(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    old = bin_dir / "python3"
-    old.write_text("#!/bin/sh\nexit 1\n")  # what a Python < 3.10 answers to the version check
-    old.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    for name in ("python3", "python"):  # what a Python < 3.10 answers to the version check
+        (bin_dir / name).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
     output = tmp_path / "out"
+    bash = shutil.which("bash")
+    assert bash
     proc = subprocess.run(
-        ["bash", str(SETUP / "find-python.sh")],
-        env={**env, "GITHUB_OUTPUT": str(output)},
+        [bash, str(SETUP / "find-python.sh")],
+        env={"PATH": str(bin_dir), "GITHUB_OUTPUT": str(output)},
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert output.read_text().splitlines() == ["found=false", "python="]
+    assert "setting one up" in proc.stdout
+
+
+def test_image_outputs_name_the_recorded_image(tmp_path: Path) -> None:
+    """What the Docker steps get from the manifest the build phase wrote."""
+    manifest = Manifest.load_or_new(
+        tmp_path / "m.json", ProjectInfo("upm-sample", "1.2.0", "v1.2.0")
+    )
+    manifest.add_image(ImageRecord(ref="ghcr.io/o/n:v1.2.0", digest="sha256:" + "a" * 64))
+    manifest.save()
+    env = {"UPM_MANIFEST": str(tmp_path / "m.json"), "UPM_IMAGE": "ghcr.io/o/n"}
+    proc, outputs = run_script_py("image_outputs.py", env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert outputs["ref"] == "ghcr.io/o/n:v1.2.0"
+    assert outputs["pinned"] == "ghcr.io/o/n@sha256:" + "a" * 64
+    assert outputs["sbom-path"] == str(tmp_path / "upm-sample-1.2.0.image.spdx.json")
+    missing, none = run_script_py(
+        "image_outputs.py", {**env, "UPM_IMAGE": "ghcr.io/o/other"}, tmp_path
+    )
+    assert missing.returncode == 2 and none == {}
+    assert "no image ghcr.io/o/other recorded" in missing.stderr
+
+
+def run_script_py(
+    name: str, env: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    output = tmp_path / f"{name}.output"
+    output.write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-I", str(SETUP / name)],
+        env={**os.environ, "GITHUB_OUTPUT": str(output), **env},
+        capture_output=True,
+        text=True,
+    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+    return proc, outputs
 
 
 def prepared_tool_venv(venv: Path) -> Path:
