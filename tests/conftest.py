@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def _no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0.01")
+    # The example's tests need pytest: run them with this interpreter (see gate.tests).
+    monkeypatch.setenv("UPM_TEST_PYTHON", sys.executable)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -256,6 +256,8 @@ def _runner_env(project: Project, out_dir: Path, services: Services) -> dict[str
             "GITHUB_API_URL": services.github_api_url,
             "GITHUB_STEP_SUMMARY": str(gha_dir / "summary.md"),
             "RUNNER_TEMP": str(gha_dir / "tmp"),
+            # Tests run with the interpreter rehearse runs with (the developer's environment).
+            "UPM_TEST_PYTHON": sys.executable,
             "UPM_PROJECT": str(project.root),
             "UPM_MANIFEST": str(out_dir / DEFAULT_NAME),
             "UPM_DIST_DIR": str(out_dir / "dist"),

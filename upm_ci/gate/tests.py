@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -90,8 +91,19 @@ def load_test_results(ctx: GateContext) -> TestRun:
     return run_test_command(ctx)
 
 
+def test_python() -> str:
+    """The interpreter behind test-command's ``python``: the project's, not upm-ci's own.
+
+    In CI upm-ci runs from an isolated tool venv that has neither pytest nor the project's
+    dependencies, so the tests run with ``$UPM_TEST_PYTHON`` if set, else the job's ``python``
+    on PATH (where the user's workflow installed the project), else this interpreter.
+    """
+    chosen = os.environ.get("UPM_TEST_PYTHON") or shutil.which("python") or shutil.which("python3")
+    return chosen or sys.executable
+
+
 def run_test_command(ctx: GateContext) -> TestRun:
-    """Run ``test-command`` in the project root with this interpreter; parse its JUnit XML."""
+    """Run ``test-command`` in the project root with the project's Python; parse its JUnit."""
     config = ctx.project.config
     if not config.test_command:
         raise InputError(
@@ -102,10 +114,11 @@ def run_test_command(ctx: GateContext) -> TestRun:
     junit = (ctx.work_dir / "junit.xml").resolve()
     junit.unlink(missing_ok=True)
     command = [arg.replace("{junit}", str(junit)) for arg in config.test_command]
+    python = test_python()
     if command[0] in ("python", "python3"):
-        command[0] = sys.executable
+        command[0] = python
     env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(Path(python).parent), env.get("PATH", "")])
     log.info("gate: running the tests: %s", " ".join(command))
     try:
         proc = subprocess.run(
