@@ -99,10 +99,12 @@ def workspace(tmp_path: Path) -> Path:
 @contextlib.contextmanager
 def standins(project_dir: Path, out: Path) -> Iterator[dict[str, str]]:
     """The rehearsal's stand-ins for ``project_dir``: variables and secrets for act."""
-    from upm_ci.rehearse import _services
+    from upm_ci.rehearse import local_services
 
     project = load_project(project_dir)
-    with _services(project, out, rekor_version=1, github_fault_rate=0.0, osv_url="") as services:
+    with local_services(
+        project, out, rekor_version=1, github_fault_rate=0.0, osv_url=""
+    ) as services:
         yield {
             "UPM_ACT_GITHUB_API_URL": services.github_api_url,
             "UPM_ACT_REPOSITORY": services.repository,

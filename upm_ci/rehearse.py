@@ -108,7 +108,7 @@ def rehearse(
     source = _prepare_source(load_project(project_dir), out_dir)
     project = load_project(source)
     result = RehearsalResult(out_dir=out_dir)
-    with _services(project, out_dir, rekor_version, github_fault_rate, osv_url) as services:
+    with local_services(project, out_dir, rekor_version, github_fault_rate, osv_url) as services:
         env = _runner_env(project, out_dir, services)
         for phase in PHASES:
             if result.exit_code:
@@ -162,10 +162,13 @@ def _prepare_source(project: Project, out_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _services(
+def local_services(
     project: Project, out_dir: Path, rekor_version: int, github_fault_rate: float, osv_url: str
 ) -> Iterator[Services]:
-    """Start every stand-in; stop them all on the way out, whatever happened."""
+    """Start every stand-in for ``project``; stop them all on the way out, whatever happened.
+
+    Public because the act tests run the composite actions against the same services.
+    """
     from upm_ci.standins.github import GitHubStandIn
     from upm_ci.standins.oidc import OidcStandIn
     from upm_ci.standins.osv import OsvStandIn
