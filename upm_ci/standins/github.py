@@ -67,17 +67,20 @@ import base64
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from upm_ci.standins._server import (
+    ThreadedStandIn,
+    serve_until_signal,
+    standin_parser,
+    write_atomically,
+)
 from upm_ci.standins.github_http import (
     DEFAULT_FAULT_KINDS,
     FAULT_KINDS,
@@ -105,8 +108,10 @@ _SQUASH_PR = re.compile(r"\(#(\d+)\)\s*$")
 _NOREPLY = re.compile(r"^(?:\d+\+)?([^@]+)@users\.noreply\.github\.com$")
 
 
-class GitHubStandIn:
+class GitHubStandIn(ThreadedStandIn):
     """The server plus a seeding API. Start with ``with`` or :meth:`start`; cheap (ms)."""
+
+    label = "GitHub"
 
     def __init__(
         self,
@@ -128,6 +133,7 @@ class GitHubStandIn:
         ``retry_after`` is the ``Retry-After`` sent with 429/403 rate limits; ``latency``
         is added to every request (seconds).
         """
+        super().__init__(host=host, port=port)
         tokens = {token: login} if isinstance(token, str) else dict(token)
         self.state = GitHubState()
         self.service = GitHubService(
@@ -139,57 +145,9 @@ class GitHubStandIn:
             latency=latency,
         )
         self.token = next(iter(tokens), "")
-        self._host = host
-        self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> GitHubStandIn:
-        if self._server is not None:
-            return self
-        self._server = make_server(self._host, self._port, self.service)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"github-standin:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> GitHubStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the GitHub stand-in is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``: the web root (browser downloads live here)."""
-        return f"http://{self._host}:{self.port}"
+    def _make_server(self) -> ThreadingHTTPServer:
+        return make_server(self._host, self._port, self.service)
 
     @property
     def api_url(self) -> str:
@@ -596,7 +554,7 @@ class GitHubStandIn:
         """Snapshot and request log to a JSON file, for a failing test or a rehearsal."""
         doc = self.snapshot()
         doc["requests"] = [vars(r) for r in self.requests]
-        _write_atomically(Path(path), json.dumps(doc, indent=2))
+        write_atomically(Path(path), json.dumps(doc, indent=2))
 
 
 def _git(path: str, *args: str) -> str:
@@ -631,14 +589,6 @@ def _asset_bytes(asset: Mapping[str, Any], base: Path) -> bytes:
     return str(asset.get("content", "")).encode()
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _parse_tokens(values: Sequence[str]) -> dict[str, str]:
     tokens: dict[str, str] = {}
     for value in values:
@@ -648,12 +598,11 @@ def _parse_tokens(values: Sequence[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m upm_ci.standins.github",
-        description="Serve a GitHub REST stand-in (GHES-shaped) until SIGTERM or Ctrl-C.",
+    parser = standin_parser(
+        "github",
+        "Serve a GitHub REST stand-in (GHES-shaped) until SIGTERM or Ctrl-C.",
+        "url, api_url",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
         "--token",
         action="append",
@@ -662,7 +611,6 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"accepted token (repeatable); default {DEFAULT_TOKEN}",
     )
     parser.add_argument("--seed", help="seed JSON file (format: module docstring)")
-    parser.add_argument("--ready-file", help="write {url, api_url, port, pid} here when ready")
     parser.add_argument("--dump-on-exit", help="write state and request log here on exit")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--fault-seed", type=int, default=0)
@@ -687,27 +635,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.seed:
         standin.load_seed(args.seed)
-    stopped = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    with standin:
-        if args.ready_file:
-            ready = {
-                "url": standin.url,
-                "api_url": standin.api_url,
-                "port": standin.port,
-                "pid": os.getpid(),
-            }
-            _write_atomically(Path(args.ready_file), json.dumps(ready))
-        print(f"GitHub stand-in serving {standin.api_url}", file=sys.stderr, flush=True)
-        while not stopped.wait(0.5):
-            pass
-        if args.dump_on_exit:
-            standin.dump(args.dump_on_exit)
+    serve_until_signal(
+        standin,
+        ready_file=args.ready_file,
+        urls=lambda: {"url": standin.url, "api_url": standin.api_url},
+        serving="api_url",
+    )
+    if args.dump_on_exit:
+        standin.dump(args.dump_on_exit)
     return 0
 
 

@@ -19,8 +19,9 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from upm_ci.standins._server import ThreadedStandIn
 
 __all__ = [
     "GITHUB_ISSUER",
@@ -161,7 +162,7 @@ def mint_github_token(**claims: Any) -> str:
     return mint_jwt({**github_claims(**params), **extra})
 
 
-class OidcStandIn:
+class OidcStandIn(ThreadedStandIn):
     """The runner's ID-token endpoint, as ``detect_credential()`` calls it.
 
     ``GET <url>&audience=A`` with ``Authorization: bearer <request token>`` answers
@@ -169,6 +170,8 @@ class OidcStandIn:
     on GitHub. ``claims`` may be changed between requests (``standin.claims.update(...)``);
     fresh ``iat``/``nbf``/``exp`` are added per request unless set explicitly.
     """
+
+    label = "OIDC"
 
     def __init__(
         self,
@@ -179,6 +182,7 @@ class OidcStandIn:
         **github_params: Any,
     ) -> None:
         """``github_params`` go to ``github_claims``; ``claims`` override the result."""
+        super().__init__()
         base = github_claims(**github_params)
         for key in _TIME_CLAIMS:
             base.pop(key)
@@ -189,65 +193,20 @@ class OidcStandIn:
         self.requests: list[dict[str, Any]] = []
         self._faults: list[list[int]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._path = (
             "/_apis/distributedtask/hubs/Actions/plans/"
             f"{secrets.token_hex(8)}/jobs/{secrets.token_hex(8)}/idtoken"
         )
 
-    # -- lifecycle
-
-    def start(self) -> OidcStandIn:
-        """Start serving on a free port of 127.0.0.1."""
-        if self._server is not None:
-            return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # so that stop() returns at once
-            name="oidc-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; safe to call twice."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> OidcStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _make_server(self) -> ThreadingHTTPServer:
+        return ThreadingHTTPServer((self._host, self._port), _make_handler(self))
 
     # -- what a runner exposes
 
     @property
-    def port(self) -> int:
-        """The port served on (the server must be started)."""
-        if self._server is None:
-            raise RuntimeError("OidcStandIn is not started")
-        return int(self._server.server_address[1])
-
-    @property
     def url(self) -> str:
         """``ACTIONS_ID_TOKEN_REQUEST_URL``: already has a query, as on GitHub."""
-        return f"http://127.0.0.1:{self.port}{self._path}?api-version=2.0"
+        return f"{super().url}{self._path}?api-version=2.0"
 
     def env(self) -> dict[str, str]:
         """The variables a job with ``permissions: id-token: write`` gets."""

@@ -27,21 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from upm_ci.standins._server import ThreadedStandIn, serve_until_signal, standin_parser
 
 Advisory = dict[str, Any]
 
@@ -160,12 +159,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     standin: OsvStandIn
 
 
-class OsvStandIn:
+class OsvStandIn(ThreadedStandIn):
     """The server. Start with ``with`` or :meth:`start`; ``advisories`` default to the demo DB."""
+
+    label = "OSV"
 
     def __init__(
         self,
@@ -175,62 +175,17 @@ class OsvStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.advisories: list[Advisory] = demo_db() if vulns is None else list(vulns)
         self._failing = fail
         self._fail_next = 0
         self._lock = threading.Lock()
         self._queries: list[Query] = []
-        self._host = host
-        self._port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> OsvStandIn:
-        if self._server is None:
-            self._server = _Server((self._host, self._port), _Handler)
-            self._server.standin = self
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"osv-standin:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> OsvStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the OSV stand-in is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (the API lives under ``/v1``)."""
-        return f"http://{self._host}:{self.port}"
+    def _make_server(self) -> _Server:
+        server = _Server((self._host, self._port), _Handler)
+        server.standin = self
+        return server
 
     @property
     def query_url(self) -> str:
@@ -284,23 +239,11 @@ class OsvStandIn:
         return {"vulns": found}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m upm_ci.standins.osv",
-        description="Serve a local OSV API (POST /v1/query) until SIGTERM or Ctrl-C.",
+    parser = standin_parser(
+        "osv", "Serve a local OSV API (POST /v1/query) until SIGTERM or Ctrl-C.", "url, query_url"
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--db", help="JSON list of OSV advisories; default: the bundled demo DB")
-    parser.add_argument("--ready-file", help="write {url, query_url, port, pid} here when ready")
     parser.add_argument("--fail", action="store_true", help="answer 503 to every query")
     return parser
 
@@ -312,25 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"osv stand-in: {e}", file=sys.stderr)
         return 2
-    stopped = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    with OsvStandIn(advisories, fail=args.fail, host=args.host, port=args.port) as standin:
-        if args.ready_file:
-            ready = {
-                "url": standin.url,
-                "query_url": standin.query_url,
-                "port": standin.port,
-                "pid": os.getpid(),
-            }
-            _write_atomically(Path(args.ready_file), json.dumps(ready))
-        print(f"OSV stand-in serving {standin.query_url}", file=sys.stderr, flush=True)
-        while not stopped.wait(0.5):
-            pass
+    standin = OsvStandIn(advisories, fail=args.fail, host=args.host, port=args.port)
+    serve_until_signal(
+        standin,
+        ready_file=args.ready_file,
+        urls=lambda: {"url": standin.url, "query_url": standin.query_url},
+        serving="query_url",
+    )
     return 0
 
 

@@ -30,10 +30,11 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
+
+from upm_ci.standins._server import ServerThread, StandIn, free_port, stop_process
 
 DEFAULT_PASSWORD = "pypi-AgEIcHlwaS5vcmcCJGxvY2FsLXN0YW5kLWluLXRva2Vu"
 
@@ -59,7 +60,7 @@ class _Faults:
             return self.pending.pop(0) if self.pending else None
 
 
-class PypiStandIn:
+class PypiStandIn(StandIn):
     """pypiserver on 127.0.0.1 with an htpasswd user; start with ``with`` (about 0.5 s)."""
 
     def __init__(
@@ -78,8 +79,7 @@ class PypiStandIn:
         self.package_dir = package_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
-        self._proxy: ThreadingHTTPServer | None = None
-        self._proxy_thread: threading.Thread | None = None
+        self._proxy: ServerThread | None = None
         self.uploads: list[CapturedUpload] = []
         self._faults = _Faults()
         self._log_path: Path | None = None
@@ -96,7 +96,7 @@ class PypiStandIn:
         users = HtpasswdFile(str(htpasswd), new=True)
         users.set_password(self.username, self.password)
         users.save()
-        self._port = _free_port()
+        self._port = free_port()
         self._log_path = self._tmp / "pypiserver.log"
         command = [
             str(Path(sys.executable).parent / "pypi-server"),
@@ -125,31 +125,14 @@ class PypiStandIn:
 
     def stop(self) -> None:
         if self._proxy is not None:
-            self._proxy.shutdown()
-            self._proxy.server_close()
+            self._proxy.close()
             self._proxy = None
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    def __enter__(self) -> PypiStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -179,7 +162,7 @@ class PypiStandIn:
     def url(self) -> str:
         """Where clients talk to: the proxy when capturing, else pypiserver."""
         if self._proxy is not None:
-            return f"http://127.0.0.1:{self._proxy.server_address[1]}"
+            return f"http://127.0.0.1:{self._proxy.port}"
         return self.server_url
 
     @property
@@ -218,12 +201,7 @@ class PypiStandIn:
         class Handler(_ProxyHandler):
             owner = standin
 
-        self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._proxy.daemon_threads = True
-        self._proxy_thread = threading.Thread(
-            target=self._proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._proxy_thread.start()
+        self._proxy = ServerThread(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "pypi-proxy")
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -297,12 +275,6 @@ def _multipart_fields(content_type: str, body: bytes) -> tuple[dict[str, list[st
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
         fields.setdefault(name, []).append(text)
     return fields, filename
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 __all__ = ["DEFAULT_PASSWORD", "CapturedUpload", "PypiStandIn"]

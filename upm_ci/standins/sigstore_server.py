@@ -22,10 +22,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from upm_ci.errors import ServiceError
+from upm_ci.standins._server import StandIn, stop_process
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -150,7 +150,7 @@ def _install(src: Path, parent: Path, dest: Path, npm: str | None) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class SigstoreStandIn:
+class SigstoreStandIn(StandIn):
     """Fulcio + CT log + Rekor v1/v2 + TSA on 127.0.0.1, for real sigstore-python.
 
     Use as a context manager. ``trust_config_path`` selects Rekor v1 by default and lists
@@ -294,13 +294,7 @@ class SigstoreStandIn:
             if proc.stdin is not None:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
             if proc.stdout is not None:
                 proc.stdout.close()
         if self._stderr is not None:
@@ -309,17 +303,6 @@ class SigstoreStandIn:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> SigstoreStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- where it is
 
