@@ -22,7 +22,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from upm_ci.standins.github_model import ApiError, GitHubState, Release, Repo, not_found
+from upm_ci.standins.github_model import (
+    ApiError,
+    Asset,
+    GitHubState,
+    Release,
+    Repo,
+    not_found,
+)
 from upm_ci.standins.github_render import Renderer
 
 FAULT_KINDS = ("5xx", "500", "502", "503", "429", "secondary", "primary", "reset", "reset_after")
@@ -620,34 +627,31 @@ class GitHubService:
     def upload(self, request: Request, match: re.Match[str]) -> Response:
         repo = self._repo(request, match)
         with self.state.lock:
-            asset = self.state.add_asset(
-                repo,
-                int(match["id"]),
-                name=request.query.get("name", ""),
-                label=request.query.get("label", ""),
-                data=request.body,
-                uploader=request.login or "",
-                content_type=request.headers.get("Content-Type") or "application/octet-stream",
-            )
+            asset = self._store_upload(repo, request, match)
             release = repo.releases[asset.release_id]
             return Response.json(201, self.renderer.asset(repo, release, asset))
 
     def record_interrupted_upload(self, request: Request, match: re.Match[str]) -> None:
         """What GitHub keeps when an upload dies half-way: an asset stuck in ``starter``."""
         try:
-            repo = self._repo(request, match)
-            self.state.add_asset(
-                repo,
-                int(match["id"]),
-                name=request.query.get("name", ""),
-                label=request.query.get("label", ""),
-                data=request.body,
-                uploader=request.login or "",
-                content_type=request.headers.get("Content-Type") or "application/octet-stream",
-                state="starter",
-            )
+            self._store_upload(self._repo(request, match), request, match, state="starter")
         except ApiError:
             pass
+
+    def _store_upload(
+        self, repo: Repo, request: Request, match: re.Match[str], state: str = "uploaded"
+    ) -> Asset:
+        """The asset an upload request makes, with as much of the body as arrived."""
+        return self.state.add_asset(
+            repo,
+            int(match["id"]),
+            name=request.query.get("name", ""),
+            label=request.query.get("label", ""),
+            data=request.body,
+            uploader=request.login or "",
+            content_type=request.headers.get("Content-Type") or "application/octet-stream",
+            state=state,
+        )
 
     def browser_download(self, request: Request, parts: list[str]) -> Response:
         """``/{owner}/{repo}/releases/download/{tag or untagged-x}/{name}``: the bytes."""
