@@ -33,6 +33,7 @@ KINDS = (
     "sigstore-bundle",
     "provenance",
     "sbom-attestation",
+    "pep740-attestation",
     "gpg-signature",
     "gpg-public-key",
     "audit-log",

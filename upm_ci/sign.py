@@ -16,6 +16,11 @@ Files written next to each subject, all verifiable with ``sigstore verify identi
   one of the statement's subjects.
 - ``<wheel>.cdx.intoto.jsonl``: the CycloneDX SBOM as an in-toto attestation bound to the
   wheel's digest (same format and same ``sigstore verify`` use).
+- ``<dist>.publish.attestation``: a PEP 740 publish attestation of each distribution
+  (pypi-attestations' format, which twine uploads with ``--attestations``). Its log entry is
+  always a Rekor v1 one, whatever ``--rekor-version`` says: the format carries no RFC 3161
+  timestamps yet (pypi/pypi-attestations#142), so a Rekor v2 entry could not be verified by
+  anyone, PyPI included. With no Rekor v1 log in the trust config none are made (warned).
 - With a GPG key: ``<file>.asc`` for distributions, SBOMs and ``SHA256SUMS`` (RELEASE.md:
   ``gpg --detach-sign --armor``) and the public key as ``<name>-<version>.pub.asc``.
 
@@ -25,6 +30,7 @@ A re-run keeps every bundle that still verifies for the subject's current digest
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -51,12 +57,14 @@ from upm_ci.manifest import (
 )
 from upm_ci.project import Project
 from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
+from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1, verify_pep740
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
     from sigstore.oidc import IdentityToken
     from sigstore.sign import Signer, SigningContext
     from sigstore.verify import Verifier
+    from sigstore.verify.policy import VerificationPolicy
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
 #: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
 SIGNED_KINDS = ("sdist", "wheel", "sbom", "checksums", "project-manifest", "plugin")
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
+PEP740_KINDS = ("sdist", "wheel")
 DEFAULT_WORKERS = 64
 
 
@@ -206,7 +215,10 @@ class ReleaseSigner:
         self._rekor_version = rekor_version
         self._retry = retry
         self._signer: Signer | None = None
+        self._pep740_signer: Signer | None = None
+        self._pep740_rekor: Any = None
         self._verifier: Verifier | None = None
+        self._policy: VerificationPolicy | None = None
         self._tsa_expected = False
         self._context: SigningContext | None = None
         self._identity: IdentityToken | None = None
@@ -216,12 +228,14 @@ class ReleaseSigner:
     def __enter__(self) -> ReleaseSigner:
         from sigstore.oidc import IdentityError, IdentityToken
         from sigstore.sign import SigningContext
-        from sigstore.verify import Verifier
+        from sigstore.verify import Verifier, policy
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
         self._tsa_expected = bool(context._tsa_clients)
         self._verifier = Verifier(trusted_root=config.trusted_root)
+        self._policy = policy.Identity(identity=self.expected_identity, issuer=self.issuer)
+        self._pep740_rekor = _rekor_v1(config, context)
         try:
             self._identity = IdentityToken(self._token)
         except IdentityError as e:
@@ -236,6 +250,7 @@ class ReleaseSigner:
         tb: TracebackType | None,
     ) -> None:
         self._signer = None
+        self._pep740_signer = None
         self._context = None
 
     @property
@@ -243,6 +258,11 @@ class ReleaseSigner:
         if self._verifier is None:
             raise RuntimeError("ReleaseSigner is not entered")
         return self._verifier
+
+    @property
+    def pep740_available(self) -> bool:
+        """True when the trust config has the Rekor v1 log PEP 740 attestations need."""
+        return self._pep740_rekor is not None
 
     def _call(self, fn: Any, what: str) -> Any:
         from sigstore.errors import Error as SigstoreError
@@ -304,6 +324,67 @@ class ReleaseSigner:
         out = bundle_path or path.with_name(path.name + BUNDLE_SUFFIX)
         write_text_atomic(out, bundle.to_json())
         return out
+
+    def _pep740(self) -> Signer:
+        """The release's signer (same key and certificate) submitting to the Rekor v1 log."""
+        from sigstore.sign import SigningContext
+
+        base = self._active()
+        with self._lock:
+            if self._pep740_signer is None:
+                if self._pep740_rekor is None:
+                    raise PolicyError(
+                        "PEP 740 attestations need a Rekor v1 log in the trust config"
+                    )
+                context = base._signing_ctx
+                twin = copy.copy(base)  # shares the cached key and certificate
+                # No TSA: the attestation format would drop the timestamp (see module doc).
+                twin._signing_ctx = SigningContext(
+                    fulcio=context._fulcio,
+                    rekor=self._pep740_rekor,
+                    trusted_root=context._trusted_root,
+                    tsa_clients=[],
+                )
+                self._pep740_signer = twin
+            return self._pep740_signer
+
+    def sign_pep740(self, path: Path, out: Path | None = None) -> Path:
+        """Write ``<dist>.publish.attestation`` (PEP 740) for a distribution, verified first."""
+        from pypi_attestations import Attestation
+
+        digest = sha256_file(path)
+        dist = pep740_distribution(path.name, digest)
+        signer = self._pep740()
+        attestation = self._call(
+            lambda: Attestation.sign(signer, dist), f"PEP 740 attestation of {path.name}"
+        )
+        text = attestation.model_dump_json()
+        out = out or path.with_name(path.name + PEP740_SUFFIX)
+        self._verify_pep740(text.encode(), path.name, digest, what=out.name)
+        write_text_atomic(out, text)
+        return out
+
+    def _verify_pep740(self, raw: bytes, dist_name: str, digest: str, *, what: str) -> None:
+        if self._policy is None:
+            raise RuntimeError("ReleaseSigner is not entered")
+        try:
+            verify_pep740(raw, dist_name, digest, verifier=self.verifier, policy=self._policy)
+        except PolicyError as e:
+            raise PolicyError(
+                f"{what}: does not verify for {self.expected_identity} ({self.issuer}): {e}",
+                hint="the signing identity must be the release workflow at the release tag",
+            ) from None
+
+    def existing_pep740_verifies(self, attestation: Path, dist_name: str, digest: str) -> bool:
+        """True if ``attestation`` exists and verifies for this file, digest and identity."""
+        if not attestation.is_file():
+            return False
+        try:
+            self._verify_pep740(attestation.read_bytes(), dist_name, digest, what=attestation.name)
+        except PolicyError as e:
+            log.info("%s: re-signing (%s)", attestation.name, _first_line(e))
+            return False
+        return True
 
     def sign_files(self, paths: list[Path], *, workers: int = DEFAULT_WORKERS) -> list[Path]:
         """Sign independent files concurrently (one thread per file, up to ``workers``)."""
@@ -579,6 +660,9 @@ def sign_release(
     if not dist_dir.is_dir():
         raise InputError(f"{dist_dir}: dist directory not found", hint="run upm-ci build first")
     subjects = _manifest_subjects(manifest)
+    dists = [s for s in subjects if s.kind in PEP740_KINDS]
+    for s in dists:
+        pep740_distribution(s.path.name, s.sha256)  # a bad file name: InputError before writing
     extras = _extra_files(project, dist_dir)
 
     claims = identity.decode_claims(identity_token)
@@ -614,8 +698,13 @@ def sign_release(
             )
         )
         log.info("signing %d files as %s", len(subjects), expected_identity)
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(subjects) + 2))) as pool:
+        if not signer.pep740_available:
+            log.warning("no Rekor v1 log in the trust config: no PEP 740 attestations made")
+            dists = []
+        jobs = len(subjects) + len(dists) + 2
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, jobs))) as pool:
             bundle_jobs = [pool.submit(_sign_subject, signer, s) for s in subjects]
+            pep740_jobs = [pool.submit(_sign_pep740, signer, s) for s in dists]
             provenance_job = pool.submit(
                 _sign_provenance, signer, project, manifest, claims, dist_dir
             )
@@ -626,6 +715,7 @@ def sign_release(
             ]
             signed = [job.result() for job in bundle_jobs]
             attestations = [provenance_job.result(), *(job.result() for job in sbom_jobs)]
+            attestations += [job.result() for job in pep740_jobs]
         gpg_signed: list[SignedFile] = []
         if gpg is not None:
             for s in subjects:
@@ -762,6 +852,46 @@ def _sign_subject(signer: ReleaseSigner, subject: _Subject) -> SignedFile:
         log_index=log_index(bundle.read_text(encoding="utf-8")),
         reused=reused,
     )
+
+
+def _sign_pep740(signer: ReleaseSigner, dist: _Subject) -> tuple[Path, str, AttestationRecord]:
+    out = dist.path.with_name(dist.path.name + PEP740_SUFFIX)
+    if not signer.existing_pep740_verifies(out, dist.path.name, dist.sha256):
+        signer.sign_pep740(dist.path, out)
+    subjects = [provenance.subject(dist.path.name, dist.sha256)]
+    return out, "pep740-attestation", AttestationRecord(out.name, PYPI_PUBLISH_V1, subjects)
+
+
+def pep740_distribution(name: str, sha256: str) -> Any:
+    """pypi-attestations' Distribution; InputError when the name is no sdist/wheel name."""
+    from pypi_attestations import Distribution
+
+    try:
+        return Distribution(name=name, digest=sha256)
+    except ValueError as e:
+        raise InputError(
+            f"{name}: not a valid sdist or wheel file name, so no PEP 740 attestation can name "
+            f"it: {_first_line(e)}",
+            hint="rebuild with a standard build backend",
+        ) from None
+
+
+def _rekor_v1(config: ClientTrustConfig, context: SigningContext) -> Any:
+    """The Rekor v1 log client for PEP 740: the signing context's own, or the trust config's
+    v1 log when the release signs with Rekor v2; None when there is none."""
+    from sigstore._internal.rekor.client import RekorClient
+    from sigstore.errors import Error as SigstoreError
+
+    if isinstance(context._rekor, RekorClient):
+        return context._rekor
+    forced = config.force_tlog_version
+    config.force_tlog_version = 1
+    try:
+        return config.signing_config.get_tlogs()[0]
+    except SigstoreError:
+        return None
+    finally:
+        config.force_tlog_version = forced
 
 
 def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> None:

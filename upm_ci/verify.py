@@ -60,6 +60,8 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 BUNDLE_SUFFIX = ".sigstore.json"
 ATTESTATION_SUFFIX = ".intoto.jsonl"
+PEP740_SUFFIX = ".publish.attestation"
+PYPI_PUBLISH_V1 = "https://docs.pypi.org/attestations/publish/v1"
 GPG_KEY_SUFFIX = ".pub.asc"
 GPG_SIG_SUFFIX = ".asc"
 CHECKSUMS = "SHA256SUMS"
@@ -345,6 +347,63 @@ def _define_release_verifier() -> type[Verifier]:
     return ReleaseVerifier
 
 
+# --------------------------------------------------------------------------- PEP 740
+
+
+def verify_pep740(
+    raw: bytes,
+    dist_name: str,
+    dist_sha256: str,
+    *,
+    verifier: Verifier,
+    policy: VerificationPolicy,
+) -> str:
+    """Verify a PEP 740 publish attestation (``<dist>.publish.attestation``) of one file.
+
+    pypi-attestations' ``Attestation.verify`` only chooses between Sigstore production and
+    staging, so a private or local trust root cannot be used with it. This runs the same
+    checks with ``verifier`` (and its trust root): the DSSE envelope of the attestation's
+    Sigstore bundle under ``policy``, then an in-toto statement with exactly one subject that
+    is this file, by name and sha256, and the PyPI publish predicate. Returns a one-line
+    summary; any failure is a PolicyError with the reason.
+    """
+    from pypi_attestations import Attestation
+    from sigstore.errors import VerificationError
+
+    try:
+        bundle = Attestation.model_validate_json(raw).to_bundle()
+    except Exception as e:  # noqa: BLE001 - pydantic, base64, X.509, log entry: all "malformed"
+        raise PolicyError(f"not a PEP 740 attestation: {describe(e)}") from None
+    try:
+        payload_type, payload = verifier.verify_dsse(bundle, policy)
+    except VerificationError as e:
+        raise PolicyError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
+        raise PolicyError(f"could not be verified: {describe(e)}") from None
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise PolicyError(f"payload type {payload_type!r}, not in-toto")
+    try:
+        statement = json.loads(payload)
+    except ValueError as e:
+        raise PolicyError(f"payload is not JSON: {e}") from None
+    if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
+        raise PolicyError(f"not an in-toto {STATEMENT_TYPE} statement")
+    subjects = _subjects(statement.get("subject"))
+    if subjects is None or len(subjects) != 1:
+        raise PolicyError("the statement must have exactly one well-formed subject")
+    ((name, digest),) = subjects.items()
+    if name != dist_name:
+        raise PolicyError(f"attests {name}, not {dist_name}")
+    if digest != dist_sha256:
+        raise PolicyError(f"subject sha256 {digest[:12]}... != {dist_name} {dist_sha256[:12]}...")
+    if statement.get("predicateType") != PYPI_PUBLISH_V1:
+        raise PolicyError(
+            f"predicateType {statement.get('predicateType')!r}, not {PYPI_PUBLISH_V1}"
+        )
+    entry = bundle.log_entry._inner
+    return f"PEP 740 publish attestation verified (Rekor log index {entry.log_index})"
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -468,6 +527,8 @@ _SMALL_FILE = 1 << 20
 
 
 def _kind(name: str) -> str:
+    if name.endswith(PEP740_SUFFIX):
+        return "pep740"
     if name.endswith(BUNDLE_SUFFIX):
         return "bundle"
     if name.endswith(ATTESTATION_SUFFIX):
@@ -535,9 +596,11 @@ class _Run:
         signed = self.names("wheel", "sdist", "sbom", "checksums", "file")
         tasks = [(self.check_bundle, n) for n in signed]
         tasks += [(self.check_attestation, n) for n in self.names("attestation")]
+        tasks += [(self.check_pep740, n) for n in self.names("pep740")]
         with ThreadPoolExecutor(self.workers) as pool:
             list(pool.map(lambda task: task[0](task[1]), tasks))
         self.check_orphan_bundles()
+        self.check_pep740_coverage()
         self.check_checksums()
         self.check_provenance_coverage()
         self.check_sbom_binding()
@@ -674,6 +737,39 @@ class _Run:
             self.check_sbom_subjects(entry, subjects)
         else:
             entry.add("statement", FAIL, f"unknown predicateType {predicate_type!r}")
+
+    # -- PEP 740 publish attestations
+
+    def check_pep740(self, name: str) -> None:
+        entry = self.entry(name)
+        dist = name[: -len(PEP740_SUFFIX)]
+        if self.kinds.get(dist) not in ("wheel", "sdist"):
+            entry.add("pep740", FAIL, f"attestation of {dist}, which is no distribution here")
+            return
+        try:
+            summary = verify_pep740(
+                self.files[name].read_bytes(),
+                dist,
+                self.digests[dist],
+                verifier=self.verifier,
+                policy=self.sigstore_policy,
+            )
+        except PolicyError as e:
+            entry.add("pep740", FAIL, str(e))
+            self.entry(dist).add("pep740", FAIL, f"{name}: {e}")
+            return
+        entry.add("pep740", PASS, f"{summary} for {dist}")
+        self.entry(dist).add("pep740", PASS, f"{name}: {summary}")
+
+    def check_pep740_coverage(self) -> None:
+        """PEP 740 attestations are optional (a release signed before they existed has none),
+        but once one distribution has one, every distribution must."""
+        dists = self.names("wheel", "sdist")
+        attested = [n for n in dists if n + PEP740_SUFFIX in self.files]
+        for name in dists:
+            if attested and name not in attested:
+                reason = f"no {name}{PEP740_SUFFIX} although {attested[0]} has one"
+                self.entry(name).add("pep740", FAIL, reason)
 
     def check_provenance_subjects(self, entry: ArtifactReport, subjects: dict[str, str]) -> None:
         expected = {n: self.digests[n] for n in self.names("wheel", "sdist")}
