@@ -7,10 +7,18 @@ exchange; (2) find or create the one draft release and attach every file; (3) up
 index (cannot be undone); (4) complete, sign and attach the audit log; (5) re-read every
 asset and un-draft (cannot be undone for immutable releases). Each step is written to the
 manifest ledger as it starts and ends, so a killed run resumes where it stopped.
+
+PEP 740: the ``<dist>.publish.attestation`` files sign wrote (kind ``pep740-attestation`` in
+the manifest) go to the index with their distribution, in twine's ``attestations`` field,
+when every distribution has one; the rule is :func:`upm_ci.publish.pypi.attestations_to_send`
+(never with an API token to PyPI, which refuses them; ``--attestations`` requires them,
+``--no-attestations`` never sends them). Like every manifest file they are also attached to
+the GitHub release, where users of the index's provenance can fetch them too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,7 +95,9 @@ def publish_release(
     dists = [(a.name, manifest.resolve(a), a.sha256) for a in manifest.distributions()]
     prerelease = Version(project.version).is_prerelease
     if settings.dry_run:
-        return PublishResult(plan=_plan(settings, assets, dists, prerelease, audit_path))
+        return PublishResult(
+            plan=_plan(settings, assets, dists, prerelease, audit_path, manifest=manifest)
+        )
 
     from upm_ci.publish import pypi
 
@@ -95,9 +105,15 @@ def publish_release(
     pypi_plan: list[PlannedFile] = []
     if not settings.skip_pypi:
         pypi_target = _pypi_target(settings)
+        sending = pypi.attestations_to_send(
+            pypi_target,
+            dists,
+            recorded_attestations(manifest),
+            trusted_publishing=settings.trusted_publishing,
+        )
         pypi.check_distributions([path for _, path, _ in dists])
         existing = pypi.index_files(pypi_target, project.normalized_name)
-        pypi_plan = pypi.plan_uploads(dists, existing)
+        pypi_plan = pypi.plan_uploads(dists, existing, sending)
 
     result = PublishResult()
     audit = AuditLog(audit_path)
@@ -232,14 +248,23 @@ def _pypi_target(settings: PublishSettings) -> IndexTarget:
     target = settings.pypi
     if settings.trusted_publishing:
         token = pypi.trusted_publishing_token(target.upload_url)
-        return IndexTarget(
-            target.upload_url, target.index_url, token, attestations=target.attestations
-        )
+        return dataclasses.replace(target, password=token, username=pypi.TOKEN_USERNAME)
     if not target.password:
         raise InputError(
             "no PyPI token", hint="set UPM_PYPI_TOKEN, or use --trusted-publishing in Actions"
         )
     return target
+
+
+def recorded_attestations(manifest: Manifest) -> dict[str, Path]:
+    """Distribution name -> its PEP 740 attestation, as the manifest records them."""
+    from upm_ci.verify import PEP740_SUFFIX
+
+    return {
+        a.name[: -len(PEP740_SUFFIX)]: manifest.resolve(a)
+        for a in manifest.of_kind("pep740-attestation")
+        if a.name.endswith(PEP740_SUFFIX)
+    }
 
 
 def _ledger(
@@ -343,9 +368,21 @@ def _plan(
     dists: list[tuple[str, Path, str]],
     prerelease: bool,
     audit_path: Path,
+    *,
+    manifest: Manifest,
 ) -> list[str]:
     """What a real run would do, and which steps cannot be undone."""
+    from upm_ci.publish import pypi
+
     steps: list[str] = []
+    sending: dict[str, Path] = {}
+    if not settings.skip_pypi and settings.pypi is not None:
+        sending = pypi.attestations_to_send(
+            settings.pypi,
+            dists,
+            recorded_attestations(manifest),
+            trusted_publishing=settings.trusted_publishing,
+        )
     if not settings.skip_pypi:
         url = settings.pypi.upload_url if settings.pypi else "(no index configured)"
         how = "Trusted Publishing" if settings.trusted_publishing else "API token"
@@ -355,8 +392,10 @@ def _plan(
             "for files already there (another digest stops everything)"
         )
         for name, _, sha in dists:
+            with_att = f" with {sending[name].name}" if name in sending else ""
             steps.append(
-                f"pypi: upload {name} (sha256 {sha[:12]}...) to {url} via {how} [CANNOT BE UNDONE]"
+                f"pypi: upload {name} (sha256 {sha[:12]}...){with_att} to {url} via {how} "
+                "[CANNOT BE UNDONE]"
             )
     if not settings.skip_github:
         kind = "prerelease" if prerelease else "release"

@@ -46,13 +46,19 @@ TOKEN_USERNAME = "__token__"
 
 @dataclass(frozen=True)
 class IndexTarget:
-    """Where distributions go and how to authenticate; ``password`` is masked when made."""
+    """Where distributions go and how to authenticate; ``password`` is masked when made.
+
+    PEP 740 attestations (see :func:`attestations_to_send`): by default they are sent when
+    every distribution has one; ``attestations`` requires them, ``skip_attestations`` never
+    sends them.
+    """
 
     upload_url: str
     index_url: str
     password: str
     username: str = TOKEN_USERNAME
     attestations: bool = False
+    skip_attestations: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class PlannedFile:
     path: Path
     sha256: str
     action: str
+    attestation: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -161,17 +168,23 @@ def index_files(
 
 
 def plan_uploads(
-    dists: Sequence[tuple[str, Path, str]], existing: dict[str, str]
+    dists: Sequence[tuple[str, Path, str]],
+    existing: dict[str, str],
+    attestations: dict[str, Path] | None = None,
 ) -> list[PlannedFile]:
-    """Decide per file; any file already there with another digest stops the whole upload."""
+    """Decide per file; any file already there with another digest stops the whole upload.
+
+    ``attestations``: the PEP 740 attestation to send with each distribution (by name).
+    """
     plan: list[PlannedFile] = []
     conflicts: list[str] = []
     for name, path, sha256 in dists:
         there = existing.get(name)
+        attestation = (attestations or {}).get(name)
         if there is None:
-            plan.append(PlannedFile(name, path, sha256, "upload"))
+            plan.append(PlannedFile(name, path, sha256, "upload", attestation))
         elif there == sha256:
-            plan.append(PlannedFile(name, path, sha256, "skip"))
+            plan.append(PlannedFile(name, path, sha256, "skip", attestation))
         elif not there:
             conflicts.append(f"{name} (the index shows no sha256 to compare)")
         else:
@@ -183,6 +196,57 @@ def plan_uploads(
             "bump the version and release again",
         )
     return plan
+
+
+# --- PEP 740 attestations ------------------------------------------------------------------
+#: Upload hosts of PyPI and TestPyPI: they accept attestations only from Trusted Publishing.
+PYPI_UPLOAD_HOSTS = ("upload.pypi.org", "test.pypi.org")
+
+
+def attestations_to_send(
+    target: IndexTarget,
+    dists: Sequence[tuple[str, Path, str]],
+    recorded: dict[str, Path],
+    *,
+    trusted_publishing: bool,
+) -> dict[str, Path]:
+    """Which ``<dist>.publish.attestation`` goes with which distribution (name -> path).
+
+    ``recorded`` maps a distribution's name to its attestation recorded in the manifest (its
+    digest already checked). The rule, decided before anything is sent:
+
+    - ``skip_attestations``: none.
+    - PyPI and TestPyPI refuse attestations on uploads made with an API token (only Trusted
+      Publishing may send them), so there they go only with ``trusted_publishing``;
+      ``attestations`` (required) with a token is bad input.
+    - Otherwise every distribution's attestation is sent when all have one; when only some
+      have one, or ``attestations`` is set and one is missing, it is bad input (exit 2).
+    """
+    if target.skip_attestations:
+        return {}
+    missing = [name for name, _, _ in dists if name not in recorded]
+    if target.attestations and missing:
+        raise InputError(
+            f"{missing[0]}.publish.attestation: not recorded in the manifest",
+            hint="run `upm-ci sign` (it writes PEP 740 attestations), or publish without "
+            "--attestations",
+        )
+    if missing and len(missing) < len(dists):
+        raise InputError(
+            f"{missing[0]}.publish.attestation: missing, while other distributions have one",
+            hint="re-run `upm-ci sign`, or pass --no-attestations",
+        )
+    if missing:
+        return {}
+    if urlsplit(target.upload_url).hostname in PYPI_UPLOAD_HOSTS and not trusted_publishing:
+        if target.attestations:
+            raise InputError(
+                f"{target.upload_url}: PyPI accepts attestations only with Trusted Publishing",
+                hint="pass --trusted-publishing, or drop --attestations",
+            )
+        log.info("pypi: attestations not sent: PyPI takes them only from Trusted Publishing")
+        return {}
+    return {name: recorded[name] for name, _, _ in dists}
 
 
 # --- upload ---------------------------------------------------------------------------------
@@ -209,14 +273,8 @@ def upload(
             after(outcome)
             continue
         package = PackageFile.from_filename(str(item.path), None)
-        if target.attestations:
-            attestation = item.path.with_name(item.path.name + ".publish.attestation")
-            if not attestation.is_file():
-                raise InputError(
-                    f"{attestation}: attestation missing",
-                    hint="sign the distributions first, or publish without attestations",
-                )
-            package.add_attestations([str(attestation)])
+        if item.attestation is not None:
+            package.add_attestations([str(item.attestation)])
         fields = Repository._convert_metadata_to_list_of_tuples(package.metadata_dictionary())
         fields += [(":action", "file_upload"), ("protocol_version", "1")]
         before(item)
