@@ -6,6 +6,7 @@ which redacts masked secrets.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +52,99 @@ def dist_dir_option(f: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Artifacts directory [default: the project's dist-dir, `dist`].",
+    )(f)
+
+
+def phase_options(f: F) -> F:
+    """``--project``, ``--manifest`` and ``--dist-dir``: what every artifact phase reads."""
+    return project_option(manifest_option(dist_dir_option(f)))
+
+
+def masked(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for secret options: mask the value the moment it is read."""
+    if value:
+        gha.mask(value)
+    return value
+
+
+def _github_token(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    token = value or os.environ.get("GITHUB_TOKEN", "")
+    if token:
+        gha.mask(token)
+    return token
+
+
+def github_api_url_option(f: F) -> F:
+    return option(
+        "--github-api-url",
+        env="GITHUB_API_URL",
+        default=None,
+        help="GitHub REST API base URL [default: config github-api-url].",
+    )(f)
+
+
+def github_token_option(f: F) -> F:
+    """``--github-token``: falls back to ``$GITHUB_TOKEN``, masked; the value is a str."""
+    return option(
+        "--github-token",
+        env="GITHUB_TOKEN",
+        default=None,
+        callback=_github_token,
+        help="GitHub token [default: $GITHUB_TOKEN].",
+    )(f)
+
+
+def repository_option(f: F) -> F:
+    return option(
+        "--repository",
+        env="REPOSITORY",
+        default=None,
+        help="GitHub owner/name [default: config, $GITHUB_REPOSITORY, git origin].",
+    )(f)
+
+
+def tag_option(f: F) -> F:
+    return option(
+        "--tag",
+        env="TAG",
+        default=None,
+        help="Release tag [default: $GITHUB_REF if it is a tag, else tag-prefix + version].",
+    )(f)
+
+
+def osv_url_option(f: F) -> F:
+    return option(
+        "--osv-url",
+        env="OSV_URL",
+        default=None,
+        help="OSV query URL for the audit [default: config osv-url, else OSV itself].",
+    )(f)
+
+
+def identity_token_option(f: F) -> F:
+    return option(
+        "--identity-token",
+        env="IDENTITY_TOKEN",
+        default=None,
+        callback=masked,
+        help="OIDC token for Sigstore signing [default: the runner's ambient token].",
+    )(f)
+
+
+def trust_config_option(f: F) -> F:
+    return option(
+        "--trust-config",
+        env="TRUST_CONFIG",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Sigstore ClientTrustConfig JSON (staging, private or local instance) "
+        "[default: public Sigstore].",
+    )(f)
+
+
+def offline_option(f: F) -> F:
+    return option(
+        "--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF."
     )(f)
 
 

@@ -7,27 +7,12 @@ from pathlib import Path
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
-    dist_dir_option,
-    echo,
-    manifest_option,
-    markdown_table,
-    option,
-    project_option,
-    table,
-)
+from upm_ci.cli._common import echo, markdown_table, option, phase_options, table, tag_option
 
 
 @click.command("build")
-@project_option
-@manifest_option
-@dist_dir_option
-@option(
-    "--tag",
-    env="TAG",
-    default=None,
-    help="Release tag [default: GITHUB_REF's tag, else v<version>].",
-)
+@phase_options
+@tag_option
 @option(
     "--check-reproducible/--no-check-reproducible",
     env="CHECK_REPRODUCIBLE",

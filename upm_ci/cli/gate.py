@@ -15,18 +15,23 @@ from pathlib import Path
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, manifest_option, option, project_option
+from upm_ci.cli._common import (
+    echo,
+    github_api_url_option,
+    github_token_option,
+    manifest_option,
+    option,
+    osv_url_option,
+    project_option,
+    repository_option,
+    tag_option,
+)
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 
 
 @click.command("gate")
 @project_option
-@option(
-    "--tag",
-    env="TAG",
-    default=None,
-    help="Release tag [default: $GITHUB_REF if it is a tag, else tag-prefix + version].",
-)
+@tag_option
 @option(
     "--junit-xml",
     env="JUNIT_XML",
@@ -42,20 +47,10 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
     help="Also write the report as JSON (schema upm-release/gate-report/v1).",
 )
 @manifest_option
-@option(
-    "--github-api-url",
-    env="GITHUB_API_URL",
-    default=None,
-    help="GitHub REST API base URL [default: config github-api-url].",
-)
-@option(
-    "--github-token",
-    env="GITHUB_TOKEN",
-    default=None,
-    help="Token for the code-review check [default: $GITHUB_TOKEN].",
-)
-@option("--repository", env="REPOSITORY", default=None, help="GitHub owner/name.")
-@option("--osv-url", env="OSV_URL", default=None, help="OSV API URL [default: config osv-url].")
+@github_api_url_option
+@github_token_option
+@repository_option
+@osv_url_option
 def command(
     project: Path,
     tag: str | None,
@@ -63,15 +58,12 @@ def command(
     report_json: Path | None,
     manifest: Path,
     github_api_url: str | None,
-    github_token: str | None,
+    github_token: str,
     repository: str | None,
     osv_url: str | None,
 ) -> int:
     """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
-    token = github_token or os.environ.get("GITHUB_TOKEN", "")
-    if token:
-        gha.mask(token)
-
+    from upm_ci.build import resolve_tag
     from upm_ci.config import display_path
     from upm_ci.gate import run_gate
     from upm_ci.gate.model import GitHubAccess
@@ -83,10 +75,10 @@ def command(
     if junit_xml is not None and not junit_xml.is_file():
         raise InputError(f"{junit_xml}: JUnit XML not found", hint="check --junit-xml")
     github = None
-    if token:
+    if github_token:
         github = GitHubAccess(
             api_url=(github_api_url or loaded.config.github_api_url).rstrip("/"),
-            token=token,
+            token=github_token,
             repository=repository or loaded.repository,
         )
     commit = ""
@@ -94,7 +86,7 @@ def command(
         commit = git(loaded.root, "rev-parse", "HEAD")
     except InputError:
         pass  # not a git checkout: the manifest records no commit
-    release_tag = _release_tag(tag) or loaded.tag
+    release_tag = resolve_tag(loaded, tag)
     info = ProjectInfo(
         name=loaded.name,
         version=loaded.version,
@@ -143,11 +135,3 @@ def command(
     failed = ", ".join(check.id for check in report.failed)
     echo(f"upm-ci: release blocked by the gate: {failed}", err=True)
     return EXIT_POLICY
-
-
-def _release_tag(tag: str | None) -> str | None:
-    """``--tag``, else ``$GITHUB_REF`` when it is a tag; ``None`` means the project's tag."""
-    if tag:
-        return tag.removeprefix("refs/tags/")
-    ref = os.environ.get("GITHUB_REF", "")
-    return ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,13 +9,17 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
-    dist_dir_option,
     echo,
-    manifest_option,
+    github_api_url_option,
+    github_token_option,
+    identity_token_option,
     markdown_table,
+    masked,
     option,
-    project_option,
+    phase_options,
+    repository_option,
     table,
+    trust_config_option,
 )
 
 if TYPE_CHECKING:
@@ -25,27 +28,10 @@ if TYPE_CHECKING:
 
 
 @click.command("publish")
-@project_option
-@manifest_option
-@dist_dir_option
-@option(
-    "--github-api-url",
-    env="GITHUB_API_URL",
-    default=None,
-    help="GitHub REST API [default: config github-api-url].",
-)
-@option(
-    "--github-token",
-    env="GITHUB_TOKEN",
-    default=None,
-    help="Token with contents: write [default: $GITHUB_TOKEN].",
-)
-@option(
-    "--repository",
-    env="REPOSITORY",
-    default=None,
-    help="owner/name [default: config, $GITHUB_REPOSITORY, git origin].",
-)
+@phase_options
+@github_api_url_option
+@github_token_option
+@repository_option
 @option("--tag", env="TAG", default=None, help="Release tag [default: v<version>].")
 @option(
     "--pypi-upload-url",
@@ -60,7 +46,13 @@ if TYPE_CHECKING:
     default=None,
     help="Index simple URL, read for files already there [default: config pypi-index-url].",
 )
-@option("--pypi-token", env="PYPI_TOKEN", default=None, help="Index API token (user __token__).")
+@option(
+    "--pypi-token",
+    env="PYPI_TOKEN",
+    default=None,
+    callback=masked,
+    help="Index API token (user __token__).",
+)
 @option(
     "--trusted-publishing",
     env="TRUSTED_PUBLISHING",
@@ -96,19 +88,8 @@ if TYPE_CHECKING:
     default=None,
     help="Write what the release and the index hold afterwards here.",
 )
-@option(
-    "--identity-token",
-    env="IDENTITY_TOKEN",
-    default=None,
-    help="OIDC token to sign the audit log [default: the runner's ambient token].",
-)
-@option(
-    "--trust-config",
-    env="TRUST_CONFIG",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Sigstore ClientTrustConfig JSON for signing the audit log.",
-)
+@identity_token_option
+@trust_config_option
 @option(
     "--sign-audit-log/--no-sign-audit-log",
     env="SIGN_AUDIT_LOG",
@@ -121,7 +102,7 @@ def command(
     manifest: Path,
     dist_dir: Path | None,
     github_api_url: str | None,
-    github_token: str | None,
+    github_token: str,
     repository: str | None,
     tag: str | None,
     pypi_upload_url: str | None,
@@ -143,10 +124,6 @@ def command(
     distributions to the index, then un-draft. Safe to re-run: what is there with the same
     digest is skipped; exit 1 when something there has other bytes.
     """
-    github_token = github_token or os.environ.get("GITHUB_TOKEN") or ""
-    for secret in (github_token, pypi_token, identity_token):
-        if secret:
-            gha.mask(secret)
     from upm_ci.manifest import Manifest, write_json_atomic
     from upm_ci.project import load_project
     from upm_ci.publish import PublishSettings, publish_release

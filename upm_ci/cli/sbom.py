@@ -9,30 +9,15 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
-    dist_dir_option,
-    echo,
-    manifest_option,
-    markdown_table,
-    option,
-    project_option,
-    table,
-)
+from upm_ci.cli._common import echo, markdown_table, osv_url_option, phase_options, table
 
 if TYPE_CHECKING:
     from upm_ci.sbom import SbomResult
 
 
 @click.command("sbom")
-@project_option
-@manifest_option
-@dist_dir_option
-@option(
-    "--osv-url",
-    env="OSV_URL",
-    default=None,
-    help="OSV query URL for the audit [default: config osv-url, else OSV itself].",
-)
+@phase_options
+@osv_url_option
 def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str | None) -> int:
     """Write CycloneDX 1.6 and SPDX 2.3 SBOMs bound to the wheel's digest; audit their components.
 

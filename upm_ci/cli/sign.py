@@ -15,13 +15,14 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
-    dist_dir_option,
     echo,
-    manifest_option,
+    identity_token_option,
     markdown_table,
+    masked,
     option,
-    project_option,
+    phase_options,
     table,
+    trust_config_option,
 )
 from upm_ci.errors import InputError
 
@@ -30,22 +31,9 @@ if TYPE_CHECKING:
 
 
 @click.command("sign")
-@project_option
-@manifest_option
-@dist_dir_option
-@option(
-    "--identity-token",
-    env="IDENTITY_TOKEN",
-    default=None,
-    help="OIDC token for Fulcio [default: the runner's ambient token].",
-)
-@option(
-    "--trust-config",
-    env="TRUST_CONFIG",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Sigstore ClientTrustConfig JSON (staging, private or local instance) [default: public].",
-)
+@phase_options
+@identity_token_option
+@trust_config_option
 @option(
     "--rekor-version",
     env="REKOR_VERSION",
@@ -63,9 +51,16 @@ if TYPE_CHECKING:
     "--gpg-key",
     env="GPG_PRIVATE_KEY",
     default=None,
+    callback=masked,
     help="Armored GPG private key (or a file holding one): also write .asc signatures.",
 )
-@option("--gpg-passphrase", env="GPG_PASSPHRASE", default=None, help="Passphrase of --gpg-key.")
+@option(
+    "--gpg-passphrase",
+    env="GPG_PASSPHRASE",
+    default=None,
+    callback=masked,
+    help="Passphrase of --gpg-key.",
+)
 def command(
     project: Path,
     manifest: Path,
@@ -82,9 +77,6 @@ def command(
     Every bundle is verified against the expected identity before the manifest records it;
     a re-run keeps what still verifies.
     """
-    for secret in (identity_token, gpg_key, gpg_passphrase):
-        if secret:
-            gha.mask(secret)
     from upm_ci import identity, sign
     from upm_ci.manifest import Manifest as ReleaseManifest
     from upm_ci.project import load_project

@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, markdown_table, option, project_option, table
+from upm_ci.cli._common import (
+    echo,
+    markdown_table,
+    offline_option,
+    option,
+    project_option,
+    repository_option,
+    table,
+    trust_config_option,
+)
 from upm_ci.errors import EXIT_OK, EXIT_POLICY
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -17,15 +26,15 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.argument("files", nargs=-1, required=True, type=_FILE)
 @project_option
 @option("--approvals", env="TRUST_APPROVALS", type=_FILE, help="Approval records [config].")
-@option("--repository", env="REPOSITORY", help="owner/name whose release workflow is official.")
+@repository_option
 @option(
     "--official-identity",
     env="OFFICIAL_IDENTITIES",
     multiple=True,
     help="Also official: IDENTITY or IDENTITY|ISSUER (repeatable) [config].",
 )
-@option("--trust-config", env="TRUST_CONFIG", type=_FILE, help="Sigstore ClientTrustConfig.")
-@option("--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF.")
+@trust_config_option
+@offline_option
 def command(
     files: tuple[Path, ...],
     project: Path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +9,18 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, markdown_table, option, project_option, table
+from upm_ci.cli._common import (
+    echo,
+    github_api_url_option,
+    github_token_option,
+    markdown_table,
+    offline_option,
+    option,
+    project_option,
+    repository_option,
+    table,
+    trust_config_option,
+)
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 
@@ -27,16 +37,16 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @project_option
 @option("--manifest", env="MANIFEST", type=_FILE, default=None, help="Cross-check digests.")
 @option("--github-release", env="GITHUB_RELEASE", metavar="TAG", help="Download and verify it.")
-@option("--github-api-url", env="GITHUB_API_URL", help="GitHub REST API [config].")
-@option("--github-token", env="GITHUB_TOKEN", help="Token for the download [$GITHUB_TOKEN].")
-@option("--repository", env="REPOSITORY", help="owner/name that must have signed [config].")
+@github_api_url_option
+@github_token_option
+@repository_option
 @option("--ref", env="REF", help="Tag or ref the signing workflow ran at [the release tag].")
 @option("--workflow", env="WORKFLOW", help="Signing workflow path [config release-workflow].")
 @option("--trigger", env="TRIGGER", help="Event that must have triggered it (e.g. push).")
 @option("--identity", env="IDENTITY", help="Exact certificate identity (overrides the above).")
 @option("--issuer", env="ISSUER", default=GITHUB_ISSUER, show_default=True, help="OIDC issuer.")
-@option("--trust-config", env="TRUST_CONFIG", type=_FILE, help="Sigstore ClientTrustConfig.")
-@option("--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF.")
+@trust_config_option
+@offline_option
 @option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=_FILE, help="Pin the GPG key.")
 @option("--report-json", env="REPORT_JSON", type=Path, help="Write the JSON report here.")
 def command(
@@ -45,7 +55,7 @@ def command(
     manifest: Path | None,
     github_release: str | None,
     github_api_url: str | None,
-    github_token: str | None,
+    github_token: str,
     repository: str | None,
     ref: str | None,
     workflow: str | None,
@@ -75,9 +85,6 @@ def command(
     """
     from upm_ci.verify import download_release
 
-    token = github_token or os.environ.get("GITHUB_TOKEN", "")
-    if token:
-        gha.mask(token)
     proj = _maybe_project(project)
     loaded = _load_manifest(manifest)
     _check_report_path(report_json)
@@ -103,7 +110,7 @@ def command(
         api = github_api_url or (proj.config.github_api_url if proj else "https://api.github.com")
         with tempfile.TemporaryDirectory(prefix="upm-verify-") as tmp:
             dest = directory or Path(tmp)
-            download_release(api, token, repo, github_release, dest)
+            download_release(api, github_token, repo, github_release, dest)
             report = _run(dest, policy, trust_config, offline, loaded, gpg_public_key, ignore)
     else:
         dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
