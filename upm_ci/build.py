@@ -349,20 +349,21 @@ def top_level_modules(wheel: Path) -> list[str]:
     return sorted(found)
 
 
-def make_venv(where: Path) -> Path:
-    """A fresh venv without pip (we drive our own pip at it); returns its python."""
+def venv_with_wheel(where: Path, wheel: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A fresh venv at ``where`` holding only ``wheel`` and its dependencies (from pip's
+    configured index): its python, and how the install went (the caller judges it).
+
+    The venv gets no pip of its own (ours drives it), so nothing but the wheel's closure is in it.
+    """
     venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(where)
-    return where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def pip_install(python: Path, wheel: Path) -> subprocess.CompletedProcess[str]:
-    """Install ``wheel`` and its dependencies (from pip's configured index) into ``python``."""
-    return subprocess.run(
+    python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    installed = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
         capture_output=True,
         text=True,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
+    return python, installed
 
 
 _SMOKE_SCRIPT = """
@@ -392,8 +393,7 @@ def smoke_test(project: Project, wheel: Path) -> str:
     """Install the wheel in a fresh venv, import its modules and load every entry point."""
     modules = project.config.smoke_imports or top_level_modules(wheel)
     with tempfile.TemporaryDirectory(prefix="upm-smoke-") as tmp:
-        python = make_venv(Path(tmp) / "venv")
-        installed = pip_install(python, wheel)
+        python, installed = venv_with_wheel(Path(tmp) / "venv", wheel)
         if installed.returncode != 0:
             raise PolicyError(
                 f"{wheel.name}: does not install in a fresh venv (check its dependencies and "
@@ -427,7 +427,8 @@ def sha256sums_text(paths: Sequence[Path]) -> str:
     return "".join(f"{digest}  {p.name}\n" for digest, p in zip(digests, ordered))
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (LF line ends) so that ``path`` is never seen half-written."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
@@ -478,7 +479,7 @@ def build_release(
             final.append(target)
     sums = sha256sums_text(final)
     sums_path = dist_dir / SUMS_NAME
-    _write_text_atomic(sums_path, sums)
+    write_text_atomic(sums_path, sums)
 
     if not manifest.project.commit:
         manifest.project.commit = info.commit

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from upm_ci import __version__
-from upm_ci.build import make_venv, pip_install
+from upm_ci.build import venv_with_wheel, write_text_atomic
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.manifest import Artifact, Manifest, SbomRecord, sha256_file
@@ -100,8 +99,7 @@ def built_wheel(manifest: Manifest) -> tuple[Artifact, Path]:
 def environment_bom(wheel: Path) -> dict[str, Any]:
     """``cyclonedx-py environment`` over a fresh venv holding only ``wheel`` and its deps."""
     with tempfile.TemporaryDirectory(prefix="upm-sbom-") as tmp:
-        python = make_venv(Path(tmp) / "venv")
-        installed = pip_install(python, wheel)
+        python, installed = venv_with_wheel(Path(tmp) / "venv", wheel)
         if installed.returncode != 0:
             raise ServiceError(
                 f"{wheel.name}: installing it to inventory its environment failed: "
@@ -296,17 +294,6 @@ def validate_spdx(document: Any) -> str:
     return out.getvalue() + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _created(manifest: Manifest) -> dt.datetime:
     """The build's SOURCE_DATE_EPOCH when known (same inputs, same SBOM), else now."""
     epoch = str(manifest.phases.get("build", {}).get("source_date_epoch", ""))
@@ -352,8 +339,8 @@ def make_sboms(
     dist_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{project.dist_name}-{version}"
     cdx_path, spdx_path = dist_dir / f"{stem}.cdx.json", dist_dir / f"{stem}.spdx.json"
-    _write_atomic(cdx_path, cdx_text)
-    _write_atomic(spdx_path, spdx_text)
+    write_text_atomic(cdx_path, cdx_text)
+    write_text_atomic(spdx_path, spdx_text)
     cdx_art = manifest.add_file(cdx_path, "sbom")
     spdx_art = manifest.add_file(spdx_path, "sbom")
     for art, fmt in ((cdx_art, "cyclonedx-1.6+json"), (spdx_art, "spdx-2.3+json")):
