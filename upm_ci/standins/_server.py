@@ -20,10 +20,10 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _S = TypeVar("_S", bound="StandIn")
 _T = TypeVar("_T", bound="ThreadedStandIn")
@@ -111,6 +111,21 @@ class ThreadedStandIn(StandIn):
     def url(self) -> str:
         """``http://HOST:PORT``."""
         return f"http://{self._host}:{self.port}"
+
+
+def send_json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    doc: Any,
+    content_type: str = "application/json",
+) -> None:
+    """Answer ``handler``'s request with ``doc`` as JSON."""
+    data = json.dumps(doc).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:

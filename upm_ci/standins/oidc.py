@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from upm_ci.standins._server import ThreadedStandIn
+from upm_ci.standins._server import ThreadedStandIn, send_json
 
 __all__ = [
     "GITHUB_ISSUER",
@@ -244,12 +244,7 @@ def _make_handler(standin: OidcStandIn) -> type[BaseHTTPRequestHandler]:
             """Stay quiet: tests read ``standin.requests`` instead."""
 
         def _send(self, status: int, body: Mapping[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body, "application/json; charset=utf-8")
 
         def do_GET(self) -> None:
             parsed = urllib.parse.urlsplit(self.path)

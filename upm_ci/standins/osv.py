@@ -40,7 +40,12 @@ from urllib.parse import unquote
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from upm_ci.standins._server import ThreadedStandIn, serve_until_signal, standin_parser
+from upm_ci.standins._server import (
+    ThreadedStandIn,
+    send_json,
+    serve_until_signal,
+    standin_parser,
+)
 
 Advisory = dict[str, Any]
 
@@ -150,12 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"code": 3, "message": f"Invalid query: {e}"})
 
     def _send(self, status: int, doc: Mapping[str, Any]) -> None:
-        data = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, doc)
 
 
 class _Server(ThreadingHTTPServer):
