@@ -9,13 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from upm_ci import gha
 
+if TYPE_CHECKING:
+    from upm_ci.project import Project
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 def option(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
@@ -38,7 +43,7 @@ def manifest_option(f: F) -> F:
     return option(
         "--manifest",
         env="MANIFEST",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         default=Path("release-manifest.json"),
         show_default=True,
         help="The release manifest every phase reads and extends.",
@@ -135,7 +140,7 @@ def trust_config_option(f: F) -> F:
     return option(
         "--trust-config",
         env="TRUST_CONFIG",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         default=None,
         help="Sigstore ClientTrustConfig JSON (staging, private or local instance) "
         "[default: public Sigstore].",
@@ -146,6 +151,13 @@ def offline_option(f: F) -> F:
     return option(
         "--offline", env="OFFLINE", is_flag=True, help="Never refresh the trust root via TUF."
     )(f)
+
+
+def maybe_project(root: Path) -> Project | None:
+    """The project when ``root`` has a pyproject.toml (verify and trust also run without one)."""
+    from upm_ci.project import load_project
+
+    return load_project(root) if (root / "pyproject.toml").is_file() else None
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:

@@ -16,6 +16,7 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
+    FILE,
     echo,
     github_api_url_option,
     github_token_option,
@@ -35,14 +36,14 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 @option(
     "--junit-xml",
     env="JUNIT_XML",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Judge this JUnit XML instead of running test-command.",
 )
 @option(
     "--report-json",
     env="REPORT_JSON",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Also write the report as JSON (schema upm-release/gate-report/v1).",
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from upm_ci.cli._common import echo, manifest_option, option, table
+from upm_ci.cli._common import FILE, echo, manifest_option, option, table
 from upm_ci.manifest import ImageRecord, Manifest, merge, rebase_paths
 
 
@@ -39,7 +39,7 @@ def show(manifest: Path, as_json: bool) -> int:
     "--output",
     "-o",
     env="MANIFEST",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     required=True,
     help="Where to write the merged manifest.",
 )

@@ -9,6 +9,7 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
+    FILE,
     echo,
     github_api_url_option,
     github_token_option,
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
 @option(
     "--published-json",
     env="PUBLISHED_JSON",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write what the release and the index hold afterwards here.",
 )

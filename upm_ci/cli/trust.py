@@ -8,8 +8,10 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
+    FILE,
     echo,
     markdown_table,
+    maybe_project,
     offline_option,
     option,
     project_option,
@@ -19,13 +21,11 @@ from upm_ci.cli._common import (
 )
 from upm_ci.errors import EXIT_OK, EXIT_POLICY
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
-
 
 @click.command("trust")
-@click.argument("files", nargs=-1, required=True, type=_FILE)
+@click.argument("files", nargs=-1, required=True, type=FILE)
 @project_option
-@option("--approvals", env="TRUST_APPROVALS", type=_FILE, help="Approval records [config].")
+@option("--approvals", env="TRUST_APPROVALS", type=FILE, help="Approval records [config].")
 @repository_option
 @option(
     "--official-identity",
@@ -52,10 +52,9 @@ def command(
     files and bad signatures are blocked. Exit 0 only when every FILE is accepted.
     """
     from upm_ci import trust
-    from upm_ci.project import load_project
     from upm_ci.verify import load_trusted_root, make_verifier
 
-    proj = load_project(project) if (project / "pyproject.toml").is_file() else None
+    proj = maybe_project(project)
     repo = repository or (proj.repository if proj else "")
     identities = list(official_identity) or (proj.config.official_identities if proj else [])
     workflow = proj.config.release_workflow if proj else ".github/workflows/release.yml"

@@ -10,10 +10,12 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
+    FILE,
     echo,
     github_api_url_option,
     github_token_option,
     markdown_table,
+    maybe_project,
     offline_option,
     option,
     project_option,
@@ -29,13 +31,11 @@ if TYPE_CHECKING:
     from upm_ci.project import Project
     from upm_ci.verify import IdentityPolicy, VerifyReport
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
-
 
 @click.command("verify")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @project_option
-@option("--manifest", env="MANIFEST", type=_FILE, default=None, help="Cross-check digests.")
+@option("--manifest", env="MANIFEST", type=FILE, default=None, help="Cross-check digests.")
 @option("--github-release", env="GITHUB_RELEASE", metavar="TAG", help="Download and verify it.")
 @github_api_url_option
 @github_token_option
@@ -47,7 +47,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @option("--issuer", env="ISSUER", default=GITHUB_ISSUER, show_default=True, help="OIDC issuer.")
 @trust_config_option
 @offline_option
-@option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=_FILE, help="Pin the GPG key.")
+@option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=FILE, help="Pin the GPG key.")
 @option("--report-json", env="REPORT_JSON", type=Path, help="Write the JSON report here.")
 def command(
     directory: Path | None,
@@ -85,7 +85,7 @@ def command(
     """
     from upm_ci.verify import download_release
 
-    proj = _maybe_project(project)
+    proj = maybe_project(project)
     loaded = _load_manifest(manifest)
     _check_report_path(report_json)
     policy = _policy(
@@ -144,13 +144,6 @@ def _run(
         gpg_public_key=gpg_public_key,
         ignore=ignore,
     )
-
-
-def _maybe_project(root: Path) -> Project | None:
-    """The project when ``root`` has a pyproject.toml (verify also runs without a checkout)."""
-    from upm_ci.project import load_project
-
-    return load_project(root) if (root / "pyproject.toml").is_file() else None
 
 
 def _load_manifest(path: Path | None) -> Manifest | None:
