@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, TypeVar
 from upm_ci import gha
 from upm_ci.errors import InputError, ServiceError
 from upm_ci.gate.model import CheckResult, Finding, GateContext, GitHubAccess, Status
-from upm_ci.project import git, parse_version, version_from_tag
+from upm_ci.gate.version import highest_tag_below
+from upm_ci.project import git, parse_version
 from upm_ci.retry import call_with_retry, classify_http, describe, is_connection_error
 
 if TYPE_CHECKING:
@@ -157,17 +158,8 @@ def _previous_tag(ctx: GateContext, repo: Repository) -> str:
     prefix = ctx.project.config.tag_prefix
     current = parse_version(ctx.project.version, where="[project] version")
     names = _call("GitHub tags", lambda: [t.name for t in repo.get_tags()])
-    lower = []
-    for name in names:
-        if not name.startswith(prefix):
-            continue
-        try:
-            version = version_from_tag(name, prefix)
-        except InputError:
-            continue
-        if version < current:
-            lower.append((version, name))
-    return max(lower)[1] if lower else ""
+    previous = highest_tag_below([n for n in names if n.startswith(prefix)], prefix, current)
+    return previous[0] if previous else ""
 
 
 def _commit_finding(

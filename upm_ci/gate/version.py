@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -81,8 +82,15 @@ def previous_release(ctx: GateContext, current: Version) -> tuple[str, Version] 
                 f"{project.root / 'pyproject.toml'}: [tool.upm-release] previous-tag {tag!r} "
                 "is not a PEP 440 version tag"
             ) from None
+    return highest_tag_below(git(project.root, "tag", "--list").splitlines(), prefix, current)
+
+
+def highest_tag_below(
+    tags: Iterable[str], prefix: str, current: Version
+) -> tuple[str, Version] | None:
+    """The highest version tag in ``tags`` below ``current``; tags that are no version skipped."""
     lower: list[tuple[Version, str]] = []
-    for tag in git(project.root, "tag", "--list").splitlines():
+    for tag in tags:
         try:
             version = version_from_tag(tag, prefix)
         except InputError:
