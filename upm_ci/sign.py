@@ -57,7 +57,7 @@ from upm_ci.manifest import (
 )
 from upm_ci.project import Project
 from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
-from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1, verify_pep740
+from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1, file_sha256, verify_pep740
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
@@ -76,6 +76,8 @@ SIGNED_KINDS = ("sdist", "wheel", "sbom", "checksums", "project-manifest", "plug
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
 PEP740_KINDS = ("sdist", "wheel")
 DEFAULT_WORKERS = 64
+#: Threads that ask the TSA for timestamps while the signing threads wait for Rekor.
+TIMESTAMP_WORKERS = 16
 
 
 class _MissingTimestamp(Exception):
@@ -123,17 +125,20 @@ def verify_bundle(
     issuer: str = GITHUB_ISSUER,
     subject_sha256: str | None = None,
     what: str = "bundle",
+    policy: VerificationPolicy | None = None,
 ) -> dict[str, Any] | None:
     """Verify ``bundle`` against ``identity``/``issuer`` (and the subject's digest).
 
     Artifact bundles need ``subject_sha256``. For DSSE bundles the in-toto statement is
     returned; when ``subject_sha256`` is given it must be one of the statement's subjects.
-    Any failure is a PolicyError naming ``what``. The verify phase reuses this.
+    Any failure is a PolicyError naming ``what``. ``policy``, when given, is the prepared
+    equivalent of ``identity``/``issuer`` (a verifier from ``make_verifier`` checks each
+    certificate once per policy object, so a signer passes the same one every time).
     """
     from sigstore.errors import Error as SigstoreError
-    from sigstore.verify import policy
+    from sigstore.verify.policy import Identity
 
-    expected = policy.Identity(identity=identity, issuer=issuer)
+    expected = policy or Identity(identity=identity, issuer=issuer)
     if bundle._dsse_envelope is None and subject_sha256 is None:
         raise ValueError("an artifact bundle needs the subject's sha256")
     try:
@@ -187,6 +192,49 @@ def classify_sigstore(exc: BaseException) -> float | None:
 
 # --------------------------------------------------------------------------- ReleaseSigner
 
+_CONCURRENT_SIGNER: type[Signer] | None = None
+
+
+def _concurrent_signer_class() -> type[Signer]:
+    """Build the Signer subclass lazily so importing this module never imports sigstore."""
+    global _CONCURRENT_SIGNER
+    if _CONCURRENT_SIGNER is None:
+        _CONCURRENT_SIGNER = _define_concurrent_signer()
+    return _CONCURRENT_SIGNER
+
+
+def _define_concurrent_signer() -> type[Signer]:
+    from sigstore._internal.timestamp import TimestampError
+    from sigstore.models import Bundle
+    from sigstore.sign import Signer
+
+    class ConcurrentSigner(Signer):
+        """sigstore-python's Signer (4.5) asking the TSA for its timestamps while the log
+        entry is being created, instead of before: both need only the finished signature, so
+        the bundle is the same, one TSA round trip sooner. A TSA failure is logged and left
+        out, as sigstore does (``ReleaseSigner`` then retries the signing)."""
+
+        timestamp_pool: ThreadPoolExecutor | None = None
+
+        def _finalize_sign(self, cert: Any, content: Any, proposed_entry: Any) -> Bundle:
+            context = self._signing_ctx
+            if self.timestamp_pool is None or not context._tsa_clients:
+                return super()._finalize_sign(cert, content, proposed_entry)
+            pending = [
+                (client, self.timestamp_pool.submit(client.request_timestamp, content.signature))
+                for client in context._tsa_clients
+            ]
+            entry = context._rekor.create_entry(proposed_entry)
+            timestamps = []
+            for client, future in pending:
+                try:
+                    timestamps.append(future.result())
+                except TimestampError as e:
+                    log.warning("timestamp authority %s did not answer: %s", client.url, e)
+            return Bundle._from_parts(cert, content, entry, timestamps)
+
+    return ConcurrentSigner
+
 
 class ReleaseSigner:
     """One ephemeral key and one certificate for a whole release.
@@ -224,16 +272,20 @@ class ReleaseSigner:
         self._identity: IdentityToken | None = None
         self._lock = threading.Lock()
         self._failure: UpmError | None = None
+        self._timestamp_pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> ReleaseSigner:
         from sigstore.oidc import IdentityError, IdentityToken
         from sigstore.sign import SigningContext
-        from sigstore.verify import Verifier, policy
+        from sigstore.verify import policy
+
+        from upm_ci.verify import make_verifier
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
         self._tsa_expected = bool(context._tsa_clients)
-        self._verifier = Verifier(trusted_root=config.trusted_root)
+        # The post-sign checks share one certificate: check its chain, SCT and identity once.
+        self._verifier = make_verifier(config.trusted_root)
         self._policy = policy.Identity(identity=self.expected_identity, issuer=self.issuer)
         self._pep740_rekor = _rekor_v1(config, context)
         try:
@@ -241,6 +293,7 @@ class ReleaseSigner:
         except IdentityError as e:
             raise InputError(f"identity token: refused by sigstore: {_first_line(e)}") from None
         self._context = context
+        self._timestamp_pool = ThreadPoolExecutor(TIMESTAMP_WORKERS, thread_name_prefix="upm-tsa")
         return self
 
     def __exit__(
@@ -252,12 +305,22 @@ class ReleaseSigner:
         self._signer = None
         self._pep740_signer = None
         self._context = None
+        if self._timestamp_pool is not None:
+            self._timestamp_pool.shutdown(wait=True)
+            self._timestamp_pool = None
 
     @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
             raise RuntimeError("ReleaseSigner is not entered")
         return self._verifier
+
+    @property
+    def policy(self) -> VerificationPolicy:
+        """The expected identity as one policy object (see ``verify_bundle``)."""
+        if self._policy is None:
+            raise RuntimeError("ReleaseSigner is not entered")
+        return self._policy
 
     @property
     def pep740_available(self) -> bool:
@@ -286,8 +349,7 @@ class ReleaseSigner:
 
     def _active(self) -> Signer:
         """The signer, created on first use: a resumed release needs no new certificate."""
-        from sigstore.sign import Signer
-
+        signer_class = _concurrent_signer_class()
         with self._lock:
             if self._failure is not None:
                 raise self._failure
@@ -297,9 +359,11 @@ class ReleaseSigner:
                 context, token = self._context, self._identity
                 try:
                     # cache=True: one key and certificate for all files (False is broken).
-                    self._signer = self._call(
-                        lambda: Signer(token, context, cache=True), "Fulcio certificate"
+                    signer = self._call(
+                        lambda: signer_class(token, context, cache=True), "Fulcio certificate"
                     )
+                    signer.timestamp_pool = self._timestamp_pool
+                    self._signer = signer
                 except UpmError as e:
                     self._failure = e  # the other threads fail with it, not ask again
                     raise
@@ -307,7 +371,7 @@ class ReleaseSigner:
 
     def sign_file(self, path: Path, bundle_path: Path | None = None) -> Path:
         """Sign ``path``, verify, write ``<path>.sigstore.json`` atomically; return its path."""
-        digest = sha256_file(path)
+        digest = file_sha256(path)
         signer = self._active()
         bundle = self._call(
             lambda: self._checked(signer.sign_artifact(_hashed(digest))),
@@ -320,6 +384,7 @@ class ReleaseSigner:
             issuer=self.issuer,
             subject_sha256=digest,
             what=f"{path.name}{BUNDLE_SUFFIX}",
+            policy=self.policy,
         )
         out = bundle_path or path.with_name(path.name + BUNDLE_SUFFIX)
         write_text_atomic(out, bundle.to_json())
@@ -352,7 +417,7 @@ class ReleaseSigner:
         """Write ``<dist>.publish.attestation`` (PEP 740) for a distribution, verified first."""
         from pypi_attestations import Attestation
 
-        digest = sha256_file(path)
+        digest = file_sha256(path)
         dist = pep740_distribution(path.name, digest)
         signer = self._pep740()
         attestation = self._call(
@@ -365,10 +430,8 @@ class ReleaseSigner:
         return out
 
     def _verify_pep740(self, raw: bytes, dist_name: str, digest: str, *, what: str) -> None:
-        if self._policy is None:
-            raise RuntimeError("ReleaseSigner is not entered")
         try:
-            verify_pep740(raw, dist_name, digest, verifier=self.verifier, policy=self._policy)
+            verify_pep740(raw, dist_name, digest, verifier=self.verifier, policy=self.policy)
         except PolicyError as e:
             raise PolicyError(
                 f"{what}: does not verify for {self.expected_identity} ({self.issuer}): {e}",
@@ -411,6 +474,7 @@ class ReleaseSigner:
             identity=self.expected_identity,
             issuer=self.issuer,
             what=what,
+            policy=self.policy,
         )
         return str(bundle.to_json())
 
@@ -429,6 +493,7 @@ class ReleaseSigner:
                 issuer=self.issuer,
                 subject_sha256=subject_sha256,
                 what=bundle_path.name,
+                policy=self.policy,
             )
         except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
             log.info("%s: re-signing (%s)", bundle_path.name, _first_line(e))
@@ -792,7 +857,7 @@ def _manifest_subjects(manifest: Manifest) -> list[_Subject]:
         path = manifest.resolve(art)
         if not path.is_file():
             raise InputError(f"{path}: recorded in the manifest but missing", hint="re-run build")
-        digest = sha256_file(path)
+        digest = file_sha256(path)
         if digest != art.sha256:
             raise PolicyError(
                 f"{path.name}: sha256 {digest[:16]}... differs from the manifest's "
@@ -908,6 +973,7 @@ def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any],
                 identity=signer.expected_identity,
                 issuer=signer.issuer,
                 what=out.name,
+                policy=signer.policy,
             )
             if (
                 kept

@@ -515,7 +515,7 @@ def verify_release(
     return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     """Small files (bundles, SBOMs) in one read; large ones streamed by ``sha256_file``,
     whose 4 MiB buffer would cost more than the hashing for a release of small files."""
     if path.stat().st_size <= _SMALL_FILE:
@@ -575,7 +575,7 @@ class _Run:
 
     def _hash_all(self) -> dict[str, str]:
         with ThreadPoolExecutor(self.workers) as pool:
-            return dict(zip(self.files, pool.map(_sha256, self.files.values())))
+            return dict(zip(self.files, pool.map(file_sha256, self.files.values())))
 
     def entry(self, name: str) -> ArtifactReport:
         """The entry of ``name``; files that are expected but absent get one with no digest."""
