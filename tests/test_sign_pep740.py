@@ -164,3 +164,34 @@ def test_no_rekor_v1_log_means_no_attestations_warned(
     assert not list((release / "dist").glob("*" + PEP740_SUFFIX))
     manifest = Manifest.load(release / "release-manifest.json")
     assert manifest.of_kind("pep740-attestation") == []
+
+
+# ------------------------------------------------------------------------------ TSA beside Rekor
+
+TSA = "/api/v1/timestamp"
+
+
+def test_timestamp_failure_is_retried_and_every_bundle_is_timestamped(
+    release: Path, fresh_sigstore_standin: SigstoreStandIn, token: str
+) -> None:
+    """The TSA is asked while Rekor creates the entry; an unanswered one still means a retry."""
+    fresh_sigstore_standin.inject_fault(503, count=2, path_prefix=TSA)
+    assert cli(release, fresh_sigstore_standin) == 0
+    assert fresh_sigstore_standin.pending_faults() == []
+    for path in (release / "dist").glob("*.sigstore.json"):
+        bundle = Bundle.from_json(path.read_text())
+        data = bundle.verification_material.timestamp_verification_data
+        assert data is not None and len(data.rfc3161_timestamps) == 1, path.name
+    independent_check(release, fresh_sigstore_standin)
+
+
+def test_timestamp_authority_down_exits_3_without_bundles(
+    release: Path,
+    fresh_sigstore_standin: SigstoreStandIn,
+    token: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh_sigstore_standin.inject_fault(503, count=1000, path_prefix=TSA)
+    assert cli(release, fresh_sigstore_standin) == 3
+    assert "timestamp" in capsys.readouterr().err
+    assert not list((release / "dist").glob("*.sigstore.json"))
