@@ -4,7 +4,9 @@ Every file gets an entry with one status per check, so a user sees which artifac
 why: its Sigstore bundle under the expected identity policy, its line in ``SHA256SUMS``, its
 GPG signature, its place among the provenance subjects, and (wheel, SBOMs) the SBOM binding.
 Anything that cannot be checked fails: an artifact without a bundle, an unlisted distribution,
-a provenance that does not name exactly the distributions.
+a provenance that does not name exactly the distributions. PEP 740 publish attestations
+(``<dist>.publish.attestation``) are optional, but each one must verify for its distribution
+under the identity policy, and once one distribution has one, every distribution must.
 
 What "offline" covers: verification never talks to Rekor or Fulcio. The bundle carries the
 evidence (certificate with its embedded SCT, the log entry with its inclusion proof and signed
