@@ -41,6 +41,13 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
     help="Judge this JUnit XML instead of running test-command.",
 )
 @option(
+    "--test-python",
+    env="TEST_PYTHON",
+    default="",
+    help="Python that runs test-command's `python` (the project's environment) "
+    "[default: `python` on PATH].",
+)
+@option(
     "--report-json",
     env="REPORT_JSON",
     type=FILE,
@@ -56,6 +63,7 @@ def command(
     project: Path,
     tag: str | None,
     junit_xml: Path | None,
+    test_python: str,
     report_json: Path | None,
     manifest: Path,
     github_api_url: str | None,
@@ -104,6 +112,7 @@ def command(
             github=github,
             osv_url=osv_url if osv_url is not None else loaded.config.osv_url,
             work_dir=Path(work_dir),
+            test_python=test_python,
         )
 
     echo(render_text(report))

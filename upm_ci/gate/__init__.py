@@ -48,6 +48,7 @@ def run_gate(
     osv_url: str,
     work_dir: Path,
     today: dt.date | None = None,
+    test_python: str = "",
 ) -> GateReport:
     """Run all seven checks for ``project`` at ``tag`` (default: the project's own tag)."""
     ctx = GateContext(
@@ -58,6 +59,7 @@ def run_gate(
         github=github,
         osv_url=osv_url,
         today=today or dt.date.today(),
+        test_python=test_python,
     )
     test_results: TestRun | CheckResult | None = None
     results: list[CheckResult] = []

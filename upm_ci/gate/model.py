@@ -62,6 +62,8 @@ class GateContext:
     github: GitHubAccess | None = None
     osv_url: str = ""
     today: dt.date = field(default_factory=dt.date.today)
+    #: Interpreter for test-command's ``python``; empty: see :func:`upm_ci.gate.tests.test_python`.
+    test_python: str = ""
 
 
 Check = Callable[[GateContext], CheckResult]

@@ -91,14 +91,20 @@ def load_test_results(ctx: GateContext) -> TestRun:
     return run_test_command(ctx)
 
 
-def test_python() -> str:
+def test_python(explicit: str = "") -> str:
     """The interpreter behind test-command's ``python``: the project's, not upm-ci's own.
 
     In CI upm-ci runs from an isolated tool venv that has neither pytest nor the project's
-    dependencies, so the tests run with ``$UPM_TEST_PYTHON`` if set, else the job's ``python``
-    on PATH (where the user's workflow installed the project), else this interpreter.
+    dependencies, so the tests run with ``explicit`` (``--test-python``) or
+    ``$UPM_TEST_PYTHON`` if set, else the job's ``python`` on PATH (where the user's workflow
+    installed the project), else this interpreter.
     """
-    chosen = os.environ.get("UPM_TEST_PYTHON") or shutil.which("python") or shutil.which("python3")
+    chosen = (
+        explicit
+        or os.environ.get("UPM_TEST_PYTHON")
+        or shutil.which("python")
+        or shutil.which("python3")
+    )
     return chosen or sys.executable
 
 
@@ -114,7 +120,7 @@ def run_test_command(ctx: GateContext) -> TestRun:
     junit = (ctx.work_dir / "junit.xml").resolve()
     junit.unlink(missing_ok=True)
     command = [arg.replace("{junit}", str(junit)) for arg in config.test_command]
-    python = test_python()
+    python = test_python(ctx.test_python)
     if command[0] in ("python", "python3"):
         command[0] = python
     env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
