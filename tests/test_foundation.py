@@ -336,3 +336,22 @@ def test_options_read_from_upm_environment(
     monkeypatch.setenv("UPM_PROJECT", str(root))
     assert main(["check-config"]) == 0
     assert "demo-pkg 1.2.0" in capsys.readouterr().out
+
+
+def test_add_image_records_the_image_and_its_sbom_as_a_release_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "release-manifest.json"
+    Manifest(project=ProjectInfo("p", "1.0", "v1.0")).save(path)
+    sbom = tmp_path / "dist" / "p-1.0.image.spdx.json"
+    sbom.parent.mkdir()
+    sbom.write_text('{"spdxVersion": "SPDX-2.3"}')
+    digest = "sha256:" + "ab" * 32
+    args = ["manifest", "add-image", "--manifest", str(path), "--ref", "ghcr.io/o/p:1.0"]
+    assert main([*args, "--digest", digest, "--sbom", str(sbom)]) == 0
+    m = Manifest.load(path)
+    assert m.images[0].digest == digest and m.images[0].sbom == sbom.name
+    assert m.artifact(sbom.name) is not None and m.artifact(sbom.name).kind == "sbom"  # type: ignore[union-attr]
+    assert main([*args, "--digest", "sha256:nothex"]) == 2
+    assert main([*args, "--digest", digest, "--sbom", str(tmp_path / "missing.json")]) == 2
+    assert len(Manifest.load(path).images) == 1

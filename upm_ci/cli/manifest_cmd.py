@@ -57,17 +57,26 @@ def merge_cmd(output: Path, inputs: tuple[Path, ...]) -> int:
 @manifest_option
 @option("--ref", env="IMAGE_REF", required=True, help="Image reference, e.g. ghcr.io/o/n:1.2.0.")
 @option("--digest", env="IMAGE_DIGEST", required=True, help="The pushed digest (sha256:<64 hex>).")
-@option("--sbom", env="IMAGE_SBOM", default="", help="Name of the image's SBOM file, if any.")
-def add_image(manifest: Path, ref: str, digest: str, sbom: str) -> int:
-    """Record a container image built or pushed by the actions."""
+@option(
+    "--sbom",
+    env="IMAGE_SBOM",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The image's SBOM file (syft); recorded as a release file, so it is signed and published.",
+)
+def add_image(manifest: Path, ref: str, digest: str, sbom: Path | None) -> int:
+    """Record a container image built or pushed by the actions, and its SBOM."""
     import re
 
     from upm_ci.errors import InputError
 
     if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
         raise InputError(f"--digest: {digest!r} is not sha256:<64 hex digits>")
+    if sbom is not None and not sbom.is_file():
+        raise InputError(f"--sbom: {sbom}: file not found", hint="pass the SBOM syft wrote")
     m = Manifest.load(manifest)
-    m.add_image(ImageRecord(ref=ref, digest=digest, sbom=sbom))
+    sbom_name = m.add_file(sbom, "sbom").name if sbom is not None else ""
+    m.add_image(ImageRecord(ref=ref, digest=digest, sbom=sbom_name))
     m.save()
     echo(f"recorded image {ref}@{digest}")
     return 0
