@@ -273,8 +273,17 @@ def upload(
             after(outcome)
             continue
         package = PackageFile.from_filename(str(item.path), None)
-        if item.attestation is not None:
-            package.add_attestations([str(item.attestation)])
+        attestation = item.attestation
+        if attestation is None and target.attestations:
+            # Required but not planned (a caller without a manifest): the file beside it.
+            attestation = item.path.with_name(item.path.name + ".publish.attestation")
+            if not attestation.is_file():
+                raise InputError(
+                    f"{attestation}: attestation missing",
+                    hint="sign the distributions first, or publish without --attestations",
+                )
+        if attestation is not None:
+            package.add_attestations([str(attestation)])
         fields = Repository._convert_metadata_to_list_of_tuples(package.metadata_dictionary())
         fields += [(":action", "file_upload"), ("protocol_version", "1")]
         before(item)
