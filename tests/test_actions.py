@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 import pytest
-import yaml  # type: ignore[import-untyped]  # via spdx-tools; no stubs installed
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
