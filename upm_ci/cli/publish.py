@@ -61,10 +61,11 @@ if TYPE_CHECKING:
     help="Exchange the job's OIDC token for an upload token instead of --pypi-token.",
 )
 @option(
-    "--attestations",
+    "--attestations/--no-attestations",
     env="ATTESTATIONS",
-    is_flag=True,
-    help="Send PEP 740 <dist>.publish.attestation files with each upload.",
+    default=None,
+    help="PEP 740 <dist>.publish.attestation files: require and send them, or never send them "
+    "[default: send when every distribution has one, except with an API token to PyPI].",
 )
 @option("--skip-github", env="SKIP_GITHUB", is_flag=True, help="Do not touch the GitHub release.")
 @option("--skip-pypi", env="SKIP_PYPI", is_flag=True, help="Do not upload to the index.")
@@ -110,7 +111,7 @@ def command(
     pypi_index_url: str | None,
     pypi_token: str | None,
     trusted_publishing: bool,
-    attestations: bool,
+    attestations: bool | None,
     skip_github: bool,
     skip_pypi: bool,
     replace: bool,
@@ -142,7 +143,8 @@ def command(
             upload_url=pypi_upload_url or config.pypi_upload_url,
             index_url=pypi_index_url or config.pypi_index_url,
             password=pypi_token or "",
-            attestations=attestations,
+            attestations=attestations is True,
+            skip_attestations=attestations is False,
         ),
         trusted_publishing=trusted_publishing,
         skip_github=skip_github,
