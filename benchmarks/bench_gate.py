@@ -186,7 +186,13 @@ def _gate_checks(ctx: GateContext) -> None:
 def _example_row() -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="upm-bench-gate-") as tmp:
         root = _git_copy(Path(tmp) / "upm-sample")
-        ctx = GateContext(project=load_project(root), tag="v1.2.0", work_dir=Path(tmp) / "work")
+        # Both sides run the tests with the same interpreter (the gate's --test-python).
+        ctx = GateContext(
+            project=load_project(root),
+            tag="v1.2.0",
+            work_dir=Path(tmp) / "work",
+            test_python=sys.executable,
+        )
         pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         theirs = timed(
             lambda: subprocess.run(pytest_cmd, cwd=root, check=True, capture_output=True),
