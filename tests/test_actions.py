@@ -326,7 +326,11 @@ def test_image_outputs_name_the_recorded_image(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert outputs["ref"] == "ghcr.io/o/n:v1.2.0"
     assert outputs["pinned"] == "ghcr.io/o/n@sha256:" + "a" * 64
-    assert outputs["sbom-path"] == str(tmp_path / "upm-sample-1.2.0.image.spdx.json")
+    assert outputs["sbom-path"] == str(tmp_path / "upm-sample-1.2.0.image.cdx.json")
+    _, spdx = run_script_py(
+        "image_outputs.py", {**env, "UPM_IMAGE_SBOM_FORMAT": "spdx-json"}, tmp_path
+    )
+    assert spdx["sbom-name"] == "upm-sample-1.2.0.image.spdx.json"
     missing, none = run_script_py(
         "image_outputs.py", {**env, "UPM_IMAGE": "ghcr.io/o/other"}, tmp_path
     )

@@ -1,6 +1,7 @@
 """Step outputs for the Docker steps: the image the build phase recorded in the manifest.
 
-Runs in the tool venv (``python -I``). Reads ``UPM_MANIFEST`` and ``UPM_IMAGE`` and writes
+Runs in the tool venv (``python -I``). Reads ``UPM_MANIFEST``, ``UPM_IMAGE`` and
+``UPM_IMAGE_SBOM_FORMAT`` (syft's format, default ``cyclonedx-json``) and writes
 ``ref``, ``digest``, ``pinned`` (name@digest), ``sbom-name`` and ``sbom-path`` (next to the
 manifest's artifacts) to ``$GITHUB_OUTPUT``. Exits 2 when the build phase recorded no image.
 """
@@ -26,7 +27,11 @@ def main() -> int:
         gha.annotate("error", f"{manifest.path}: no image {name} recorded; run the build phase")
         return 2
     image = records[-1]
-    sbom_name = image.sbom or f"{manifest.project.name}-{manifest.project.version}.image.spdx.json"
+    # RELEASE.md asks for the image SBOM in CycloneDX JSON; syft's other formats keep their name.
+    fmt = os.environ.get("UPM_IMAGE_SBOM_FORMAT") or "cyclonedx-json"
+    suffix = {"cyclonedx-json": "cdx.json", "spdx-json": "spdx.json"}.get(fmt, f"{fmt}.sbom")
+    stem = f"{manifest.project.name}-{manifest.project.version}.image"
+    sbom_name = image.sbom or f"{stem}.{suffix}"
     first = next(iter(manifest.artifacts), None)
     folder = manifest.resolve(first).parent if first else Path(os.environ["UPM_MANIFEST"]).parent
     gha.set_output("ref", image.ref)
