@@ -299,23 +299,6 @@ def test_corrupt_timestamp_gets_the_same_verdict_as_sigstore(
         assert outcomes == ["pass", "pass"]  # sigstore drops the bad timestamp; the SET remains
 
 
-def test_parallel_and_serial_runs_agree(release_kit: ReleaseKit, release_dir: Path) -> None:
-    (release_dir / WHEEL).write_bytes(b"changed")
-    reports = [
-        verify_release(
-            release_dir,
-            policy=release_policy(),
-            trust_config=release_kit.trust_config,
-            offline=True,
-            manifest=None,
-            gpg_public_key=None,
-            workers=workers,
-        ).to_json()
-        for workers in (1, 4)
-    ]
-    assert reports[0] == reports[1] and reports[0]["passed"] is False
-
-
 def test_empty_directory_is_a_policy_failure(
     release_kit: ReleaseKit, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
