@@ -28,16 +28,18 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from sigstore.verify.policy import VerificationPolicy
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SCHEMA = "upm-release/verify-report/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -484,12 +487,17 @@ def verify_release(
     gpg_public_key: Path | None,
     ignore: Collection[Path] = (),
     verifier: Verifier | None = None,
+    processes: int | None = None,
 ) -> VerifyReport:
     """Verify every file in ``directory``; the report says what passed, per file and check.
 
     ``ignore``: files in the directory that are not part of the release (the report itself).
     ``verifier``: a prepared verifier to reuse (its trust root wins over ``trust_config``).
+    ``processes``: at most this many processes check bundles (default: the CPUs this process
+    may use); see :func:`bundle_processes`.
     """
+    if processes is not None and processes < 1:
+        raise InputError(f"--processes {processes}: must be at least 1")
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: release directory not found", hint="pass the dist dir")
@@ -504,10 +512,81 @@ def verify_release(
             raise InputError(
                 f"{trust_config or 'Sigstore trust root'}: unusable trust root: {describe(e)}"
             ) from None
-    run = _Run(directory, files, policy, verifier)
+    run = _Run(directory, files, policy, verifier, processes or available_cpus())
     run.verify_all(manifest, gpg_public_key)
     log.info("verified %d files in %s", len(files), directory)
     return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+MIN_BUNDLES_PER_PROCESS = 64
+
+
+def bundle_processes(bundles: int, limit: int) -> int:
+    """How many processes verify ``bundles`` bundles: several only on Linux and only with
+    at least MIN_BUNDLES_PER_PROCESS each, so a fork always costs less than it saves.
+
+    Bundle verification is pure Python under the GIL (threads make it slower), so the
+    parallelism is forked processes that inherit the imported modules and the verifier with
+    its certificate checks already done; each verifies every bundle it is given in full.
+    """
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return 1
+    return max(1, min(limit, bundles // MIN_BUNDLES_PER_PROCESS))
+
+
+class ForkError(Exception):
+    """A forked worker did not deliver its results."""
+
+
+def forked_map(fn: Callable[[list[str]], list[_T]], chunks: list[list[str]]) -> list[list[_T]]:
+    """``[fn(chunk) for chunk in chunks]``, the first in this process, the others each in a
+    forked child that pickles its result back through a pipe. Raises ForkError when a child
+    fails (its exception is then raised again when the caller repeats the work itself)."""
+    children: list[tuple[int, int]] = []
+    try:
+        for chunk in chunks[1:]:
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: never return into the caller's code
+                os.close(read)
+                code = 1
+                try:
+                    with os.fdopen(write, "wb") as out:
+                        pickle.dump(fn(chunk), out, protocol=pickle.HIGHEST_PROTOCOL)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(write)
+            children.append((pid, read))
+        results = [fn(chunks[0])] if chunks else []
+        while children:
+            pid, read = children.pop(0)
+            try:
+                with os.fdopen(read, "rb") as pipe:
+                    data = pipe.read()
+            finally:
+                _, status = os.waitpid(pid, 0)
+            if status != 0:
+                raise ForkError(f"worker {pid} failed ({_describe_status(status)})")
+            results.append(pickle.loads(data))
+        return results
+    finally:
+        for pid, read in children:  # only after an error: stop and reap the rest
+            os.close(read)
+            os.waitpid(pid, 0)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit {os.waitstatus_to_exitcode(status)}"
 
 
 def _release_files(directory: Path, ignore: Collection[Path]) -> list[Path]:
@@ -572,8 +651,10 @@ class _Run:
         files: list[Path],
         policy: IdentityPolicy,
         verifier: Verifier,
+        processes: int,
     ) -> None:
         self.directory = directory
+        self.processes = processes
         self.files = {p.name: p for p in files}
         self.kinds = {name: _kind(name) for name in self.files}
         self.policy = policy
@@ -600,8 +681,9 @@ class _Run:
     # -- everything
 
     def verify_all(self, manifest: Manifest | None, gpg_public_key: Path | None) -> None:
-        for name in self.names("wheel", "sdist", "sbom", "checksums", "file"):
-            self.check_bundle(name)
+        signed = self.names("wheel", "sdist", "sbom", "checksums", "file")
+        for name, (status, reason) in zip(signed, self.bundle_checks(signed)):
+            self.entry(name).add("sigstore", status, reason)
         for name in self.names("attestation"):
             self.check_attestation(name)
         for name in self.names("pep740"):
@@ -621,27 +703,49 @@ class _Run:
 
     # -- Sigstore bundles of plain files
 
-    def check_bundle(self, name: str) -> None:
+    def bundle_checks(self, names: list[str]) -> list[tuple[str, str]]:
+        """(status, reason) of each file's bundle, in forked processes for large releases.
+
+        The first bundle is verified here before forking, so the workers inherit the verifier
+        with its once-per-certificate checks done; should a worker fail, this process verifies
+        its share itself.
+        """
+        processes = bundle_processes(len(names), self.processes)
+        if processes == 1:
+            return [self.bundle_check(n) for n in names]
+        first, rest = self.bundle_check(names[0]), names[1:]
+        chunks = [rest[i::processes] for i in range(processes)]
+        try:
+            parts = forked_map(self._bundle_chunk, chunks)
+        except ForkError as e:
+            log.warning("%s; verifying its bundles here", e)
+            parts = [self._bundle_chunk(chunk) for chunk in chunks]
+        results = {names[0]: first}
+        for chunk, part in zip(chunks, parts):
+            results.update(zip(chunk, part))
+        return [results[n] for n in names]
+
+    def _bundle_chunk(self, names: list[str]) -> list[tuple[str, str]]:
+        return [self.bundle_check(n) for n in names]
+
+    def bundle_check(self, name: str) -> tuple[str, str]:
+        """(status, reason) of the Sigstore bundle of ``name``."""
         from sigstore.hashes import Hashed
         from sigstore_models.common.v1 import HashAlgorithm
 
-        entry = self.entry(name)
         bundle_name = name + BUNDLE_SUFFIX
         if bundle_name not in self.files:
-            entry.add("sigstore", FAIL, f"no Sigstore bundle ({bundle_name} is missing)")
-            return
+            return FAIL, f"no Sigstore bundle ({bundle_name} is missing)"
         bundle, error = self.load_bundle(self.files[bundle_name])
         if bundle is None:
-            entry.add("sigstore", FAIL, f"{bundle_name}: {error}")
-            return
+            return FAIL, f"{bundle_name}: {error}"
         hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(self.digests[name]))
         error = self.run_verify(
             lambda: self.verifier.verify_artifact(hashed, bundle, self.sigstore_policy)
         )
         if error:
-            entry.add("sigstore", FAIL, f"{bundle_name}: {error}")
-        else:
-            entry.add("sigstore", PASS, f"{bundle_name}: {self.log_summary(bundle)}")
+            return FAIL, f"{bundle_name}: {error}"
+        return PASS, f"{bundle_name}: {self.log_summary(bundle)}"
 
     def load_bundle(self, path: Path) -> tuple[Bundle | None, str]:
         from sigstore.models import Bundle

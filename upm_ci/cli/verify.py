@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 @offline_option
 @option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=FILE, help="Pin the GPG key.")
 @option("--report-json", env="REPORT_JSON", type=Path, help="Write the JSON report here.")
+@option(
+    "--processes",
+    env="PROCESSES",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N processes verify bundles (Linux, large releases) [the CPUs available].",
+)
 def command(
     directory: Path | None,
     project: Path,
@@ -66,6 +73,7 @@ def command(
     offline: bool,
     gpg_public_key: Path | None,
     report_json: Path | None,
+    processes: int | None,
 ) -> int:
     """Verify a release: bundles, identity, transparency log, SHA256SUMS, provenance, SBOM, GPG.
 
@@ -111,10 +119,14 @@ def command(
         with tempfile.TemporaryDirectory(prefix="upm-verify-") as tmp:
             dest = directory or Path(tmp)
             download_release(api, github_token, repo, github_release, dest)
-            report = _run(dest, policy, trust_config, offline, loaded, gpg_public_key, ignore)
+            report = _run(
+                dest, policy, trust_config, offline, loaded, gpg_public_key, ignore, processes
+            )
     else:
         dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
-        report = _run(dest, policy, trust_config, offline, loaded, gpg_public_key, ignore)
+        report = _run(
+            dest, policy, trust_config, offline, loaded, gpg_public_key, ignore, processes
+        )
     if report_json is not None:
         report.write(report_json)
     if loaded is not None and loaded.path is not None:
@@ -132,6 +144,7 @@ def _run(
     manifest: Manifest | None,
     gpg_public_key: Path | None,
     ignore: list[Path],
+    processes: int | None,
 ) -> VerifyReport:
     from upm_ci.verify import verify_release
 
@@ -143,6 +156,7 @@ def _run(
         manifest=manifest,
         gpg_public_key=gpg_public_key,
         ignore=ignore,
+        processes=processes,
     )
 
 
