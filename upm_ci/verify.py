@@ -17,7 +17,9 @@ then uses the TUF cache instead. With ``--trust-config`` nothing goes over the n
 
 Speed: every bundle of one release carries the same certificate, so :class:`ReleaseVerifier`
 validates the chain, the SCT and the identity policy once per certificate and only the
-per-bundle parts (timestamps, log entry, signature) per bundle.
+per-bundle parts (timestamps, log entry, signature) per bundle. That work is pure Python under
+the GIL, so it runs in one thread; a large release's bundles are shared among forked processes
+(:func:`bundle_processes`), each verifying every bundle it is given in full.
 """
 
 from __future__ import annotations
