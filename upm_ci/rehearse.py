@@ -382,7 +382,13 @@ def _produced(phase: str, out_dir: Path) -> str:
     kinds = {
         "build": ("sdist", "wheel", "checksums"),
         "sbom": ("sbom",),
-        "sign": ("sigstore-bundle", "provenance", "sbom-attestation", "gpg-signature"),
+        "sign": (
+            "sigstore-bundle",
+            "provenance",
+            "sbom-attestation",
+            "pep740-attestation",
+            "gpg-signature",
+        ),
     }[phase]
     files = manifest.of_kind(*kinds)
     names = ", ".join(a.name for a in files[:3])
