@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from upm_ci.errors import ServiceError
 
@@ -93,6 +93,42 @@ def classify_http(status: int, headers: Mapping[str, str], body: str = "") -> fl
                 return max(0.0, float(reset) - time.time())
         return retry_after if retry_after is not None else 1.0
     return None
+
+
+class HttpStatusError(Exception):
+    """A non-success HTTP answer, raised inside a retried call so :func:`classify` sees it."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(f"HTTP {response.status_code} from {response.url}")
+        self.response = response
+
+
+def http_failure(exc: BaseException) -> tuple[int, dict[str, str], str] | None:
+    """Status, headers and body of an HTTP failure from any client upm-ci uses, else None.
+
+    PyGithub's ``GithubException`` carries ``status``/``headers``/``data``; requests'
+    ``HTTPError`` and :class:`HttpStatusError` carry the ``response``.
+    """
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and hasattr(exc, "data"):
+        headers = getattr(exc, "headers", None) or {}
+        return status, {str(k): str(v) for k, v in headers.items()}, str(exc.data or "")
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    if isinstance(code, int):
+        headers = getattr(response, "headers", None) or {}
+        body = getattr(response, "text", "") or ""
+        return code, {str(k): str(v) for k, v in headers.items()}, body[:2000]
+    return None
+
+
+def classify(exc: BaseException) -> float | None:
+    """The retry decision for every HTTP client upm-ci uses: an HTTP failure by its status
+    (:func:`classify_http`), a dropped connection always, anything else never."""
+    failure = http_failure(exc)
+    if failure is not None:
+        return classify_http(*failure)
+    return 0.0 if is_connection_error(exc) else None
 
 
 def is_connection_error(exc: BaseException) -> bool:

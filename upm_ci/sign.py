@@ -56,7 +56,13 @@ from upm_ci.manifest import (
     sha256_file,
 )
 from upm_ci.project import Project
-from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
+from upm_ci.retry import (
+    RetryPolicy,
+    call_with_retry,
+    classify_http,
+    http_failure,
+    is_connection_error,
+)
 from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1, file_sha256, verify_pep740
 
 if TYPE_CHECKING:
@@ -173,8 +179,6 @@ def log_index(bundle_json: str) -> int | None:
 def classify_sigstore(exc: BaseException) -> float | None:
     """Retry decision for sigstore-python errors: they wrap ``requests`` errors (as cause,
     context or first argument), so look through the chain for an HTTP status or a reset."""
-    import requests
-
     if isinstance(exc, _MissingTimestamp) or is_connection_error(exc):
         return 0.0
     seen: set[int] = set()
@@ -183,9 +187,9 @@ def classify_sigstore(exc: BaseException) -> float | None:
         seen.add(id(current))
         candidates = [current, *(a for a in current.args if isinstance(a, BaseException))]
         for candidate in candidates:
-            if isinstance(candidate, requests.HTTPError) and candidate.response is not None:
-                response = candidate.response
-                return classify_http(response.status_code, response.headers, response.text)
+            failure = http_failure(candidate)
+            if failure is not None:
+                return classify_http(*failure)
         current = current.__cause__ or current.__context__
     return None
 

@@ -49,7 +49,7 @@ from upm_ci.identity import workflow_identity
 from upm_ci.manifest import Manifest, sha256_file, write_json_atomic
 from upm_ci.provenance import CYCLONEDX_BOM, STATEMENT_TYPE
 from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
-from upm_ci.retry import call_with_retry, classify_http, describe, is_connection_error
+from upm_ci.retry import call_with_retry, classify, describe
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -1154,14 +1154,6 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
         timeout=60,
         lazy=True,
     )
-
-    def classify(exc: BaseException) -> float | None:
-        if isinstance(exc, GithubException) and not isinstance(exc, UnknownObjectException):
-            return classify_http(exc.status, exc.headers or {}, str(exc.data))
-        response = getattr(exc, "response", None)  # requests.HTTPError from a download
-        if response is not None and hasattr(response, "status_code"):
-            return classify_http(response.status_code, response.headers, response.text[:500])
-        return 0.0 if is_connection_error(exc) else None
 
     try:
         release = call_with_retry(

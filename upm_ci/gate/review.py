@@ -30,7 +30,7 @@ from upm_ci.errors import InputError, ServiceError
 from upm_ci.gate.model import CheckResult, Finding, GateContext, GitHubAccess, Status
 from upm_ci.gate.version import highest_tag_below
 from upm_ci.project import git, parse_version
-from upm_ci.retry import call_with_retry, classify_http, describe, is_connection_error
+from upm_ci.retry import call_with_retry, classify, describe
 
 if TYPE_CHECKING:
     from github.Commit import Commit
@@ -204,7 +204,7 @@ def _call(what: str, fn: Callable[[], T], *, not_found: str | None = None) -> T:
     from github import GithubException
 
     try:
-        return call_with_retry(fn, what=what, classify=_classify)
+        return call_with_retry(fn, what=what, classify=classify)
     except GithubException as e:
         if e.status == 401:
             raise _Refused(
@@ -218,11 +218,3 @@ def _call(what: str, fn: Callable[[], T], *, not_found: str | None = None) -> T:
                 "pull-requests:read"
             ) from None
         raise _Refused(f"{what}: GitHub answered {e.status}: {describe(e)}") from None
-
-
-def _classify(exc: BaseException) -> float | None:
-    from github import GithubException
-
-    if isinstance(exc, GithubException):
-        return classify_http(exc.status, exc.headers or {}, str(exc.data))
-    return 0.0 if is_connection_error(exc) else None

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
+from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify
 
 if TYPE_CHECKING:
     from github import Github
@@ -83,16 +83,6 @@ class AssetOutcome:
     sha256: str
     status: str  # uploaded | skipped | replaced
     url: str
-
-
-def classify(exc: BaseException) -> float | None:
-    """Retry decision for PyGithub errors and dropped connections."""
-    from github import GithubException
-
-    if isinstance(exc, GithubException):
-        headers = {str(k): str(v) for k, v in (exc.headers or {}).items()}
-        return classify_http(exc.status, headers, str(exc.data or ""))
-    return 0.0 if is_connection_error(exc) else None
 
 
 def _already_exists(exc: BaseException) -> bool:
@@ -317,13 +307,13 @@ class GitHubReleases:
                 timeout=self._timeout,
             ) as r:
                 if r.status_code != 200:
-                    raise _HttpStatus(r)
+                    raise HttpStatusError(r)
                 for chunk in r.iter_content(1 << 20):
                     digest.update(chunk)
             return digest.hexdigest()
 
         return call_with_retry(
-            download, what=f"download {asset.name}", classify=_classify_any, policy=self.policy
+            download, what=f"download {asset.name}", classify=classify, policy=self.policy
         )
 
     def delete_asset(self, asset: RemoteAsset) -> None:
@@ -458,16 +448,3 @@ class GitHubReleases:
             elif not (names_only and exp.own_record) and self.asset_sha256(asset) != exp.sha256:
                 problems.append(f"{exp.name} has another digest")
         return problems
-
-
-class _HttpStatus(Exception):
-    def __init__(self, response: requests.Response) -> None:
-        super().__init__(f"HTTP {response.status_code} from {response.url}")
-        self.response = response
-
-
-def _classify_any(exc: BaseException) -> float | None:
-    if isinstance(exc, _HttpStatus):
-        r = exc.response
-        return classify_http(r.status_code, dict(r.headers), "")
-    return classify(exc)

@@ -36,7 +36,7 @@ import requests
 from upm_ci import gha
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.identity import decode_claims
-from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
+from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +78,6 @@ class UploadOutcome:
     sha256: str
     status: str
     url: str
-
-
-class _HttpFailure(Exception):
-    """An HTTP answer that is not success, kept for the retry classifier."""
-
-    def __init__(self, response: requests.Response) -> None:
-        super().__init__(f"HTTP {response.status_code} {response.reason} from {response.url}")
-        self.response = response
-
-
-def classify(exc: BaseException) -> float | None:
-    if isinstance(exc, _HttpFailure):
-        r = exc.response
-        return classify_http(r.status_code, dict(r.headers), r.text[:2000])
-    return 0.0 if is_connection_error(exc) else None
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -138,7 +123,7 @@ def index_files(
             url, headers={"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}, auth=auth, timeout=30
         )
         if r.status_code >= 500 or r.status_code == 429:
-            raise _HttpFailure(r)
+            raise HttpStatusError(r)
         return r
 
     response = call_with_retry(fetch, what=f"read {url}", classify=classify, policy=policy)
@@ -316,7 +301,7 @@ def upload(
                     hint="use the index's exact upload URL",
                 )
             if r.status_code >= 500 or r.status_code == 429:
-                raise _HttpFailure(r)
+                raise HttpStatusError(r)
             if index_files(target, project).get(item.name) == item.sha256:
                 return  # an earlier attempt landed; only its answer was lost
             raise PolicyError(
@@ -375,7 +360,7 @@ def trusted_publishing_token(
     def get_audience() -> requests.Response:
         r = requests.get(audience_url, timeout=30)
         if r.status_code >= 500 or r.status_code == 429:
-            raise _HttpFailure(r)
+            raise HttpStatusError(r)
         return r
 
     answer = call_with_retry(get_audience, what=audience_url, classify=classify, policy=policy)
@@ -395,7 +380,7 @@ def trusted_publishing_token(
     def mint() -> requests.Response:
         r = requests.post(mint_url, json={"token": oidc}, timeout=30)
         if r.status_code >= 500 or r.status_code == 429:
-            raise _HttpFailure(r)
+            raise HttpStatusError(r)
         return r
 
     minted = call_with_retry(mint, what=mint_url, classify=classify, policy=policy)
@@ -436,7 +421,7 @@ def _actions_id_token(audience: str) -> str:
             timeout=30,
         )
         if r.status_code >= 500 or r.status_code == 429:
-            raise _HttpFailure(r)
+            raise HttpStatusError(r)
         return r
 
     answer = call_with_retry(fetch, what="OIDC token request", classify=classify)
