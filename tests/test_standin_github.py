@@ -550,3 +550,24 @@ def test_cli_serves_a_seed_file_until_terminated(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_an_upload_cut_short_by_the_client_stays_a_starter_asset(github_standin, github) -> None:
+    """A client killed mid-body leaves what GitHub leaves: a ``starter`` asset, not a short one."""
+    import socket
+
+    repo = github_standin.add_repo("o", "r")
+    github_standin.add_commit(repo, message="init", author="a")
+    release = github.get_repo("o/r").create_git_release("v1", "v1", "", draft=True)
+    path = f"/api/uploads/repos/o/r/releases/{release.id}/assets?name=big.bin"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: token {github_standin.token}\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", github_standin.port)) as sock:
+        sock.sendall(head.encode() + b"x" * 400)
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1)
+    [asset] = github.get_repo("o/r").get_release(release.id).get_assets()
+    assert (asset.name, asset.state) == ("big.bin", "starter")

@@ -809,6 +809,14 @@ class GitHubRequestHandler(BaseHTTPRequestHandler):
             self._drop_connection()
             return
         body = self._read_body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):
+            # The client went away mid-request (killed, reset): GitHub keeps such an upload as
+            # a ``starter`` asset and acts on no other truncated request.
+            if upload_match is not None and offered and login is not None:
+                service.record_interrupted_upload(request_with(body), upload_match)
+            service.record(record)
+            self._drop_connection()
+            return
         if fault == "reset":
             service.record(record)
             self._drop_connection()
