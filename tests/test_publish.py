@@ -325,3 +325,43 @@ def test_help_does_not_import_github_or_twine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.strip().endswith("[]")
+
+
+def _drop_wheel_signature(m: Any) -> None:
+    m.signatures = [s for s in m.signatures if "whl" not in s.subject]
+
+
+def _stale_signatures(m: Any) -> None:
+    for s in m.signatures:
+        s.subject_sha256 = "0" * 64
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.phases.pop("gate"), "phase gate has not run"),
+        (lambda m: m.record_phase("sbom", "fail"), "phase sbom ended with 'fail'"),
+        (lambda m: m.phases.pop("sign"), "phase sign has not run"),
+        (_drop_wheel_signature, "no Sigstore signature over upm_sample-1.2.0-py3-none-any.whl"),
+        (_stale_signatures, "no Sigstore signature over"),
+    ],
+)
+def test_publish_refuses_a_release_whose_earlier_phases_did_not_pass(
+    change: Any,
+    message: str,
+    gh: GitHubStandIn,
+    pypi_standin: PypiStandIn,
+    manifest_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Fail closed before the irreversible step: nothing reaches GitHub or the index."""
+    from upm_ci.manifest import Manifest
+
+    manifest = Manifest.load(manifest_path)
+    change(manifest)
+    manifest.save()
+    gh.clear_log()
+    assert main(_args(manifest_path, gh, pypi_standin)) == 1
+    assert message in capsys.readouterr().err
+    assert [r for r in gh.requests if r.method != "GET"] == []
+    assert pypi_standin.files() == {} and pypi_standin.uploads == []

@@ -85,6 +85,7 @@ def publish_release(
 ) -> PublishResult:
     """Publish what the manifest lists; see the module docstring for the order."""
     _check_inputs(project, manifest, settings)
+    check_ready(manifest)
     audit_path = _audit_path(project, manifest, settings)
     own = {audit_path.name, f"{audit_path.name}.sigstore.json"}
     assets = [
@@ -194,6 +195,35 @@ def publish_release(
 
 
 # --- steps ----------------------------------------------------------------------------------
+#: Phases that must have passed before anything irreversible happens.
+READY_PHASES = ("gate", "build", "sbom", "sign")
+
+
+def check_ready(manifest: Manifest) -> None:
+    """Fail closed before publishing: every earlier phase passed and every distribution
+    carries a Sigstore signature over its current digest.
+
+    Each phase refuses on its own failure, but the CLI and the single phase actions can be
+    called in any order; PyPI cannot take an upload back, so publish checks the ledger.
+    """
+    where = str(manifest.path or "manifest")
+    for phase in READY_PHASES:
+        status = manifest.phases.get(phase, {}).get("status")
+        if status != "pass":
+            said = f"ended with {status!r}" if status else "has not run"
+            raise PolicyError(
+                f"{where}: phase {phase} {said}; nothing was published",
+                hint=f"run `upm-ci {phase}` until it passes",
+            )
+    signed = {(s.subject, s.subject_sha256) for s in manifest.signatures if s.method == "sigstore"}
+    unsigned = [a.name for a in manifest.distributions() if (a.name, a.sha256) not in signed]
+    if unsigned:
+        raise PolicyError(
+            f"{where}: no Sigstore signature over {', '.join(unsigned)}; nothing was published",
+            hint="run `upm-ci sign`",
+        )
+
+
 def _check_inputs(project: Project, manifest: Manifest, settings: PublishSettings) -> None:
     """Bad input is found before anything is sent anywhere."""
     where = str(manifest.path or "manifest")
