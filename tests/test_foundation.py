@@ -355,3 +355,39 @@ def test_add_image_records_the_image_and_its_sbom_as_a_release_file(
     assert main([*args, "--digest", "sha256:nothex"]) == 2
     assert main([*args, "--digest", digest, "--sbom", str(tmp_path / "missing.json")]) == 2
     assert len(Manifest.load(path).images) == 1
+
+
+def test_an_inner_retry_that_gave_up_is_not_retried_again() -> None:
+    """Nested retries (a retried call inside a retried call) must not multiply attempts."""
+    calls = 0
+
+    def inner() -> None:
+        nonlocal calls
+        calls += 1
+        raise Http(503)
+
+    quick = RetryPolicy(attempts=3, base_delay=0, sleep=lambda s: None)
+
+    def outer() -> None:
+        call_with_retry(inner, what="inner", classify=_classify, policy=quick)
+
+    with pytest.raises(ServiceError):
+        call_with_retry(outer, what="outer", classify=_classify, policy=quick)
+    assert calls == 3
+
+
+@pytest.mark.parametrize(("value", "fragment"), [("abc", "not a number"), ("0", "below 1")])
+def test_bad_retry_settings_are_bad_input(
+    value: str, fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", value)
+    with pytest.raises(InputError, match=fragment):
+        RetryPolicy.from_env()
+
+
+def test_manifest_with_mistyped_fields_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    doc = Manifest(project=ProjectInfo("p", "1.0", "v1.0")).to_json()
+    path.write_text(json.dumps({**doc, "phases": ["a"]}))
+    with pytest.raises(InputError, match="malformed manifest field"):
+        Manifest.load(path)

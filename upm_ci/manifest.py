@@ -274,7 +274,7 @@ class Manifest:
                     for dest, entries in data.get("ledger", {}).items()
                 },
             )
-        except (TypeError, KeyError, AttributeError) as e:
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
             raise InputError(f"{source}: malformed manifest field: {e}") from None
 
     @classmethod
@@ -369,13 +369,18 @@ def rebase_paths(manifest: Manifest, new_path: Path) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temp file in the same directory and ``os.replace``: never half-written."""
+    """Write JSON so that ``path`` is never seen half-written (see write_text_atomic)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (LF line ends) via a temp file in the same directory, fsync and
+    ``os.replace``: readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

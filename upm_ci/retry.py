@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from upm_ci.errors import ServiceError
+from upm_ci.errors import InputError, ServiceError, UpmError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,9 +38,9 @@ class RetryPolicy:
     def from_env(cls) -> RetryPolicy:
         """Defaults, overridable by ``UPM_RETRY_ATTEMPTS`` / ``UPM_RETRY_BASE_DELAY`` (tests)."""
         return cls(
-            attempts=int(os.environ.get("UPM_RETRY_ATTEMPTS", cls.attempts)),
-            base_delay=float(os.environ.get("UPM_RETRY_BASE_DELAY", cls.base_delay)),
-            max_delay=float(os.environ.get("UPM_RETRY_MAX_DELAY", cls.max_delay)),
+            attempts=int(_env_number("UPM_RETRY_ATTEMPTS", cls.attempts, minimum=1)),
+            base_delay=_env_number("UPM_RETRY_BASE_DELAY", cls.base_delay, minimum=0),
+            max_delay=_env_number("UPM_RETRY_MAX_DELAY", cls.max_delay, minimum=0),
         )
 
     def delay(self, attempt: int, retry_after: float) -> float:
@@ -63,6 +63,8 @@ def call_with_retry(
     for attempt in range(policy.attempts):
         try:
             return fn()
+        except UpmError:
+            raise  # a verdict, or an inner retry that already gave up: never retried again
         except Exception as exc:  # noqa: BLE001 - classify decides
             retry_after = classify(exc)
             if retry_after is None:
@@ -158,6 +160,19 @@ def describe(exc: BaseException) -> str:
     """A short one-line description of an exception, for messages."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _env_number(name: str, default: float, *, minimum: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"${name}: {raw!r} is not a number") from None
+    if value < minimum:
+        raise InputError(f"${name}: {raw} is below {minimum:g}")
+    return value
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
