@@ -35,7 +35,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from upm_ci.errors import InputError, PolicyError
-from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file
+from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file, write_text_atomic
 from upm_ci.project import Project, git, version_from_tag
 
 log = logging.getLogger(__name__)
@@ -425,18 +425,6 @@ def sha256sums_text(paths: Sequence[Path]) -> str:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = list(pool.map(sha256_file, ordered))
     return "".join(f"{digest}  {p.name}\n" for digest, p in zip(digests, ordered))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (LF line ends) so that ``path`` is never seen half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- the phase --------------------------------------------------------------------------------

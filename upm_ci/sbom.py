@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from upm_ci import __version__
-from upm_ci.build import venv_with_wheel, write_text_atomic
+from upm_ci.build import venv_with_wheel
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.manifest import Artifact, Manifest, SbomRecord, sha256_file
+from upm_ci.manifest import Artifact, Manifest, SbomRecord, sha256_file, write_text_atomic
 from upm_ci.project import Project
 
 if TYPE_CHECKING:

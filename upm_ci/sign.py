@@ -54,6 +54,7 @@ from upm_ci.manifest import (
     Manifest,
     SignatureRecord,
     sha256_file,
+    write_text_atomic,
 )
 from upm_ci.project import Project
 from upm_ci.retry import (
@@ -78,7 +79,6 @@ BUNDLE_SUFFIX = ".sigstore.json"
 PROVENANCE_SUFFIX = ".intoto.jsonl"
 SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
 #: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
-SIGNED_KINDS = ("sdist", "wheel", "sbom", "checksums", "project-manifest", "plugin")
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
 PEP740_KINDS = ("sdist", "wheel")
 DEFAULT_WORKERS = 64
@@ -1032,18 +1032,6 @@ def _sign_sbom_attestation(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and ``os.replace``: never half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _first_line(exc: BaseException) -> str:
