@@ -269,7 +269,15 @@ def test_lock_covers_python_310_to_313_on_every_os() -> None:
     assert "python_full_version < '3.11'" in text  # tomli and friends for 3.10
     assert "sys_platform == 'win32'" in text
     assert "os_name == 'nt'" in text
-    assert "uv pip compile" not in text or "--universal" in text
+
+
+def test_make_lock_regenerates_the_universal_lock_it_is_checked_against() -> None:
+    """The lock has no header naming its command; ``make lock`` is where the command lives."""
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nlock:", 1)[1].split("\n\n", 1)[0]
+    for flag in ("uv pip compile pyproject.toml", "--generate-hashes", "--universal"):
+        assert flag in recipe
+    assert "--python-version 3.10" in recipe and "-o actions/setup/requirements.txt" in recipe
 
 
 def run_script(
