@@ -205,3 +205,9 @@ def test_runtime_requirements_reads_static_dependencies(tmp_path: Path) -> None:
         runtime_requirements({"project": {"dynamic": ["dependencies"]}}, source="p.toml")
     with pytest.raises(InputError, match="p.toml: \\[project\\] dependencies: 'idna >>= 3'"):
         runtime_requirements({"project": {"dependencies": ["idna >>= 3"]}}, source="p.toml")
+
+
+def test_a_fix_version_that_is_not_pep440_is_kept_not_a_crash() -> None:
+    from upm_ci.audit import _later_fixes
+
+    assert _later_fixes(["1.0", "2.5", "2024-06-security"], "2.0") == ("2.5", "2024-06-security")

@@ -297,7 +297,15 @@ def _later_fixes(fixes: Sequence[str], version: str) -> tuple[str, ...]:
     """Fix versions above the pinned one: pip-audit reports only the first OSV range's fix,
     which for a 2.x pin can be a 1.x release that does not help."""
     current = Version(version)
-    return tuple(str(f) for f in fixes if Version(str(f)) > current)
+    return tuple(str(f) for f in fixes if _above(str(f), current))
+
+
+def _above(fix: str, current: Version) -> bool:
+    """True when ``fix`` is a later version; a fix version that is not PEP 440 is kept."""
+    try:
+        return Version(fix) > current
+    except InvalidVersion:
+        return True
 
 
 def runtime_requirements(pyproject: dict[str, Any], *, source: str) -> list[str]:

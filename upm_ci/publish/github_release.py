@@ -312,9 +312,15 @@ class GitHubReleases:
                     digest.update(chunk)
             return digest.hexdigest()
 
-        return call_with_retry(
-            download, what=f"download {asset.name}", classify=classify, policy=self.policy
-        )
+        try:
+            return call_with_retry(
+                download, what=f"download {asset.name}", classify=classify, policy=self.policy
+            )
+        except HttpStatusError as e:
+            raise ServiceError(
+                f"download {asset.name}: GitHub answered {e.response.status_code}",
+                hint="the asset cannot be read back to compare digests; re-run",
+            ) from None
 
     def delete_asset(self, asset: RemoteAsset) -> None:
         from github import UnknownObjectException

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -369,7 +369,13 @@ def trusted_publishing_token(
             f"{audience_url}: the index does not offer Trusted Publishing ({answer.status_code})",
             hint="use --pypi-token instead",
         )
-    audience = str(answer.json().get("audience", ""))
+    try:
+        audience = str(answer.json()["audience"])
+    except (ValueError, KeyError, TypeError):
+        raise InputError(
+            f"{audience_url}: the index answered without an OIDC audience",
+            hint="the index does not offer Trusted Publishing; use --pypi-token",
+        ) from None
     oidc = (id_token or _actions_id_token)(audience)
     gha.mask(oidc)
     problems = preflight_claims(decode_claims(oidc).raw)
@@ -416,7 +422,7 @@ def _actions_id_token(audience: str) -> str:
 
     def fetch() -> requests.Response:
         r = requests.get(
-            f"{url}{sep}audience={audience}",
+            f"{url}{sep}audience={quote(audience, safe='')}",
             headers={"Authorization": f"bearer {bearer}"},
             timeout=30,
         )
@@ -427,4 +433,10 @@ def _actions_id_token(audience: str) -> str:
     answer = call_with_retry(fetch, what="OIDC token request", classify=classify)
     if answer.status_code != 200:
         raise InputError(f"OIDC token request refused ({answer.status_code})")
-    return str(answer.json()["value"])
+    try:
+        return str(answer.json()["value"])
+    except (ValueError, KeyError, TypeError):
+        raise ServiceError(
+            f"the runner's OIDC endpoint answered {answer.status_code} without a token",
+            hint="re-run the job; check `permissions: id-token: write`",
+        ) from None
