@@ -36,7 +36,7 @@ from packaging.utils import canonicalize_name
 
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file, write_text_atomic
-from upm_ci.project import Project, git, version_from_tag
+from upm_ci.project import Project, git, resolve_tag, version_from_tag
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,6 @@ class BuildResult:
 
 
 # --- release identity -------------------------------------------------------------------------
-def resolve_tag(project: Project, tag: str | None) -> str:
-    """The tag being released: ``--tag``, else a tag ``GITHUB_REF``, else the project's own."""
-    if tag:
-        return tag.removeprefix("refs/tags/")
-    ref = os.environ.get("GITHUB_REF", "")
-    if ref.startswith("refs/tags/"):
-        return ref.removeprefix("refs/tags/")
-    return project.tag
-
-
 def _in_git(root: Path) -> bool:
     try:
         return git(root, "rev-parse", "--is-inside-work-tree") == "true"

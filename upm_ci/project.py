@@ -116,6 +116,16 @@ def version_from_tag(tag: str, prefix: str = "v") -> Version:
     return parse_version(text, where=f"tag {tag!r}")
 
 
+def resolve_tag(project: Project, tag: str | None) -> str:
+    """The tag being released: ``--tag``, else a tag ``GITHUB_REF``, else the project's own."""
+    if tag:
+        return tag.removeprefix("refs/tags/")
+    ref = os.environ.get("GITHUB_REF", "")
+    if ref.startswith("refs/tags/"):
+        return ref.removeprefix("refs/tags/")
+    return project.tag
+
+
 def git(root: Path, *args: str) -> str:
     """Run git in ``root``; an InputError if it fails (not a repository, unknown ref)."""
     try:

@@ -72,13 +72,12 @@ def command(
     osv_url: str | None,
 ) -> int:
     """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
-    from upm_ci.build import resolve_tag
     from upm_ci.config import display_path
     from upm_ci.gate import run_gate
     from upm_ci.gate.model import GitHubAccess
     from upm_ci.gate.report import render_markdown, render_text
     from upm_ci.manifest import Manifest, ProjectInfo, write_json_atomic
-    from upm_ci.project import git, load_project
+    from upm_ci.project import git, load_project, resolve_tag
 
     loaded = load_project(project)
     if junit_xml is not None and not junit_xml.is_file():

@@ -20,6 +20,7 @@ from upm_ci.cli._common import (
     phase_options,
     repository_option,
     table,
+    tag_option,
     trust_config_option,
 )
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 @github_api_url_option
 @github_token_option
 @repository_option
-@option("--tag", env="TAG", default=None, help="Release tag [default: v<version>].")
+@tag_option
 @option(
     "--pypi-upload-url",
     "--repository-url",
@@ -127,7 +128,7 @@ def command(
     digest is skipped; exit 1 when something there has other bytes.
     """
     from upm_ci.manifest import Manifest, write_json_atomic
-    from upm_ci.project import load_project
+    from upm_ci.project import load_project, resolve_tag
     from upm_ci.publish import PublishSettings, publish_release
     from upm_ci.publish.pypi import IndexTarget
 
@@ -136,7 +137,7 @@ def command(
     config = proj.config
     settings = PublishSettings(
         repository=repository or proj.repository,
-        tag=tag or proj.tag,
+        tag=resolve_tag(proj, tag),
         github_api_url=github_api_url or config.github_api_url,
         github_token=github_token,
         pypi=IndexTarget(
