@@ -482,6 +482,41 @@ def test_download_keeps_no_partial_files(
     assert list(dest.iterdir()) == []
 
 
+def test_an_unfinished_asset_fails_the_release_before_any_download(
+    release_kit: ReleaseKit,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Fail closed: a ``starter`` asset is a release that is not whole, not a file to skip."""
+    monkeypatch.setenv("UPM_GITHUB_TOKEN", SENTINEL_TOKEN)
+    dest = tmp_path / "dl"
+    with GitHubStandIn(token={SENTINEL_TOKEN: "release-bot"}) as gh:
+        repo = gh.add_repo("unexpected", "upm-sample")
+        gh.add_tag(repo, TAG, gh.add_commit(repo, message="release", author="alice"))
+        assets = {p.name: p.read_bytes() for p in release_kit.golden.iterdir()}
+        gh.add_release(repo, TAG, assets=assets, starter_assets={"extra.sbom.json": b"{"})
+        assert main(github_args(release_kit, gh, tmp_path, str(dest))) == 1
+    assert "extra.sbom.json is in state 'starter'" in capsys.readouterr().err
+    assert not dest.exists()
+
+
+def test_github_release_needs_an_empty_directory(
+    release_kit: ReleaseKit,
+    published: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    (dest / "old.whl").write_bytes(b"left over")
+    monkeypatch.setenv("UPM_GITHUB_TOKEN", SENTINEL_TOKEN)
+    assert main(github_args(release_kit, published, tmp_path, str(dest))) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in dest.iterdir()] == ["old.whl"]
+
+
 def test_copy_helper_is_isolated(release_kit: ReleaseKit, tmp_path: Path) -> None:
     """Tamper tests rely on copies: changing one never touches the golden release."""
     dist = release_kit.copy(tmp_path / "d")

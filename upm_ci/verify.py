@@ -1171,13 +1171,22 @@ def download_release(api_url: str, token: str, repository: str, tag: str, dest: 
         ) from None
     except GithubException as e:
         raise InputError(f"GitHub API {api_url}: {e.status} {describe(e)}") from None
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and any(dest.iterdir()):
+        raise InputError(
+            f"{dest}: not empty; verify downloads the release into an empty directory, so that "
+            "only the release's own files are verified",
+            hint="pass a new or empty DIRECTORY",
+        )
     for asset in assets:
         if "/" in asset.name or asset.name in ("", ".", ".."):
             raise PolicyError(f"release {tag}: asset name {asset.name!r} is not a plain file name")
         if asset.state != "uploaded":
-            log.warning("%s: asset state %s, not downloaded", asset.name, asset.state)
-            continue
+            raise PolicyError(
+                f"release {tag}: asset {asset.name} is in state {asset.state!r} (an upload that "
+                "never finished): the release is incomplete"
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    for asset in assets:
         call_with_retry(
             functools.partial(_download_asset, asset, dest / asset.name),
             what=f"download of {asset.name}",

@@ -35,7 +35,13 @@ if TYPE_CHECKING:
 @click.command("verify")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @project_option
-@option("--manifest", env="MANIFEST", type=FILE, default=None, help="Cross-check digests.")
+@option(
+    "--manifest",
+    env="MANIFEST",
+    type=FILE,
+    default=None,
+    help="Cross-check digests against this manifest, and record the verify phase in it.",
+)
 @option("--github-release", env="GITHUB_RELEASE", metavar="TAG", help="Download and verify it.")
 @github_api_url_option
 @github_token_option
