@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_verify_fixtures import (
+from tests.fixtures.release_kit import (
     CDX,
     PROVENANCE,
     PUBKEY,

@@ -15,7 +15,7 @@ from pytest_mock import MockerFixture
 from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.verify import Verifier
 
-from tests.test_verify_fixtures import (
+from tests.fixtures.release_kit import (
     CDX,
     REPOSITORY,
     SDIST,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pypi_attestations import Attestation, Distribution
 
-from tests.test_verify_fixtures import (
+from tests.fixtures.release_kit import (
     REPOSITORY,
     SDIST,
     TAG,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_mock import MockerFixture
 
-from tests.test_verify_fixtures import (
+from tests.fixtures.release_kit import (
     REPOSITORY,
     SDIST,
     TAG,
