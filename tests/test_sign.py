@@ -460,14 +460,17 @@ def test_4xx_is_not_retried(
     path: str,
 ) -> None:
     monkeypatch.setenv("UPM_IDENTITY_TOKEN", mint_github_token())
+    # At most one submission per signature: the release's files, its two project manifests,
+    # two PEP 740 attestations, the provenance and the SBOM attestation. A retried 400 would
+    # show up as several per signature.
+    files = len(Manifest.load(release / "release-manifest.json").artifacts) + 6
     fresh_sigstore_standin.inject_fault(400, count=100, path_prefix=path)
     assert cli(release, fresh_sigstore_standin) == 3
     err = capsys.readouterr().err
     assert "not retried" in err or "refused" in err
     statuses = [r["status"] for r in fresh_sigstore_standin.requests(path)]
     assert statuses and all(s == 400 for s in statuses)
-    if path == FULCIO:
-        assert len(statuses) == 1
+    assert len(statuses) == 1 if path == FULCIO else len(statuses) <= files
     manifest = Manifest.load(release / "release-manifest.json")
     assert "sign" not in manifest.phases and manifest.signatures == []
 
