@@ -373,9 +373,20 @@ class ReleaseSigner:
                     raise
             return self._signer
 
-    def sign_file(self, path: Path, bundle_path: Path | None = None) -> Path:
-        """Sign ``path``, verify, write ``<path>.sigstore.json`` atomically; return its path."""
+    def sign_file(
+        self, path: Path, bundle_path: Path | None = None, *, sha256: str | None = None
+    ) -> Path:
+        """Sign ``path``, verify, write ``<path>.sigstore.json`` atomically; return its path.
+
+        ``sha256``: the digest the manifest recorded; a file that no longer has it is refused
+        (the bytes signed are the bytes hashed here, once).
+        """
         digest = file_sha256(path)
+        if sha256 is not None and digest != sha256:
+            raise PolicyError(
+                f"{path.name}: changed after it was recorded in the manifest",
+                hint="rebuild; never sign altered files",
+            )
         signer = self._active()
         bundle = self._call(
             lambda: self._checked(signer.sign_artifact(_hashed(digest))),
@@ -913,7 +924,7 @@ def _sign_subject(signer: ReleaseSigner, subject: _Subject) -> SignedFile:
     bundle = subject.path.with_name(subject.path.name + BUNDLE_SUFFIX)
     reused = signer.existing_bundle_verifies(bundle, subject.sha256)
     if not reused:
-        signer.sign_file(subject.path, bundle)
+        signer.sign_file(subject.path, bundle, sha256=subject.sha256)
     return SignedFile(
         subject=subject.path.name,
         file=bundle.name,
