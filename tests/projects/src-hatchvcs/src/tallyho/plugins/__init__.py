@@ -1,0 +1,1 @@
+"""Counter plugins. Each module has ``main(payload) -> dict`` and UPM's entrypoint block."""

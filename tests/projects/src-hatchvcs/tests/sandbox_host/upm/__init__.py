@@ -1,0 +1,1 @@
+"""A minimal stand-in for the UPM host, for tests only (never shipped)."""
