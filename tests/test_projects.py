@@ -1,0 +1,316 @@
+"""Any Python project, released as the README says: ``upm-ci rehearse DIR`` and nothing else.
+
+The projects under ``tests/projects/`` look like other people's, not like the UPM example:
+setuptools-scm, hatch-vcs, flit and setuptools ``attr:`` versions; flat and src layouts; test
+dependencies in an extra or a PEP 735 group; no conftest; changelogs in towncrier, Keep a
+Changelog, "Version x / Released date" and reStructuredText style. Each is copied into its own
+git repository (the previous release tagged, HEAD untagged), released with
+``upm-ci rehearse COPY --out OUT`` as a subprocess and no other option or variable, and must
+pass every phase with the changelog's top version. A broken copy of each must stop at the
+gate, and the check that names the breakage must be the one that fails.
+
+A full rehearsal takes tens of seconds, so each project is rehearsed once per session (even
+across xdist workers, see :func:`_once`) and several tests read its output.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
+
+from tests.conftest import git
+
+pytestmark = pytest.mark.slow
+
+PROJECTS_DIR = Path(__file__).resolve().parent / "projects"
+PHASES = ("gate", "build", "sbom", "sign", "publish", "verify")
+#: One rehearsal's limit; pytest-timeout (300 s a test) is the outer one.
+REHEARSAL_TIMEOUT = 280
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A project under ``tests/projects/`` and the release it is prepared for."""
+
+    dir: str
+    dist: str  # the distribution name in file names
+    version: str  # the changelog's top version: the one being released
+    previous: str  # the tag of the release before it
+    changelog: str
+    heading: str  # how a version's heading line starts, ``{v}`` for the version
+
+    def heading_line(self, text: str, version: str) -> int:
+        start = self.heading.format(v=version)
+        lines = text.splitlines(keepends=True)
+        return next(i for i, line in enumerate(lines) if line.startswith(start))
+
+
+PROJECTS = {
+    "flat-scm": Fixture(
+        "flat-scm", "slugkit", "1.4.0", "v1.3.0", "CHANGELOG.md", "## [{v}](https://"
+    ),
+    "src-hatchvcs": Fixture(
+        "src-hatchvcs", "tallyho", "2.0.0", "v1.9.0", "CHANGELOG.md", "## [{v}] - "
+    ),
+    "flit-version": Fixture(
+        "flit-version", "quickflit", "0.9.0", "v0.8.0", "CHANGES.md", "## Version {v}"
+    ),
+    "setuptools-rst": Fixture(
+        "setuptools-rst", "rstproj", "1.1.0", "v1.0.0", "docs/changelog.rst", "{v} ("
+    ),
+}
+
+
+# --- preparing and rehearsing a copy -----------------------------------------------------------
+def make_repo(fixture: Fixture, dest: Path) -> Path:
+    """``dest``: the project as its own repository. The previous release (its changelog without
+    the top section) is a tagged commit; HEAD adds the top section and has no tag."""
+    shutil.copytree(
+        PROJECTS_DIR / fixture.dir,
+        dest,
+        ignore=shutil.ignore_patterns(
+            "dist", "build", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"
+        ),
+    )
+    changelog = dest / fixture.changelog
+    text = changelog.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    top = fixture.heading_line(text, fixture.version)
+    previous = fixture.heading_line(text, fixture.previous.removeprefix("v"))
+    changelog.write_text("".join(lines[:top] + lines[previous:]), encoding="utf-8")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", f"Release {fixture.previous}")
+    git(dest, "tag", fixture.previous)
+    changelog.write_text(text, encoding="utf-8")
+    git(dest, "commit", "-q", "-am", f"Changelog for {fixture.version}")
+    return dest
+
+
+@dataclass
+class Rehearsal:
+    """What ``upm-ci rehearse`` left: its exit code, its output and the output directory."""
+
+    project: Path
+    out: Path
+    returncode: int | None  # None: it did not finish within REHEARSAL_TIMEOUT
+    output: str
+
+    def summary(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.out / "rehearsal.json").read_text())
+        return data
+
+    def phases(self) -> dict[str, str]:
+        return {p["phase"]: p["status"] for p in self.summary()["phases"]}
+
+    def checks(self) -> dict[str, dict[str, Any]]:
+        report = json.loads((self.out / "gate-report.json").read_text())
+        return {c["id"]: c for c in report["checks"]}
+
+    def explain(self) -> str:
+        """The rehearsal's own output and the tail of every phase log that did not pass."""
+        parts = [f"exit {self.returncode}; output:\n{self.output[-3000:]}"]
+        for log in sorted((self.out / "logs").glob("*.log")):
+            if (self.out / "rehearsal.json").is_file() and self.phases().get(log.stem) == "pass":
+                continue
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+            parts.append(f"--- {log.name} ---\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+def rehearse(project: Path, out: Path) -> Rehearsal:
+    """``python -m upm_ci rehearse PROJECT --out OUT``: no other option, no ``UPM_*`` variable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPM_", "GITHUB_", "ACTIONS_"))}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "upm_ci", "rehearse", str(project), "--out", str(out)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=REHEARSAL_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return Rehearsal(project, out, None, output + f"\n(timed out after {e.timeout} s)")
+    return Rehearsal(project, out, proc.returncode, proc.stdout + proc.stderr)
+
+
+def _once(root: Path, key: str, make: Callable[[Path], Rehearsal]) -> Rehearsal:
+    """``make(root/key)`` once per session even across xdist workers (they share ``root``);
+    a worker that comes second waits for the first and reads its result."""
+    target = root / key
+    with (root / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = target / "rehearsal-result.json"
+        if not record.is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            result = make(target)
+            record.write_text(
+                json.dumps({"returncode": result.returncode, "output": result.output})
+            )
+        data = json.loads(record.read_text())
+    return Rehearsal(target / "project", target / "out", data["returncode"], data["output"])
+
+
+@pytest.fixture(scope="module", params=list(PROJECTS))
+def release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The full rehearsal of one project (shared by every test of that project)."""
+    fixture = PROJECTS[request.param]
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def make(target: Path) -> Rehearsal:
+        return rehearse(make_repo(fixture, target / "project"), target / "out")
+
+    return fixture, _once(root, f"release-{fixture.dir}", make)
+
+
+# --- every project is released ---------------------------------------------------------------
+def test_rehearsal_exits_0_and_every_phase_passes(release: tuple[Fixture, Rehearsal]) -> None:
+    _, run = release
+    assert run.returncode == 0, run.explain()
+    assert run.phases() == {phase: "pass" for phase in PHASES}, run.explain()
+    assert run.summary()["passed"] is True
+
+
+def test_the_gate_ran_the_projects_own_tests(release: tuple[Fixture, Rehearsal]) -> None:
+    fixture, run = release
+    assert (run.out / "gate-report.json").is_file(), run.explain()
+    checks = run.checks()
+    failed = {id_: c["reason"] for id_, c in checks.items() if c["status"] == "fail"}
+    assert not failed, run.explain()
+    assert checks["tests"]["status"] == "pass", checks["tests"]
+    assert re.match(r"\d+ passed", checks["tests"]["reason"]), checks["tests"]
+    if fixture.dir == "src-hatchvcs":
+        assert checks["plugin-entrypoint"]["status"] == "pass", checks["plugin-entrypoint"]
+        assert checks["plugin-sandbox"]["status"] == "pass", checks["plugin-sandbox"]
+        assert "3 plugins" in checks["plugin-sandbox"]["reason"], checks["plugin-sandbox"]
+
+
+def test_the_release_has_the_changelogs_top_version(release: tuple[Fixture, Rehearsal]) -> None:
+    fixture, run = release
+    path = run.out / "release-manifest.json"
+    assert path.is_file(), run.explain()
+    manifest = json.loads(path.read_text())
+    assert manifest["project"]["version"] == fixture.version, run.explain()
+    names = [a["name"] for a in manifest["artifacts"]]
+    wheels = [n for n in names if n.endswith(".whl")]
+    sdists = [n for n in names if n.endswith(".tar.gz")]
+    assert len(wheels) == 1 and len(sdists) == 1, names
+    name, version, _, _ = parse_wheel_filename(wheels[0])
+    assert (name, version) == (fixture.dist, Version(fixture.version)), wheels
+    assert parse_sdist_filename(sdists[0]) == (fixture.dist, Version(fixture.version)), sdists
+
+
+def test_verify_passed_for_the_published_release(release: tuple[Fixture, Rehearsal]) -> None:
+    fixture, run = release
+    path = run.out / "verify-report.json"
+    assert path.is_file(), run.explain()
+    report = json.loads(path.read_text())
+    assert report["passed"] is True, run.explain()
+    verified = {a["name"] for a in report["artifacts"] if a.get("passed")}
+    assert f"{fixture.dist}-{fixture.version}-py3-none-any.whl" in verified, verified
+
+
+# --- a broken copy of each stops at the gate, at the right check -----------------------------
+def _fail_a_test(project: Path) -> str:
+    test = project / "tests" / "test_core.py"
+    text = test.read_text()
+    test.write_text(text.replace('== "hello-world"', '== "hello_world"'))
+    return "test_words_are_lowercased_and_joined"
+
+
+def _drop_entrypoint_block(project: Path) -> str:
+    plugin = project / "src" / "tallyho" / "plugins" / "linecount.py"
+    text = plugin.read_text()
+    plugin.write_text(text[: text.index('if __name__ == "__main__":')].rstrip() + "\n")
+    return "plugins/linecount.py"
+
+
+def _add_plugin_without_sandbox_test(project: Path) -> str:
+    (project / "src" / "tallyho" / "plugins" / "charcount.py").write_text(
+        '"""Plugin ``charcount``: the number of characters of a text."""\n\n'
+        "from __future__ import annotations\n\n"
+        "from typing import Any\n\n\n"
+        "def main(payload: dict[str, Any]) -> dict[str, int]:\n"
+        '    return {"chars": len(str(payload["text"]))}\n\n\n'
+        'if __name__ == "__main__":\n'
+        "    from upm.sandbox import run_sandboxed\n\n"
+        "    run_sandboxed(main)\n"
+    )
+    return "charcount"
+
+
+def _bump_only_dunder_version(project: Path) -> str:
+    init = project / "quickflit" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.9.0"', '__version__ = "0.9.1"'))
+    return "0.9.1"
+
+
+def _changelog_top_for_another_version(project: Path) -> str:
+    changelog = project / "docs" / "changelog.rst"
+    text = changelog.read_text()
+    newer = "1.2.0 (2026-12-15)\n------------------\n\n- Tables with merged cells.\n\n"
+    changelog.write_text(text.replace("1.1.0 (2026-09-30)", newer + "1.1.0 (2026-09-30)", 1))
+    return "1.2.0"
+
+
+def _drop_test_extra(project: Path) -> str:
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    extra = '[project.optional-dependencies]\ntests = ["pytest>=7", "hypothesis>=6.100"]\n\n'
+    assert extra in text
+    pyproject.write_text(text.replace(extra, ""))
+    return "hypothesis"
+
+
+BROKEN: dict[str, tuple[str, Callable[[Path], str], str]] = {
+    # case: (project, how it is broken -> a word the failing check must name, the check)
+    "failing-test": ("flat-scm", _fail_a_test, "tests"),
+    "plugin-without-entrypoint": ("src-hatchvcs", _drop_entrypoint_block, "plugin-entrypoint"),
+    "plugin-without-sandbox-test": (
+        "src-hatchvcs",
+        _add_plugin_without_sandbox_test,
+        "plugin-sandbox",
+    ),
+    "dunder-version-differs": ("flit-version", _bump_only_dunder_version, "version-bump"),
+    "changelog-top-is-another-version": (
+        "setuptools-rst",
+        _changelog_top_for_another_version,
+        "version-bump",
+    ),
+    "test-extra-missing": ("flit-version", _drop_test_extra, "tests"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_copy_stops_at_the_gate(case: str, tmp_path: Path) -> None:
+    project_dir, breakage, check_id = BROKEN[case]
+    project = make_repo(PROJECTS[project_dir], tmp_path / project_dir)
+    named = breakage(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", f"break: {case}")
+
+    run = rehearse(project, tmp_path / "out")
+
+    assert run.returncode == 1, run.explain()
+    assert run.phases() == {"gate": "fail", **{p: "not run" for p in PHASES[1:]}}, run.explain()
+    check = run.checks()[check_id]
+    assert check["status"] == "fail", run.explain()
+    # The check fails for this breakage, not for another reason.
+    assert named in json.dumps(check), check
