@@ -161,9 +161,12 @@ def test_load_project_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="invalid TOML") as err:
         load_project(tmp_path / "bad")
     assert "\n" not in str(err.value)
+    write_project(tmp_path / "none", '[project]\nname = "x"\n')
+    with pytest.raises(InputError, match="has no version"):
+        load_project(tmp_path / "none")
+    # A dynamic version loads; the backend is asked only when the version is used.
     write_project(tmp_path / "dyn", '[project]\nname = "x"\ndynamic = ["version"]\n')
-    with pytest.raises(InputError, match="static version"):
-        load_project(tmp_path / "dyn")
+    assert load_project(tmp_path / "dyn").version_is_dynamic
     write_project(tmp_path / "v", '[project]\nname = "x"\nversion = "one"\n')
     with pytest.raises(InputError, match="not a PEP 440 version"):
         load_project(tmp_path / "v")

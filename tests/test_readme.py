@@ -17,6 +17,11 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 from upm_ci.cli import main
 from upm_ci.config import Config, reference_markdown
 
@@ -24,8 +29,22 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 DOCS = README.parent / "docs"
 COLUMNS = "100"
 _BLOCK = re.compile(
-    r"<!-- (?P<key>[^:>]+(?::[^:>]+)?):start -->\n(?P<body>.*?)<!-- (?P=key):end -->", re.S
+    r"<!-- (?!snippet:)(?P<key>[^:>]+(?::[^:>]+)?):start -->\n(?P<body>.*?)<!-- (?P=key):end -->",
+    re.S,
 )
+#: Hand-written snippets (``<!-- snippet:NAME:start -->``) that tests run as users copy them.
+_SNIPPET = re.compile(
+    r"<!-- snippet:(?P<name>[^:>]+):start -->\n```\w*\n(?P<body>.*?)```\n"
+    r"<!-- snippet:(?P=name):end -->",
+    re.S,
+)
+PROJECTS = README.parent / "tests" / "projects"
+
+
+def snippet(name: str, page: Path = README) -> str:
+    """The text of the hand-written snippet ``name`` in ``page``."""
+    found = {m["name"]: m["body"] for m in _SNIPPET.finditer(page.read_text(encoding="utf-8"))}
+    return found[name]
 
 
 def help_text(command: str) -> str:
@@ -77,6 +96,23 @@ def test_generated_block_matches_the_code(key: str) -> None:
     assert body == expected_body(key), (
         f"README block {key!r} is stale: run `.venv/bin/python -m tests.test_readme`"
     )
+
+
+@pytest.mark.parametrize("name", ["flat-scm", "flit-version", "setuptools-rst"])
+def test_fixture_projects_use_the_readmes_snippet_for_ordinary_projects(name: str) -> None:
+    """The README's starting point for a non-UPM project is what the fixture projects run."""
+    from upm_ci.project import read_toml
+
+    wanted = tomllib.loads(snippet("ordinary-project"))["tool"]["upm-release"]
+    pyproject = PROJECTS / name / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip(f"{name} is not there yet")
+    table = read_toml(pyproject)["tool"]["upm-release"]
+    changelog = table.get("changelog", "CHANGELOG.md")  # the snippet's comment: your documents
+    wanted["required-docs"] = [
+        changelog if d == "CHANGELOG.md" else d for d in wanted["required-docs"]
+    ]
+    assert {key: table.get(key) for key in wanted} == wanted
 
 
 def test_config_reference_names_every_key_once() -> None:

@@ -75,6 +75,12 @@ class Config:
         ["python", "-m", "pytest", "-q", "--junitxml={junit}"],
         "Command that runs the test suite; `{junit}` is replaced by the JUnit XML path.",
     )
+    test_install: str = _key(
+        "",
+        "pip arguments that install the project into the gate's new test venv; empty: "
+        "`.[test]`/`.[tests]` if the project has that extra, else `. <group test/tests>` "
+        "(PEP 735), else `. pytest`.",
+    )
     junit_xml: str = _key("", "Use this JUnit XML instead of running `test-command`.")
     test_suites: dict[str, str] = _key(
         {
@@ -86,7 +92,9 @@ class Config:
     )
     # --- gate: plugins -------------------------------------------------------------------
     plugins: list[str] = _key(
-        ["src/*/plugins/*.py", "*/plugins/*.py"], "Globs of plugin files (relative)."
+        ["src/*/plugins/*.py", "*/plugins/*.py"],
+        "Globs of plugin files (relative); `[]`: the project has no plugins (both plugin rows "
+        "are n/a).",
     )
     plugin_exclude: list[str] = _key(["**/__init__.py"], "Globs excluded from `plugins`.")
     entrypoint_block: str = _key(

@@ -2,6 +2,13 @@
 
 Every phase starts from :func:`load_project`; a malformed or incomplete pyproject is an
 :class:`InputError` naming the file, the line where TOML gives one, and the fix.
+
+The version is the one the build will produce. A static ``[project] version`` is read as it
+is; a dynamic one (setuptools-scm, hatch-vcs, flit's ``__version__``, setuptools ``attr:``,
+hatch ``path``) is asked of the project's own build backend, which prepares the metadata
+without building (``build.util.project_wheel_metadata``), so no tool's configuration is
+parsed here. It is resolved on first use: ``check-config`` validates everything else even
+when the backend cannot run.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +40,32 @@ class Project:
 
     root: Path
     name: str
-    version: str
     config: Config
     pyproject: dict[str, Any]
+    #: ``[project] version`` when it is static; None when the backend computes it.
+    static_version: str | None = None
+    _resolved: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def version_is_dynamic(self) -> bool:
+        return self.static_version is None
+
+    @property
+    def version(self) -> str:
+        """The version the build produces: static, or asked of the build backend once."""
+        if self.static_version is not None:
+            return self.static_version
+        if not self._resolved:
+            self._resolved.append(backend_version(self.root))
+        return self._resolved[0]
+
+    @property
+    def version_source(self) -> str:
+        """Where the version comes from, for messages."""
+        if self.static_version is not None:
+            return "pyproject.toml [project] version"
+        backend = self.pyproject.get("build-system", {}).get("build-backend", "the build backend")
+        return f"dynamic version from {backend}"
 
     @property
     def normalized_name(self) -> str:
@@ -87,17 +118,69 @@ def load_project(root: Path | str) -> Project:
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         raise InputError(f"{path}: [project] name is missing", hint="add a [project] table")
     version = meta.get("version")
-    if not isinstance(version, str):
+    dynamic = meta.get("dynamic", [])
+    if version is None and not (isinstance(dynamic, list) and "version" in dynamic):
         raise InputError(
-            f"{path}: [project] version is missing or dynamic",
-            hint="upm-release checks the version before building: set a static version",
+            f"{path}: [project] has no version",
+            hint='set version = "1.2.0", or list "version" in dynamic = [...] for the backend',
         )
-    parse_version(version, where=f"{path}: [project] version")
-    table = data.get("tool", {}).get("upm-release", {})
+    if version is not None:
+        if not isinstance(version, str):
+            raise InputError(f"{path}: [project] version must be a string")
+        parse_version(version, where=f"{path}: [project] version")
+    tool = data.get("tool", {})
+    table = tool.get("upm-release", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
         raise InputError(f"{path}: [tool.upm-release] must be a table")
     config = config_from_table(table, source=str(path))
-    return Project(root=root, name=meta["name"], version=version, config=config, pyproject=data)
+    return Project(
+        root=root, name=meta["name"], config=config, pyproject=data, static_version=version
+    )
+
+
+def backend_version(root: Path) -> str:
+    """The version the project's build backend will give the wheel (dynamic versions).
+
+    Runs the backend's ``prepare_metadata_for_build_wheel`` hook in an isolated build
+    environment, as ``python -m build`` would, with the allow-listed environment of
+    :func:`upm_ci.child_env.project_env` (the backend is the project's code).
+    """
+    import build.util
+
+    import build
+    from upm_ci.child_env import project_env
+
+    def runner(
+        cmd: Any, cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
+    ) -> None:
+        env = project_env(extra_environ)
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, errors="replace"
+        )
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
+
+    where = root / "pyproject.toml"
+    try:
+        metadata = build.util.project_wheel_metadata(root, isolated=True, runner=runner)
+    except build.BuildBackendException as e:
+        cause = e.exception
+        lines = []
+        if isinstance(cause, subprocess.CalledProcessError):
+            lines = f"{cause.stderr or ''}{cause.output or ''}".strip().splitlines()
+        detail = lines[-1] if lines else str(cause).splitlines()[0] if str(cause) else ""
+        raise InputError(
+            f"{where}: the build backend could not compute the dynamic version: {detail}",
+            hint="run `python -m build --sdist` there to see why (setuptools-scm and "
+            "hatch-vcs need the git history and tags: fetch-depth: 0)",
+        ) from None
+    except build.BuildException as e:
+        raise InputError(f"{where}: cannot prepare the metadata: {e}") from None
+    version = metadata["Version"]
+    if not version:
+        raise InputError(f"{where}: the build backend reported no version")
+    parse_version(version, where=f"{where}: the backend's version")
+    return str(version)
 
 
 def parse_version(text: str, *, where: str) -> Version:

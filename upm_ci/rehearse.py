@@ -9,7 +9,11 @@ OIDC endpoint. Nothing leaves 127.0.0.1.
 
 A project that is not the top of its own git repository (e.g. ``examples/upm-sample`` inside
 this one) is first copied into ``DIR/source`` as a one-commit repository, so the rehearsal
-never sees another project's tags.
+never sees another project's tags. A project whose version is dynamic and whose HEAD carries
+no release tag (setuptools-scm, hatch-vcs: the tag *is* the version) is copied with its history
+into ``DIR/source``, uncommitted changes committed there, and that copy is tagged with the
+release about to be made: ``--tag``, else ``tag-prefix`` + the changelog's top version. The
+project's own repository is never changed.
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ OIDC_PHASES = ("sign", "publish")
 #: Jobs that get a GitHub token.
 TOKEN_PHASES = ("gate", "publish", "verify")
 REVIEWER = "rehearsal-reviewer"
-_SNAPSHOT_IGNORE = shutil.ignore_patterns(
-    ".git", "dist", "build", ".venv", "venv", "__pycache__", "*.egg-info", "node_modules",
+_BUILD_OUTPUT = (
+    "dist", "build", ".venv", "venv", "__pycache__", "*.egg-info", "node_modules",
     ".pytest_cache", ".mypy_cache", ".ruff_cache", "rehearsal",
 )  # fmt: skip
+_SNAPSHOT_IGNORE = shutil.ignore_patterns(".git", *_BUILD_OUTPUT)
 
 
 @dataclass
@@ -97,19 +102,25 @@ def rehearse(
     rekor_version: int = 1,
     github_fault_rate: float = 0.0,
     osv_url: str = "",
+    test_python: str = "",
+    tag: str = "",
     on_progress: Callable[[str], None] = lambda line: None,
 ) -> RehearsalResult:
     """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins.
 
     ``osv_url`` replaces the local OSV stand-in with another vulnerability service (the real
     OSV where there is internet, or an unreachable URL to see the audit fail closed).
+    ``test_python`` runs the project's tests with that interpreter instead of the gate's new
+    test venv; ``tag`` is the release tag (default: the project's version with its prefix).
     """
     out_dir = _prepare_out_dir(out_dir)
-    source = _prepare_source(load_project(project_dir), out_dir)
+    source = _prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
     result = RehearsalResult(out_dir=out_dir)
     with local_services(project, out_dir, rekor_version, github_fault_rate, osv_url) as services:
-        env = _runner_env(project, out_dir, services)
+        env = _runner_env(project, out_dir, services, tag or project.tag)
+        if test_python:
+            env["UPM_TEST_PYTHON"] = test_python
         for phase in PHASES:
             if result.exit_code:
                 result.phases.append(PhaseOutcome(phase, "not run", None, 0.0))
@@ -139,16 +150,43 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def _prepare_source(project: Project, out_dir: Path) -> Path:
-    """The project itself if it is a repository's top, else a one-commit snapshot of it."""
+def _prepare_source(project: Project, out_dir: Path, tag: str) -> Path:
+    """The project itself if it can be released as it is, else a copy (see the module doc)."""
     try:
         top = Path(git(project.root, "rev-parse", "--show-toplevel")).resolve()
     except InputError:
         top = None
-    if top == project.root:
-        return project.root
     source = out_dir / "source"
-    shutil.copytree(project.root, source, ignore=_SNAPSHOT_IGNORE)
+    if top == project.root:
+        wanted = tag or _vcs_release_tag(project)
+        if not wanted or _head_has_tag(project.root, wanted):
+            return project.root
+        _copy_checkout(project.root, source)
+        if git(source, "status", "--porcelain"):
+            _git_snapshot(source, ["add", "-A"], ["commit", "-q", "-m", "rehearsal snapshot"])
+    else:
+        shutil.copytree(project.root, source, ignore=_SNAPSHOT_IGNORE, symlinks=True)
+        _git_snapshot(
+            source, ["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]
+        )
+        wanted = tag or _vcs_release_tag(project)
+    if wanted and not _head_has_tag(source, wanted):
+        _git_snapshot(source, ["tag", wanted])
+    return source
+
+
+def _copy_checkout(root: Path, dest: Path) -> None:
+    """Copy a checkout as git sees it: its history, and every file not ignored."""
+    shutil.copytree(root / ".git", dest / ".git", symlinks=True)
+    listed = git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for rel in filter(None, listed.split("\0")):
+        src = root / rel
+        if src.is_symlink() or src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel, follow_symlinks=False)
+
+
+def _git_snapshot(source: Path, *commands: list[str]) -> None:
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "upm-ci rehearse",
@@ -156,9 +194,36 @@ def _prepare_source(project: Project, out_dir: Path) -> Path:
         "GIT_COMMITTER_NAME": "upm-ci rehearse",
         "GIT_COMMITTER_EMAIL": "rehearse@localhost",
     }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+    for args in commands:
         subprocess.run(["git", *args], cwd=source, env=env, check=True, capture_output=True)
-    return source
+
+
+def _vcs_release_tag(project: Project) -> str:
+    """For a dynamic version: the tag of the release being prepared (changelog's top), or "".
+
+    A static version needs no tag in the repository (the rehearsal's runner says which tag it
+    releases). A dynamic one may be computed from the tag, so the copy must carry it.
+    """
+    if not project.version_is_dynamic:
+        return ""
+    from upm_ci.changelog import released_sections
+
+    changelog = project.path(project.config.changelog)
+    try:
+        top = released_sections(changelog)[0].version if changelog.is_file() else ""
+    except (InputError, IndexError):
+        top = ""
+    if not top:
+        raise InputError(
+            f"{changelog}: no released section to take the version from; the version is "
+            "dynamic, so the rehearsal must know which tag it releases",
+            hint="add the release's changelog section, or pass --tag",
+        )
+    return f"{project.config.tag_prefix}{top.removeprefix(project.config.tag_prefix)}"
+
+
+def _head_has_tag(root: Path, tag: str) -> bool:
+    return tag in git(root, "tag", "--points-at", "HEAD").splitlines()
 
 
 @contextlib.contextmanager
@@ -234,12 +299,12 @@ def _seed_history(github: Any, repo: Any, root: Path) -> None:
     log.debug("seeded GitHub stand-in: %s", seeded)
 
 
-def _runner_env(project: Project, out_dir: Path, services: Services) -> dict[str, str]:
-    """What a GitHub-hosted runner sets for a tag push, pointed at the stand-ins."""
+def _runner_env(project: Project, out_dir: Path, services: Services, tag: str) -> dict[str, str]:
+    """What a GitHub-hosted runner sets for a push of ``tag``, pointed at the stand-ins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_", "UPM_"))}
     gha_dir = out_dir / ".gha"
     (gha_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    ref = f"refs/tags/{project.tag}"
+    ref = f"refs/tags/{tag}"
     env.update(
         {
             "GITHUB_ACTIONS": "true",
@@ -247,7 +312,7 @@ def _runner_env(project: Project, out_dir: Path, services: Services) -> dict[str
             "GITHUB_REPOSITORY": services.repository,
             "GITHUB_REPOSITORY_OWNER": services.repository.split("/")[0],
             "GITHUB_REF": ref,
-            "GITHUB_REF_NAME": project.tag,
+            "GITHUB_REF_NAME": tag,
             "GITHUB_REF_TYPE": "tag",
             "GITHUB_SHA": git(project.root, "rev-parse", "HEAD"),
             "GITHUB_EVENT_NAME": "push",
@@ -259,12 +324,10 @@ def _runner_env(project: Project, out_dir: Path, services: Services) -> dict[str
             "GITHUB_API_URL": services.github_api_url,
             "GITHUB_STEP_SUMMARY": str(gha_dir / "summary.md"),
             "RUNNER_TEMP": str(gha_dir / "tmp"),
-            # Tests run with the interpreter rehearse runs with (the developer's environment).
-            "UPM_TEST_PYTHON": sys.executable,
             "UPM_PROJECT": str(project.root),
             "UPM_MANIFEST": str(out_dir / DEFAULT_NAME),
             "UPM_DIST_DIR": str(out_dir / "dist"),
-            "UPM_TAG": project.tag,
+            "UPM_TAG": tag,
             "UPM_REPOSITORY": services.repository,
             "UPM_GITHUB_API_URL": services.github_api_url,
             "UPM_OSV_URL": services.osv_url,
@@ -313,7 +376,7 @@ def _run_phase(
         env["UPM_PYPI_TOKEN"] = services.pypi_token
     args = _phase_args(phase, out_dir)
     if phase == "verify":
-        args[2] = project.tag
+        args[2] = base_env["UPM_TAG"]
     log_file = out_dir / "logs" / f"{phase}.log"
     start = time.monotonic()
     with log_file.open("w", encoding="utf-8") as sink:
@@ -362,8 +425,11 @@ def _produced(phase: str, out_dir: Path) -> str:
     if phase == "gate":
         report = _read_json(out_dir / "gate-report.json")
         checks = report.get("checks", [])
-        passed = sum(1 for c in checks if c.get("status") == "pass")
-        return f"gate-report.json: {passed}/{len(checks)} checks pass"
+        counts: dict[str, int] = {}
+        for check in checks:
+            counts[str(check.get("status"))] = counts.get(str(check.get("status")), 0) + 1
+        shown = ", ".join(f"{n} {status}" for status, n in counts.items())
+        return f"gate-report.json: {len(checks)} checks: {shown}"
     if phase == "verify":
         report = _read_json(out_dir / "verify-report.json")
         arts = report.get("artifacts", [])

@@ -7,6 +7,7 @@ release manifest. Exit 1 when the release is blocked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -44,8 +45,15 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
     "--test-python",
     env="TEST_PYTHON",
     default="",
-    help="Python that runs test-command's `python` (the project's environment) "
-    "[default: `python` on PATH].",
+    help="Run test-command's `python` with this interpreter (your own test environment) "
+    "[default: a new venv with the project and its test dependencies].",
+)
+@option(
+    "--test-install",
+    env="TEST_INSTALL",
+    default="",
+    help="pip arguments for the new test venv, e.g. '.[test]' [default: config test-install, "
+    "else the project's test extra or dependency group].",
 )
 @option(
     "--report-json",
@@ -64,6 +72,7 @@ def command(
     tag: str | None,
     junit_xml: Path | None,
     test_python: str,
+    test_install: str,
     report_json: Path | None,
     manifest: Path,
     github_api_url: str | None,
@@ -80,6 +89,10 @@ def command(
     from upm_ci.project import git, load_project, resolve_tag
 
     loaded = load_project(project)
+    if test_install:
+        loaded = dataclasses.replace(
+            loaded, config=dataclasses.replace(loaded.config, test_install=test_install)
+        )
     if junit_xml is not None and not junit_xml.is_file():
         raise InputError(f"{junit_xml}: JUnit XML not found", hint="check --junit-xml")
     github = None

@@ -44,8 +44,28 @@ from upm_ci.cli._common import echo, markdown_table, option, table
     default="",
     help="Use this OSV /v1/query URL instead of the local OSV stand-in.",
 )
+@option(
+    "--test-python",
+    env="REHEARSAL_TEST_PYTHON",
+    default="",
+    help="Run the project's tests with this interpreter (your own test environment) "
+    "[default: the gate's new venv with the project and its test dependencies].",
+)
+@option(
+    "--tag",
+    env="REHEARSAL_TAG",
+    default="",
+    help="Release tag to rehearse [default: tag-prefix + the version; for a dynamic version "
+    "without a tag at HEAD, + the changelog's top version, tagged in the rehearsal's copy].",
+)
 def command(
-    project: Path, out: Path, rekor_version: str, github_fault_rate: float, osv_url: str
+    project: Path,
+    out: Path,
+    rekor_version: str,
+    github_fault_rate: float,
+    osv_url: str,
+    test_python: str,
+    tag: str,
 ) -> int:
     """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
 
@@ -62,6 +82,8 @@ def command(
         rekor_version=int(rekor_version),
         github_fault_rate=github_fault_rate,
         osv_url=osv_url,
+        test_python=test_python,
+        tag=tag,
         on_progress=lambda line: echo(line, err=True),
     )
     headers = ["phase", "status", "duration", "produced"]

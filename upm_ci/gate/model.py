@@ -14,7 +14,8 @@ from typing import Literal
 
 from upm_ci.project import Project
 
-Status = Literal["pass", "fail", "warn", "skipped"]
+#: ``n/a``: the row does not apply to this project (``plugins = []``: it has no plugins).
+Status = Literal["pass", "fail", "warn", "skipped", "n/a"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class CheckResult:
 
     @property
     def blocks(self) -> bool:
-        """Fail closed: only pass, warn and skipped let a release through."""
+        """Fail closed: only pass, warn, skipped and n/a let a release through."""
         return self.status == "fail"
 
 
@@ -62,7 +63,7 @@ class GateContext:
     github: GitHubAccess | None = None
     osv_url: str = ""
     today: dt.date = field(default_factory=dt.date.today)
-    #: Interpreter for test-command's ``python``; empty: see :func:`upm_ci.gate.tests.test_python`.
+    #: Interpreter for test-command's ``python``; empty: a new venv (:mod:`upm_ci.gate.testenv`).
     test_python: str = ""
 
 

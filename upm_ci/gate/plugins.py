@@ -1,8 +1,9 @@
 """Checks ``plugin-entrypoint`` and ``plugin-sandbox``: RELEASE.md's two plugin rules.
 
-Plugin files are config ``plugins`` globs minus ``plugin-exclude``. With the default globs a
-project without plugins gets a warning; globs the project configured itself that match
-nothing fail (fail closed: a typo must not turn the check off).
+Plugin files are config ``plugins`` globs minus ``plugin-exclude``. ``plugins = []`` says the
+project has no plugins: both rows are ``n/a`` and say so. With the default globs a project
+without plugins gets a warning; globs the project configured itself that match nothing fail
+(fail closed: a typo must not turn the check off).
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def plugin_files(ctx: GateContext) -> list[Path]:
 
 
 def _no_plugins(ctx: GateContext, check_id: str) -> CheckResult:
+    if not ctx.project.config.plugins:
+        return CheckResult(
+            check_id,
+            task_of(check_id),
+            "n/a",
+            "not applicable: plugins = [] says this project has no plugins",
+        )
     globs = ", ".join(ctx.project.config.plugins)
     if ctx.project.config.plugins == _DEFAULTS.plugins:
         return CheckResult(check_id, task_of(check_id), "warn", f"no plugin files ({globs})")

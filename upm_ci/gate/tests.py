@@ -6,9 +6,13 @@ shared with the ``plugin-sandbox`` check.
 
 Suites (config ``test-suites``) are ``path:DIR``, matched against a test's file or dotted
 classname (``tests/unit`` matches ``tests.unit.test_x``), or ``marker:NAME``, matched against
-a ``<property name="marker" value="NAME"/>`` of the test case. Plain pytest writes a test's
-``user_properties`` as such properties; the example project's ``conftest.py`` appends
-``("marker", name)`` for each marker of each collected item.
+a ``<property name="marker" value="NAME"/>`` of the test case. The gate loads its own pytest
+plugin into the run (:mod:`upm_ci.gate.pytest_markers`), which writes those properties, so
+the project needs no conftest for them.
+
+The tests run in the project's own environment (:mod:`upm_ci.gate.testenv`: a new venv with
+the project and its declared test dependencies, or ``--test-python``), with the allow-listed
+environment of :mod:`upm_ci.child_env`: never a token or passphrase of the job.
 """
 
 from __future__ import annotations
@@ -17,29 +21,25 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from upm_ci.child_env import project_env
 from upm_ci.config import display_path
 from upm_ci.errors import InputError
 from upm_ci.gate.model import CheckResult, Finding, GateContext
 from upm_ci.gate.report import task_of
+from upm_ci.gate.testenv import TestEnvironmentError, create_test_environment
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 
-#: Variables never handed to the project's tests: the gate's own credentials.
-_SECRET_ENV = (
-    "UPM_GITHUB_TOKEN",
-    "GITHUB_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "ACTIONS_RUNTIME_TOKEN",
-)
 _TAIL_LINES = 30
+#: The module name the gate's pytest plugin is loaded as in the project's test run.
+MARKERS_PLUGIN = "upm_release_markers"
 
 
 @dataclass(frozen=True)
@@ -91,25 +91,13 @@ def load_test_results(ctx: GateContext) -> TestRun:
     return run_test_command(ctx)
 
 
-def test_python(explicit: str = "") -> str:
-    """The interpreter behind test-command's ``python``: the project's, not upm-ci's own.
-
-    In CI upm-ci runs from an isolated tool venv that has neither pytest nor the project's
-    dependencies, so the tests run with ``explicit`` (``--test-python``) or
-    ``$UPM_TEST_PYTHON`` if set, else the job's ``python`` on PATH (where the user's workflow
-    installed the project), else this interpreter.
-    """
-    chosen = (
-        explicit
-        or os.environ.get("UPM_TEST_PYTHON")
-        or shutil.which("python")
-        or shutil.which("python3")
-    )
-    return chosen or sys.executable
+def explicit_test_python(explicit: str = "") -> str:
+    """An interpreter the user brought (``--test-python``, ``$UPM_TEST_PYTHON``), or ``""``."""
+    return explicit or os.environ.get("UPM_TEST_PYTHON", "")
 
 
 def run_test_command(ctx: GateContext) -> TestRun:
-    """Run ``test-command`` in the project root with the project's Python; parse its JUnit."""
+    """Run ``test-command`` in the project root in the project's test environment."""
     config = ctx.project.config
     if not config.test_command:
         raise InputError(
@@ -120,11 +108,26 @@ def run_test_command(ctx: GateContext) -> TestRun:
     junit = (ctx.work_dir / "junit.xml").resolve()
     junit.unlink(missing_ok=True)
     command = [arg.replace("{junit}", str(junit)) for arg in config.test_command]
-    python = test_python(ctx.test_python)
+    python = explicit_test_python(ctx.test_python)
+    if not python:
+        try:
+            python = create_test_environment(ctx.project, ctx.work_dir / "test-venv").python
+        except TestEnvironmentError as e:
+            return TestRun(source=junit, cases=[], problems=[str(e)], output_tail=e.output_tail)
     if command[0] in ("python", "python3"):
         command[0] = python
-    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
-    env["PATH"] = os.pathsep.join([str(Path(python).parent), env.get("PATH", "")])
+    plugin_dir = ctx.work_dir / "pytest-plugin"
+    plugin_dir.mkdir(exist_ok=True)
+    shutil.copyfile(
+        Path(__file__).with_name("pytest_markers.py"), plugin_dir / f"{MARKERS_PLUGIN}.py"
+    )
+    env = project_env(
+        {
+            "PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")]),
+            "PYTHONPATH": str(plugin_dir),
+            "PYTEST_PLUGINS": MARKERS_PLUGIN,
+        }
+    )
     log.info("gate: running the tests: %s", " ".join(command))
     try:
         proc = subprocess.run(

@@ -122,7 +122,7 @@ def check_version_bump(ctx: GateContext) -> CheckResult:
     tag_version = version_from_tag(ctx.tag, project.config.tag_prefix)
     findings: list[Finding] = []
     sources: list[tuple[str, str, str, int | None]] = [
-        ("pyproject.toml [project] version", project.version, "pyproject.toml", None)
+        (project.version_source, project.version, "pyproject.toml", None)
     ]
     changelog = project.path(project.config.changelog)
     if not changelog.is_file():
