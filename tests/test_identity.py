@@ -3,14 +3,26 @@ says what the certificate will carry and what verify expects."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.release_kit import CDX, cyclonedx
 from upm_ci import identity
+from upm_ci.cli import main
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.standins.oidc import OidcStandIn, mint_github_token
+from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
+from upm_ci.standins.oidc import (
+    UPM_RELEASE_WORKFLOW,
+    OidcStandIn,
+    github_claims,
+    mint_github_token,
+)
+from upm_ci.standins.sigstore_server import SigstoreStandIn
+from upm_ci.verify import certificate_identities
 
 REPOSITORY = "unexpected/upm-sample"
 IDENTITY = identity.workflow_identity(
@@ -133,3 +145,153 @@ def test_ambient_token_without_permission(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_no_ambient_token_outside_ci() -> None:
     assert identity.ambient_token() is None
+
+
+# ------------------------------------------------------------------ the reusable workflow
+
+CALLED = f"{UPM_RELEASE_WORKFLOW}@refs/tags/v1"
+CALLED_IDENTITY = f"https://github.com/{CALLED}"
+TAG = "v1.2.0"
+SDIST = "upm_sample-1.2.0.tar.gz"
+WHEEL = "upm_sample-1.2.0-py3-none-any.whl"
+
+
+def test_reusable_workflow_claims_are_githubs() -> None:
+    """A job in a called workflow: job_workflow_* name it; everything else is the caller's."""
+    raw = github_claims(REPOSITORY, reusable_workflow=CALLED, sha="a" * 40)
+    assert raw["job_workflow_ref"] == CALLED
+    assert raw["job_workflow_sha"] not in ("", "a" * 40)
+    assert raw["workflow_ref"] == f"{REPOSITORY}/.github/workflows/release.yml@refs/tags/{TAG}"
+    assert (raw["repository"], raw["ref"], raw["sha"], raw["workflow_sha"]) == (
+        REPOSITORY,
+        f"refs/tags/{TAG}",
+        "a" * 40,
+        "a" * 40,
+    )
+    assert raw["sub"] == f"repo:{REPOSITORY}:ref:refs/tags/{TAG}"
+    pinned = github_claims(reusable_workflow=f"{UPM_RELEASE_WORKFLOW}@{'b' * 40}")
+    assert pinned["job_workflow_sha"] == "b" * 40
+    claims = identity.decode_claims(mint_github_token(reusable_workflow=CALLED))
+    assert identity.certificate_identity(claims) == CALLED_IDENTITY
+    expected = identity.expected_signer(
+        claims, repository=REPOSITORY, tag=TAG, release_workflow=".github/workflows/release.yml"
+    )
+    assert expected == identity.ExpectedSigner(CALLED_IDENTITY, REPOSITORY, f"refs/tags/{TAG}")
+    assert expected.reusable
+
+
+def _project(root: Path, repository: str) -> tuple[Path, Path]:
+    """A built release of upm-sample 1.2.0 whose repository is ``repository``."""
+    dist = root / "dist"
+    dist.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "upm-sample"\nversion = "1.2.0"\n\n'
+        f'[tool.upm-release]\nrepository = "{repository}"\n'
+    )
+    (root / "unipkg.yaml").write_text("name: upm-sample\n")
+    (root / ".unipkg.lock").write_text("lock: 1\n")
+    (dist / SDIST).write_bytes(b"sdist" * 99)
+    (dist / WHEEL).write_bytes(b"wheel" * 99)
+    digests = {n: hashlib.sha256((dist / n).read_bytes()).hexdigest() for n in (SDIST, WHEEL)}
+    (dist / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in digests.items()))
+    manifest = Manifest(ProjectInfo("upm-sample", "1.2.0", TAG, repository=repository))
+    manifest.path = root / "release-manifest.json"
+    for name, kind in ((SDIST, "sdist"), (WHEEL, "wheel"), ("SHA256SUMS", "checksums")):
+        manifest.add_file(dist / name, kind)
+    (dist / CDX).write_text(json.dumps(cyclonedx(digests[WHEEL])))
+    manifest.add_file(dist / CDX, "sbom")
+    manifest.add_sbom(SbomRecord(CDX, "cyclonedx", WHEEL, digests[WHEEL]))
+    manifest.save()
+    return dist, manifest.path
+
+
+def _sign_in_reusable_workflow(
+    root: Path, repository: str, standin: SigstoreStandIn, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """`upm-ci sign` with the README's defaults, in upm-release.yml called by ``repository``."""
+    dist, manifest = _project(root, repository)
+    with OidcStandIn(repository=repository, reusable_workflow=CALLED) as oidc:
+        with monkeypatch.context() as env:
+            for name, value in oidc.env().items():
+                env.setenv(name, value)
+            code = main(
+                ["sign", "--project", str(root), "--manifest", str(manifest)]
+                + ["--trust-config", str(standin.trust_config_path)]
+            )
+    assert code == 0
+    return dist, manifest
+
+
+def _san(bundle: Path) -> set[str]:
+    from sigstore.models import Bundle
+
+    return certificate_identities(Bundle.from_json(bundle.read_bytes()).signing_certificate)
+
+
+def test_sign_in_the_reusable_workflow_needs_no_extra_input_and_verify_accepts_it(
+    sigstore_standin: SigstoreStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dist, manifest = _sign_in_reusable_workflow(
+        tmp_path / "p", REPOSITORY, sigstore_standin, monkeypatch
+    )
+    assert _san(dist / f"{WHEEL}.sigstore.json") == {CALLED_IDENTITY}
+    signed = Manifest.load(manifest).phases["sign"]
+    assert (signed["identity"], signed["repository"], signed["ref"]) == (
+        CALLED_IDENTITY,
+        REPOSITORY,
+        f"refs/tags/{TAG}",
+    )
+    trust = ["--trust-config", str(sigstore_standin.trust_config_path), "--offline"]
+    capsys.readouterr()
+    # the README's consumer command: no project, no manifest, no identity
+    consumer = ["verify", str(dist), "--repository", REPOSITORY, "--ref", TAG, *trust]
+    assert main(consumer) == 0, capsys.readouterr().out
+    # with the manifest, exactly the identity sign recorded
+    assert main(["verify", str(dist), "--manifest", str(manifest), *trust]) == 0
+    assert CALLED_IDENTITY in capsys.readouterr().out
+    # the exact SAN (sigstore verify github --cert-identity ... --repository ... --ref ...)
+    exact = ["verify", str(dist), "--identity", CALLED_IDENTITY, "--repository", REPOSITORY]
+    assert main([*exact, "--ref", TAG, *trust]) == 0
+    assert main([*exact, "--ref", "v9.9.9", *trust]) == 1
+
+
+def test_verify_rejects_the_reusable_workflow_called_from_another_repository(
+    sigstore_standin: SigstoreStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """evil/fork calls the same upm-release.yml: same SAN, another source repository."""
+    dist, _ = _sign_in_reusable_workflow(
+        tmp_path / "evil", "evil/fork", sigstore_standin, monkeypatch
+    )
+    assert _san(dist / f"{WHEEL}.sigstore.json") == {CALLED_IDENTITY}
+    trust = ["--trust-config", str(sigstore_standin.trust_config_path), "--offline"]
+    capsys.readouterr()
+    for args in (
+        ["--repository", REPOSITORY, "--ref", TAG],
+        ["--identity", CALLED_IDENTITY, "--repository", REPOSITORY],
+    ):
+        assert main(["verify", str(dist), *args, *trust]) == 1, args
+        out = capsys.readouterr().out
+        assert "evil/fork" in out and REPOSITORY in out, out
+        assert "Repository" in out, out
+    # $GITHUB_REPOSITORY pins it too
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
+    assert main(["verify", str(dist), "--identity", CALLED_IDENTITY, *trust]) == 1
+
+
+def test_verify_with_no_repository_anywhere_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    code = main(
+        ["verify", str(dist), "--project", str(tmp_path / "none")] + ["--identity", CALLED_IDENTITY]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--repository" in err and len(err.strip().splitlines()) <= 2, err

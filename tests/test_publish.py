@@ -289,6 +289,20 @@ def test_dry_run_prints_plan_and_changes_nothing(
     assert manifest_path.read_text() == before
 
 
+def test_dry_run_writes_published_json_saying_so(
+    gh: GitHubStandIn, pypi_standin: PypiStandIn, manifest_path: Path, tmp_path: Path
+) -> None:
+    """The reusable workflow uploads published.json after a dry run too: it is the plan."""
+    out = tmp_path / "published.json"
+    args = _args(manifest_path, gh, pypi_standin, "--dry-run", "--published-json", str(out))
+    assert main(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["dry_run"] is True and doc["tag"] == "v1.2.0"
+    assert "github" not in doc and "pypi" not in doc
+    assert any("upm_sample-1.2.0.tar.gz" in step for step in doc["plan"])
+    assert gh.requests == [] and pypi_standin.uploads == []
+
+
 def test_secrets_never_in_output_manifest_or_files(
     pypi_standin: PypiStandIn,
     manifest_path: Path,

@@ -367,10 +367,11 @@ def _preflight_case(
         ({"repository": "evil/upm-sample"}, "token is for repository 'evil/upm-sample'"),
         (
             {
+                # a reusable workflow is expected by default, but only at the release tag
                 "job_workflow_ref": "unexpected/shared/.github/workflows/sign.yml@refs/heads/main",
+                "ref": "refs/tags/v9.9.9",
             },
-            "the certificate will carry https://github.com/unexpected/shared/.github/workflows/"
-            "sign.yml@refs/heads/main, but verify expects " + IDENTITY,
+            "token is for ref 'refs/tags/v9.9.9', but the release is 'refs/tags/v1.2.0'",
         ),
     ],
     ids=["pull_request_target", "workflow_run", "wrong-repository", "reusable-workflow"],

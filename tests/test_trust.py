@@ -20,6 +20,9 @@ from tests.fixtures.release_kit import (
     sha256,
 )
 from upm_ci.cli import main
+from upm_ci.errors import InputError
+from upm_ci.identity import UPM_RELEASE_IDENTITY
+from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
 from upm_ci.trust import (
     ACCEPTED,
     BLOCKED,
@@ -105,12 +108,60 @@ def test_configured_official_identity_is_accepted(release_kit: ReleaseKit, files
     decision = evaluate(
         files / PLUGIN,
         files / (PLUGIN + ".sigstore.json"),
-        official=official_policies("", "", [identity]),
+        official=official_policies("", "", [f"{identity} from {COMMUNITY_REPO}"]),
         approvals=[],
         trust_config=release_kit.trust_config,
     )
     assert (decision.row, decision.decision) == (ROW_OFFICIAL, ACCEPTED)
     assert COMMUNITY_REPO in decision.signer
+
+
+def test_official_identity_without_a_repository_is_refused() -> None:
+    with pytest.raises(InputError, match="names no repository") as err:
+        official_policies("", "", [UPM_RELEASE_IDENTITY])
+    assert f"{UPM_RELEASE_IDENTITY} from OWNER/REPO" in (err.value.hint or "")
+    (pinned,) = official_policies("", "", [f"{UPM_RELEASE_IDENTITY} from owner/project"])
+    assert pinned.repository == "owner/project"
+    # the old plain form is pinned to the project's repository
+    policies = official_policies("owner/project", ".github/workflows/release.yml", ["X"])
+    assert [p.repository for p in policies] == ["owner/project"] * 3
+    # another issuer's identity (an e-mail) has no repository to pin
+    (mail,) = official_policies("", "", ["a@example.org|https://accounts.example.org"])
+    assert (mail.repository, mail.issuer) == ("", "https://accounts.example.org")
+
+
+@pytest.mark.parametrize(
+    ("caller", "official"), [("unexpected/upm-sample", True), ("mallory/upm-sample", False)]
+)
+def test_the_reusable_workflow_is_official_only_for_this_repository(
+    release_kit: ReleaseKit, tmp_path: Path, caller: str, official: bool
+) -> None:
+    """Signed in upm-release's reusable workflow: same SAN for every caller; only the
+    project's own runs are official, as default and as a plain configured identity."""
+    signer = ReleaseSigner(
+        release_kit.standin,
+        repository=caller,
+        ref="refs/tags/v1.2.0",
+        reusable_workflow=f"{UPM_RELEASE_WORKFLOW}@refs/tags/v1",
+    )
+    artifact = tmp_path / PLUGIN
+    artifact.write_bytes(b"released by the reusable workflow")
+    try:
+        bundle = signer.sign_file(artifact)
+    finally:
+        signer.close()
+    for configured in ([], [UPM_RELEASE_IDENTITY]):
+        decision = evaluate(
+            artifact,
+            bundle,
+            official=official_policies(
+                "unexpected/upm-sample", ".github/workflows/release.yml", configured
+            ),
+            approvals=[],
+            trust_config=release_kit.trust_config,
+        )
+        assert f"https://github.com/{UPM_RELEASE_WORKFLOW}@refs/tags/v1" in decision.signer
+        assert decision.row == (ROW_OFFICIAL if official else ROW_COMMUNITY), configured
 
 
 def _date() -> dt.date:

@@ -139,6 +139,7 @@ def test_policy_comes_from_the_project_config(release_kit: ReleaseKit, tmp_path:
 def test_explicit_identity_policy(release_kit: ReleaseKit, release_dir: Path) -> None:
     identity = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/tags/{TAG}"
     base = ["verify", str(release_dir), "--trust-config", str(release_kit.trust_config)]
+    base += ["--repository", REPOSITORY]  # an identity is always pinned to a repository
     assert main([*base, "--identity", identity]) == 0
     assert main([*base, "--identity", identity, "--issuer", "https://accounts.google.com"]) == 1
     assert main([*base, "--identity", identity.replace(TAG, "v9.9.9")]) == 1

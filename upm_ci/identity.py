@@ -2,10 +2,12 @@
 preflight that refuses untrusted triggers before anything is signed or published.
 
 Shared by sign, verify and publish. Fulcio puts ``https://github.com/<job_workflow_ref>`` in a
-GitHub Actions certificate, so a release signed from a reusable workflow carries the *called*
-workflow's identity, while PyPI Trusted Publishing matches the *calling* ``workflow_ref``.
-The preflight says so before a release is half done. Tokens are never echoed: messages name
-claims, not the token.
+GitHub Actions certificate, so a release signed from a reusable workflow (upm-release.yml)
+carries the *called* workflow's identity, while the *caller's* repository and ref go into the
+certificate's source-repository extensions (and PyPI Trusted Publishing matches the calling
+``workflow_ref``). The same reusable workflow called from any other repository gets the same
+SAN, so an expected signer is always the SAN **and** the caller's repository and ref
+(:class:`ExpectedSigner`). Tokens are never echoed: messages name claims, not the token.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from upm_ci.errors import InputError, PolicyError, ServiceError
 __all__ = [
     "GITHUB_ISSUER",
     "SIGSTORE_AUDIENCE",
+    "UPM_RELEASE_IDENTITY",
+    "ExpectedSigner",
     "TokenClaims",
     "ambient_token",
     "certificate_identity",
     "decode_claims",
+    "expected_signer",
     "load_event",
     "preflight",
     "workflow_identity",
@@ -47,6 +52,11 @@ UNTRUSTED_TRIGGERS = {
     "workflow_run": "is started by another workflow, possibly one a fork's pull request ran",
 }
 _CLOCK_SKEW = 60
+#: The SAN of every signature made in upm-release's reusable workflow, at any upm-release ref
+#: (a glob): only ever accepted together with the caller's repository (and ref).
+UPM_RELEASE_IDENTITY = (
+    "https://github.com/unexpected/upm-release/.github/workflows/upm-release.yml@*"
+)
 
 
 def workflow_identity(repository: str, workflow_path: str, ref: str) -> str:
@@ -134,6 +144,59 @@ class TokenClaims:
         return _path_of(self.workflow_ref, self.repository)
 
 
+@dataclass(frozen=True)
+class ExpectedSigner:
+    """Who must sign a release: the certificate's SAN, pinned to the source repository and ref.
+
+    ``repository`` and ``ref`` are the caller's ``repository`` and ``ref`` claims, which Fulcio
+    records in the certificate (GitHub Workflow Repository/Ref extensions, as checked by
+    ``sigstore verify github --repository --ref``). Empty means not pinned.
+    """
+
+    identity: str
+    repository: str = ""
+    ref: str = ""
+    issuer: str = GITHUB_ISSUER
+
+    @property
+    def reusable(self) -> bool:
+        """True when the SAN is not a workflow of the pinned repository (a called workflow)."""
+        return bool(self.repository) and not self.identity.startswith(
+            f"https://github.com/{self.repository}/"
+        )
+
+    def describe(self) -> str:
+        pins = [f"repository {self.repository}"] if self.repository else []
+        pins += [f"ref {self.ref}"] if self.ref else []
+        return self.identity + (f" ({', '.join(pins)})" if pins else "")
+
+
+def expected_signer(
+    claims: TokenClaims,
+    *,
+    repository: str,
+    tag: str,
+    release_workflow: str,
+    identity: str | None = None,
+) -> ExpectedSigner:
+    """The signer a release of ``repository`` at ``tag`` must have, given the signing token.
+
+    ``identity`` (``--expected-identity``) wins. Else a job in a called (reusable) workflow,
+    ``job_workflow_ref`` != ``workflow_ref``, expects the called workflow's identity, as Fulcio
+    will certify it; any other job expects ``release_workflow`` of ``repository`` at the tag.
+    Either way the repository and the tag are pinned, so the same reusable workflow called
+    from another repository, or at another ref, never passes.
+    """
+    ref = f"refs/tags/{tag}"
+    if not identity:
+        called = claims.job_workflow_ref
+        if claims.is_github_actions and called and called != claims.workflow_ref:
+            identity = f"https://github.com/{called}"
+        else:
+            identity = workflow_identity(repository, release_workflow, ref)
+    return ExpectedSigner(identity=identity, repository=repository, ref=ref)
+
+
 def _path_of(workflow_ref: str, repository: str) -> str:
     path = workflow_ref.split("@", 1)[0]
     return path.removeprefix(f"{repository}/") if repository else path
@@ -201,6 +264,7 @@ def preflight(
     expected_repository: str | None,
     event: Mapping[str, Any] | None = None,
     now: float | None = None,
+    expected_ref: str | None = None,
 ) -> list[str]:
     """Everything that makes this token unfit to sign the release, as one sentence each.
 
@@ -251,6 +315,11 @@ def preflight(
             f"token is for repository {claims.repository or '(none)'!r}, but the release is of"
             f" {expected_repository!r}: run the release workflow in {expected_repository}"
         )
+    if expected_ref and claims.ref != expected_ref:
+        problems.append(
+            f"token is for ref {claims.ref or '(none)'!r}, but the release is {expected_ref!r}:"
+            " run the release workflow on a push of that tag"
+        )
     cert_identity = certificate_identity(claims)
     if expected_identity and cert_identity != expected_identity:
         if claims.job_workflow_ref and claims.job_workflow_ref != claims.workflow_ref:
@@ -258,8 +327,8 @@ def preflight(
                 f"signing from the reusable workflow {claims.job_workflow_ref}: the certificate"
                 f" will carry {cert_identity}, but verify expects {expected_identity}, and PyPI"
                 f" Trusted Publishing matches the calling workflow {claims.workflow_path!r};"
-                " pass that identity as --expected-identity (and to verify), or sign in the"
-                " calling workflow"
+                " leave --expected-identity unset (the called workflow is then expected, pinned"
+                " to this repository and tag), or sign in the calling workflow"
             )
         else:
             problems.append(

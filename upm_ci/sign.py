@@ -258,11 +258,17 @@ class ReleaseSigner:
         rekor_version: int | None = None,
         issuer: str = GITHUB_ISSUER,
         retry: RetryPolicy | None = None,
+        source_repository: str = "",
+        source_ref: str = "",
     ) -> None:
+        """``source_repository``/``source_ref``: also pin the certificate's GitHub workflow
+        repository and ref (a reusable workflow's SAN is the same for every caller)."""
         gha.mask(identity_token)
         self._token = identity_token
         self.expected_identity = expected_identity
         self.issuer = issuer
+        self.source_repository = source_repository
+        self.source_ref = source_ref
         self._trust_config_path = trust_config
         self._rekor_version = rekor_version
         self._retry = retry
@@ -283,14 +289,23 @@ class ReleaseSigner:
         from sigstore.sign import SigningContext
         from sigstore.verify import policy
 
-        from upm_ci.verify import make_verifier
+        from upm_ci.verify import IdentityPolicy, make_verifier
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
         self._tsa_expected = bool(context._tsa_clients)
         # The post-sign checks share one certificate: check its chain, SCT and identity once.
         self._verifier = make_verifier(config.trusted_root)
-        self._policy = policy.Identity(identity=self.expected_identity, issuer=self.issuer)
+        self._policy = (
+            IdentityPolicy(
+                identity=self.expected_identity,
+                issuer=self.issuer,
+                repository=self.source_repository,
+                ref=self.source_ref,
+            ).sigstore_policy()
+            if self.source_repository or self.source_ref
+            else policy.Identity(identity=self.expected_identity, issuer=self.issuer)
+        )
         self._pep740_rekor = _rekor_v1(config, context)
         try:
             self._identity = IdentityToken(self._token)
@@ -686,6 +701,9 @@ class SignResult:
     attestations: list[str] = field(default_factory=list)
     gpg_public_key: str = ""
     skipped: list[str] = field(default_factory=list)
+    #: The pinned source repository and ref (see ``identity.ExpectedSigner``).
+    repository: str = ""
+    ref: str = ""
 
     @property
     def bundles(self) -> list[str]:
@@ -723,14 +741,26 @@ def sign_release(
     rekor_version: int | None,
     gpg_key: str | None,
     gpg_passphrase: str | None,
-    expected_identity: str,
+    expected_identity: str | identity.ExpectedSigner,
     event: Mapping[str, Any] | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> SignResult:
     """Sign everything the release carries; see the module docstring for what is written.
 
     Inputs and the token's claims are all checked before the first file is written.
+    ``expected_identity``: the signer every bundle must verify for (``identity.expected_signer``);
+    a plain SAN is pinned to the project's repository and release tag.
     """
+    expected = (
+        expected_identity
+        if isinstance(expected_identity, identity.ExpectedSigner)
+        else identity.ExpectedSigner(
+            identity=expected_identity,
+            repository=project.repository,
+            ref=f"refs/tags/{project.tag}",
+        )
+    )
+    expected_identity = expected.identity
     gha.mask(identity_token)
     if gpg_key:
         gha.mask(gpg_key)
@@ -749,7 +779,8 @@ def sign_release(
     problems = identity.preflight(
         claims,
         expected_identity=expected_identity,
-        expected_repository=project.repository or None,
+        expected_repository=expected.repository or project.repository or None,
+        expected_ref=expected.ref or None,
         event=event,
     )
     if problems:
@@ -760,7 +791,12 @@ def sign_release(
     if rekor_version not in (None, 1, 2):
         raise InputError(f"--rekor-version: {rekor_version} is not 1 or 2")
 
-    result = SignResult(identity=expected_identity, issuer=GITHUB_ISSUER)
+    result = SignResult(
+        identity=expected_identity,
+        issuer=GITHUB_ISSUER,
+        repository=expected.repository,
+        ref=expected.ref,
+    )
     with contextlib.ExitStack() as stack:
         gpg = stack.enter_context(GpgSigner(gpg_key, gpg_passphrase)) if gpg_key else None
         load_trust_config(trust_config, rekor_version)  # bad file: InputError before writing
@@ -775,9 +811,11 @@ def sign_release(
                 expected_identity=expected_identity,
                 trust_config=trust_config,
                 rekor_version=rekor_version,
+                source_repository=expected.repository,
+                source_ref=expected.ref,
             )
         )
-        log.info("signing %d files as %s", len(subjects), expected_identity)
+        log.info("signing %d files as %s", len(subjects), expected.describe())
         if not signer.pep740_available:
             log.warning("no Rekor v1 log in the trust config: no PEP 740 attestations made")
             dists = []
@@ -850,6 +888,8 @@ def sign_release(
         "pass",
         identity=expected_identity,
         issuer=GITHUB_ISSUER,
+        repository=expected.repository,
+        ref=expected.ref,
         bundles=len(signed),
         attestations=len(attestations),
         gpg=bool(gpg_signed),

@@ -7,7 +7,9 @@
 | Community (signed)     | Only with manual audit | Yes           | No (if passes)    |
 
 Official means a valid Sigstore bundle from an official identity: this repository's release
-workflow at any tag, or one of config ``official-identities``. A valid bundle from any other
+workflow at any tag, upm-release's reusable workflow run for this repository, or one of config
+``official-identities`` (each pinned to a repository: a reusable workflow's identity is the
+same for every repository that calls it). A valid bundle from any other
 identity is Community: ``needs-review`` until an approval record (the artifact's sha256, the
 reviewer, the date, the reason) exists. No bundle, or a bundle that does not verify for this
 artifact (a bad signature is no signature), is Blocked.
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError
-from upm_ci.identity import workflow_identity
+from upm_ci.identity import UPM_RELEASE_IDENTITY, workflow_identity
 from upm_ci.manifest import sha256_file
 from upm_ci.verify import (
     IdentityPolicy,
@@ -76,19 +78,45 @@ class TrustDecision:
 def official_policies(
     repository: str, release_workflow: str, official_identities: Sequence[str]
 ) -> list[IdentityPolicy]:
-    """This repository's release workflow at any tag, plus the configured identities.
+    """This repository's release workflow at any tag, upm-release's reusable workflow run for
+    this repository, plus the configured identities.
 
-    A configured entry is ``IDENTITY`` (GitHub Actions issuer) or ``IDENTITY|ISSUER``;
-    ``*`` in the identity matches anything.
+    A configured entry is ``IDENTITY from OWNER/REPO`` (GitHub Actions issuer, signed in a run
+    of OWNER/REPO), or a plain ``IDENTITY``, then pinned to ``repository`` (an InputError when
+    it is unknown), or ``IDENTITY|ISSUER`` for another OIDC issuer (an e-mail, say: nothing to
+    pin). ``*`` in the identity matches anything.
     """
     policies = []
     if repository:
         identity = workflow_identity(repository, release_workflow, "refs/tags/*")
         policies.append(IdentityPolicy(identity=identity, repository=repository))
+        policies.append(IdentityPolicy(identity=UPM_RELEASE_IDENTITY, repository=repository))
     for entry in official_identities:
-        identity, _, issuer = entry.partition("|")
-        policies.append(IdentityPolicy(identity=identity.strip(), issuer=issuer or GITHUB_ISSUER))
+        policies.append(_official_entry(entry, repository))
     return policies
+
+
+def _official_entry(entry: str, repository: str) -> IdentityPolicy:
+    text, sep, pinned = entry.strip().rpartition(" from ")
+    if not sep:
+        text, pinned = entry.strip(), ""
+    identity, _, issuer = text.partition("|")
+    identity, issuer, pinned = identity.strip(), issuer.strip() or GITHUB_ISSUER, pinned.strip()
+    where = f"official-identities: {entry!r}"
+    if not identity:
+        raise InputError(f"{where}: no identity", hint="write 'IDENTITY from OWNER/REPO'")
+    if issuer != GITHUB_ISSUER:
+        if pinned:
+            raise InputError(f"{where}: only GitHub Actions identities have a repository")
+        return IdentityPolicy(identity=identity, issuer=issuer)
+    pinned = pinned or repository
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", pinned):
+        raise InputError(
+            f"{where}: names no repository, and the project's is unknown: the same workflow"
+            " identity signs for every repository that runs it",
+            hint=f"write '{identity} from OWNER/REPO'",
+        )
+    return IdentityPolicy(identity=identity, issuer=issuer, repository=pinned)
 
 
 def load_approvals(path: Path, *, required: bool) -> list[Approval]:

@@ -83,7 +83,9 @@ class IdentityPolicy:
     """Who must have signed: certificate identity + issuer, optionally pinned GitHub claims.
 
     ``identity`` may contain ``*`` (e.g. ``...release.yml@refs/tags/*``: any tag); then
-    it is matched as a glob against the certificate's SANs.
+    it is matched as a glob against the certificate's SANs. ``alternatives`` are identities
+    also accepted in its place (e.g. upm-release's reusable workflow); the repository, ref
+    and trigger pins apply whichever identity signed.
     """
 
     identity: str
@@ -91,6 +93,7 @@ class IdentityPolicy:
     repository: str = ""
     ref: str = ""
     trigger: str = ""
+    alternatives: tuple[str, ...] = ()
 
     @classmethod
     def for_release(
@@ -116,11 +119,15 @@ class IdentityPolicy:
         """The sigstore-python policy that checks all of this."""
         from sigstore.verify import policy
 
-        checks: list[policy.VerificationPolicy] = [
-            _IdentityGlob(self.identity, self.issuer)
-            if "*" in self.identity
-            else policy.Identity(identity=self.identity, issuer=self.issuer)
+        identities: list[policy.VerificationPolicy] = [
+            _IdentityGlob(identity, self.issuer)
+            if "*" in identity
+            else policy.Identity(identity=identity, issuer=self.issuer)
+            for identity in (self.identity, *self.alternatives)
         ]
+        checks: list[policy.VerificationPolicy] = (
+            identities[:1] if len(identities) == 1 else [policy.AnyOf(identities)]
+        )
         if self.repository:
             checks.append(policy.GitHubWorkflowRepository(self.repository))
         if self.ref:
@@ -130,7 +137,11 @@ class IdentityPolicy:
         return policy.AllOf(checks)
 
     def describe(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v}
+        return {
+            k: ", ".join(v) if isinstance(v, (tuple, list)) else v
+            for k, v in asdict(self).items()
+            if v
+        }
 
 
 def normalize_ref(ref: str) -> str:

@@ -89,7 +89,10 @@ if TYPE_CHECKING:
     env="PUBLISHED_JSON",
     type=FILE,
     default=None,
-    help="Write what the release and the index hold afterwards here.",
+    help=(
+        "Write what the release and the index hold afterwards here (a dry run writes its"
+        ' plan, marked "dry_run": true).'
+    ),
 )
 @identity_token_option
 @trust_config_option
@@ -160,6 +163,19 @@ def command(
         echo("Plan (dry run, nothing changed):")
         for step in result.plan:
             echo(f"  - {step}")
+        if published_json is not None:
+            # Nothing was published: say so, and what would have been (the plan).
+            write_json_atomic(
+                published_json,
+                {
+                    "project": proj.name,
+                    "version": proj.version,
+                    "dry_run": True,
+                    "repository": settings.repository,
+                    "tag": settings.tag,
+                    "plan": list(result.plan),
+                },
+            )
         return 0
     signer = _audit_signer(proj, identity_token, trust_config) if sign_audit_log else None
     if signer is None:
@@ -197,12 +213,16 @@ def _audit_signer(
 ) -> ReleaseSigner | None:
     """A ReleaseSigner when an identity is at hand; None (unsigned, warned) otherwise."""
     from upm_ci import identity, sign
+    from upm_ci.cli.sign import expected_signer
 
     token = token or identity.ambient_token()
     if not token:
         return None
+    expected = expected_signer(project, token, None)
     return sign.ReleaseSigner(
         token,
-        expected_identity=sign.default_expected_identity(project),
+        expected_identity=expected.identity,
         trust_config=trust_config,
+        source_repository=expected.repository,
+        source_ref=expected.ref,
     )

@@ -27,7 +27,9 @@ from upm_ci.cli._common import (
 from upm_ci.errors import InputError
 
 if TYPE_CHECKING:
+    from upm_ci import identity
     from upm_ci.manifest import Manifest
+    from upm_ci.project import Project
 
 
 @click.command("sign")
@@ -45,7 +47,10 @@ if TYPE_CHECKING:
     "--expected-identity",
     env="EXPECTED_IDENTITY",
     default=None,
-    help="Identity every bundle must verify for [default: release-workflow at the tag].",
+    help=(
+        "Identity every bundle must verify for, always pinned to the repository and tag"
+        " [default: the called workflow in a reusable workflow, else release-workflow at the tag]."
+    ),
 )
 @option(
     "--gpg-key",
@@ -84,7 +89,7 @@ def command(
     proj = load_project(project)
     release = ReleaseManifest.load(manifest)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
-    expected = expected_identity or sign.default_expected_identity(proj)
+    expected = expected_signer(proj, token, expected_identity)
     result = sign.sign_release(
         proj,
         release,
@@ -105,13 +110,36 @@ def command(
     headers = ["file", "signature", "log index", "state"]
     echo(table(headers, rows))
     echo(f"\nidentity: {result.identity}")
+    echo(f"pinned to: repository {result.repository}, ref {result.ref}")
     gha.add_summary(
         f"### Sign: {len(result.signed)} signatures, {len(result.attestations)} attestations\n\n"
-        f"Identity `{result.identity}` ({result.issuer})\n\n" + markdown_table(headers, rows)
+        f"Identity `{result.identity}` ({result.issuer}), repository `{result.repository}`,"
+        f" ref `{result.ref}`\n\n" + markdown_table(headers, rows)
     )
     gha.set_output("bundles", "\n".join(result.bundles))
     gha.set_output("manifest", str(release.path))
     return 0
+
+
+def expected_signer(
+    project: Project, token: str, expected_identity: str | None
+) -> identity.ExpectedSigner:
+    """Who the release's signatures must come from (see ``identity.expected_signer``)."""
+    from upm_ci import identity
+
+    repository = project.repository
+    if not repository:
+        raise InputError(
+            f"{project.root / 'pyproject.toml'}: the GitHub repository is unknown",
+            hint="set [tool.upm-release] repository, $GITHUB_REPOSITORY or a github.com origin",
+        )
+    return identity.expected_signer(
+        identity.decode_claims(token),
+        repository=repository,
+        tag=project.tag,
+        release_workflow=project.config.release_workflow,
+        identity=expected_identity,
+    )
 
 
 def _state(reused: bool) -> str:

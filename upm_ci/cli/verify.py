@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,13 +87,19 @@ def command(
 
     DIRECTORY defaults to the project's dist dir; with --github-release TAG the release's
     assets are downloaded (into DIRECTORY if given, else a temporary one) and verified.
-    Exit 1 names each failing artifact and why. Per bundle this is what plain sigstore does:
+    Exit 1 names each failing artifact and why. Signatures must come from OWNER/REPO
+    (--repository, the manifest, the project or $GITHUB_REPOSITORY) at the tag, by its
+    release workflow or upm-release's reusable workflow (or the identity sign recorded in
+    --manifest). Per bundle this is what plain sigstore does:
 
     \b
       sigstore --trust-config F verify github --offline \\
         --cert-identity https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/TAG \\
         --repository OWNER/REPO --ref refs/tags/TAG [--trigger push] \\
         --bundle FILE.sigstore.json FILE
+
+    (for a release made by the reusable workflow, --cert-identity is
+    https://github.com/unexpected/upm-release/.github/workflows/upm-release.yml@UPM_REF)
 
     "Offline" covers everything but the trust root: inclusion proofs, checkpoints, SETs, SCTs
     and timestamps come from the bundles; --offline only stops the TUF refresh of Sigstore's
@@ -194,25 +202,61 @@ def _policy(
     identity: str | None,
     issuer: str,
 ) -> IdentityPolicy:
+    """Who must have signed. A GitHub identity is always pinned to a source repository:
+    ``--repository``, else the manifest's, the project's, or ``$GITHUB_REPOSITORY``.
+
+    Without ``--identity``: the identity the sign phase recorded in the manifest, else the
+    project's release workflow at the tag or upm-release's reusable workflow (any of its
+    refs), both only for that repository and tag.
+    """
+    from upm_ci.identity import UPM_RELEASE_IDENTITY
     from upm_ci.verify import IdentityPolicy, normalize_ref
 
+    repo = (
+        repository
+        or (manifest.project.repository if manifest else "")
+        or (project.repository if project else "")
+        or os.environ.get("GITHUB_REPOSITORY", "")
+    )
     if identity:
+        if not repo and issuer == GITHUB_ISSUER:
+            raise InputError(
+                "verify: --identity names no repository: a reusable workflow's identity is the"
+                " same for every repository that calls it",
+                hint="also pass --repository owner/name (the repository that released)",
+            )
         return IdentityPolicy(
             identity=identity,
             issuer=issuer,
-            repository=repository or "",
+            repository=repo if issuer == GITHUB_ISSUER else "",
             ref=normalize_ref(ref) if ref else "",
             trigger=trigger or "",
         )
-    repo = repository or (project.repository if project else "")
-    repo = repo or (manifest.project.repository if manifest else "")
     tag = ref or (manifest.project.tag if manifest else "") or (project.tag if project else "")
     if not repo or not tag:
         raise InputError(
             "verify: cannot tell which identity must have signed",
             hint="pass --repository owner/name and --ref TAG (or --identity), or --project",
         )
-    return IdentityPolicy.for_release(
+    full_ref = normalize_ref(tag)
+    signed = manifest.phases.get("sign", {}) if manifest else {}
+    recorded = signed.get("identity") if isinstance(signed, dict) else None
+    if (
+        isinstance(recorded, str)
+        and recorded
+        and not workflow
+        and signed.get("repository") == repo
+        and signed.get("ref") == full_ref
+    ):
+        # The sign phase recorded exactly whom it expected for this repository and tag.
+        return IdentityPolicy(
+            identity=recorded,
+            issuer=issuer,
+            repository=repo,
+            ref=full_ref,
+            trigger=trigger or "",
+        )
+    policy = IdentityPolicy.for_release(
         repo,
         tag,
         workflow=workflow
@@ -221,6 +265,9 @@ def _policy(
         trigger=trigger or "",
         issuer=issuer,
     )
+    if workflow:
+        return policy
+    return dataclasses.replace(policy, alternatives=(UPM_RELEASE_IDENTITY,))
 
 
 def _render(report: VerifyReport) -> None:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -25,6 +26,7 @@ from upm_ci.standins._server import ThreadedStandIn, send_json
 
 __all__ = [
     "GITHUB_ISSUER",
+    "UPM_RELEASE_WORKFLOW",
     "OidcStandIn",
     "decode_claims",
     "github_claims",
@@ -36,6 +38,8 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 DEFAULT_AUDIENCE = "sigstore"
 _SIGNING_KEY = b"upm-ci-standin-not-a-secret"
 _TIME_CLAIMS = ("iat", "nbf", "exp")
+#: upm-release's reusable workflow, as a caller's ``uses:`` names it (without ``@ref``).
+UPM_RELEASE_WORKFLOW = "unexpected/upm-release/.github/workflows/upm-release.yml"
 _CLAIM_PARAMS = frozenset(
     {
         "repository",
@@ -51,6 +55,8 @@ _CLAIM_PARAMS = frozenset(
         "run_id",
         "run_attempt",
         "runner_environment",
+        "reusable_workflow",
+        "reusable_workflow_sha",
     }
 )
 
@@ -95,11 +101,22 @@ def github_claims(
     run_id: str = "1234567890",
     run_attempt: str = "1",
     runner_environment: str = "github-hosted",
+    reusable_workflow: str | None = None,
+    reusable_workflow_sha: str | None = None,
 ) -> dict[str, Any]:
     """Claims shaped like a GitHub Actions ID token for a workflow in ``repository``.
 
     The derived claims (``sub``, ``workflow_ref``, ``job_workflow_ref``...) follow GitHub's
     rules, so a certificate issued for them carries what a real runner's certificate does.
+
+    ``reusable_workflow`` (``OWNER/REPO/.github/workflows/X.yml@REF``, e.g.
+    ``UPM_RELEASE_WORKFLOW + "@refs/tags/v1"``) makes it the token of a job inside that called
+    workflow, as GitHub mints it: ``job_workflow_ref``/``job_workflow_sha`` name the called
+    workflow (and its commit, ``reusable_workflow_sha`` or one derived from the ref), while
+    ``sub``, ``repository``, ``ref``, ``sha``, ``workflow``, ``workflow_ref`` and
+    ``workflow_sha`` stay the caller's (``workflow_path`` in ``repository``). Fulcio then puts
+    the called workflow in the certificate's SAN and the caller's repository and ref in its
+    source-repository extensions.
     """
     owner = repository.split("/", 1)[0]
     if sha is None:
@@ -132,8 +149,8 @@ def github_claims(
         "workflow": workflow,
         "workflow_ref": workflow_ref,
         "workflow_sha": sha,
-        "job_workflow_ref": workflow_ref,
-        "job_workflow_sha": sha,
+        "job_workflow_ref": reusable_workflow or workflow_ref,
+        "job_workflow_sha": _job_workflow_sha(reusable_workflow, reusable_workflow_sha, sha),
         "event_name": event_name,
         "environment": environment,
         "runner_environment": runner_environment,
@@ -143,6 +160,17 @@ def github_claims(
         "head_ref": "",
         "base_ref": "",
     }
+
+
+def _job_workflow_sha(reusable: str | None, reusable_sha: str | None, caller_sha: str) -> str:
+    if not reusable:
+        return caller_sha
+    if reusable_sha:
+        return reusable_sha
+    ref = reusable.rpartition("@")[2]
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return ref  # called at a commit: that commit is the workflow's
+    return hashlib.sha1(reusable.encode()).hexdigest()
 
 
 def _split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
