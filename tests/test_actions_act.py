@@ -29,6 +29,7 @@ import pytest
 from tests.conftest import EXAMPLE, REPO_ROOT, git, make_git_project
 from tests.test_actions import ACTIONS, WORKFLOWS, all_uses, prepared_tool_venv
 from upm_ci.project import load_project
+from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
 
 pytestmark = pytest.mark.slow
 
@@ -257,10 +258,18 @@ def release_state(api_url: str, token: str, repository: str) -> dict[str, Any]:
     return next((r for r in response.json() if r["tag_name"] == TAG), {})
 
 
-def test_the_reusable_workflow_releases_from_a_callers_repository(
-    workspace: Path, tool_venv: Path, tmp_path: Path
-) -> None:
-    """A project calls upm-release.yml; its jobs pass the release on as artifacts."""
+#: The called workflow as a caller's token names it: GitHub mints the jobs of upm-release.yml
+#: tokens whose job_workflow_ref is this, while repository/ref/workflow_ref are the caller's.
+CALLED = f"{UPM_RELEASE_WORKFLOW}@refs/tags/v1"
+
+
+def run_reusable(
+    workspace: Path, tool_venv: Path, tmp_path: Path, *, dry_run: bool
+) -> tuple[ActRun, dict[str, Any], dict[str, str]]:
+    """A project's release.yml calls upm-release.yml (tests/act/reusable-caller.yml); every
+    job's OIDC token is the one GitHub mints for a job in a called workflow."""
+    from upm_ci.standins.oidc import OidcStandIn
+
     project = make_git_project(EXAMPLE, tmp_path / "upm-sample")
     (project / ".github" / "workflows").mkdir(parents=True)
     shutil.copy2(
@@ -278,36 +287,75 @@ def test_the_reusable_workflow_releases_from_a_callers_repository(
     shutil.copytree(workspace, sources / "upm-release", ignore=shutil.ignore_patterns(".git"))
     (out / "artifacts").mkdir()
     with standins(project, out) as services:
-        env = {
-            **{f"var:{k}": v for k, v in services.items() if k.startswith("UPM_ACT_")},
-            **{k: v for k, v in services.items() if not k.startswith("UPM_ACT_")},
-            "var:UPM_ACT_TAG": TAG,
-            "var:UPM_ACT_TOOL_VENV": str(tool_venv),
-            "secret:GITHUB_TOKEN": services["secret:UPM_ACT_GITHUB_TOKEN"],
-            "UPM_ACT_SOURCES": str(out / "sources"),
-            "UPM_ACT_ARTIFACTS": str(out / "artifacts"),
-        }
-        env = {k.replace("var:secret:", "secret:"): v for k, v in env.items()}
-        run = run_act(
-            project,
-            ".act/caller.yml",
-            env,
-            out,
-            repository=services["UPM_ACT_REPOSITORY"],
-            stub_checkout=True,
-        )
+        repository = services["UPM_ACT_REPOSITORY"]
+        assert not repository.startswith("unexpected/upm-release")
+        with OidcStandIn(
+            repository=repository,
+            ref=f"refs/tags/{TAG}",
+            sha=git(project, "rev-parse", "HEAD"),
+            reusable_workflow=CALLED,
+        ) as oidc:
+            env = {
+                **{f"var:{k}": v for k, v in services.items() if k.startswith("UPM_ACT_")},
+                **{k: v for k, v in services.items() if not k.startswith("UPM_ACT_")},
+                **oidc.env(),
+                "var:UPM_ACT_TAG": TAG,
+                "var:UPM_ACT_TOOL_VENV": str(tool_venv),
+                "var:UPM_ACT_DRY_RUN": "true" if dry_run else "false",
+                "secret:GITHUB_TOKEN": services["secret:UPM_ACT_GITHUB_TOKEN"],
+                "UPM_ACT_SOURCES": str(out / "sources"),
+                "UPM_ACT_ARTIFACTS": str(out / "artifacts"),
+            }
+            env = {k.replace("var:secret:", "secret:"): v for k, v in env.items()}
+            run = run_act(
+                project, ".act/caller.yml", env, out, repository=repository, stub_checkout=True
+            )
         release = release_state(
-            services["UPM_ACT_GITHUB_API_URL"],
-            services["secret:UPM_ACT_GITHUB_TOKEN"],
-            services["UPM_ACT_REPOSITORY"],
+            services["UPM_ACT_GITHUB_API_URL"], services["secret:UPM_ACT_GITHUB_TOKEN"], repository
         )
+    return run, release, services
+
+
+def test_the_reusable_workflow_releases_from_a_callers_repository(
+    workspace: Path, tool_venv: Path, tmp_path: Path
+) -> None:
+    """A project calls upm-release.yml; its jobs pass the release on as artifacts. Signatures
+    carry upm-release.yml's identity, pinned to the caller's repository and tag, with no
+    expected-identity input, and the workflow's own verify job accepts them."""
+    from sigstore.models import Bundle
+
+    from upm_ci.verify import certificate_identities
+
+    run, release, services = run_reusable(workspace, tool_venv, tmp_path, dry_run=False)
     assert run.returncode == 0, run.log[-6000:]
     for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
         assert run.ran(phase), phase
     assert "merged 1 manifests" in run.log
     assert release and not release["draft"]
+    signed = run.out / "artifacts" / "upm-signed"
+    phase = json.loads((signed / "release-manifest.json").read_text())["phases"]["sign"]
+    assert (phase["identity"], phase["repository"], phase["ref"]) == (
+        f"https://github.com/{CALLED}",
+        services["UPM_ACT_REPOSITORY"],
+        f"refs/tags/{TAG}",
+    )
+    bundle = Bundle.from_json((signed / "dist" / "SHA256SUMS.sigstore.json").read_bytes())
+    assert certificate_identities(bundle.signing_certificate) == {f"https://github.com/{CALLED}"}
     assert services["secret:UPM_ACT_GITHUB_TOKEN"] not in run.log
     assert "stubbed third-party action ran" not in run.log
+
+
+def test_the_reusable_workflows_dry_run_publishes_nothing(
+    workspace: Path, tool_venv: Path, tmp_path: Path
+) -> None:
+    run, release, _ = run_reusable(workspace, tool_venv, tmp_path, dry_run=True)
+    assert run.returncode == 0, run.log[-6000:]
+    for phase in ("gate", "build", "sbom", "sign", "publish"):
+        assert run.ran(phase), phase
+    assert not run.ran("verify")
+    assert release == {}
+    published = json.loads((run.out / "artifacts" / "upm-published" / "published.json").read_text())
+    assert published["dry_run"] is True and published["plan"]
 
 
 def test_the_root_action_releases_in_one_job(
