@@ -238,13 +238,13 @@ def test_version_not_matching_the_tag_fails_naming_both(
 ) -> None:
     root = make_project(tmp_path / "demo")
     (root / "dist").mkdir()
-    (root / "dist/keep.txt").write_text("from an earlier run\n")
+    (root / "dist/demo_pkg-1.1.0.tar.gz").write_text("from an earlier run\n")
     args = ["build", "--project", str(root), "--manifest", str(tmp_path / "m.json")]
     code = main([*args, "--tag", "v1.2.1"])
     err = capsys.readouterr().err
     assert code == 1
     assert "'1.2.0'" in err and "'1.2.1'" in err and "v1.2.1" in err
-    assert (root / "dist/keep.txt").exists(), "a failed build must not empty dist/"
+    assert (root / "dist/demo_pkg-1.1.0.tar.gz").exists(), "a failed build must not empty dist/"
     assert not (tmp_path / "m.json").exists()
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from upm_ci.child_env import project_env
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
@@ -165,6 +166,51 @@ def _remove_tree(
         removed.append(rel + "/")
 
 
+#: What upm-release itself writes into a dist directory; anything else there is not its to remove.
+BUILD_OUTPUT_SUFFIXES = (
+    ".whl", ".tar.gz", ".zip", ".sigstore.json", ".intoto.jsonl", ".publish.attestation",
+    ".asc", ".cdx.json", ".spdx.json", ".audit.jsonl", ".tmp",
+)  # fmt: skip
+
+
+def _is_build_output(path: Path) -> bool:
+    return (
+        not path.is_symlink()
+        and path.is_file()
+        and (path.name.startswith(SUMS_NAME) or path.name.endswith(BUILD_OUTPUT_SUFFIXES))
+    )
+
+
+def check_dist_dir(dist_dir: Path, root: Path, *, keep: Iterable[Path] = ()) -> None:
+    """Refuse a dist directory build would have to empty of something that is not build output.
+
+    build empties the dist directory (RELEASE.md's ``rm -rf dist/``), so it must be the
+    project's output and nothing else: never the project itself, an ancestor of it, anything
+    inside ``.git``, or a directory holding other files (sources, a user's downloads).
+    """
+    root, dist_dir = root.resolve(), dist_dir.resolve()
+    where = f"dist directory {dist_dir}"
+    if dist_dir == root or root.is_relative_to(dist_dir):
+        raise InputError(f"{where} is the project or holds it", hint="use e.g. dist/")
+    if ".git" in dist_dir.parts:
+        raise InputError(f"{where} is inside a .git directory", hint="use e.g. dist/")
+    if not dist_dir.exists():
+        return
+    if not dist_dir.is_dir():
+        raise InputError(f"{where} is not a directory")
+    kept = {p.resolve() for p in keep}
+    tracked = (tracked_files(root) or set()) if dist_dir.is_relative_to(root) else set()
+    for child in sorted(dist_dir.iterdir()):
+        rel = child.relative_to(root).as_posix() if child.is_relative_to(root) else ""
+        if child.resolve() in kept or _is_build_output(child) and rel not in tracked:
+            continue
+        raise InputError(
+            f"{where} holds {child.name!r}, which is not build output; build empties this "
+            "directory, so it refuses",
+            hint="pass an empty directory or one that holds only earlier build output",
+        )
+
+
 def empty_dist_dir(dist_dir: Path, root: Path, *, keep: Iterable[Path] = ()) -> list[str]:
     """Clear a ``dist_dir`` inside the project (RELEASE.md's ``rm -rf dist/``), tracked files
     and ``keep`` excepted; a dist_dir outside the project is left alone (only replaced files)."""
@@ -185,10 +231,11 @@ def _tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
 
 
 def run_build(root: Path, outdir: Path, epoch: str) -> tuple[Path, Path]:
-    """``python -m build`` (sdist, then the wheel from it) into ``outdir``; (sdist, wheel)."""
-    env = dict(os.environ)
-    if epoch:
-        env["SOURCE_DATE_EPOCH"] = epoch
+    """``python -m build`` (sdist, then the wheel from it) into ``outdir``; (sdist, wheel).
+
+    The backend is the project's code: it gets the allow-listed environment, no secrets.
+    """
+    env = project_env({"SOURCE_DATE_EPOCH": epoch} if epoch else {})
     log.info("building %s into %s", root.name, outdir)
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(outdir), str(root)],
@@ -434,6 +481,7 @@ def build_release(
     info = release_info(project, tag)
     epoch = source_date_epoch(project.root, tag)
     keep = [manifest.path] if manifest.path else []
+    check_dist_dir(dist_dir, project.root, keep=keep)
     # dist_dir is emptied only once every check passed: a failed build loses nothing.
     removed = clean(project.root, keep=[*keep, dist_dir])
     with tempfile.TemporaryDirectory(prefix="upm-build-") as tmp:

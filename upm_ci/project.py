@@ -105,6 +105,12 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: file not found", hint="pass the project directory") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: invalid TOML: {e}", hint="fix the syntax") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 (byte {e.start})", hint="save it as UTF-8") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to read", hint="fix the file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def load_project(root: Path | str) -> Project:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from upm_ci import __version__, gha, identity, provenance
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
+from upm_ci.layout import check_plain_name, confined_file
 from upm_ci.manifest import (
     Artifact,
     AttestationRecord,
@@ -935,9 +936,10 @@ def release_file_name(name: str) -> str:
 def _extra_files(project: Project, dist_dir: Path) -> list[tuple[Path, str]]:
     """Project manifests (``sign-files``) and, with ``sign-plugins``, plugin files."""
     found: list[tuple[Path, str]] = []
+    where = f"{project.root / 'pyproject.toml'}: [tool.upm-release]"
     for rel in project.config.sign_files:
-        path = project.path(rel)
-        if path.is_file():
+        path = confined_file(project.root, rel, where=f"{where} sign-files")
+        if path is not None:
             found.append((path, "project-manifest"))
         else:
             log.warning("sign-files: %s not found in the project; not signed", rel)
@@ -947,10 +949,15 @@ def _extra_files(project: Project, dist_dir: Path) -> list[tuple[Path, str]]:
         }
         for pattern in project.config.plugins:
             for path in sorted(project.root.glob(pattern)):
-                if path.is_file() and path not in excluded:
-                    found.append((path, "plugin"))
+                if path not in excluded and (path.is_file() or path.is_symlink()):
+                    rel = path.relative_to(project.root).as_posix()
+                    confined = confined_file(project.root, rel, where=f"{where} plugins")
+                    if confined is not None:
+                        found.append((confined, "plugin"))
     names: dict[str, Path] = {}
-    for path, _ in found:
+    for path, kind in found:
+        field = "sign-files" if kind == "project-manifest" else "plugins"
+        check_plain_name(release_file_name(path.name), where=f"{where} {field} ({path})")
         other = names.setdefault(release_file_name(path.name), path)
         if other != path:
             raise InputError(

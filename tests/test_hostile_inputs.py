@@ -1,0 +1,273 @@
+"""Every input is hostile: bad input is exit 2 with one line, and nothing on disk changes.
+
+Each case runs the real CLI (``main``) on a real project and asserts the exit code, that the
+message is one line without a traceback, and that the files are as they were before (or, for
+build, that nothing but build output was ever removed). These are the regression tests of the
+adversarial review: a project that signs the job's secrets through a symlink, a build that
+empties a directory it did not make, a pyproject that is a directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.test_sign import make_release, snapshot
+from upm_ci.cli import main
+from upm_ci.errors import InputError
+from upm_ci.layout import check_plain_name, confined_file, plain_name_problem
+from upm_ci.standins.oidc import mint_github_token
+from upm_ci.standins.sigstore_server import SigstoreStandIn
+
+
+def one_line_error(err: str) -> str:
+    """The error line of a failed run; asserts it is one line without a traceback."""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("upm-ci: error")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# --- sign-files and plugins: confined to the project -----------------------------------------
+
+OUTSIDE = "outside-secret.txt"
+
+
+def _hostile_sign_files(release: Path, case: str) -> str:
+    """Arrange ``case`` in the project; return the sign-files entry that names it."""
+    outside = release.parent / OUTSIDE
+    outside.write_text("SENTINEL-outside-the-project\n")
+    if case == "absolute":
+        return str(outside)
+    if case == "dotdot":
+        return f"../{OUTSIDE}"
+    if case == "dotdot-inside":
+        return f"dist/../../{OUTSIDE}"
+    if case == "symlink-environ":
+        (release / "unipkg.yaml").unlink()
+        (release / "unipkg.yaml").symlink_to("/proc/self/environ")
+        return "unipkg.yaml"
+    if case == "symlink-outside":
+        (release / "unipkg.yaml").unlink()
+        (release / "unipkg.yaml").symlink_to(outside)
+        return "unipkg.yaml"
+    if case == "symlink-dir-outside":
+        (release / "conf").symlink_to(release.parent)
+        return f"conf/{OUTSIDE}"
+    if case == "directory":
+        (release / "confdir").mkdir()
+        return "confdir"
+    if case == "control-char":
+        return "unipkg.yaml\n::error::injected"
+    if case == "windows-drive":
+        return "C:\\Windows\\win.ini"
+    if case == "leading-dash-name":
+        (release / "-rf").write_text("x\n")
+        return "-rf"
+    raise AssertionError(case)
+
+
+SIGN_CASES = [
+    "absolute",
+    "dotdot",
+    "dotdot-inside",
+    "symlink-environ",
+    "symlink-outside",
+    "symlink-dir-outside",
+    "directory",
+    "control-char",
+    "windows-drive",
+    "leading-dash-name",
+]
+
+
+@pytest.mark.parametrize("case", SIGN_CASES)
+def test_sign_files_outside_the_project_are_refused_before_anything_is_signed(
+    tmp_path: Path,
+    sigstore_standin: SigstoreStandIn,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    release = make_release(tmp_path)
+    entry = _hostile_sign_files(release, case)
+    pyproject = release / "pyproject.toml"
+    escaped = entry.replace("\\", "\\\\").replace("\n", "\\n")
+    pyproject.write_text(pyproject.read_text() + f'sign-files = ["{escaped}"]\n')
+    before = snapshot(release)
+    code = main(
+        [
+            "sign",
+            "--project",
+            str(release),
+            "--manifest",
+            str(release / "release-manifest.json"),
+            "--trust-config",
+            str(sigstore_standin.trust_config_path),
+            "--identity-token",
+            mint_github_token(),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    line = one_line_error(err)
+    assert "sign-files" in line
+    assert "SENTINEL" not in out + err
+    assert snapshot(release) == before, "nothing signed, nothing written"
+    assert not list((release / "dist").glob("*.sigstore.json"))
+
+
+def test_a_plugin_symlinked_outside_is_refused_with_sign_plugins(
+    tmp_path: Path, sigstore_standin: SigstoreStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = make_release(tmp_path)
+    plugins = release / "src" / "upm_sample" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "evil.py").symlink_to("/proc/self/environ")
+    pyproject = release / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "sign-plugins = true\n")
+    before = snapshot(release)
+    code = main(
+        [
+            "sign",
+            "--project",
+            str(release),
+            "--manifest",
+            str(release / "release-manifest.json"),
+            "--trust-config",
+            str(sigstore_standin.trust_config_path),
+            "--identity-token",
+            mint_github_token(),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "plugins" in one_line_error(err) and "outside the project" in err
+    assert snapshot(release) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty"),
+        (".", "empty"),
+        ("..", "empty"),
+        ("a/b", "separator"),
+        ("a\\b", "separator"),
+        ("evil\n::error::x", "control"),
+        ("nul\x00byte", "control"),
+        ("tab\tname", "control"),
+        ("\x1b[31mred", "control"),
+        (".hidden", "dot"),
+        ("-rf", "dash"),
+        ("x" * 256, "longer"),
+        ("é" * 128, "longer"),
+    ],
+)
+def test_release_file_names_must_be_plain(name: str, problem: str) -> None:
+    found = plain_name_problem(name)
+    assert found is not None and problem in found
+    with pytest.raises(InputError) as raised:
+        check_plain_name(name, where="test")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["upm_sample-1.2.0-py3-none-any.whl", "SHA256SUMS", "a+b~c_1.tar.gz", "x" * 255]
+)
+def test_plain_names_pass(name: str) -> None:
+    assert check_plain_name(name, where="test") == name
+
+
+def test_confined_file_allows_symlinks_that_stay_inside(tmp_path: Path) -> None:
+    (tmp_path / "real.yaml").write_text("x\n")
+    (tmp_path / "link.yaml").symlink_to("real.yaml")
+    assert confined_file(tmp_path, "link.yaml", where="t") == tmp_path / "link.yaml"
+    assert confined_file(tmp_path, "missing.yaml", where="t") is None
+
+
+# --- build: only build output is ever removed ------------------------------------------------
+
+
+def _build(project: Path, dist: Path) -> int:
+    return main(
+        [
+            "build",
+            "--project",
+            str(project),
+            "--dist-dir",
+            str(dist),
+            "--manifest",
+            str(project.parent / "m.json"),
+        ]
+    )
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["project", ".git", ".git/objects", "parent", "src", "dist-with-notes"],
+)
+def test_build_refuses_a_dist_dir_it_would_have_to_empty_of_other_things(
+    sample_copy: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    dist = {
+        "project": sample_copy,
+        ".git": sample_copy / ".git",
+        ".git/objects": sample_copy / ".git" / "objects",
+        "parent": sample_copy.parent,
+        "src": sample_copy / "src",
+        "dist-with-notes": sample_copy / "dist",
+    }[where]
+    if where == "dist-with-notes":
+        dist.mkdir()
+        (dist / "upm_sample-1.1.0.tar.gz").write_bytes(b"old build output")
+        (dist / "NOTES.txt").write_text("my own notes, not build output\n")
+    before = _tree(sample_copy.parent)
+    assert _build(sample_copy, dist) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "dist directory" in line
+    assert _tree(sample_copy.parent) == before
+
+
+# --- the project's pyproject.toml ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case", ["directory", "not-utf8", "nul-bytes", "empty", "huge-nesting", "project-not-table"]
+)
+@pytest.mark.parametrize("phase", ["gate", "build", "check-config"])
+def test_a_hostile_pyproject_is_one_line_of_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, phase: str
+) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    pyproject = project / "pyproject.toml"
+    if case == "directory":
+        pyproject.mkdir()
+    elif case == "not-utf8":
+        pyproject.write_bytes(b'[project]\nname = "caf\xe9"\nversion = "1.0"\n')
+    elif case == "nul-bytes":
+        pyproject.write_bytes(b'[project]\nname = "a\x00"\n')
+    elif case == "empty":
+        pyproject.write_text("")
+    elif case == "huge-nesting":
+        pyproject.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    elif case == "project-not-table":
+        pyproject.write_text('project = "x"\n')
+    before = sorted(os.listdir(project))
+    args = [phase, "--project", str(project)]
+    if phase != "check-config":
+        args += ["--manifest", str(tmp_path / "m.json")]
+    assert main(args) == 2
+    one_line_error(capsys.readouterr().err)
+    assert sorted(os.listdir(project)) == before
+    assert not (tmp_path / "m.json").exists()

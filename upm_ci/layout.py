@@ -1,0 +1,91 @@
+"""The release's layout on disk: which paths a release may take files from, and how they are named.
+
+Every path the configuration or the manifest names is the project's (or the dist directory's)
+to give: a regular file inside that directory after symlinks are resolved, never an absolute
+path or ``..``. A committed symlink ``unipkg.yaml -> /proc/self/environ`` must not turn the
+job's environment into a signed release asset. Release file names are plain: GitHub asset
+names and ``sha256sum`` lines both break on separators, control characters and leading dots
+or dashes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from upm_ci.errors import InputError
+
+#: Longest file name most file systems and GitHub take.
+MAX_NAME = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to print on one line (control characters escaped)."""
+    return text.encode("unicode_escape").decode("ascii")[:200]
+
+
+def plain_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a release file name, or None if it can."""
+    if not name or name in (".", ".."):
+        return "is empty"
+    if _CONTROL.search(name):
+        return "has a control character"
+    if "/" in name or "\\" in name:
+        return "has a path separator"
+    if name.startswith((".", "-")):
+        return "starts with a dot or a dash"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME:
+        return f"is longer than {MAX_NAME} bytes"
+    return None
+
+
+def check_plain_name(name: str, *, where: str) -> str:
+    """``name`` if it is a plain release file name, else an InputError naming ``where``."""
+    problem = plain_name_problem(name)
+    if problem:
+        raise InputError(
+            f"{where}: file name {_shown(name)!r} {problem}",
+            hint="release files need plain names (letters, digits, . _ - +)",
+        )
+    return name
+
+
+def relative_path_problem(rel: str) -> str | None:
+    """Why ``rel`` is not a plain relative path, or None."""
+    if not rel or _CONTROL.search(rel):
+        return "is empty or has a control character"
+    if (
+        PurePosixPath(rel).is_absolute()
+        or PureWindowsPath(rel).is_absolute()
+        or (PureWindowsPath(rel).drive)
+    ):
+        return "is an absolute path"
+    if ".." in PurePosixPath(rel.replace("\\", "/")).parts:
+        return "goes up with '..'"
+    return None
+
+
+def confined_file(root: Path, rel: str, *, where: str) -> Path | None:
+    """``root / rel`` if it is a regular file inside ``root``, or None if nothing is there.
+
+    InputError when ``rel`` is absolute, goes up with ``..``, resolves (through symlinks)
+    outside ``root``, or names something that is not a regular file.
+    """
+    problem = relative_path_problem(rel)
+    if problem:
+        raise InputError(
+            f"{where}: {_shown(rel)!r} {problem}", hint="name a file inside the project"
+        )
+    path = root / rel
+    if not path.exists() and not path.is_symlink():
+        return None
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise InputError(
+            f"{where}: {_shown(rel)!r} resolves to {resolved}, outside the project",
+            hint="a release never takes files from outside the project; remove the symlink",
+        )
+    if not resolved.is_file():
+        raise InputError(f"{where}: {_shown(rel)!r} is not a regular file")
+    return path
