@@ -35,6 +35,8 @@ lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.10 \
 		--no-header -o actions/setup/requirements.txt
+	printf 'uv==%s\n' "$$($(BIN)/uv --version | cut -d' ' -f2)" | $(BIN)/uv pip compile - \
+		--generate-hashes --universal --no-header -o actions/setup/uv.txt
 
 clean-venv:
 	rm -rf $(VENV)

@@ -278,6 +278,28 @@ def test_make_lock_regenerates_the_universal_lock_it_is_checked_against() -> Non
     for flag in ("uv pip compile pyproject.toml", "--generate-hashes", "--universal"):
         assert flag in recipe
     assert "--python-version 3.10" in recipe and "-o actions/setup/requirements.txt" in recipe
+    assert "uv pip compile -" in recipe and "-o actions/setup/uv.txt" in recipe
+
+
+def uv_lock_hashes() -> tuple[str, list[str]]:
+    """The uv version pinned in uv.txt and the sha256 of each of its files."""
+    text = (SETUP / "uv.txt").read_text(encoding="utf-8")
+    pinned = re.findall(r"^uv==([^ \\]+)", text, re.M)
+    assert len(pinned) == 1, "uv.txt pins exactly one uv"
+    return pinned[0], re.findall(r"--hash=sha256:([0-9a-f]{64})", text)
+
+
+def test_uv_lock_pins_uv_for_every_runner_platform() -> None:
+    """uv.txt holds only uv, ``==`` with a hash for each wheel: every hosted runner is covered."""
+    version, hashes = uv_lock_hashes()
+    requirements = [
+        line for line in (SETUP / "uv.txt").read_text().splitlines()
+        if line and not line.startswith((" ", "#"))
+    ]  # fmt: skip
+    assert requirements == [f"uv=={version} \\"]
+    # manylinux x86_64/aarch64, musllinux x86_64 (aarch64 shares a wheel), macOS x86_64/arm64,
+    # Windows x86_64/arm64 at least; uv publishes more (armv7, i686, ppc64le, s390x, ...).
+    assert len(set(hashes)) >= 7
 
 
 def run_script(
@@ -383,7 +405,13 @@ def prepared_tool_venv(venv: Path) -> Path:
     ours = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
     (Path(site) / "upm-test-deps.pth").write_text(ours + "\n")
     key = subprocess.run(
-        [str(base), "-I", str(SETUP / "lock_key.py"), str(SETUP / "requirements.txt")],
+        [
+            str(base),
+            "-I",
+            str(SETUP / "lock_key.py"),
+            str(SETUP / "requirements.txt"),
+            str(SETUP / "uv.txt"),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -439,3 +467,99 @@ def test_setup_installs_the_lock_and_then_reuses_it(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+
+
+def env_without_uv(runner_temp: Path) -> dict[str, str]:
+    """PATH with no directory that holds a ``uv``, UPM_NO_UV unset: a hosted runner's case."""
+    keep = [p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "uv").exists()]
+    runner_temp.mkdir(parents=True, exist_ok=True)
+    return {"PATH": os.pathsep.join(keep), "UPM_NO_UV": "", "RUNNER_TEMP": str(runner_temp)}
+
+
+def setup_copy(tmp_path: Path) -> Path:
+    """actions/setup and upm_ci copied as an action checkout holds them; returns its setup."""
+    copy = tmp_path / "upm-release"
+    shutil.copytree(SETUP, copy / "actions" / "setup")
+    shutil.copytree(REPO_ROOT / "upm_ci", copy / "upm_ci", ignore=shutil.ignore_patterns("*.pyc"))
+    return copy / "actions" / "setup"
+
+
+@pytest.mark.slow
+def test_setup_without_uv_on_path_installs_with_the_bootstrapped_uv(tmp_path: Path) -> None:
+    """No uv on PATH: uv.txt's uv is downloaded once, installs the lock, and is reused."""
+    env = env_without_uv(tmp_path / "runner-temp")
+    assert shutil.which("uv", path=env["PATH"]) is None
+    base = str(Path(sys.base_prefix) / "bin" / "python3")
+    version, _ = uv_lock_hashes()
+    first, outputs = run_script(
+        "setup.sh", {**env, "UPM_BASE_PYTHON": base, "UPM_TOOL_VENV": str(tmp_path / "a")}, tmp_path
+    )
+    assert first.returncode == 0, first.stderr
+    assert f"installed with uv {version}" in first.stdout
+    cached = list((tmp_path / "runner-temp").glob("upm-release-uv-*/uv"))
+    assert len(cached) == 1
+    check = subprocess.run(
+        [outputs["python"], "-I", "-c", "import sigstore, github, pip_audit, upm_ci.cli"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    freeze = subprocess.run(
+        [outputs["python"], "-I", "-m", "pip", "freeze", "--all"], capture_output=True, text=True
+    ).stdout
+    assert "sigstore==" in freeze and not re.search(r"^uv==", freeze, re.M)  # uv is not a dep
+    second, _ = run_script(
+        "setup.sh", {**env, "UPM_BASE_PYTHON": base, "UPM_TOOL_VENV": str(tmp_path / "b")}, tmp_path
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"reusing uv from {cached[0].parent}" in second.stderr
+    assert f"installed with uv {version}" in second.stdout
+
+
+@pytest.mark.slow
+def test_setup_refuses_a_uv_that_does_not_match_uv_lock(tmp_path: Path) -> None:
+    """A tampered uv.txt hash: exit 2 naming uv.txt, no pip fallback, nothing installed."""
+    setup = setup_copy(tmp_path)
+    _, hashes = uv_lock_hashes()
+    text = (setup / "uv.txt").read_text()
+    for digest in hashes:  # every platform's wheel, so whichever one pip picks here
+        text = text.replace(digest, digest[::-1])
+    (setup / "uv.txt").write_text(text)
+    venv = tmp_path / "tool"
+    env = {
+        **os.environ,
+        **env_without_uv(tmp_path / "runner-temp"),
+        "UPM_BASE_PYTHON": str(Path(sys.base_prefix) / "bin" / "python3"),
+        "UPM_TOOL_VENV": str(venv),
+    }
+    proc = subprocess.run(
+        ["bash", str(setup / "setup.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "does not match the hashes in" in proc.stderr and "uv.txt" in proc.stderr
+    assert "with pip" not in proc.stdout
+    assert not venv.exists()
+    assert not list((tmp_path / "runner-temp").rglob("uv")), "a refused uv was kept"
+    assert not list((tmp_path / "runner-temp").rglob("*.whl"))
+
+
+@pytest.mark.slow
+def test_setup_says_so_and_uses_pip_when_no_uv_can_be_had(tmp_path: Path) -> None:
+    """No index and no wheel for uv: one line, then plain venv + pip (here also offline)."""
+    wheels = tmp_path / "no-wheels"
+    wheels.mkdir()
+    venv = tmp_path / "tool"
+    env = {
+        **env_without_uv(tmp_path / "runner-temp"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
+        "PIP_CONFIG_FILE": os.devnull,
+        "UPM_BASE_PYTHON": str(Path(sys.base_prefix) / "bin" / "python3"),
+        "UPM_TOOL_VENV": str(venv),
+    }
+    proc, outputs = run_script("setup.sh", env, tmp_path)
+    assert "pip download of uv failed" in proc.stderr
+    assert "no uv for this runner (see above); installing the lock with pip" in proc.stdout
+    assert (venv / "bin" / "python").exists()  # the venv pip made; offline, pip then fails
+    assert proc.returncode != 0 and outputs == {}
+    assert not (venv / ".upm-release-key").exists()

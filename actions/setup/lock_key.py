@@ -1,13 +1,17 @@
-"""Print the key of the tool venv: sha256 of the hash-pinned lock and the Python running this.
+"""Print a key of hash-pinned locks: sha256 of the files given and the Python running this.
 
-setup.sh reuses a venv whose ``.upm-release-key`` marker holds this key; a venv built from
-another lock or another interpreter is rebuilt. Runs with ``python -I``: stdlib only.
+setup.sh keys the tool venv by ``requirements.txt`` and ``uv.txt`` (a venv whose
+``.upm-release-key`` marker holds this key is reused; one built from other locks or another
+interpreter is rebuilt), and the cached uv binary by ``uv.txt`` alone. Runs with
+``python -I``: stdlib only.
 """
 
 import hashlib
 import sys
 from pathlib import Path
 
-digest = hashlib.sha256(Path(sys.argv[1]).read_bytes())
+digest = hashlib.sha256()
+for name in sys.argv[1:]:
+    digest.update(hashlib.sha256(Path(name).read_bytes()).digest())
 digest.update(sys.version.encode())
 print(digest.hexdigest())
