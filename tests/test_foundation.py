@@ -379,7 +379,18 @@ def test_an_inner_retry_that_gave_up_is_not_retried_again() -> None:
     assert calls == 3
 
 
-@pytest.mark.parametrize(("value", "fragment"), [("abc", "not a number"), ("0", "below 1")])
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("abc", "not a number"),
+        ("0", "below 1"),
+        ("nan", "not a finite number"),
+        ("inf", "not a finite number"),
+        ("-inf", "not a finite number"),
+        ("1e308", "above 100"),
+        ("101", "above 100"),
+    ],
+)
 def test_bad_retry_settings_are_bad_input(
     value: str, fragment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -271,3 +271,73 @@ def test_a_hostile_pyproject_is_one_line_of_bad_input(
     one_line_error(capsys.readouterr().err)
     assert sorted(os.listdir(project)) == before
     assert not (tmp_path / "m.json").exists()
+
+
+# --- what reaches the log: no workflow commands, no credentials ------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "asset\n::error::pwned",
+        "::add-mask::x",
+        "  ::stop-commands::token",
+        "a\r\n::set-output name=x::y",
+        "ok\n\t::warning file=a::b",
+    ],
+)
+def test_data_never_becomes_a_workflow_command(
+    data: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from upm_ci.cli._common import echo
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    echo(f"downloaded {data}")
+    echo(f"downloaded {data}", err=True)
+    out, err = capsys.readouterr()
+    for line in (out + err).splitlines():
+        assert not line.lstrip().startswith("::"), line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://__token__:pypi-SENTINEL0123@upload.example/legacy/",
+        "http://SENTINEL0123@127.0.0.1:9/v1/query",
+        "https://user:SENTINEL0123@ghe.example/api/v3",
+    ],
+)
+def test_credentials_in_urls_never_reach_output_or_files(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from upm_ci import gha
+    from upm_ci.cli._common import echo
+    from upm_ci.manifest import write_json_atomic
+
+    echo(f"uploading to {url}")
+    write_json_atomic(tmp_path / "r.json", {"url": url})
+    assert "SENTINEL" not in capsys.readouterr().out
+    assert "SENTINEL" not in (tmp_path / "r.json").read_text()
+    assert "SENTINEL" not in gha.safe_text(url)
+
+
+def test_an_unreachable_osv_url_with_credentials_is_not_printed(
+    sample_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "gate.json"
+    code = main(
+        [
+            "gate",
+            "--project",
+            str(sample_copy),
+            "--manifest",
+            str(tmp_path / "m.json"),
+            "--osv-url",
+            "http://user:SENTINEL0123@127.0.0.1:9/v1/query",
+            "--report-json",
+            str(report),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "SENTINEL" not in out + err + report.read_text()

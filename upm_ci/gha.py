@@ -9,6 +9,7 @@ lines on stderr, and masked values are still redacted from everything upm-ci pri
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import threading
@@ -48,8 +49,12 @@ def mask(value: str) -> None:
         sys.stdout.flush()
 
 
+#: ``scheme://user:password@`` or ``scheme://token@`` in any URL.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@?#]+@")
+
+
 def redact(text: str) -> str:
-    """Replace every masked value in ``text`` with ``***``."""
+    """Replace every masked value, and the credentials of any URL, in ``text`` with ``***``."""
     with _lock:
         known = sorted(_secrets, key=len, reverse=True)
     for value in known:
@@ -57,7 +62,20 @@ def redact(text: str) -> str:
         for line in value.splitlines():
             if len(line.strip()) >= 8:
                 text = text.replace(line, "***")
-    return text
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+_COMMAND_LINE = re.compile(r"^(\s*)::", re.M)
+
+
+def safe_text(text: str) -> str:
+    """``text`` redacted, with no line the runner would take as a workflow command.
+
+    GitHub runs any output line that starts with ``::`` as a command (``::add-mask::``,
+    ``::error::``, ``::stop-commands::``), so data that reaches the log (an asset name from a
+    server, a test's output) must never start a line with it.
+    """
+    return _COMMAND_LINE.sub(r"\1> ::", redact(text))
 
 
 def set_output(name: str, value: str) -> None:

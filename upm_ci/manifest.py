@@ -369,8 +369,13 @@ def rebase_paths(manifest: Manifest, new_path: Path) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that ``path`` is never seen half-written (see write_text_atomic)."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Write JSON so that ``path`` is never seen half-written (see write_text_atomic).
+
+    Masked secrets and URL credentials are redacted: reports and ledgers are shared.
+    """
+    from upm_ci import gha
+
+    write_text_atomic(path, gha.redact(json.dumps(data, indent=2, sort_keys=False)) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ message. Used by every phase that talks to a service (GitHub, PyPI, Sigstore, OS
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -38,7 +39,7 @@ class RetryPolicy:
     def from_env(cls) -> RetryPolicy:
         """Defaults, overridable by ``UPM_RETRY_ATTEMPTS`` / ``UPM_RETRY_BASE_DELAY`` (tests)."""
         return cls(
-            attempts=int(_env_number("UPM_RETRY_ATTEMPTS", cls.attempts, minimum=1)),
+            attempts=int(_env_number("UPM_RETRY_ATTEMPTS", cls.attempts, minimum=1, maximum=100)),
             base_delay=_env_number("UPM_RETRY_BASE_DELAY", cls.base_delay, minimum=0),
             max_delay=_env_number("UPM_RETRY_MAX_DELAY", cls.max_delay, minimum=0),
         )
@@ -162,16 +163,20 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def _env_number(name: str, default: float, *, minimum: float) -> float:
+def _env_number(name: str, default: float, *, minimum: float, maximum: float = 3600) -> float:
     raw = os.environ.get(name, "")
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise InputError(f"${name}: {raw!r} is not a number") from None
+        raise InputError(f"${name}: {raw[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"${name}: {raw[:40]!r} is not a finite number")
     if value < minimum:
-        raise InputError(f"${name}: {raw} is below {minimum:g}")
+        raise InputError(f"${name}: {raw[:40]} is below {minimum:g}")
+    if value > maximum:
+        raise InputError(f"${name}: {raw[:40]} is above {maximum:g}")
     return value
 
 

@@ -7,6 +7,7 @@ heavy dependencies (sigstore, PyGithub, pip-audit) only when they run, so ``--he
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import traceback
@@ -40,7 +41,7 @@ class _PipelineOrderGroup(click.Group):
 
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return gha.redact(super().format(record))
+        return gha.safe_text(super().format(record))
 
 
 @click.group(
@@ -86,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         echo("upm-ci: aborted", err=True)
         return 130
     except click.ClickException as e:
-        e.show()
+        shown = io.StringIO()
+        e.show(file=shown)  # click's usage text, made safe like everything else printed
+        echo(shown.getvalue().rstrip("\n"), err=True)
         return EXIT_INPUT if e.exit_code != 0 else 0
     except UpmError as e:
         if debug:

@@ -161,8 +161,8 @@ def maybe_project(root: Path) -> Project | None:
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
-    """Print with every masked secret redacted."""
-    click.echo(gha.redact(text), err=err, nl=nl)
+    """Print with every masked secret redacted and no line a workflow command."""
+    click.echo(gha.safe_text(text), err=err, nl=nl)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
