@@ -319,3 +319,71 @@ def test_a_backend_that_cannot_compute_the_version_is_one_line_of_bad_input(
     assert "\n" not in message and "Traceback" not in message
     assert sys.executable  # the error names the file, not upm-ci's interpreter
     assert str(tmp_path / "pyproject.toml") in message
+
+
+SECRET_INPUTS = (
+    "GITHUB_TOKEN",
+    "UPM_GITHUB_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "UPM_PYPI_TOKEN",
+    "UPM_GPG_PASSPHRASE",
+    "UPM_GPG_KEY",
+    "TWINE_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY",
+)
+
+
+@pytest.mark.slow
+def test_a_test_that_prints_its_environment_leaks_no_secret_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 3: the project's tests saw the job's secrets, and a failing test's output
+    carried them into the report, outputs, summary and annotations."""
+    from upm_ci.cli import main
+
+    files = dict(MARKED_PROJECT)
+    files["tests/test_leak.py"] = (
+        "import os\n\n\ndef test_leaks():\n"
+        "    print(dict(os.environ))\n"
+        "    assert False, repr(dict(os.environ))\n"
+    )
+    root = write(tmp_path / "minipkg", files)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "one")
+    monkeypatch.delenv("UPM_TEST_PYTHON")
+    sentinels = {name: f"SENTINEL-{name}-{i:04d}-abcdefgh" for i, name in enumerate(SECRET_INPUTS)}
+    for name, value in sentinels.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    report = tmp_path / "gate-report.json"
+    code = main(
+        [
+            "gate",
+            "--project",
+            str(root),
+            "--manifest",
+            str(tmp_path / "m.json"),
+            "--report-json",
+            str(report),
+            "--osv-url",
+            "http://127.0.0.1:9/v1/query",
+            "--repository",
+            "example/minipkg",
+            "--github-api-url",
+            "http://127.0.0.1:9",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1, err[-2000:]
+    data = report.read_text()
+    assert "test_leaks failed" in data  # the failing test's output did reach the report
+    # ``::add-mask::`` lines are how the runner learns a secret; it never shows them.
+    shown = "\n".join(line for line in out.splitlines() if not line.startswith("::add-mask::"))
+    written = shown + err + data + (tmp_path / "output").read_text()
+    written += (tmp_path / "summary").read_text() + (tmp_path / "m.json").read_text()
+    for name, value in sentinels.items():
+        assert value not in written, name
