@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: test lint reformat rehearse bench lock clean-venv
+.PHONY: test test-fast lint reformat rehearse bench lock clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ reformat: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The quick loop: everything but the tests marked slow (real builds, rehearsals, act runs).
+test-fast: lint
+	$(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 rehearse: $(STAMP)
 	$(BIN)/upm-ci rehearse examples/upm-sample --out rehearsal

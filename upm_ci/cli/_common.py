@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from upm_ci import gha
+from upm_ci.tables import markdown_table as markdown_table  # re-exported for the CLI
+from upm_ci.tables import table as table
 
 if TYPE_CHECKING:
     from upm_ci.project import Project
@@ -163,25 +165,3 @@ def maybe_project(root: Path) -> Project | None:
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     """Print with every masked secret redacted and no line a workflow command."""
     click.echo(gha.safe_text(text), err=err, nl=nl)
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain-text table for the terminal (Markdown tables go to the job summary)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(out)
-
-
-def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table for the job summary; pipes in cells are escaped."""
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", "<br>")
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, markdown_table, option, phase_options, table, tag_option
+from upm_ci.cli._common import echo, option, phase_options, tag_option
+from upm_ci.tables import markdown_table, table
 
 
 @click.command("build")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from upm_ci.cli._common import FILE, echo, manifest_option, option, table
+from upm_ci.cli._common import FILE, echo, manifest_option, option
 from upm_ci.manifest import ImageRecord, Manifest, merge, rebase_paths
+from upm_ci.tables import table
 
 
 @click.group("manifest")

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, markdown_table, option, table
+from upm_ci.cli._common import echo, option
+from upm_ci.tables import markdown_table, table
 
 
 @click.command("rehearse")

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, markdown_table, osv_url_option, phase_options, table
+from upm_ci.cli._common import echo, osv_url_option, phase_options
+from upm_ci.tables import markdown_table, table
 
 if TYPE_CHECKING:
     from upm_ci.sbom import SbomResult

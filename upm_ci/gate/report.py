@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from upm_ci.cli._common import markdown_table, table
 from upm_ci.gate.model import CheckResult
+from upm_ci.tables import markdown_table, table
 
 SCHEMA = "upm-release/gate-report/v1"
 HEADERS = ["Task", "Who", "Tool/Doc Reference", "Status"]
