@@ -146,6 +146,18 @@ class Config:
     )
     github_api_url: str = _key("https://api.github.com", "GitHub REST API base URL.")
     make_latest: str = _key("true", "Release `make_latest`: `true`, `false` or `legacy`.")
+    audit_bucket: str = _key(
+        "",
+        "`s3://bucket/prefix` for the signed audit log and its bundle (SSE-KMS, never "
+        "overwritten); empty: no upload.",
+    )
+    audit_kms_key: str = _key(
+        "",
+        "KMS key id or ARN the audit log is encrypted with (not an alias); needed with "
+        "`audit-bucket`.",
+    )
+    audit_region: str = _key("", "AWS region of the bucket; empty: the AWS chain's.")
+    audit_endpoint_url: str = _key("", "S3 endpoint for S3-compatible stores; empty: AWS.")
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field[Any]]:

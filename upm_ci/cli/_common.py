@@ -19,6 +19,7 @@ from upm_ci.tables import table as table
 
 if TYPE_CHECKING:
     from upm_ci.project import Project
+    from upm_ci.publish.audit_store import AuditStoreSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,6 +148,66 @@ def trust_config_option(f: F) -> F:
         help="Sigstore ClientTrustConfig JSON (staging, private or local instance) "
         "[default: public Sigstore].",
     )(f)
+
+
+def audit_access_options(f: F) -> F:
+    """``--audit-kms-key``/``--audit-region``/``--audit-endpoint-url``: publish and verify."""
+    f = option(
+        "--audit-endpoint-url",
+        env="AUDIT_ENDPOINT_URL",
+        default=None,
+        help="S3 endpoint URL (S3-compatible stores, the local stand-in) [default: config "
+        "audit-endpoint-url, else AWS].",
+    )(f)
+    f = option(
+        "--audit-region",
+        env="AUDIT_REGION",
+        default=None,
+        help="AWS region of the bucket [default: config audit-region, else the AWS chain's].",
+    )(f)
+    return option(
+        "--audit-kms-key",
+        env="AUDIT_KMS_KEY",
+        default=None,
+        help="KMS key id or ARN the audit log must be encrypted with [default: config "
+        "audit-kms-key].",
+    )(f)
+
+
+def audit_store_options(f: F) -> F:
+    """``--audit-bucket`` and :func:`audit_access_options`: where publish puts the log."""
+    return option(
+        "--audit-bucket",
+        env="AUDIT_BUCKET",
+        default=None,
+        help="s3://bucket/prefix for the signed audit log [default: config audit-bucket; "
+        "empty: no upload].",
+    )(audit_access_options(f))
+
+
+def audit_store_settings(
+    project: Project | None,
+    bucket: str | None,
+    kms_key: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> AuditStoreSettings:
+    """Options over the project's config; AWS secrets in the environment are masked at once
+    (boto3 reads them itself; they must never reach a log)."""
+    from upm_ci.publish.audit_store import AuditStoreSettings
+
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        if os.environ.get(name):
+            gha.mask(os.environ[name])
+    config = project.config if project is not None else None
+    return AuditStoreSettings(
+        bucket=bucket if bucket is not None else (config.audit_bucket if config else ""),
+        kms_key=kms_key if kms_key is not None else (config.audit_kms_key if config else ""),
+        region=region if region is not None else (config.audit_region if config else ""),
+        endpoint_url=endpoint_url
+        if endpoint_url is not None
+        else (config.audit_endpoint_url if config else ""),
+    )
 
 
 def offline_option(f: F) -> F:

@@ -10,6 +10,8 @@ import click
 from upm_ci import gha
 from upm_ci.cli._common import (
     FILE,
+    audit_store_options,
+    audit_store_settings,
     echo,
     github_api_url_option,
     github_token_option,
@@ -103,6 +105,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Sign the audit log (Sigstore) when an identity is available.",
 )
+@audit_store_options
 def command(
     project: Path,
     manifest: Path,
@@ -125,6 +128,10 @@ def command(
     identity_token: str | None,
     trust_config: Path | None,
     sign_audit_log: bool,
+    audit_bucket: str | None,
+    audit_kms_key: str | None,
+    audit_region: str | None,
+    audit_endpoint_url: str | None,
 ) -> int:
     """Publish the release: attach every file to one draft GitHub release, upload the
     distributions to the index, then un-draft. Safe to re-run: what is there with the same
@@ -157,6 +164,9 @@ def command(
         make_latest=make_latest or config.make_latest,
         dry_run=dry_run,
         dist_dir=dist_dir,
+        audit_store=audit_store_settings(
+            proj, audit_bucket, audit_kms_key, audit_region, audit_endpoint_url
+        ),
     )
     if dry_run:
         result = publish_release(proj, release, settings)
@@ -195,6 +205,8 @@ def command(
         gha.set_output("release-id", str(result.release_id))
     if published_json is not None:
         write_json_atomic(published_json, result.published)
+    stored = _audit_store_line(result.published.get("audit_store") or {})
+    echo(stored)
     headline = (
         f"nothing to do: {len(github_items)} assets already published"
         if result.nothing_to_do
@@ -204,8 +216,23 @@ def command(
         f"### Publish {settings.tag}: {headline}\n\n"
         + (f"Release: {result.release_url}\n\n" if result.release_url else "")
         + markdown_table(["where", "file", "status"], rows)
+        + f"\n\n{stored}\n"
     )
     return 0
+
+
+def _audit_store_line(doc: dict[str, object]) -> str:
+    """One line on where the audit log is kept besides the release."""
+    objects = doc.get("objects")
+    if not doc.get("uploaded") or not isinstance(objects, list):
+        return "audit log: not uploaded to S3 (audit-bucket is not configured)"
+    shown = [
+        f"{o.get('url')} ({o.get('encryption')} {o.get('kms_key_id')}, version "
+        f"{o.get('version_id') or '-'})"
+        for o in objects
+        if isinstance(o, dict)
+    ]
+    return "audit log: " + "; ".join(shown)
 
 
 def _audit_signer(

@@ -13,6 +13,8 @@ import click
 from upm_ci import gha
 from upm_ci.cli._common import (
     FILE,
+    audit_access_options,
+    audit_store_settings,
     echo,
     github_api_url_option,
     github_token_option,
@@ -31,7 +33,7 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.verify import IdentityPolicy, VerifyReport
+    from upm_ci.verify import ArtifactReport, IdentityPolicy, VerifyReport
 
 
 @click.command("verify")
@@ -55,6 +57,14 @@ if TYPE_CHECKING:
 @option("--issuer", env="ISSUER", default=GITHUB_ISSUER, show_default=True, help="OIDC issuer.")
 @trust_config_option
 @offline_option
+@option(
+    "--audit-log",
+    env="AUDIT_LOG",
+    metavar="S3_URL",
+    help="Read this s3://bucket/key audit log back: digest, Sigstore bundle (KEY.sigstore.json),"
+    " aws:kms with the expected key [default: the uploads --manifest records].",
+)
+@audit_access_options
 @option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=FILE, help="Pin the GPG key.")
 @option("--report-json", env="REPORT_JSON", type=Path, help="Write the JSON report here.")
 @option(
@@ -79,6 +89,10 @@ def command(
     issuer: str,
     trust_config: Path | None,
     offline: bool,
+    audit_log: str | None,
+    audit_kms_key: str | None,
+    audit_region: str | None,
+    audit_endpoint_url: str | None,
     gpg_public_key: Path | None,
     report_json: Path | None,
     processes: int | None,
@@ -136,11 +150,26 @@ def command(
             report = _run(
                 dest, policy, trust_config, offline, loaded, gpg_public_key, ignore, processes
             )
+    elif audit_log and directory is None:  # only the audit log in S3
+        from upm_ci.verify import VerifyReport
+
+        report = VerifyReport(policy=policy.describe(), artifacts=[])
     else:
         dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
         report = _run(
             dest, policy, trust_config, offline, loaded, gpg_public_key, ignore, processes
         )
+    report.artifacts.extend(
+        _audit_log_reports(
+            proj,
+            loaded,
+            policy,
+            trust_config,
+            offline,
+            audit_log,
+            (audit_kms_key, audit_region, audit_endpoint_url),
+        )
+    )
     if report_json is not None:
         report.write(report_json)
     if loaded is not None and loaded.path is not None:
@@ -171,6 +200,38 @@ def _run(
         gpg_public_key=gpg_public_key,
         ignore=ignore,
         processes=processes,
+    )
+
+
+def _audit_log_reports(
+    project: Project | None,
+    manifest: Manifest | None,
+    policy: IdentityPolicy,
+    trust_config: Path | None,
+    offline: bool,
+    audit_log: str | None,
+    access: tuple[str | None, str | None, str | None],
+) -> list[ArtifactReport]:
+    """The audit log read back from S3: ``--audit-log``, else what the manifest records."""
+    from upm_ci.publish import audit_store
+
+    recorded = audit_store.recorded_uploads(manifest) if manifest is not None else []
+    if audit_log:
+        audit_store.parse_url(audit_log)
+        urls = [(audit_log, dict(recorded).get(audit_log, ""))]
+    else:
+        urls = recorded
+    if not urls:
+        return []
+    settings = audit_store_settings(project, "", *access)
+    if not settings.kms_key:
+        raise InputError(
+            "verify: the audit log in S3 needs the KMS key it must be encrypted with",
+            hint="pass --audit-kms-key (key id or ARN) or set config audit-kms-key",
+        )
+    store = audit_store.AuditStore(settings)
+    return audit_store.verify_uploads(
+        store, urls, policy=policy, trust_config=trust_config, offline=offline
     )
 
 

@@ -4,9 +4,10 @@ Order, chosen so that nothing irreversible happens before everything that can fa
 been checked: (1) check the inputs (manifest, files on disk and their digests, tag), twine
 check, the index's current files (a conflict stops everything), the Trusted Publishing
 exchange; (2) find or create the one draft release and attach every file; (3) upload to the
-index (cannot be undone); (4) complete, sign and attach the audit log; (5) re-read every
-asset and un-draft (cannot be undone for immutable releases). Each step is written to the
-manifest ledger as it starts and ends, so a killed run resumes where it stopped.
+index (cannot be undone); (4) complete, sign and attach the audit log, and put it with its
+bundle in S3 with KMS when ``audit-bucket`` is set (:mod:`upm_ci.publish.audit_store`); (5)
+re-read every asset and un-draft (cannot be undone for immutable releases). Each step is
+written to the manifest ledger as it starts and ends, so a killed run resumes where it stopped.
 
 PEP 740: the ``<dist>.publish.attestation`` files sign wrote (kind ``pep740-attestation`` in
 the manifest) go to the index with their distribution, in twine's ``attestations`` field,
@@ -31,6 +32,7 @@ from upm_ci.errors import InputError, PolicyError
 from upm_ci.manifest import Manifest, SignatureRecord, sha256_file
 from upm_ci.project import Project, version_from_tag
 from upm_ci.publish.audit_log import AuditLog, audit_log_name
+from upm_ci.publish.audit_store import AuditStoreSettings, StoredObject
 from upm_ci.publish.github_release import AssetOutcome, ExpectedAsset, GitHubReleases
 from upm_ci.publish.notes import release_notes
 from upm_ci.publish.pypi import IndexTarget, PlannedFile, UploadOutcome
@@ -56,6 +58,7 @@ class PublishSettings:
     make_latest: str = "true"
     dry_run: bool = False
     dist_dir: Path | None = None
+    audit_store: AuditStoreSettings = field(default_factory=AuditStoreSettings)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class PublishResult:
     nothing_to_do: bool = False
     plan: list[str] = field(default_factory=list)
     published: dict[str, Any] = field(default_factory=dict)
+    audit_objects: list[StoredObject] = field(default_factory=list)
 
 
 def publish_release(
@@ -86,6 +90,12 @@ def publish_release(
     """Publish what the manifest lists; see the module docstring for the order."""
     _check_inputs(project, manifest, settings)
     check_ready(manifest)
+    store = None
+    if settings.audit_store.enabled:
+        from upm_ci.publish.audit_store import AuditStore
+
+        settings.audit_store.check()
+        store = AuditStore(settings.audit_store)
     audit_path = _audit_path(project, manifest, settings)
     own = {audit_path.name, f"{audit_path.name}.sigstore.json"}
     assets = [
@@ -116,6 +126,8 @@ def publish_release(
         existing = pypi.index_files(pypi_target, project.normalized_name)
         pypi_plan = pypi.plan_uploads(dists, existing, sending)
 
+    if store is not None:
+        store.check_credentials()
     result = PublishResult()
     audit = AuditLog(audit_path)
     releases: GitHubReleases | None = None
@@ -174,7 +186,7 @@ def publish_release(
             result.nothing_to_do = False
 
     if releases is not None and draft is not None and draft.draft:
-        final = _attach_audit_log(manifest, releases, draft, audit, sign_file, result)
+        final = _attach_audit_log(manifest, releases, draft, audit, sign_file, result, store)
         problems = releases.missing_or_wrong(draft, [*assets, *final])
         if problems:
             raise PolicyError(
@@ -187,11 +199,41 @@ def publish_release(
         )
         result.release_url = published.html_url
         _ledger(manifest, "github-release", settings.tag, "", "done", published.html_url)
-    manifest.record_phase("publish", "pass", release=result.release_url)
+    objects = [o.to_json() for o in result.audit_objects]
+    if not objects and store is not None:  # a re-run: what an earlier run recorded
+        objects = list(manifest.phases.get("publish", {}).get("audit_store") or [])
+    manifest.record_phase(
+        "publish",
+        "pass",
+        release=result.release_url,
+        **({"audit_store": objects} if objects else {}),
+    )
     if manifest.path and not result.nothing_to_do:
         manifest.save()
     result.published = read_published(project, settings, releases, result.release_id, pypi_target)
+    result.published["audit_store"] = _published_audit_store(settings.audit_store, store, objects)
     return result
+
+
+def _published_audit_store(
+    settings: AuditStoreSettings, store: Any, objects: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The audit log objects as the service describes them now (read back, not remembered)."""
+    if store is None:
+        return {"uploaded": False, "reason": "audit-bucket is not configured"}
+    from upm_ci.publish.audit_store import parse_url
+
+    now = []
+    for recorded in objects:
+        _, key = parse_url(recorded["url"])
+        there = store.head(key, version_id=recorded.get("version_id", ""))
+        now.append(there.to_json() if there is not None else {**recorded, "status": "missing"})
+    return {
+        "uploaded": bool(now),
+        "bucket": settings.bucket,
+        "kms_key": settings.kms_key,
+        "objects": now,
+    }
 
 
 # --- steps ----------------------------------------------------------------------------------
@@ -362,15 +404,24 @@ def _attach_audit_log(
     audit: AuditLog,
     sign_file: SignFile | None,
     result: PublishResult,
+    store: Any = None,
 ) -> list[ExpectedAsset]:
-    """Finish, sign and attach the audit log: the last thing before the release is public."""
-    audit.record(
-        "github-release-publish-requested", releases.repository, draft.tag, url=draft.html_url
+    """Finish, sign and attach the audit log (and put it in S3 when a store is configured):
+    the last thing before the release is public."""
+    from upm_ci.publish import audit_store
+
+    final = store is not None and audit_store.sealed(
+        manifest, store.settings, audit.run, audit.path
     )
+    if not final:
+        audit.record(
+            "github-release-publish-requested", releases.repository, draft.tag, url=draft.html_url
+        )
     files = [audit.path]
     manifest.add_file(audit.path, "audit-log")
     if sign_file is not None:
-        bundle = sign_file(audit.path)
+        bundle = _signed_before(manifest, audit.path) if final else None
+        bundle = bundle or sign_file(audit.path)
         files.append(bundle)
         manifest.add_file(bundle, "sigstore-bundle")
         manifest.add_signature(
@@ -383,6 +434,10 @@ def _attach_audit_log(
         )
     else:
         log.warning("github: no signer given; the audit log is attached unsigned")
+    if store is not None:
+        result.audit_objects = audit_store.upload(manifest, store, audit.run, files)
+        for obj in result.audit_objects:
+            result.items.append(ItemResult("s3", obj.url, obj.status, obj.url))
     own = [ExpectedAsset(p.name, p, sha256_file(p), own_record=True) for p in files]
     remote = {a.name: a for a in releases.list_assets(draft)}
     for exp in own:
@@ -390,6 +445,16 @@ def _attach_audit_log(
         _ledger(manifest, "github", outcome.name, outcome.sha256, "done", outcome.url)
         result.items.append(ItemResult("github", outcome.name, outcome.status, outcome.url))
     return own
+
+
+def _signed_before(manifest: Manifest, path: Path) -> Path | None:
+    """The bundle an earlier run of this attempt made over ``path`` as it is now, if kept."""
+    sha = sha256_file(path)
+    for record in manifest.signatures:
+        bundle = path.with_name(record.file)
+        if record.subject == path.name and record.subject_sha256 == sha and bundle.is_file():
+            return bundle
+    return None
 
 
 def _plan(
@@ -438,6 +503,14 @@ def _plan(
         steps.append(
             f"github: attach {audit_path.name} (the audit log, signed when a signer is configured)"
         )
+        if settings.audit_store.enabled:
+            from upm_ci.publish import audit_store
+            from upm_ci.publish.audit_log import run_id
+
+            settings.audit_store.check()
+            steps.append(audit_store.plan(settings.audit_store, run_id(), audit_path.name))
+        else:
+            steps.append("s3: no upload of the audit log (audit-bucket is not configured)")
         steps.append(
             f"github: publish {settings.tag} (make_latest={settings.make_latest}) "
             "[CANNOT BE UNDONE for immutable releases: no asset changes afterwards]"
