@@ -3,8 +3,15 @@
 Both are plain dicts here (in-toto Statement v1); ``upm_ci.sign`` signs them as DSSE bundles.
 The provenance describes *how* the distributions were made: the release workflow (from the
 OIDC token's claims, so it cannot claim another workflow than the certificate does), the
-source repository at the commit, and the run. Its builder id is the certificate identity
-(``https://github.com/<job_workflow_ref>``), which is what a verifier pins.
+source repository at the commit, and the run. It has exactly the shape GitHub's own
+``actions/attest-build-provenance`` writes (``@actions/attest``'s
+``buildSLSAProvenancePredicate``): buildType ``https://actions.github.io/buildtypes/workflow/v1``,
+whose only external parameter is ``workflow`` {ref, repository, path}, so ``gh attestation
+verify``, slsa-verifier and policy engines read it like any GitHub attestation. What
+upm-release adds (its version, the release tag) is an internal parameter under
+``upm_release``: the build type says consumers should reject unknown external parameters.
+Its builder id is ``<server>/<job_workflow_ref>``, the certificate identity on github.com,
+which is what a verifier pins.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from upm_ci.identity import TokenClaims, certificate_identity
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 CYCLONEDX_BOM = "https://cyclonedx.org/bom"
-#: What this build type means: a upm-release pipeline run (gate, build, sbom) in a workflow.
-BUILD_TYPE = "https://github.com/unexpected/upm-release/buildtypes/release/v1"
+#: GitHub's build type for a workflow run (https://github.com/actions/buildtypes, workflow/v1).
+BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
+#: The ``internalParameters`` key under which upm-release records what is its own.
+INTERNAL_KEY = "upm_release"
 
 
 def subject(name: str, sha256: str) -> dict[str, Any]:
@@ -36,14 +45,20 @@ def slsa_provenance(
     tag: str = "",
     tool_version: str = "",
 ) -> dict[str, Any]:
-    """A SLSA v1 provenance statement over ``subjects``, built from the token's claims."""
+    """A SLSA v1 provenance statement over ``subjects``, built from the token's claims.
+
+    Field for field what ``@actions/attest`` builds from the same claims; ``tag`` and
+    ``tool_version`` go to ``internalParameters.upm_release``.
+    """
     if not subjects:
         raise InputError("provenance: no distributions to describe", hint="run upm-ci build")
-    repository = claims.repository
-    repo_url = f"{server_url}/{repository}"
-    run_url = f"{repo_url}/actions/runs/{claims.run_id}"
-    if claims.run_attempt:
-        run_url += f"/attempts/{claims.run_attempt}"
+    repo_url = f"{server_url}/{claims.repository}"
+    invocation = f"{repo_url}/actions/runs/{claims.run_id}/attempts/{claims.run_attempt}"
+    builder = (
+        f"{server_url}/{claims.job_workflow_ref}"
+        if claims.job_workflow_ref
+        else certificate_identity(claims)  # not an Actions token: whoever the certificate names
+    )
     predicate: dict[str, Any] = {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -53,7 +68,6 @@ def slsa_provenance(
                     "repository": repo_url,
                     "path": claims.workflow_path,
                 },
-                "tag": tag,
             },
             "internalParameters": {
                 "github": {
@@ -62,7 +76,7 @@ def slsa_provenance(
                     "repository_owner_id": str(claims.raw.get("repository_owner_id", "")),
                     "runner_environment": claims.runner_environment,
                 },
-                "upm_release_version": tool_version,
+                INTERNAL_KEY: {"version": tool_version, "tag": tag},
             },
             "resolvedDependencies": [
                 {
@@ -72,8 +86,8 @@ def slsa_provenance(
             ],
         },
         "runDetails": {
-            "builder": {"id": certificate_identity(claims)},
-            "metadata": {"invocationId": run_url},
+            "builder": {"id": builder},
+            "metadata": {"invocationId": invocation},
         },
     }
     return {

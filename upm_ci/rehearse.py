@@ -45,6 +45,8 @@ OIDC_PHASES = ("sign", "publish")
 #: Jobs that get a GitHub token.
 TOKEN_PHASES = ("gate", "publish", "verify")
 REVIEWER = "rehearsal-reviewer"
+#: The local Sigstore's trust root, one TrustedRoot per line, as gh's --custom-trusted-root reads.
+TRUSTED_ROOT_JSONL = "trusted_root.jsonl"
 _BUILD_OUTPUT = (
     "dist", "build", ".venv", "venv", "__pycache__", "*.egg-info", "node_modules",
     ".pytest_cache", ".mypy_cache", ".ruff_cache", "rehearsal",
@@ -256,6 +258,8 @@ def local_services(
             pypi_token = f"pypi-{secrets.token_hex(16)}"
             pypi = stack.enter_context(PypiStandIn(password=pypi_token))
             sigstore = stack.enter_context(SigstoreStandIn(workdir=out_dir / ".sigstore"))
+            # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
+            sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
             oidc = stack.enter_context(
                 OidcStandIn(
                     repository=repository,

@@ -9,8 +9,10 @@ Files written next to each subject, all verifiable with ``sigstore verify identi
 
 - ``<file>.sigstore.json``: a Sigstore bundle for every distribution, SBOM, ``SHA256SUMS``,
   project manifest (config ``sign-files``) and, with ``sign-plugins``, plugin file.
-- ``<name>-<version>.intoto.jsonl``: SLSA v1 provenance over the distributions, a DSSE bundle
-  serialised on one line. Scorecard's Signed-Releases check looks for ``.intoto.jsonl``;
+- ``<name>-<version>.intoto.jsonl``: SLSA v1 provenance over the distributions (GitHub's
+  ``workflow/v1`` build type, as actions/attest-build-provenance writes it), a DSSE bundle
+  serialised on one line: what ``gh attestation verify --bundle`` reads. Scorecard's
+  Signed-Releases check looks for ``.intoto.jsonl``;
   ``sigstore verify identity --bundle <name>-<version>.intoto.jsonl <wheel>`` accepts it,
   because sigstore-python verifies a DSSE bundle and then requires the file's digest to be
   one of the statement's subjects.
@@ -1023,7 +1025,7 @@ def _rekor_v1(config: ClientTrustConfig, context: SigningContext) -> Any:
 
 def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> None:
     """Write the statement's DSSE bundle on one line, unless ``out`` already holds a valid one
-    over the same subjects and predicate type."""
+    of the same statement (an older provenance shape or a changed SBOM is signed anew)."""
     from sigstore.models import Bundle
 
     if out.is_file():
@@ -1037,11 +1039,7 @@ def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any],
                 what=out.name,
                 policy=signer.policy,
             )
-            if (
-                kept
-                and kept.get("subject") == statement["subject"]
-                and (kept.get("predicateType") == statement["predicateType"])
-            ):
+            if kept == statement:  # same subjects, predicate type and predicate
                 return
         except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
             log.info("%s: re-signing (%s)", out.name, _first_line(e))

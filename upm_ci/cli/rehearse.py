@@ -72,7 +72,9 @@ def command(
 
     Runs each phase as CI would, against local stand-ins for GitHub, PyPI, OSV, Sigstore and
     the runner's OIDC token, all on 127.0.0.1. OUT holds gate-report.json,
-    release-manifest.json, dist/, published.json, verify-report.json and logs/.
+    release-manifest.json, dist/, published.json, verify-report.json, logs/ and
+    trusted_root.jsonl (the local Sigstore's root, for gh attestation verify
+    --custom-trusted-root).
     Needs Node.js (Sigstore's own @sigstore/mock runs the local Sigstore).
     """
     from upm_ci.rehearse import rehearse

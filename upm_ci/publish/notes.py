@@ -51,6 +51,18 @@ def release_notes(project: Project, manifest: Manifest, *, repository: str, tag:
         commands.append(
             f"sigstore verify github --cert-identity {identity} --bundle {bundle} {dist.name}"
         )
+    # The GitHub CLI checks the in-toto attestations (SLSA provenance, SBOM) from their assets,
+    # signed by the workflow sign recorded (the reusable one, when the project calls it).
+    signed_as = next((s.identity for s in manifest.signatures if s.method == "sigstore"), "")
+    signer = (signed_as or identity).removeprefix("https://github.com/").partition("@")[0]
+    for att in (a for a in manifest.attestations if a.file.endswith(".intoto.jsonl")):
+        slsa = att.predicate_type.startswith("https://slsa.dev/provenance/")  # gh's default
+        kind = "" if slsa else f" --predicate-type {att.predicate_type}"
+        commands += [
+            f"gh attestation verify {s['name']} --repo {repository} --signer-workflow {signer} "
+            f"--bundle {Path(att.file).name}{kind}"
+            for s in att.subjects
+        ]
     parts.append(
         "## Verify\n\nEverything at once (downloads, digests, signatures, identity, log "
         "inclusion, trust policy):\n\n```\n"

