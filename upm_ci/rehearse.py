@@ -95,6 +95,8 @@ class Services:
     pypi_token: str
     trust_config: Path
     oidc_env: dict[str, str]
+    #: ``AWS_*``/``UPM_AUDIT_*`` of the local S3+KMS for publish and verify; empty: no upload.
+    audit_env: dict[str, str] = field(default_factory=dict)
 
 
 def rehearse(
@@ -268,6 +270,7 @@ def local_services(
                     sha=head,
                 )
             )
+            audit_env = _audit_store(project, stack)
         except StandInError as e:
             raise ServiceError(f"rehearse: a local stand-in did not start: {e}") from None
         yield Services(
@@ -280,7 +283,30 @@ def local_services(
             pypi_token=pypi_token,
             trust_config=sigstore.trust_config_path_for(rekor_version),
             oidc_env=oidc.env(),
+            audit_env=audit_env,
         )
+
+
+def _audit_store(project: Project, stack: contextlib.ExitStack[Any]) -> dict[str, str]:
+    """When the project names an ``audit-bucket``: a local S3+KMS (moto) with that bucket
+    (versioned, Object Lock) and a new KMS key, which replaces the configured one."""
+    config = project.config
+    if not config.audit_bucket:
+        return {}
+    from upm_ci.publish.audit_store import AuditStoreSettings
+    from upm_ci.standins.s3 import REGION, S3StandIn
+
+    try:
+        bucket, _ = AuditStoreSettings(config.audit_bucket, config.audit_kms_key).location()
+        s3 = stack.enter_context(S3StandIn(region=config.audit_region or REGION))
+        key_arn = s3.create_key(f"rehearsal of {project.name}'s audit log")
+        s3.create_bucket(bucket, object_lock_days=1)
+    except RuntimeError as e:
+        raise ServiceError(f"rehearse: the local S3+KMS did not start: {e}") from None
+    env = {**s3.env(), "UPM_AUDIT_KMS_KEY": key_arn}
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        gha.mask(env[name])
+    return env
 
 
 def _seed_history(github: Any, repo: Any, root: Path) -> None:
@@ -378,6 +404,8 @@ def _run_phase(
         env.update(services.oidc_env)
     if phase == "publish":
         env["UPM_PYPI_TOKEN"] = services.pypi_token
+    if phase in ("publish", "verify"):
+        env.update(services.audit_env)
     args = _phase_args(phase, out_dir)
     if phase == "verify":
         args[2] = base_env["UPM_TAG"]
@@ -443,9 +471,18 @@ def _produced(phase: str, out_dir: Path) -> str:
         published = _read_json(out_dir / "published.json")
         rel = published.get("github", {}) or {}
         index = published.get("pypi", {}) or {}
+        stored = published.get("audit_store", {}) or {}
+        objects = [o for o in stored.get("objects", []) if isinstance(o, dict)]
+        audit = (
+            f"; audit log in {objects[0].get('url')} ({objects[0].get('encryption')} "
+            f"{objects[0].get('kms_key_id')})"
+            if objects
+            else "; audit log not uploaded to S3 (no audit-bucket)"
+        )
         return (
             f"published.json: release {'draft' if rel.get('draft') else 'published'} with "
             f"{len(rel.get('assets', []))} assets; {len(index.get('files', []))} files on index"
+            + audit
         )
     if manifest is None:
         return ""

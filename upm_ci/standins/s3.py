@@ -158,8 +158,13 @@ class S3StandIn(StandIn):
         optionally with default encryption and a policy that denies any put not encrypted with
         ``deny_puts_without_key`` (the refusal moto makes when the policy says so)."""
         s3 = self.s3()
+        where: Any = (
+            {}
+            if self.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+        )
         if object_lock_days:
-            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True, **where)
             s3.put_object_lock_configuration(
                 Bucket=name,
                 ObjectLockConfiguration={
@@ -168,7 +173,7 @@ class S3StandIn(StandIn):
                 },
             )
         else:
-            s3.create_bucket(Bucket=name)
+            s3.create_bucket(Bucket=name, **where)
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         if default_kms_key or default_aes256:
             rule: dict[str, Any] = (
