@@ -85,12 +85,29 @@ def test_an_empty_changelog_section_fails_at_its_heading(sample_copy: Path, tmp_
     assert changelog.read_text().splitlines()[finding.line - 1].startswith("## [1.2.0]")  # type: ignore[operator]
 
 
-def test_a_malformed_changelog_is_an_input_error(sample_copy: Path, tmp_path: Path) -> None:
+def test_an_unreadable_version_heading_is_a_finding_at_its_line(
+    sample_copy: Path, tmp_path: Path
+) -> None:
+    # It used to end the gate with exit 2; now it is one finding of the docs check.
     changelog = sample_copy / "CHANGELOG.md"
     changelog.write_text(
         changelog.read_text().replace("## [1.1.0] - 2026-10-01", "## 1.1.0 of Oct")
     )
-    with pytest.raises(InputError, match=r"CHANGELOG.md:\d+: cannot read version heading"):
+    result = check_docs(ctx_for(sample_copy, tmp_path))
+    assert result.status == "fail"
+    (finding,) = result.findings
+    assert finding.file == "CHANGELOG.md"
+    assert finding.message.startswith("cannot read a version in heading '1.1.0 of Oct'")
+    line = changelog.read_text().splitlines()[finding.line - 1]  # type: ignore[operator]
+    assert line == "## 1.1.0 of Oct"
+    assert result.reason.startswith("CHANGELOG.md: cannot read a version in heading")
+
+
+def test_a_changelog_without_any_version_is_still_bad_input(
+    sample_copy: Path, tmp_path: Path
+) -> None:
+    (sample_copy / "CHANGELOG.md").write_text("# Changelog\n\n## Next\n\n- things\n")
+    with pytest.raises(InputError, match=r"CHANGELOG.md:3: cannot read version heading 'Next'"):
         check_docs(ctx_for(sample_copy, tmp_path))
 
 

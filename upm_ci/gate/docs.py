@@ -1,7 +1,8 @@
 """Check ``docs``: the documents RELEASE.md names exist, say something, and link correctly.
 
 Required documents (config ``required-docs``) must exist and not be blank; the CHANGELOG
-must have a non-empty section for this version; relative Markdown links in the required
+must have a non-empty, released section for this version, and every heading at its version
+level must be readable (see :mod:`upm_ci.changelog`); relative Markdown links in the required
 documents (``[x](OTHER.md)``, ``[x](OTHER.md#anchor)``) must point at existing files. Links
 inside code blocks and code spans are not links and are ignored.
 """
@@ -12,7 +13,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
-from upm_ci.changelog import parse_changelog
+from upm_ci.changelog import read_changelog
 from upm_ci.errors import InputError
 from upm_ci.gate.model import CheckResult, Finding, GateContext
 from upm_ci.gate.report import task_of
@@ -53,19 +54,26 @@ def _changelog_findings(ctx: GateContext) -> list[Finding]:
     rel = project.config.changelog
     if not path.is_file():
         return [Finding("changelog is missing", file=rel)]
+    changelog = read_changelog(path)
+    findings = [Finding(p.message, file=rel, line=p.line) for p in changelog.problems]
     wanted = parse_version(project.version, where=f"{project.root / 'pyproject.toml'} version")
-    for section in parse_changelog(path):
-        if section.is_unreleased:
+    for section in changelog.sections:
+        if section.version.lower() == "unreleased":
             continue
         try:
             same = parse_version(section.version, where=f"{path}:{section.line}") == wanted
-        except InputError:  # a heading that is no version is not this version
+        except InputError:  # a heading that is no PEP 440 version is not this version
             same = False
-        if same:
-            if not section.body.strip():
-                return [Finding(f"section {section.version} is empty", file=rel, line=section.line)]
-            return []
-    return [Finding(f"no section for version {project.version}", file=rel, line=1)]
+        if not same:
+            continue
+        if section.is_unreleased:
+            message = f"section {section.version} is marked as not released yet: date it"
+        elif not section.body.strip():
+            message = f"section {section.version} is empty"
+        else:
+            return findings
+        return [*findings, Finding(message, file=rel, line=section.line)]
+    return [*findings, Finding(f"no section for version {project.version}", file=rel, line=1)]
 
 
 def check_docs(ctx: GateContext) -> CheckResult:

@@ -1,6 +1,7 @@
 """Release notes: the version's CHANGELOG section, the checksums, and how to verify.
 
-RELEASE.md asks for ``CHANGELOG.md`` in the release notes; users also need to check what they
+RELEASE.md asks for ``CHANGELOG.md`` in the release notes (whatever the changelog's style, see
+:mod:`upm_ci.changelog`); users also need to check what they
 download without reading our docs, so the notes carry the exact commands, with the identity
 the release workflow signs as.
 """
@@ -20,14 +21,30 @@ def signing_identity(project: Project, repository: str, tag: str) -> str:
     return f"https://github.com/{repository}/{project.config.release_workflow}@refs/tags/{tag}"
 
 
+def _signer(project: Project, manifest: Manifest, repository: str, tag: str) -> tuple[str, str]:
+    """The identity the sign phase expected (its manifest record: the reusable workflow's
+    when it signed there) and the ``--repository``/``--ref`` pins that go with it; a
+    reusable workflow's identity is the same for every caller, so the pins are never left out.
+    """
+    signed = manifest.phases.get("sign", {})
+    record = signed if isinstance(signed, dict) else {}
+    identity, repo, ref = (record.get(k) for k in ("identity", "repository", "ref"))
+    if not (isinstance(identity, str) and identity):
+        identity = signing_identity(project, repository, tag)
+    repo = repo if isinstance(repo, str) and repo else repository
+    ref = ref if isinstance(ref, str) and ref else f"refs/tags/{tag}"
+    return identity, f"--repository {repo} --ref {ref}"
+
+
 def release_notes(project: Project, manifest: Manifest, *, repository: str, tag: str) -> str:
     """Markdown body of the GitHub release."""
     changelog = project.path(project.config.changelog)
     section = section_for(changelog, project.version)
     if section is None:
         raise InputError(
-            f"{changelog}: no section for {project.version}",
-            hint=f"add '## [{project.version}] - YYYY-MM-DD' with the changes",
+            f"{changelog}: no released section for {project.version}",
+            hint=f"add a section for {project.version} with the changes, headed the way the "
+            "changelog heads its other versions",
         )
     parts = [section.body or "_No changes listed._"]
     checksums = manifest.of_kind("checksums")
@@ -41,7 +58,7 @@ def release_notes(project: Project, manifest: Manifest, *, repository: str, tag:
         for s in manifest.signatures
         if s.method == "sigstore"
     }
-    identity = signing_identity(project, repository, tag)
+    identity, pins = _signer(project, manifest, repository, tag)
     commands = [
         f"upm-ci verify --github-release {tag} --repository {repository}",
         "sha256sum -c SHA256SUMS --ignore-missing",
@@ -49,7 +66,8 @@ def release_notes(project: Project, manifest: Manifest, *, repository: str, tag:
     for dist in manifest.distributions():
         bundle = bundles.get(dist.name, f"{dist.name}.sigstore.json")
         commands.append(
-            f"sigstore verify github --cert-identity {identity} --bundle {bundle} {dist.name}"
+            f"sigstore verify github --cert-identity {identity} {pins}"
+            f" --bundle {bundle} {dist.name}"
         )
     # The GitHub CLI checks the in-toto attestations (SLSA provenance, SBOM) from their assets,
     # signed by the workflow sign recorded (the reusable one, when the project calls it).
