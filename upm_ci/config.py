@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -66,7 +68,12 @@ class Config:
     )
     tag_prefix: str = _key("v", "Prefix of release tags (`v1.2.0`).")
     dist_dir: str = _key("dist", "Where build writes artifacts, relative to the project.")
-    changelog: str = _key("CHANGELOG.md", "Keep-a-Changelog file whose section is the notes.")
+    changelog: str = _key(
+        "CHANGELOG.md",
+        "Changelog whose version section is the release notes: Markdown (Keep a Changelog, "
+        "towncrier, `## v1.2.0`, `## Version 1.2.0`, `## 1.2.0 (date)`) or, for `.rst`, "
+        "reStructuredText titles (`1.2.0 (date)`, `Version 1.2.0`).",
+    )
     version_module: str = _key(
         "", "File that declares `__version__`; empty: the package's `__init__.py` if it does."
     )
@@ -236,15 +243,22 @@ def reference_markdown() -> str:
 
 
 def _toml_literal(value: Any) -> str:
+    """``value`` as TOML a user can copy: strings are basic strings with JSON's escapes
+    (``\\"``, ``\\n``, ``\\uXXXX``), which TOML reads the same way."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\n", "\\n") + '"' if "\n" in value else f'"{value}"'
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_literal(v)}" for k, v in value.items()) + " }"
+        items = (f"{_toml_key(str(k))} = {_toml_literal(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }" if value else "{}"
     return str(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def display_path(path: Path, root: Path) -> str:
