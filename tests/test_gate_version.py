@@ -117,9 +117,43 @@ def test_a_tag_of_this_version_on_another_commit_fails(sample_copy: Path, tmp_pa
 
 def test_no_earlier_tag_is_a_first_release(sample_copy: Path, tmp_path: Path) -> None:
     git(sample_copy, "tag", "-d", "v1.1.0")
-    git(sample_copy, "tag", "v2.0.0")  # higher tags are not "previous"
+    git(sample_copy, "tag", "not-a-version")
     result = check_version_bump(ctx_for(sample_copy, tmp_path))
     assert (result.status, result.reason) == ("pass", "1.2.0, first release")
+    # A higher tag is not "previous", but this version is not greater than that release.
+    git(sample_copy, "tag", "v2.0.0")
+    result = check_version_bump(ctx_for(sample_copy, tmp_path))
+    assert result.status == "fail"
+    assert "version 1.2.0 is not greater than the previous release v2.0.0" in result.reason
+
+
+def test_a_version_below_an_existing_release_names_the_highest_tag(
+    sample_copy: Path, tmp_path: Path
+) -> None:
+    for tag in ("v1.3.0", "v2.0.0rc1", "v2.0.0", "v1.10.0"):
+        git(sample_copy, "tag", tag, "HEAD~1")
+    (finding,) = check_version_bump(ctx_for(sample_copy, tmp_path)).findings
+    assert finding.message == (
+        "version 1.2.0 is not greater than the previous release v2.0.0, the highest release "
+        "tag (for a maintenance release of an older line, set previous-tag)"
+    )
+    assert (finding.file, finding.line) == (
+        "pyproject.toml",
+        line_of(sample_copy / "pyproject.toml", 'version = "1.2.0"'),
+    )
+
+
+def test_previous_tag_allows_a_maintenance_release_below_a_newer_line(
+    sample_copy: Path, tmp_path: Path
+) -> None:
+    git(sample_copy, "tag", "v2.0.0", "HEAD~1")
+    rewrite(
+        sample_copy / "pyproject.toml",
+        "[tool.upm-release]\n",
+        '[tool.upm-release]\nprevious-tag = "v1.1.0"\n',
+    )
+    result = check_version_bump(ctx_for(sample_copy, tmp_path))
+    assert (result.status, result.reason) == ("pass", "1.2.0 > v1.1.0")
 
 
 def test_a_shallow_clone_without_tags_fails_closed(sample_copy: Path, tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ The tag (PEP 440-normalised; the ``tag-prefix`` is optional), ``[project] versio
 released CHANGELOG section and ``__version__`` (config ``version-module``, else the
 package's ``__init__.py``; read from the syntax tree, never imported) must all be equal, and
 greater than the previous release: config ``previous-tag``, else the highest version tag
-below this one in the project's git repository. A shallow clone without tags fails rather
-than pass as a first release.
+below this one in the project's git repository; without ``previous-tag``, a version tag above
+this one fails too (the version went down). A shallow clone without tags fails rather than
+pass as a first release.
 """
 
 from __future__ import annotations
@@ -103,6 +104,29 @@ def highest_tag_below(
     return tag, version
 
 
+def highest_tag_above(
+    tags: Iterable[str], prefix: str, current: Version
+) -> tuple[str, Version] | None:
+    """The highest version tag in ``tags`` above ``current`` (a release this one is not
+    greater than); tags that are no version skipped."""
+    higher = [
+        (version, tag)
+        for tag in tags
+        if (version := _tag_version(tag, prefix)) is not None and version > current
+    ]
+    if not higher:
+        return None
+    version, tag = max(higher)
+    return tag, version
+
+
+def _tag_version(tag: str, prefix: str) -> Version | None:
+    try:
+        return version_from_tag(tag, prefix)
+    except InputError:
+        return None
+
+
 def _in_git(root: Path) -> bool:
     try:
         git(root, "rev-parse", "--git-dir")
@@ -187,6 +211,22 @@ def check_version_bump(ctx: GateContext) -> CheckResult:
         findings.append(
             Finding(
                 f"version {tag_version} is not greater than the previous release {previous[0]}",
+                file="pyproject.toml",
+                line=pyproject_version_line(project),
+            )
+        )
+    # A release tag above this version: the version went down. previous-tag set means the
+    # project chose the line (a maintenance release of an older one), so only that counts.
+    higher = None
+    if in_git and not project.config.previous_tag:
+        tags = git(project.root, "tag", "--list").splitlines()
+        higher = highest_tag_above(tags, project.config.tag_prefix, tag_version)
+    if higher is not None:
+        findings.append(
+            Finding(
+                f"version {tag_version} is not greater than the previous release {higher[0]}, "
+                "the highest release tag (for a maintenance release of an older line, set "
+                "previous-tag)",
                 file="pyproject.toml",
                 line=pyproject_version_line(project),
             )
