@@ -135,7 +135,8 @@ def test_release_notes_carry_changelog_checksums_and_verify_commands(
     assert f"upm-ci verify --github-release v1.2.0 --repository {REPO}" in body
     identity = f"https://github.com/{REPO}/.github/workflows/release.yml@refs/tags/v1.2.0"
     assert (
-        f"sigstore verify github --cert-identity {identity} --bundle "
+        f"sigstore verify github --cert-identity {identity} --repository {REPO}"
+        " --ref refs/tags/v1.2.0 --bundle "
         "upm_sample-1.2.0-py3-none-any.whl.sigstore.json upm_sample-1.2.0-py3-none-any.whl"
     ) in body
     assert "sha256sum -c SHA256SUMS" in body

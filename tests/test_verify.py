@@ -40,6 +40,12 @@ __all__ = ["release_dir", "release_kit"]
 SENTINEL_TOKEN = "ghs_sentinelVerifyToken0123456789abcdef"
 
 
+@pytest.fixture(autouse=True)
+def _pin_the_kit_gpg_key(release_kit: ReleaseKit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify trusts .asc signatures only by a pinned key: the CLI gets the kit's fingerprint."""
+    monkeypatch.setenv("UPM_GPG_FINGERPRINT", release_kit.gpg.fingerprint)
+
+
 def cli_args(kit: ReleaseKit, dist: Path | None, *extra: str) -> list[str]:
     return [
         "verify",
@@ -64,6 +70,7 @@ def run(kit: ReleaseKit, dist: Path, **kwargs: object) -> bool:
         "offline": True,
         "manifest": None,
         "gpg_public_key": None,
+        "gpg_fingerprint": kit.gpg.fingerprint,
         **kwargs,
     }
     return verify_release(dist, **args).passed  # type: ignore[arg-type]
@@ -182,6 +189,7 @@ def test_manifest_file_missing_from_the_directory_fails(
         offline=True,
         manifest=manifest,
         gpg_public_key=None,
+        gpg_fingerprint=release_kit.gpg.fingerprint,
     )
 
     assert [(n, c.check) for n, c in report.failures()] == [(extra.name, "manifest")]

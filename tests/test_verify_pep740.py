@@ -61,6 +61,7 @@ def verify(kit: ReleaseKit, dist: Path) -> VerifyReport:
         offline=True,
         manifest=None,
         gpg_public_key=None,
+        gpg_fingerprint=kit.gpg.fingerprint,
     )
 
 
@@ -189,6 +190,7 @@ def test_cli_names_the_failing_attestation(
     args = ["verify", str(attested), "--project", str(attested.parent)]
     args += ["--repository", REPOSITORY, "--ref", TAG]
     args += ["--trust-config", str(release_kit.trust_config), "--offline"]
+    args += ["--gpg-fingerprint", release_kit.gpg.fingerprint]
     assert main(args) == 0, capsys.readouterr()
     capsys.readouterr()
     (attested / (WHEEL + PEP740_SUFFIX)).unlink()

@@ -40,6 +40,7 @@ def report(kit: ReleaseKit, dist: Path, processes: int) -> dict[str, object]:
         offline=True,
         manifest=None,
         gpg_public_key=None,
+        gpg_fingerprint=kit.gpg.fingerprint,
         processes=processes,
     ).to_json()
 
@@ -133,7 +134,7 @@ def test_processes_below_one_is_bad_input(
 
     out = tmp_path / "report.json"
     args = ["verify", str(release_dir), "--project", str(tmp_path), "--repository", REPOSITORY]
-    args += ["--ref", TAG]
+    args += ["--ref", TAG, "--gpg-fingerprint", release_kit.gpg.fingerprint]
     args += ["--trust-config", str(release_kit.trust_config), "--report-json", str(out)]
     assert main([*args, "--processes", "0"]) == 2
     err = capsys.readouterr().err

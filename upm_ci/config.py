@@ -146,6 +146,11 @@ class Config:
     trust_approvals: str = _key(
         "trust-approvals.json", "Approval records for community-signed artifacts."
     )
+    gpg_fingerprint: str = _key(
+        "",
+        "Fingerprint of the release's GPG key; verify trusts `.asc` signatures only by it (or "
+        "by `--gpg-public-key`), never by a key shipped in the release alone.",
+    )
     # --- publish -------------------------------------------------------------------------
     pypi_upload_url: str = _key("https://upload.pypi.org/legacy/", "Index upload URL (twine).")
     pypi_index_url: str = _key(
@@ -189,7 +194,26 @@ def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") 
         raise InputError(f"{source}: [tool.upm-release] review-without-token must be skip or fail")
     if values.get("make_latest", "true") not in ("true", "false", "legacy"):
         raise InputError(f"{source}: [tool.upm-release] make-latest must be true, false or legacy")
+    if "gpg_fingerprint" in values:
+        values["gpg_fingerprint"] = normalize_fingerprint(
+            values["gpg_fingerprint"], where=f"{source}: [tool.upm-release] gpg-fingerprint"
+        )
     return Config(**values)
+
+
+_FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
+
+
+def normalize_fingerprint(value: str, *, where: str) -> str:
+    """An OpenPGP fingerprint in gpg's form (upper-case hex, no spaces, no ``0x``); ""
+    stays "". Anything else (a short key id, a user id) is an InputError naming ``where``."""
+    text = "".join(value.split()).upper().removeprefix("0X")
+    if text and not _FINGERPRINT.fullmatch(text):
+        raise InputError(
+            f"{where}: {value[:80]!r} is not a full OpenPGP fingerprint",
+            hint="give all 40 (or 64) hex digits: gpg --fingerprint KEYID",
+        )
+    return text
 
 
 def _coerce(raw: Any, hint: Any, where: str) -> Any:

@@ -25,7 +25,6 @@ the GIL, so it runs in one thread; a large release's bundles are shared among fo
 from __future__ import annotations
 
 import fnmatch
-import functools
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,13 +43,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from upm_ci.config import GITHUB_ISSUER
+from upm_ci.config import GITHUB_ISSUER, normalize_fingerprint
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.identity import workflow_identity
 from upm_ci.manifest import Manifest, sha256_file, write_json_atomic
 from upm_ci.provenance import CYCLONEDX_BOM, STATEMENT_TYPE
 from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
-from upm_ci.retry import call_with_retry, classify, describe
+from upm_ci.release_download import DownloadLimits, download_release
+from upm_ci.retry import describe
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+#: The GitHub download lives in upm_ci.release_download; verify is where callers find it.
+__all__ = ["DownloadLimits", "download_release"]
 
 SCHEMA = "upm-release/verify-report/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -498,6 +502,7 @@ def verify_release(
     offline: bool,
     manifest: Manifest | None,
     gpg_public_key: Path | None,
+    gpg_fingerprint: str = "",
     ignore: Collection[Path] = (),
     verifier: Verifier | None = None,
     processes: int | None = None,
@@ -508,6 +513,7 @@ def verify_release(
     ``verifier``: a prepared verifier to reuse (its trust root wins over ``trust_config``).
     ``processes``: at most this many processes check bundles (default: the CPUs this process
     may use); see :func:`bundle_processes`.
+    ``gpg_public_key`` / ``gpg_fingerprint``: the pinned GPG key (see ``_Run.check_gpg``).
     """
     if processes is not None and processes < 1:
         raise InputError(f"--processes {processes}: must be at least 1")
@@ -516,7 +522,8 @@ def verify_release(
         raise InputError(f"{directory}: release directory not found", hint="pass the dist dir")
     if gpg_public_key is not None and not gpg_public_key.is_file():
         raise InputError(f"{gpg_public_key}: GPG public key not found")
-    files = _release_files(directory, ignore)
+    irregular: dict[str, str] = {}
+    files = _release_files(directory, ignore, irregular)
     if verifier is None:
         root = load_trusted_root(trust_config, offline=offline)
         try:
@@ -526,7 +533,14 @@ def verify_release(
                 f"{trust_config or 'Sigstore trust root'}: unusable trust root: {describe(e)}"
             ) from None
     run = _Run(directory, files, policy, verifier, processes or available_cpus())
-    run.verify_all(manifest, gpg_public_key)
+    fingerprint = normalize_fingerprint(gpg_fingerprint, where="--gpg-fingerprint")
+    run.verify_all(manifest, gpg_public_key, fingerprint)
+    for name, kind in irregular.items():
+        run.entry(name).add(
+            "regular-file",
+            FAIL,
+            f"{kind}, not a regular file: a release directory holds regular files only",
+        )
     log.info("verified %d files in %s", len(files), directory)
     return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
 
@@ -602,11 +616,16 @@ def _describe_status(status: int) -> str:
     return f"exit {os.waitstatus_to_exitcode(status)}"
 
 
-def _release_files(directory: Path, ignore: Collection[Path]) -> list[Path]:
+def _release_files(
+    directory: Path, ignore: Collection[Path], irregular: dict[str, str] | None = None
+) -> list[Path]:
     """The regular files in ``directory`` by name, without those in ``ignore``.
 
-    Only symlinks are resolved one by one; any other entry's real path is the resolved
-    directory plus its name, which saves a ``realpath`` per file of a large release.
+    Every other entry (symlink, directory, FIFO, socket, device) goes to ``irregular`` with
+    what it is, and is never opened: a release holds regular files only (GitHub assets are
+    nothing else), a symlink may point anywhere and a FIFO would block the hashing forever.
+    Only symlinks are resolved one by one (for ``ignore``); any other entry's real path is
+    the resolved directory plus its name, which saves a ``realpath`` per file.
     """
     skip = {Path(p).resolve() for p in ignore}
     real_dir = directory.resolve()
@@ -614,12 +633,27 @@ def _release_files(directory: Path, ignore: Collection[Path]) -> list[Path]:
     with os.scandir(directory) as entries:
         for entry in entries:
             path = Path(entry.path)
-            if not entry.is_file():
-                continue
             real = path.resolve() if entry.is_symlink() else real_dir / entry.name
-            if real not in skip:
+            if real in skip:
+                continue
+            if entry.is_file(follow_symlinks=False):
                 files.append(path)
+            elif irregular is not None:
+                irregular[entry.name] = _entry_kind(entry)
     return sorted(files, key=lambda p: p.name)
+
+
+def _entry_kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "a symlink"
+    if entry.is_dir(follow_symlinks=False):
+        return "a directory"
+    mode = entry.stat(follow_symlinks=False).st_mode
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device or other special file"
 
 
 def file_sha256(path: Path) -> str:
@@ -693,7 +727,9 @@ class _Run:
 
     # -- everything
 
-    def verify_all(self, manifest: Manifest | None, gpg_public_key: Path | None) -> None:
+    def verify_all(
+        self, manifest: Manifest | None, gpg_public_key: Path | None, gpg_fingerprint: str = ""
+    ) -> None:
         signed = self.names("wheel", "sdist", "sbom", "checksums", "file")
         for name, (status, reason) in zip(signed, self.bundle_checks(signed)):
             self.entry(name).add("sigstore", status, reason)
@@ -706,7 +742,7 @@ class _Run:
         self.check_checksums()
         self.check_provenance_coverage()
         self.check_sbom_binding()
-        self.check_gpg(gpg_public_key)
+        self.check_gpg(gpg_public_key, gpg_fingerprint)
         if manifest is not None:
             self.check_manifest(manifest)
         if not self.names("wheel", "sdist"):
@@ -1000,32 +1036,51 @@ class _Run:
 
     # -- GPG
 
-    def check_gpg(self, gpg_public_key: Path | None) -> None:
+    def check_gpg(self, gpg_public_key: Path | None, fingerprint: str = "") -> None:
+        """GPG signatures count only by a pinned key: ``gpg_public_key`` (only that key is
+        imported) or ``fingerprint`` (the keys shipped in the release are imported, and only a
+        signature by the key with this fingerprint counts). A key shipped in the release is
+        never trusted on its own: whoever replaces the signatures replaces it with them. Once
+        the release carries one ``.asc``, every distribution needs its own."""
         signatures = self.names("gpg-signature")
-        keys = [self.files[n] for n in self.names("gpg-key")]
-        for name in self.names("gpg-key"):
-            status = WARN if gpg_public_key is None else PASS
-            note = "used to check .asc files" if gpg_public_key is None else "not used"
-            self.entry(name).add(
-                "gpg-key",
-                status,
-                f"public key shipped with the release, {note}; pin one with --gpg-public-key"
-                if gpg_public_key is None
-                else f"shipped with the release, {note} (--gpg-public-key given)",
-            )
+        shipped = self.names("gpg-key")
+        pin = "--gpg-public-key FILE or config gpg-fingerprint"
+        for name in shipped:
+            if gpg_public_key is not None:
+                self.entry(name).add("gpg-key", PASS, "shipped, not used (--gpg-public-key given)")
+            elif fingerprint:
+                self.entry(name).add(
+                    "gpg-key", PASS, f"shipped; only signatures by {fingerprint[-16:]} count"
+                )
+            else:
+                self.entry(name).add(
+                    "gpg-key",
+                    FAIL,
+                    "a public key shipped with the release proves nothing on its own (it is "
+                    f"replaced together with the signatures): pin it with {pin}",
+                )
         if not signatures:
             return
-        key = gpg_public_key or (keys[0] if len(keys) == 1 else None)
-        if key is None:
-            reason = "no public key to check it (pass --gpg-public-key)"
-            if len(keys) > 1:
-                reason = "several public keys in the release; pass --gpg-public-key"
-            for name in signatures:
-                self.entry(name).add("gpg", FAIL, reason)
-            return
-        for name, (status, reason) in _gpg_verify_all(
-            key, [(self.files[n], self.files.get(n[: -len(GPG_SIG_SUFFIX)])) for n in signatures]
-        ).items():
+        for dist in self.names("wheel", "sdist"):
+            if dist + GPG_SIG_SUFFIX not in self.files:
+                self.entry(dist).add(
+                    "gpg",
+                    FAIL,
+                    f"no {dist}{GPG_SIG_SUFFIX} although the release carries GPG signatures"
+                    f" ({signatures[0]})",
+                )
+        keys = [gpg_public_key] if gpg_public_key is not None else [self.files[n] for n in shipped]
+        if gpg_public_key is None and not fingerprint:
+            outcomes = {n: (FAIL, f"no pinned GPG key to check it: pass {pin}") for n in signatures}
+        elif not keys:
+            outcomes = {
+                n: (FAIL, "the release ships no public key: pass --gpg-public-key")
+                for n in signatures
+            }
+        else:
+            pairs = [(self.files[n], self.files.get(n[: -len(GPG_SIG_SUFFIX)])) for n in signatures]
+            outcomes = _gpg_verify_all(keys, pairs, fingerprint)
+        for name, (status, reason) in outcomes.items():
             self.entry(name).add("gpg", status, reason)
             subject = name[: -len(GPG_SIG_SUFFIX)]
             if subject in self.files:
@@ -1103,9 +1158,13 @@ def _sbom_subject_digests(name: str, document: dict[str, Any]) -> list[str]:
 
 
 def _gpg_verify_all(
-    key: Path, pairs: Iterable[tuple[Path, Path | None]]
+    keys: list[Path], pairs: Iterable[tuple[Path, Path | None]], fingerprint: str = ""
 ) -> dict[str, tuple[str, str]]:
-    """``gpg --verify`` each (signature, file) in a throw-away GNUPGHOME holding only ``key``."""
+    """``gpg --verify`` each (signature, file) in a throw-away GNUPGHOME holding only ``keys``.
+
+    A signature counts when it is good and made by one of the imported keys, or, with
+    ``fingerprint``, by that key only (primary or subkey fingerprint).
+    """
     gpg = shutil.which("gpg")
     pairs = list(pairs)
     if gpg is None:
@@ -1115,12 +1174,17 @@ def _gpg_verify_all(
         env = {**os.environ, "GNUPGHOME": home}
         base = [gpg, "--batch", "--no-tty", "--no-autostart", "--status-fd", "1"]
         imported = subprocess.run(
-            [*base, "--import", str(key)], env=env, capture_output=True, text=True, check=False
+            [*base, "--import", *map(str, keys)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         fingerprints = re.findall(r"IMPORT_OK \d+ ([0-9A-F]+)", imported.stdout)
         if imported.returncode != 0 or not fingerprints:
-            reason = f"public key {key.name} could not be imported"
+            reason = f"public key {', '.join(k.name for k in keys)} could not be imported"
             return {sig.name: (FAIL, reason) for sig, _ in pairs}
+        accepted = [fingerprint] if fingerprint else fingerprints
         for sig, subject in pairs:
             if subject is None:
                 results[sig.name] = (FAIL, "signature of a file that is not in the release")
@@ -1132,7 +1196,7 @@ def _gpg_verify_all(
                 text=True,
                 check=False,
             )
-            results[sig.name] = _gpg_outcome(done.returncode, done.stdout, fingerprints)
+            results[sig.name] = _gpg_outcome(done.returncode, done.stdout, accepted)
     return results
 
 
@@ -1140,6 +1204,8 @@ def _gpg_outcome(returncode: int, status: str, fingerprints: list[str]) -> tuple
     valid = re.search(r"VALIDSIG ([0-9A-F]+) .* ([0-9A-F]+)$", status, re.M)
     if returncode == 0 and valid and {valid.group(1), valid.group(2)} & set(fingerprints):
         return PASS, f"good signature by {valid.group(2)[-16:]}"
+    if returncode == 0 and valid:
+        return FAIL, f"signed by {valid.group(2)[-16:]}, not by the pinned key"
     if "BADSIG" in status:
         return FAIL, "bad signature: the file is not what was signed"
     if "NO_PUBKEY" in status or "ERRSIG" in status:
@@ -1147,75 +1213,3 @@ def _gpg_outcome(returncode: int, status: str, fingerprints: list[str]) -> tuple
     if "NODATA" in status or "BADARMOR" in status:
         return FAIL, "not a valid OpenPGP signature (corrupted .asc)"
     return FAIL, f"gpg --verify failed (exit {returncode})"
-
-
-# --------------------------------------------------------------------------- GitHub download
-
-
-def download_release(api_url: str, token: str, repository: str, tag: str, dest: Path) -> Path:
-    """Download every uploaded asset of the release ``tag`` into ``dest`` (retrying faults)."""
-    from github import Auth, Github, GithubException, UnknownObjectException
-
-    gh = Github(
-        base_url=api_url.rstrip("/"),
-        auth=Auth.Token(token) if token else None,
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-        retry=None,
-        timeout=60,
-        lazy=True,
-    )
-
-    try:
-        release = call_with_retry(
-            lambda: gh.get_repo(repository).get_release(tag),
-            what=f"GitHub release {tag} of {repository}",
-            classify=classify,
-        )
-        assets = call_with_retry(
-            lambda: list(release.get_assets()), what=f"assets of {tag}", classify=classify
-        )
-    except UnknownObjectException:
-        raise InputError(
-            f"--github-release {tag}: no published release with this tag in {repository}",
-            hint="check the tag and --repository (drafts are not verified)",
-        ) from None
-    except GithubException as e:
-        raise InputError(f"GitHub API {api_url}: {e.status} {describe(e)}") from None
-    if dest.exists() and any(dest.iterdir()):
-        raise InputError(
-            f"{dest}: not empty; verify downloads the release into an empty directory, so that "
-            "only the release's own files are verified",
-            hint="pass a new or empty DIRECTORY",
-        )
-    for asset in assets:
-        if "/" in asset.name or asset.name in ("", ".", ".."):
-            raise PolicyError(f"release {tag}: asset name {asset.name!r} is not a plain file name")
-        if asset.state != "uploaded":
-            raise PolicyError(
-                f"release {tag}: asset {asset.name} is in state {asset.state!r} (an upload that "
-                "never finished): the release is incomplete"
-            )
-    dest.mkdir(parents=True, exist_ok=True)
-    for asset in assets:
-        call_with_retry(
-            functools.partial(_download_asset, asset, dest / asset.name),
-            what=f"download of {asset.name}",
-            classify=classify,
-        )
-        log.info("downloaded %s (%d bytes)", asset.name, asset.size)
-    return dest
-
-
-def _download_asset(asset: Any, path: Path) -> None:
-    # getStream raises requests.HTTPError for any error status (classified in the caller).
-    _, _, chunks = asset.requester.getStream(asset.url, chunk_size=1 << 20)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

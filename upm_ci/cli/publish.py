@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from upm_ci.cli._common import (
     tag_option,
     trust_config_option,
 )
+from upm_ci.errors import InputError
 
 if TYPE_CHECKING:
     from upm_ci.project import Project
@@ -142,6 +144,13 @@ def command(
     from upm_ci.publish import PublishSettings, publish_release
     from upm_ci.publish.pypi import IndexTarget
 
+    _check_options(
+        skip_github=skip_github,
+        skip_pypi=skip_pypi,
+        trusted_publishing=trusted_publishing,
+        pypi_token=pypi_token,
+        published_json=published_json,
+    )
     proj = load_project(project)
     release = Manifest.load(manifest)
     config = proj.config
@@ -233,6 +242,45 @@ def _audit_store_line(doc: dict[str, object]) -> str:
         if isinstance(o, dict)
     ]
     return "audit log: " + "; ".join(shown)
+
+
+def _check_options(
+    *,
+    skip_github: bool,
+    skip_pypi: bool,
+    trusted_publishing: bool,
+    pypi_token: str | None,
+    published_json: Path | None,
+) -> None:
+    """Refuse what cannot be meant, before anything is read or uploaded: a publish that
+    crashes on a bad output path after its uploads cannot be taken back."""
+    if skip_github and skip_pypi:
+        raise InputError(
+            "--skip-github and --skip-pypi together leave nothing to publish",
+            hint="drop one of them (or use --dry-run to see the plan)",
+        )
+    if trusted_publishing and pypi_token:
+        raise InputError(
+            "--trusted-publishing and --pypi-token (UPM_PYPI_TOKEN) together: which one?",
+            hint="trusted publishing needs no token; unset the token or drop the flag",
+        )
+    if published_json is not None:
+        check_output_path(published_json, "--published-json")
+
+
+def check_output_path(path: Path, option_name: str) -> None:
+    """``path`` can be written: not a directory, in an existing, writable directory."""
+    if path.is_dir():
+        raise InputError(f"{option_name} {path}: is a directory", hint="give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise InputError(
+            f"{option_name} {path}: {parent} {what}",
+            hint="give a path in an existing directory",
+        )
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{option_name} {path}: {parent} is not writable")
 
 
 def _audit_signer(

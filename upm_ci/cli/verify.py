@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from upm_ci.verify import ArtifactReport, IdentityPolicy, VerifyReport
 
 
+def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not (math.isfinite(value) and 0 < value <= 86400):
+        raise click.BadParameter(f"{value}: give seconds, more than 0 and at most 86400")
+    return value
+
+
 @click.command("verify")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @project_option
@@ -65,7 +72,19 @@ if TYPE_CHECKING:
     " aws:kms with the expected key [default: the uploads --manifest records].",
 )
 @audit_access_options
-@option("--gpg-public-key", env="GPG_PUBLIC_KEY", type=FILE, help="Pin the GPG key.")
+@option(
+    "--gpg-public-key",
+    env="GPG_PUBLIC_KEY",
+    type=FILE,
+    help="Check .asc signatures with this key only (a key shipped in the release is never"
+    " trusted on its own).",
+)
+@option(
+    "--gpg-fingerprint",
+    env="GPG_FINGERPRINT",
+    default=None,
+    help="Only signatures by this key count [default: config gpg-fingerprint].",
+)
 @option("--report-json", env="REPORT_JSON", type=Path, help="Write the JSON report here.")
 @option(
     "--processes",
@@ -73,6 +92,35 @@ if TYPE_CHECKING:
     type=click.IntRange(min=1),
     metavar="N",
     help="At most N processes verify bundles (Linux, large releases) [the CPUs available].",
+)
+@option(
+    "--request-timeout",
+    env="REQUEST_TIMEOUT",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    callback=_positive,
+    help="--github-release: each request, its answer and body included, within this time.",
+)
+@option(
+    "--download-deadline",
+    env="DOWNLOAD_DEADLINE",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    metavar="SECONDS",
+    callback=_positive,
+    help="--github-release: the whole download, retries included, within this time (else exit 3).",
+)
+@option(
+    "--max-download-bytes",
+    env="MAX_DOWNLOAD_BYTES",
+    type=click.IntRange(min=1),
+    default=4 << 30,
+    show_default=True,
+    metavar="BYTES",
+    help="--github-release: refuse a release whose assets declare more bytes than this.",
 )
 def command(
     directory: Path | None,
@@ -94,8 +142,12 @@ def command(
     audit_region: str | None,
     audit_endpoint_url: str | None,
     gpg_public_key: Path | None,
+    gpg_fingerprint: str | None,
     report_json: Path | None,
     processes: int | None,
+    request_timeout: float,
+    download_deadline: float,
+    max_download_bytes: int,
 ) -> int:
     """Verify a release: bundles, identity, transparency log, SHA256SUMS, provenance, SBOM, GPG.
 
@@ -119,11 +171,20 @@ def command(
     and timestamps come from the bundles; --offline only stops the TUF refresh of Sigstore's
     root, and --trust-config needs no network at all.
     """
-    from upm_ci.verify import download_release
+    from upm_ci.config import normalize_fingerprint
+    from upm_ci.verify import DownloadLimits, download_release
 
+    _check_project(project)
     proj = maybe_project(project)
-    loaded = _load_manifest(manifest)
+    loaded = _load_manifest(manifest, proj, github_release)
     _check_report_path(report_json)
+    fingerprint = normalize_fingerprint(
+        gpg_fingerprint
+        if gpg_fingerprint is not None
+        else (proj.config.gpg_fingerprint if proj else ""),
+        where="--gpg-fingerprint" if gpg_fingerprint is not None else "config gpg-fingerprint",
+    )
+    limits = DownloadLimits(request_timeout, download_deadline, max_download_bytes)
     policy = _policy(
         proj,
         loaded,
@@ -135,6 +196,7 @@ def command(
         issuer=issuer,
     )
     ignore = [p for p in (report_json, manifest) if p is not None]
+    gpg = (gpg_public_key, fingerprint)
     if github_release:
         repo = (
             repository
@@ -146,19 +208,15 @@ def command(
         api = github_api_url or (proj.config.github_api_url if proj else "https://api.github.com")
         with tempfile.TemporaryDirectory(prefix="upm-verify-") as tmp:
             dest = directory or Path(tmp)
-            download_release(api, github_token, repo, github_release, dest)
-            report = _run(
-                dest, policy, trust_config, offline, loaded, gpg_public_key, ignore, processes
-            )
+            download_release(api, github_token, repo, github_release, dest, limits=limits)
+            report = _run(dest, policy, trust_config, offline, loaded, gpg, ignore, processes)
     elif audit_log and directory is None:  # only the audit log in S3
         from upm_ci.verify import VerifyReport
 
         report = VerifyReport(policy=policy.describe(), artifacts=[])
     else:
         dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
-        report = _run(
-            dest, policy, trust_config, offline, loaded, gpg_public_key, ignore, processes
-        )
+        report = _run(dest, policy, trust_config, offline, loaded, gpg, ignore, processes)
     report.artifacts.extend(
         _audit_log_reports(
             proj,
@@ -185,7 +243,7 @@ def _run(
     trust_config: Path | None,
     offline: bool,
     manifest: Manifest | None,
-    gpg_public_key: Path | None,
+    gpg: tuple[Path | None, str],
     ignore: list[Path],
     processes: int | None,
 ) -> VerifyReport:
@@ -197,7 +255,8 @@ def _run(
         trust_config=trust_config,
         offline=offline,
         manifest=manifest,
-        gpg_public_key=gpg_public_key,
+        gpg_public_key=gpg[0],
+        gpg_fingerprint=gpg[1],
         ignore=ignore,
         processes=processes,
     )
@@ -235,10 +294,30 @@ def _audit_log_reports(
     )
 
 
-def _load_manifest(path: Path | None) -> Manifest | None:
+def _load_manifest(path: Path | None, project: Project | None, tag: str | None) -> Manifest | None:
+    """The manifest, refused when it is another release's than --project's (when given)
+    or --github-release's."""
     from upm_ci.manifest import Manifest
 
-    return Manifest.load(path) if path is not None else None
+    if path is None:
+        return None
+    loaded = Manifest.load(path)
+    source = click.get_current_context().get_parameter_source("project")
+    if project is not None and source is not click.core.ParameterSource.DEFAULT:
+        loaded.expect_release(project.name, project.static_version)
+    if tag:
+        loaded.expect_release(loaded.project.name, loaded.project.version, tag)
+    return loaded
+
+
+def _check_project(project: Path) -> None:
+    """``--project`` must name a directory (the default ``.`` always does)."""
+    if not project.is_dir():
+        raise InputError(
+            f"--project {project}: no such directory",
+            hint="name the project's directory, or leave --project out and pass --repository"
+            " and --ref",
+        )
 
 
 def _check_report_path(path: Path | None) -> None:
