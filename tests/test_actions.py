@@ -563,3 +563,37 @@ def test_setup_says_so_and_uses_pip_when_no_uv_can_be_had(tmp_path: Path) -> Non
     assert (venv / "bin" / "python").exists()  # the venv pip made; offline, pip then fails
     assert proc.returncode != 0 and outputs == {}
     assert not (venv / ".upm-release-key").exists()
+
+
+def test_the_reusable_workflow_refuses_an_upm_release_ref_that_is_not_a_commit_sha(
+    tmp_path: Path,
+) -> None:
+    """A branch or tag moves after review; only a full SHA pins the phase actions that run."""
+    workflow = load(REPO_ROOT / ".github" / "workflows" / "upm-release.yml")
+    first = workflow["jobs"]["guard"]["steps"][0]
+    assert first["env"] == {"UPM_RELEASE_REF": "${{ inputs.upm-release-ref }}"}
+    assert "${{" not in first["run"]
+    script = tmp_path / "check.sh"
+    script.write_text(first["run"])
+
+    def check(value: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ["PATH"], "UPM_RELEASE_REF": value}
+        return subprocess.run(
+            ["bash", "-e", str(script)], env=env, capture_output=True, text=True, check=False
+        )
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert check(sha).returncode == 0
+    for value in (
+        "main",
+        "v1",
+        sha[:7],
+        sha.upper(),
+        sha + "0",
+        f"{sha}\nmain",
+        "",
+        "refs/heads/main",
+    ):
+        done = check(value)
+        assert done.returncode == 1, value
+        assert done.stdout.startswith("::error::upm-release-ref must be the full"), done.stdout

@@ -86,6 +86,11 @@ def command(
     from upm_ci.manifest import Manifest as ReleaseManifest
     from upm_ci.project import load_project
 
+    if gpg_passphrase and not gpg_key:
+        raise InputError(
+            "--gpg-passphrase (UPM_GPG_PASSPHRASE) without --gpg-key: nothing to unlock",
+            hint="pass the key as --gpg-key / UPM_GPG_PRIVATE_KEY, or drop the passphrase",
+        )
     proj = load_project(project)
     release = ReleaseManifest.load(manifest)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
