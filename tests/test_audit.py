@@ -114,6 +114,43 @@ def test_osv_unreachable_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcome.problems
 
 
+def closed_port_url() -> str:
+    """An OSV URL on 127.0.0.1 whose port nothing listens on (a stand-in, stopped)."""
+    with OsvStandIn() as gone:
+        return gone.query_url
+
+
+def test_an_unreachable_service_names_its_url_and_the_osv_url_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0")
+    url = closed_port_url()
+    outcome = audit_packages([("idna", "3.7")], osv_url=url, allow=[], today=TODAY)
+    (problem,) = outcome.problems
+    assert problem == (
+        "vulnerability audit: still failing after 2 attempts: cannot reach the vulnerability "
+        f"service at {url} (connection refused); if that address is wrong or blocked from "
+        "here, set osv-url ([tool.upm-release] osv-url, --osv-url or UPM_OSV_URL) to a "
+        "reachable OSV API"
+    )
+    for internal in ("Error", "Unavailable", "_", "HTTPConnectionPool", "Traceback"):
+        assert internal not in problem.replace(url, "").replace("UPM_OSV_URL", "")
+
+
+def test_a_service_answering_5xx_names_its_url_and_the_osv_url_setting(
+    osv_standin: OsvStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "1")
+    osv_standin.set_failing(True)
+    url = osv_standin.query_url
+    outcome = audit_packages([("idna", "3.7")], osv_url=url, allow=[], today=TODAY)
+    (problem,) = outcome.problems
+    assert f"the vulnerability service at {url} answered HTTP 5" in problem
+    assert "--osv-url or UPM_OSV_URL" in problem
+    assert "Unavailable" not in problem and "Error" not in problem
+
+
 def test_transient_osv_outage_is_retried(osv_standin: OsvStandIn) -> None:
     osv_standin.fail_next(1)
     outcome = audit_packages(

@@ -175,6 +175,30 @@ def run_gate_cli(root: Path, *args: str) -> tuple[int, Path]:
     return code, report
 
 
+def test_cli_gate_with_an_unreachable_osv_names_the_url_and_the_setting(
+    tmp_path: Path,
+    index: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0")
+    with OsvStandIn() as gone:
+        url = gone.query_url  # nothing listens there any more
+    root = make_project(tmp_path / "p", ["idna==3.7"], 'previous-tag = "v1.1.0"\n')
+    code, report = run_gate_cli(root, "--osv-url", url)
+    assert code == 1
+    check = {c["id"]: c for c in json.loads(report.read_text())["checks"]}["dependency-audit"]
+    assert check["status"] == "fail"
+    (finding,) = check["findings"]
+    message = finding["message"]
+    assert f"cannot reach the vulnerability service at {url} (connection refused)" in message
+    assert "set osv-url ([tool.upm-release] osv-url, --osv-url or UPM_OSV_URL)" in message
+    err = capsys.readouterr().err
+    for internal in ("_TransientAuditError", "_AuditFailed", "ConnectionError", "Traceback"):
+        assert internal not in message and internal not in err
+
+
 def test_cli_gate_reports_the_vulnerability(
     tmp_path: Path, index: LocalIndex, osv_standin: OsvStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:

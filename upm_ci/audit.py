@@ -199,17 +199,29 @@ def audit_packages(
     outcome.expired = [entry for entry in allow if entry.expires < today]
     if not pins:
         return outcome
+    policy = policy or RetryPolicy.from_env()
+    url = osv_url or OSV_QUERY_URL
     with tempfile.TemporaryDirectory(prefix="upm-audit-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("".join(f"{n}=={v}\n" for n, v in pins), encoding="utf-8")
         try:
             run = call_with_retry(
                 lambda: _checked_run(requirements, osv_url),
-                what=f"vulnerability audit ({osv_url or OSV_QUERY_URL})",
-                classify=lambda exc: 0.0 if isinstance(exc, _TransientAuditError) else None,
+                what=f"vulnerability audit ({url})",
+                classify=lambda exc: 0.0 if isinstance(exc, Unavailable) else None,
                 policy=policy,
             )
-        except (ServiceError, _AuditFailed) as e:
+        except ServiceError as e:
+            cause = e.__cause__
+            if not isinstance(cause, Unavailable):
+                outcome.problems.append(str(e))
+                return outcome
+            outcome.problems.append(
+                f"vulnerability audit: still failing after {policy.attempts} attempts: "
+                f"{cause.explain(url)}"
+            )
+            return outcome
+        except _AuditFailed as e:
             outcome.problems.append(str(e))
             return outcome
     _read_report(run.report or {}, outcome, pins, allow, today)
@@ -220,8 +232,47 @@ class _AuditFailed(Exception):
     """pip-audit failed in a way another attempt will not fix."""
 
 
-class _TransientAuditError(_AuditFailed):
-    """pip-audit could not reach the vulnerability service, or it answered 5xx."""
+class Unavailable(_AuditFailed):
+    """pip-audit could not reach the vulnerability service, or it answered 5xx (retried).
+
+    Named for the retry log, which shows the class: "…: Unavailable: connection refused".
+
+    ``unreachable`` is what went wrong on the way (refused, no such host, no answer in
+    time), or "" when the service answered with an error (``answer``)."""
+
+    def __init__(self, unreachable: str, answer: str = "") -> None:
+        super().__init__(unreachable or answer)
+        self.unreachable, self.answer = unreachable, answer
+
+    def explain(self, url: str) -> str:
+        """One line for users: which URL, what happened, and the setting that changes it."""
+        setting = "osv-url ([tool.upm-release] osv-url, --osv-url or UPM_OSV_URL)"
+        if self.unreachable:
+            return (
+                f"cannot reach the vulnerability service at {url} ({self.unreachable}); if that "
+                f"address is wrong or blocked from here, set {setting} to a reachable OSV API"
+            )
+        return (
+            f"the vulnerability service at {url} {self.answer}; re-run later, or set {setting} "
+            "to another OSV API"
+        )
+
+
+#: How pip-audit's stderr says the service could not be reached, in words for users.
+_UNREACHABLE = (
+    (re.compile(r"Connection refused|ECONNREFUSED", re.I), "connection refused"),
+    (
+        re.compile(
+            r"NameResolutionError|Name or service not known|nodename nor servname|"
+            r"getaddrinfo failed|Temporary failure in name resolution|No address associated",
+            re.I,
+        ),
+        "its host name does not resolve",
+    ),
+    (re.compile(r"ConnectTimeout|ReadTimeout|timed out", re.I), "no answer in time"),
+    (re.compile(r"SSLError|CERTIFICATE_VERIFY_FAILED", re.I), "TLS failed"),
+    (re.compile(r"Connection reset|RemoteDisconnected|aborted", re.I), "connection dropped"),
+)
 
 
 def _checked_run(requirements: Path, osv_url: str) -> PipAuditRun:
@@ -230,8 +281,14 @@ def _checked_run(requirements: Path, osv_url: str) -> PipAuditRun:
     if run.report is not None and run.returncode in (0, 1):
         return run
     last = _last_line(run.stderr)
-    if _TRANSIENT.search(run.stderr) or run.returncode == 124:
-        raise _TransientAuditError(f"vulnerability service failed: {last}")
+    if run.returncode == 124:
+        raise Unavailable(f"no answer: {last}")
+    if _TRANSIENT.search(run.stderr):
+        status = re.search(r"HTTPError: (5\d\d)", run.stderr)
+        if status:
+            raise Unavailable("", f"answered HTTP {status.group(1)}")
+        reason = next((words for rx, words in _UNREACHABLE if rx.search(run.stderr)), "")
+        raise Unavailable(reason or "the connection failed")
     raise _AuditFailed(f"pip-audit failed (exit {run.returncode}): {last}")
 
 
