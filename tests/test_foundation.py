@@ -104,7 +104,7 @@ def _job(tmp_path: Path, name: str, files: dict[str, bytes]) -> Path:
 def test_manifest_merge_via_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = _job(tmp_path, "linux", {"p-1.0-linux.whl": b"L", "p-1.0.tar.gz": b"S"})
     b = _job(tmp_path, "mac", {"p-1.0-mac.whl": b"M", "p-1.0.tar.gz": b"S"})
-    out = tmp_path / "merged" / "release-manifest.json"
+    out = tmp_path / "release-manifest.json"  # above both builds: its paths stay inside
     assert main(["manifest", "merge", "-o", str(out), str(a), str(b)]) == 0
     merged = Manifest.load(out)
     assert sorted(x.name for x in merged.artifacts) == [

@@ -14,7 +14,7 @@ from tests.fixtures.pypi import PYPI_TOKEN, make_release
 from tests.test_publish import REPO, _args, _releases, gh
 from upm_ci.cli import main
 from upm_ci.errors import InputError
-from upm_ci.manifest import Manifest
+from upm_ci.manifest import AttestationRecord, Manifest
 from upm_ci.project import load_project
 from upm_ci.publish import PublishSettings, publish_release, pypi, recorded_attestations
 from upm_ci.publish.pypi import IndexTarget
@@ -23,7 +23,7 @@ from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.pypi import PypiStandIn
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import PEP740_SUFFIX
+from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1
 
 __all__ = ["gh"]
 
@@ -41,7 +41,11 @@ def attested(tmp_path: Path, sigstore_standin: SigstoreStandIn) -> Path:
         trust_config=sigstore_standin.trust_config_path,
     ) as signer:
         for dist in manifest.distributions():
-            manifest.add_file(signer.sign_pep740(manifest.resolve(dist)), "pep740-attestation")
+            made = manifest.add_file(
+                signer.sign_pep740(manifest.resolve(dist)), "pep740-attestation"
+            )
+            subject = {"name": dist.name, "digest": {"sha256": dist.sha256}}
+            manifest.add_attestation(AttestationRecord(made.name, PYPI_PUBLISH_V1, [subject]))
     manifest.save()
     return manifest_path
 

@@ -115,7 +115,8 @@ def command(
         commit=commit,
         repository=repository or loaded.repository,
     )
-    release = Manifest.load_or_new(manifest, info)  # refuse another release's manifest first
+    # Refuse another release's manifest first; a gate re-run may re-stamp the tag.
+    release = Manifest.load_or_new(manifest, info, restamp=True)
     with tempfile.TemporaryDirectory(prefix="upm-gate-") as work_dir:
         report = run_gate(
             loaded,

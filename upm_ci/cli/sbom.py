@@ -30,7 +30,8 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
     from upm_ci.sbom import AuditFailed, make_sboms
 
     proj = load_project(project)
-    man = Manifest.load(manifest)
+    # A dynamic version is not asked of the backend here: the build recorded it.
+    man = Manifest.load(manifest).expect_release(proj.name, proj.static_version)
     try:
         result = make_sboms(
             proj,

@@ -92,7 +92,7 @@ def command(
             hint="pass the key as --gpg-key / UPM_GPG_PRIVATE_KEY, or drop the passphrase",
         )
     proj = load_project(project)
-    release = ReleaseManifest.load(manifest)
+    release = ReleaseManifest.load(manifest).expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
     expected = expected_signer(proj, token, expected_identity)
     result = sign.sign_release(

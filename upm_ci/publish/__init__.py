@@ -98,6 +98,7 @@ def publish_release(
         store = AuditStore(settings.audit_store)
     audit_path = _audit_path(project, manifest, settings)
     own = {audit_path.name, f"{audit_path.name}.sigstore.json"}
+    check_signed(manifest, own)
     assets = [
         ExpectedAsset(a.name, manifest.resolve(a), a.sha256)
         for a in manifest.artifacts
@@ -266,15 +267,30 @@ def check_ready(manifest: Manifest) -> None:
         )
 
 
+def check_signed(manifest: Manifest, own: set[str]) -> None:
+    """Only signed files become release assets: every artifact is a signature or a signed
+    attestation the records name, or the subject of a signature over its current digest.
+
+    The exceptions are publish's own: its audit log (``own``, signed by publish when a signer
+    is configured) and the GPG public key sign exports, so users can check the ``.asc``
+    files (a key cannot vouch for itself; verify trusts only a key it is given). A manifest
+    that lists anything else unsigned is bad input (exit 2), found before any upload.
+    """
+    unsigned = [
+        a.name for a in manifest.unsigned() if a.name not in own and a.kind != "gpg-public-key"
+    ]
+    if unsigned:
+        raise InputError(
+            f"{manifest.path or 'manifest'}: lists {', '.join(unsigned)} with no signature "
+            "record over its digest; nothing was published",
+            hint="only signed files are published: run `upm-ci sign`, or remove the entry",
+        )
+
+
 def _check_inputs(project: Project, manifest: Manifest, settings: PublishSettings) -> None:
     """Bad input is found before anything is sent anywhere."""
     where = str(manifest.path or "manifest")
-    if (manifest.project.name, manifest.project.version) != (project.name, project.version):
-        raise InputError(
-            f"{where}: manifest is for {manifest.project.name} {manifest.project.version}, "
-            f"not {project.name} {project.version}",
-            hint="pass the manifest of this release (--manifest)",
-        )
+    manifest.expect_release(project.name, project.version, settings.tag)
     tagged = version_from_tag(settings.tag, project.config.tag_prefix)
     if tagged != Version(project.version):
         raise InputError(
