@@ -221,9 +221,11 @@ def test_throttling_and_5xx_are_retried(s3: S3StandIn, tmp_path: Path) -> None:
             return None
         status, body = answers.pop(0)
         raw = _Raw(body)
-        return AWSResponse(request.url, status, {"content-type": "application/xml"}, raw)
+        headers: Any = {"content-type": "application/xml"}
+        return AWSResponse(request.url, status, headers, raw)
 
-    store.client.meta.events.register("before-send.s3.PutObject", fault)
+    hook: Any = fault  # botocore takes the first non-None answer of a before-send hook
+    store.client.meta.events.register("before-send.s3.PutObject", hook)
     path, sha = _file(tmp_path)
     assert store.put(path, f"r/{LOG}", sha256=sha).status == "uploaded"
     assert len(sent) == 3
@@ -255,13 +257,11 @@ def test_service_down_is_exit_3_after_retries(
 
 def test_classifier() -> None:
     def error(code: str, status: int) -> ClientError:
-        return ClientError(
-            {
-                "Error": {"Code": code, "Message": "m"},
-                "ResponseMetadata": {"HTTPStatusCode": status},
-            },
-            "PutObject",
-        )
+        answer: Any = {
+            "Error": {"Code": code, "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        return ClientError(answer, "PutObject")
 
     assert classify_botocore(error("SlowDown", 503)) == 0.0
     assert classify_botocore(error("ThrottlingException", 400)) == 0.0
