@@ -9,7 +9,8 @@ to S3 (or an S3-compatible store) with boto3, the last step before the release i
   default retention locks the object), and ``If-None-Match: *``: an object already under the
   key is never overwritten. One with the same digest is kept; another digest is a failure.
 - The service's answer is checked, not trusted: an object it stored without KMS or with
-  another key is reported (ledger state ``untrusted``) and fails the phase (exit 1).
+  another key is reported (the manifest's publish record ``audit_store_untrusted``) and fails
+  the phase (exit 1).
 - Keys are ``<prefix>/<run id>/<log name>`` (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``, ``local``
   outside Actions): every attempt's log is its own immutable object. Within one attempt a
   re-run resumes from the ledger: a log that was already sent is *sealed*, so it is neither
@@ -494,7 +495,7 @@ def upload(
     *,
     on_object: Callable[[StoredObject], None] = lambda o: None,
 ) -> list[StoredObject]:
-    """Send the audit log and its bundle; ledger ``started``/``done`` (or ``untrusted``)."""
+    """Send the audit log and its bundle; ledger ``started`` before each, ``done`` after."""
     from upm_ci.manifest import sha256_file
 
     stored: list[StoredObject] = []
@@ -507,7 +508,12 @@ def upload(
         problem = obj.problem(store.settings.kms_key)
         on_object(obj)
         if problem:
-            manifest.record_ledger(LEDGER, url, sha256=sha, state="untrusted", url=_versioned(obj))
+            # The step did not end well: the ledger keeps it "started" (naming the object), and
+            # the publish record names what the service reported.
+            manifest.record_ledger(LEDGER, url, sha256=sha, state="started", url=_versioned(obj))
+            manifest.record_phase("publish", "fail", audit_store_untrusted=[obj.to_json()])
+            if manifest.path:
+                manifest.save()
             raise PolicyError(
                 f"{url} (version {obj.version_id or '-'}): {problem}; the object is reported, "
                 "not trusted, and the release stays a draft",
