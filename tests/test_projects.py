@@ -167,17 +167,21 @@ def _once(root: Path, key: str, make: Callable[[Path], Rehearsal]) -> Rehearsal:
     return Rehearsal(target / "project", target / "out", data["returncode"], data["output"])
 
 
+def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This session's temporary directory that every xdist worker sees."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="module", params=list(PROJECTS))
 def release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The full rehearsal of one project (shared by every test of that project)."""
     fixture = PROJECTS[request.param]
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
     def make(target: Path) -> Rehearsal:
         return rehearse(make_repo(fixture, target / "project"), target / "out")
 
-    return fixture, _once(root, f"release-{fixture.dir}", make)
+    return fixture, _once(_shared_root(tmp_path_factory), f"release-{fixture.dir}", make)
 
 
 # --- every project is released ---------------------------------------------------------------
@@ -229,21 +233,23 @@ def test_verify_passed_for_the_published_release(release: tuple[Fixture, Rehears
 
 
 # --- a broken copy of each stops at the gate, at the right check -----------------------------
-def _fail_a_test(project: Path) -> str:
+# Each project gets one broken copy holding all of its breakages (a rehearsal's gate costs
+# tens of seconds); the gate runs every check, and each breakage must fail its own check with
+# a finding that names it.
+def _fail_a_test(project: Path) -> None:
     test = project / "tests" / "test_core.py"
     text = test.read_text()
+    assert '== "hello-world"' in text
     test.write_text(text.replace('== "hello-world"', '== "hello_world"'))
-    return "test_words_are_lowercased_and_joined"
 
 
-def _drop_entrypoint_block(project: Path) -> str:
+def _drop_entrypoint_block(project: Path) -> None:
     plugin = project / "src" / "tallyho" / "plugins" / "linecount.py"
     text = plugin.read_text()
     plugin.write_text(text[: text.index('if __name__ == "__main__":')].rstrip() + "\n")
-    return "plugins/linecount.py"
 
 
-def _add_plugin_without_sandbox_test(project: Path) -> str:
+def _add_plugin_without_sandbox_test(project: Path) -> None:
     (project / "src" / "tallyho" / "plugins" / "charcount.py").write_text(
         '"""Plugin ``charcount``: the number of characters of a text."""\n\n'
         "from __future__ import annotations\n\n"
@@ -254,64 +260,83 @@ def _add_plugin_without_sandbox_test(project: Path) -> str:
         "    from upm.sandbox import run_sandboxed\n\n"
         "    run_sandboxed(main)\n"
     )
-    return "charcount"
 
 
-def _bump_only_dunder_version(project: Path) -> str:
+def _bump_only_dunder_version(project: Path) -> None:
     init = project / "quickflit" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "0.9.0"', '__version__ = "0.9.1"'))
-    return "0.9.1"
+    text = init.read_text()
+    assert '__version__ = "0.9.0"' in text
+    init.write_text(text.replace('__version__ = "0.9.0"', '__version__ = "0.9.1"'))
 
 
-def _changelog_top_for_another_version(project: Path) -> str:
-    changelog = project / "docs" / "changelog.rst"
-    text = changelog.read_text()
-    newer = "1.2.0 (2026-12-15)\n------------------\n\n- Tables with merged cells.\n\n"
-    changelog.write_text(text.replace("1.1.0 (2026-09-30)", newer + "1.1.0 (2026-09-30)", 1))
-    return "1.2.0"
-
-
-def _drop_test_extra(project: Path) -> str:
+def _drop_test_extra(project: Path) -> None:
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text()
     extra = '[project.optional-dependencies]\ntests = ["pytest>=7", "hypothesis>=6.100"]\n\n'
     assert extra in text
     pyproject.write_text(text.replace(extra, ""))
-    return "hypothesis"
 
 
-BROKEN: dict[str, tuple[str, Callable[[Path], str], str]] = {
-    # case: (project, how it is broken -> a word the failing check must name, the check)
-    "failing-test": ("flat-scm", _fail_a_test, "tests"),
-    "plugin-without-entrypoint": ("src-hatchvcs", _drop_entrypoint_block, "plugin-entrypoint"),
-    "plugin-without-sandbox-test": (
-        "src-hatchvcs",
-        _add_plugin_without_sandbox_test,
-        "plugin-sandbox",
+def _changelog_top_for_another_version(project: Path) -> None:
+    changelog = project / "docs" / "changelog.rst"
+    text = changelog.read_text()
+    newer = "1.2.0 (2026-12-15)\n------------------\n\n- Tables with merged cells.\n\n"
+    changelog.write_text(text.replace("1.1.0 (2026-09-30)", newer + "1.1.0 (2026-09-30)", 1))
+
+
+@dataclass(frozen=True)
+class Breakage:
+    project: str
+    apply: Callable[[Path], None]
+    check: str  # the gate check that must fail
+    names: str  # what that check's report must name
+
+
+BROKEN = {
+    "failing-test": Breakage(
+        "flat-scm", _fail_a_test, "tests", "test_words_are_lowercased_and_joined"
     ),
-    "dunder-version-differs": ("flit-version", _bump_only_dunder_version, "version-bump"),
-    "changelog-top-is-another-version": (
-        "setuptools-rst",
-        _changelog_top_for_another_version,
-        "version-bump",
+    "plugin-without-entrypoint": Breakage(
+        "src-hatchvcs", _drop_entrypoint_block, "plugin-entrypoint", "plugins/linecount.py"
     ),
-    "test-extra-missing": ("flit-version", _drop_test_extra, "tests"),
+    "plugin-without-sandbox-test": Breakage(
+        "src-hatchvcs", _add_plugin_without_sandbox_test, "plugin-sandbox", "charcount"
+    ),
+    "dunder-version-differs": Breakage(
+        "flit-version", _bump_only_dunder_version, "version-bump", "0.9.1"
+    ),
+    "test-extra-missing": Breakage("flit-version", _drop_test_extra, "tests", "hypothesis"),
+    "changelog-top-is-another-version": Breakage(
+        "setuptools-rst", _changelog_top_for_another_version, "version-bump", "1.2.0"
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(BROKEN))
-def test_a_broken_copy_stops_at_the_gate(case: str, tmp_path: Path) -> None:
-    project_dir, breakage, check_id = BROKEN[case]
-    project = make_repo(PROJECTS[project_dir], tmp_path / project_dir)
-    named = breakage(project)
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", f"break: {case}")
+def _broken_copy(project_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Rehearsal:
+    """The rehearsal of ``project_dir`` with every breakage of BROKEN for it, committed."""
 
-    run = rehearse(project, tmp_path / "out")
+    def make(target: Path) -> Rehearsal:
+        project = make_repo(PROJECTS[project_dir], target / "project")
+        cases = [case for case, b in BROKEN.items() if b.project == project_dir]
+        for case in cases:
+            BROKEN[case].apply(project)
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", f"break: {', '.join(cases)}")
+        return rehearse(project, target / "out")
+
+    return _once(_shared_root(tmp_path_factory), f"broken-{project_dir}", make)
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_copy_stops_at_the_gate(
+    case: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    breakage = BROKEN[case]
+    run = _broken_copy(breakage.project, tmp_path_factory)
 
     assert run.returncode == 1, run.explain()
     assert run.phases() == {"gate": "fail", **{p: "not run" for p in PHASES[1:]}}, run.explain()
-    check = run.checks()[check_id]
+    check = run.checks()[breakage.check]
     assert check["status"] == "fail", run.explain()
     # The check fails for this breakage, not for another reason.
-    assert named in json.dumps(check), check
+    assert breakage.names in json.dumps(check), check
