@@ -33,6 +33,7 @@ def main(lock: Path, dest: Path) -> int:
                 [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                  "--only-binary", ":all:", "--no-deps", "--require-hashes", "-r", str(lock),
                  "-d", str(wheels)],
+                env={**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"},  # a download installs nothing
                 capture_output=True,
                 text=True,
                 timeout=300,
