@@ -387,3 +387,45 @@ def test_a_test_that_prints_its_environment_leaks_no_secret_anywhere(
     written += (tmp_path / "summary").read_text() + (tmp_path / "m.json").read_text()
     for name, value in sentinels.items():
         assert value not in written, name
+
+
+@pytest.mark.slow
+def test_rehearse_tags_its_copy_with_the_backends_version_unless_it_comes_from_git(
+    tmp_path: Path,
+) -> None:
+    from upm_ci.rehearse import _vcs_release_tag
+
+    flit = write(
+        tmp_path / "flit",
+        {
+            "pyproject.toml": (
+                '[build-system]\nrequires = ["flit_core>=3.9"]\n'
+                'build-backend = "flit_core.buildapi"\n\n'
+                '[project]\nname = "flitpkg"\ndynamic = ["version", "description"]\n'
+            ),
+            "flitpkg/__init__.py": '"""Flit package."""\n\n__version__ = "0.9.1"\n',
+            "CHANGELOG.md": "# Changes\n\n## 0.9.0 (2026-01-01)\n\n- first\n",
+        },
+    )
+    assert _vcs_release_tag(load_project(flit)) == "v0.9.1"  # not the changelog's 0.9.0
+    vcs = write(
+        tmp_path / "vcs",
+        {
+            "pyproject.toml": (
+                '[build-system]\nrequires = ["hatchling", "hatch-vcs"]\n'
+                'build-backend = "hatchling.build"\n\n'
+                '[project]\nname = "vcspkg"\ndynamic = ["version"]\n\n'
+                '[tool.hatch.version]\nsource = "vcs"\n'
+            ),
+            "src/vcspkg/__init__.py": "",
+            "CHANGELOG.md": "# Changes\n\n## [2.1.0] - 2026-01-01\n\n- next\n",
+        },
+    )
+    git(vcs, "init", "-q", "-b", "main")
+    git(vcs, "add", "-A")
+    git(vcs, "commit", "-q", "-m", "one")
+    git(vcs, "tag", "v2.0.0")
+    (vcs / "README.md").write_text("more\n")
+    git(vcs, "add", "-A")
+    git(vcs, "commit", "-q", "-m", "two")
+    assert _vcs_release_tag(load_project(vcs)) == "v2.1.0"  # HEAD gives 2.0.1.dev1+g...

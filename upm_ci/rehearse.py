@@ -203,14 +203,24 @@ def _git_snapshot(source: Path, *commands: list[str]) -> None:
 
 
 def _vcs_release_tag(project: Project) -> str:
-    """For a dynamic version: the tag of the release being prepared (changelog's top), or "".
+    """For a dynamic version: the tag of the release being prepared, or "".
 
     A static version needs no tag in the repository (the rehearsal's runner says which tag it
-    releases). A dynamic one may be computed from the tag, so the copy must carry it.
+    releases). A dynamic one may be computed from the tag (setuptools-scm, hatch-vcs: HEAD
+    without a tag gives a ``.devN+g<sha>`` version), so the copy must carry the tag of the
+    release: the changelog's top version. Any other dynamic version is the release's own.
     """
     if not project.version_is_dynamic:
         return ""
+    from packaging.version import Version
+
     from upm_ci.changelog import released_sections
+
+    built = Version(project.version)
+    if not (built.is_devrelease or built.local):
+        # A dynamic version that is not derived from git (flit's __version__, setuptools
+        # attr:, hatch path): the release is that version, whatever the changelog says.
+        return f"{project.config.tag_prefix}{built}"
 
     changelog = project.path(project.config.changelog)
     try:
