@@ -295,3 +295,26 @@ def test_verify_with_no_repository_anywhere_exits_2(
     err = capsys.readouterr().err
     assert code == 2
     assert "--repository" in err and len(err.strip().splitlines()) <= 2, err
+
+
+def test_a_dry_run_pins_the_ref_that_ran_and_a_release_pins_the_tag() -> None:
+    """A dry run dispatched from a branch signs for that branch (never for the tag)."""
+    claims = identity.TokenClaims(
+        github_claims(repository="o/r", ref="refs/heads/main", event_name="workflow_dispatch")
+    )
+    dry = identity.expected_signer(
+        claims, repository="o/r", tag="v1.0.0", release_workflow="w.yml", dry_run=True
+    )
+    assert dry.ref == "refs/heads/main"
+    assert dry.identity == "https://github.com/o/r/w.yml@refs/heads/main"
+    assert not identity.preflight(
+        claims, expected_identity=None, expected_repository="o/r", expected_ref=dry.ref
+    )
+    real = identity.expected_signer(
+        claims, repository="o/r", tag="v1.0.0", release_workflow="w.yml"
+    )
+    assert real.ref == "refs/tags/v1.0.0"
+    problems = identity.preflight(
+        claims, expected_identity=None, expected_repository="o/r", expected_ref=real.ref
+    )
+    assert any("refs/heads/main" in p for p in problems)

@@ -178,6 +178,7 @@ def expected_signer(
     tag: str,
     release_workflow: str,
     identity: str | None = None,
+    dry_run: bool = False,
 ) -> ExpectedSigner:
     """The signer a release of ``repository`` at ``tag`` must have, given the signing token.
 
@@ -185,9 +186,11 @@ def expected_signer(
     ``job_workflow_ref`` != ``workflow_ref``, expects the called workflow's identity, as Fulcio
     will certify it; any other job expects ``release_workflow`` of ``repository`` at the tag.
     Either way the repository and the tag are pinned, so the same reusable workflow called
-    from another repository, or at another ref, never passes.
+    from another repository, or at another ref, never passes. A dry run (a rehearsal from a
+    branch, before the tag exists) pins the ref that ran instead: its signatures are for trying
+    the release, and never verify as the tag's.
     """
-    ref = f"refs/tags/{tag}"
+    ref = claims.ref if dry_run and claims.ref else f"refs/tags/{tag}"
     if not identity:
         called = claims.job_workflow_ref
         if claims.is_github_actions and called and called != claims.workflow_ref:

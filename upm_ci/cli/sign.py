@@ -66,6 +66,12 @@ if TYPE_CHECKING:
     callback=masked,
     help="Passphrase of --gpg-key.",
 )
+@option(
+    "--dry-run",
+    env="DRY_RUN",
+    is_flag=True,
+    help="A dry run (e.g. dispatched from a branch): pin the ref that ran, not the release tag.",
+)
 def command(
     project: Path,
     manifest: Path,
@@ -76,6 +82,7 @@ def command(
     expected_identity: str | None,
     gpg_key: str | None,
     gpg_passphrase: str | None,
+    dry_run: bool,
 ) -> int:
     """Sign every release file keylessly (Sigstore), attest provenance and SBOM, and GPG-sign.
 
@@ -94,7 +101,7 @@ def command(
     proj = load_project(project)
     release = ReleaseManifest.load(manifest).expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
-    expected = expected_signer(proj, token, expected_identity)
+    expected = expected_signer(proj, token, expected_identity, dry_run=dry_run)
     result = sign.sign_release(
         proj,
         release,
@@ -127,7 +134,7 @@ def command(
 
 
 def expected_signer(
-    project: Project, token: str, expected_identity: str | None
+    project: Project, token: str, expected_identity: str | None, *, dry_run: bool = False
 ) -> identity.ExpectedSigner:
     """Who the release's signatures must come from (see ``identity.expected_signer``)."""
     from upm_ci import identity
@@ -144,6 +151,7 @@ def expected_signer(
         tag=project.tag,
         release_workflow=project.config.release_workflow,
         identity=expected_identity,
+        dry_run=dry_run,
     )
 
 
