@@ -73,8 +73,10 @@ def safe_text(text: str) -> str:
 
     GitHub runs any output line that starts with ``::`` as a command (``::add-mask::``,
     ``::error::``, ``::stop-commands::``), so data that reaches the log (an asset name from a
-    server, a test's output) must never start a line with it.
+    server, a test's output) must never start a line with it. Lone surrogates (a file name
+    that is not UTF-8, as Python decodes it) are shown escaped: no stream can encode them.
     """
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _COMMAND_LINE.sub(r"\1> ::", redact(text))
 
 

@@ -439,7 +439,7 @@ class Manifest:
         that holds nothing but a gate record takes ``project``'s tag, commit and repository.
         """
         path = Path(path).resolve()
-        if not path.exists() and not path.is_symlink():
+        if not path.is_symlink() and not os.path.lexists(path):
             manifest = cls(project=project)
             manifest.path = path
             return manifest
@@ -558,11 +558,11 @@ def _tag(tag: str) -> str:
 def _read_json(path: Path) -> Any:
     """The parsed JSON at ``path``: a regular file of at most MAX_BYTES, UTF-8, strict JSON
     (no NaN/Infinity, no duplicate keys), nested at most MAX_DEPTH deep."""
-    if not path.exists():
-        raise InputError(f"{path}: release manifest not found", hint="run `upm-ci build` first")
-    if not path.is_file():
-        raise InputError(f"{path}: release manifest is not a regular file")
     try:
+        if not path.exists():
+            raise InputError(f"{path}: release manifest not found", hint="run `upm-ci build` first")
+        if not path.is_file():
+            raise InputError(f"{path}: release manifest is not a regular file")
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)
     except OSError as e:

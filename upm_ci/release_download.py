@@ -263,7 +263,7 @@ class _Client:
                 ) from None
             try:
                 return json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise ServiceError(
                     f"{what}: the answer is not JSON (Content-Type {content_type[:60]!r},"
                     f" starts {body[:20]!r})",

@@ -7,6 +7,7 @@ heavy dependencies (sigstore, PyGithub, pip-audit) only when they run, so ``--he
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import sys
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         echo("upm-ci: interrupted", err=True)
         return 130
     except Exception as e:  # noqa: BLE001 - the one place that catches everything
+        if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # only a user's path
+            echo(f"upm-ci: error: {e.filename}: file name too long", err=True)
+            return EXIT_INPUT
         if debug:
             traceback.print_exc()
         echo(f"upm-ci: internal error: {type(e).__name__}: {e} (re-run with --debug)", err=True)

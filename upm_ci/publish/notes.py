@@ -49,7 +49,14 @@ def release_notes(project: Project, manifest: Manifest, *, repository: str, tag:
     parts = [section.body or "_No changes listed._"]
     checksums = manifest.of_kind("checksums")
     if checksums:
-        text = manifest.resolve(checksums[0]).read_text(encoding="utf-8").strip()
+        path = manifest.resolve(checksums[0])
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(
+                f"{path}: cannot read the checksums as UTF-8 text ({e})",
+                hint="SHA256SUMS is written by `upm-ci build`; rebuild",
+            ) from None
     else:
         text = "\n".join(f"{a.sha256}  {a.name}" for a in manifest.distributions())
     parts.append(f"## Checksums (SHA256SUMS)\n\n```\n{text}\n```")
