@@ -116,6 +116,13 @@ def standins(project_dir: Path, out: Path) -> Iterator[dict[str, str]]:
             "secret:UPM_ACT_GITHUB_TOKEN": services.github_token,
             "secret:UPM_ACT_PYPI_TOKEN": services.pypi_token,
             **services.oidc_env,
+            # The example names an audit bucket: the local S3+KMS, its dummy AWS credentials
+            # in the job's environment (as configure-aws-credentials leaves them), and its
+            # endpoint and key for the workflows' audit inputs.
+            **{k: v for k, v in services.audit_env.items() if k.startswith("AWS_")},
+            "UPM_ACT_AUDIT_ENDPOINT_URL": services.audit_env.get("UPM_AUDIT_ENDPOINT_URL", ""),
+            "UPM_ACT_AUDIT_KMS_KEY": services.audit_env.get("UPM_AUDIT_KMS_KEY", ""),
+            "UPM_ACT_AUDIT_REGION": services.audit_env.get("UPM_AUDIT_REGION", ""),
         }
 
 
