@@ -341,3 +341,19 @@ def test_an_unreachable_osv_url_with_credentials_is_not_printed(
     out, err = capsys.readouterr()
     assert code == 1
     assert "SENTINEL" not in out + err + report.read_text()
+
+
+@pytest.mark.parametrize("secret", ["null", "true", 'pa"ss', "}{,:", "1234"])
+def test_a_secret_that_looks_like_json_never_corrupts_a_report(
+    secret: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from upm_ci import gha
+    from upm_ci.manifest import write_json_atomic
+
+    monkeypatch.setattr(gha, "_secrets", set())  # this test's secret only
+    gha.remember_secret(secret)
+    write_json_atomic(tmp_path / "r.json", {"a": None, "b": True, "c": f"x{secret}y", "d": [1]})
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data == {"a": None, "b": True, "c": "x***y", "d": [1]}

@@ -14,7 +14,7 @@ import secrets
 import sys
 import threading
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 Level = Literal["error", "warning", "notice"]
 
@@ -66,6 +66,21 @@ def redact(text: str) -> str:
 
 
 _COMMAND_LINE = re.compile(r"^(\s*)::", re.M)
+
+
+def redact_data(data: Any) -> Any:
+    """``data`` (JSON-shaped) with every string redacted, keys included.
+
+    Redacting the strings, not the serialised text, keeps the JSON valid whatever a secret
+    looks like (``null``, a quote, a brace).
+    """
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {redact(str(k)): redact_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v) for v in data]
+    return data
 
 
 def safe_text(text: str) -> str:

@@ -525,7 +525,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """
     from upm_ci import gha
 
-    write_text_atomic(path, gha.redact(json.dumps(data, indent=2, sort_keys=False)) + "\n")
+    write_text_atomic(path, json.dumps(gha.redact_data(data), indent=2, sort_keys=False) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

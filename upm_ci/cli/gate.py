@@ -141,7 +141,7 @@ def command(
             file = display_path(loaded.root / finding.file, workspace) if finding.file else None
             gha.annotate(level, finding.message, file=file, line=finding.line, title=check.task)
 
-    data = json.loads(gha.redact(json.dumps(report.to_json())))  # test output may hold secrets
+    data = gha.redact_data(report.to_json())  # test output may hold secrets
     if report_json is not None:
         write_json_atomic(report_json.resolve(), data)
     release.record_phase(
