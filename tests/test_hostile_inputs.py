@@ -357,3 +357,18 @@ def test_a_secret_that_looks_like_json_never_corrupts_a_report(
     write_json_atomic(tmp_path / "r.json", {"a": None, "b": True, "c": f"x{secret}y", "d": [1]})
     data = json.loads((tmp_path / "r.json").read_text())
     assert data == {"a": None, "b": True, "c": "x***y", "d": [1]}
+
+
+@pytest.mark.parametrize("approvals", ["", ".", "/proc/self"])
+def test_trust_approvals_that_are_not_a_file_are_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], approvals: str
+) -> None:
+    """Found by the fuzz suite: ``--approvals ''`` was an internal IsADirectoryError."""
+    (tmp_path / "f.whl").write_bytes(b"x")
+    code = main(
+        ["trust", "--project", str(tmp_path), str(tmp_path / "f.whl"), "--approvals", approvals]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+    assert "approvals" in err

@@ -127,8 +127,10 @@ def load_approvals(path: Path, *, required: bool) -> list[Approval]:
         if required:
             raise InputError(f"{path}: approvals file not found") from None
         return []
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"{path}: approvals are not valid JSON: {e}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the approvals ({e.strerror or e})") from None
     if isinstance(raw, dict) and "approvals" in raw:
         raw = raw["approvals"]
     if not isinstance(raw, list):
