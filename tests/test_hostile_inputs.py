@@ -372,3 +372,47 @@ def test_trust_approvals_that_are_not_a_file_are_bad_input(
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
     assert "approvals" in err
+
+
+BAD_URLS = [
+    "notaurl",
+    "ftp://host/x",
+    "http://",
+    "http://host:99999/",
+    "http://a b/",
+    "https://h/\n::x",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["gate", "--osv-url"],
+        ["sbom", "--osv-url"],
+        ["gate", "--github-api-url"],
+        ["publish", "--pypi-upload-url"],
+        ["publish", "--pypi-index-url"],
+        ["verify", "--github-api-url"],
+    ],
+)
+def test_a_url_option_that_is_not_an_http_url_is_exit_2_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], url: str
+) -> None:
+    code = main([*argv, url, "--manifest", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err and "URL" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_url_in_the_config_that_is_not_an_http_url_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    escaped = url.replace("\n", "\\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "p"\nversion = "1.0"\n\n[tool.upm-release]\nosv-url = "{escaped}"\n'
+    )
+    assert main(["check-config", str(tmp_path)]) == 2
+    assert "osv-url" in one_line_error(capsys.readouterr().err)

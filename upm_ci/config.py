@@ -177,6 +177,35 @@ class Config:
         return {f.name.replace("_", "-"): f for f in dataclasses.fields(cls)}
 
 
+#: Keys whose value, when set, must be an http(s) URL.
+URL_KEYS = ("osv_url", "pypi_upload_url", "pypi_index_url", "github_api_url", "audit_endpoint_url")
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why ``value`` is not an http(s) URL a client can use, or None."""
+    from urllib.parse import urlsplit
+
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        return "has a space or a control character"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
+    return None
+
+
+def check_http_url(value: str, *, where: str) -> str:
+    """``value`` if it is an http(s) URL, else an InputError naming ``where``."""
+    problem = http_url_problem(value)
+    if problem:
+        shown = value.encode("unicode_escape").decode("ascii")[:100]
+        raise InputError(f"{where} {shown!r} {problem}", hint="give an http:// or https:// URL")
+    return value
+
+
 def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") -> Config:
     """Validate a ``[tool.upm-release]`` table and build the :class:`Config`."""
     known = Config.keys()
@@ -190,6 +219,11 @@ def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") 
             )
         name = known[key].name
         values[name] = _coerce(raw, hints[name], f"{source}: [tool.upm-release] {key}")
+    for name in URL_KEYS:
+        if values.get(name):
+            check_http_url(
+                values[name], where=f"{source}: [tool.upm-release] {name.replace('_', '-')}"
+            )
     if values.get("review_without_token", "skip") not in ("skip", "fail"):
         raise InputError(f"{source}: [tool.upm-release] review-without-token must be skip or fail")
     if values.get("make_latest", "true") not in ("true", "false", "legacy"):

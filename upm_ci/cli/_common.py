@@ -82,11 +82,23 @@ def _github_token(ctx: click.Context, param: click.Parameter, value: str | None)
     return token
 
 
+def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for URL options: an http(s) URL, or one line of bad input (exit 2)."""
+    from upm_ci.config import http_url_problem
+
+    if value:
+        problem = http_url_problem(value)
+        if problem:
+            raise click.BadParameter(problem)
+    return value
+
+
 def github_api_url_option(f: F) -> F:
     return option(
         "--github-api-url",
         env="GITHUB_API_URL",
         default=None,
+        callback=http_url,
         help="GitHub REST API base URL [default: config github-api-url].",
     )(f)
 
@@ -125,6 +137,7 @@ def osv_url_option(f: F) -> F:
         "--osv-url",
         env="OSV_URL",
         default=None,
+        callback=http_url,
         help="OSV query URL for the audit [default: config osv-url, else OSV itself].",
     )(f)
 

@@ -16,6 +16,7 @@ from upm_ci.cli._common import (
     echo,
     github_api_url_option,
     github_token_option,
+    http_url,
     identity_token_option,
     markdown_table,
     masked,
@@ -44,12 +45,14 @@ if TYPE_CHECKING:
     "--repository-url",
     env="PYPI_UPLOAD_URL",
     default=None,
+    callback=http_url,
     help="Index upload URL [default: config pypi-upload-url].",
 )
 @option(
     "--pypi-index-url",
     env="PYPI_INDEX_URL",
     default=None,
+    callback=http_url,
     help="Index simple URL, read for files already there [default: config pypi-index-url].",
 )
 @option(
