@@ -689,6 +689,19 @@ def _kind(name: str) -> str:
     return "file"
 
 
+def run_sigstore_check(fn: Callable[[], object]) -> str:
+    """Run a sigstore verification; '' on success, else the reason (fail closed)."""
+    from sigstore.errors import VerificationError
+
+    try:
+        fn()
+    except VerificationError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
+        return f"could not be verified: {describe(e)}"
+    return ""
+
+
 class _Run:
     """State of one verification: files, digests, entries, the shared verifier."""
 
@@ -806,16 +819,7 @@ class _Run:
 
     @staticmethod
     def run_verify(fn: Callable[[], object]) -> str:
-        """Run a sigstore verification; '' on success, else the reason (fail closed)."""
-        from sigstore.errors import VerificationError
-
-        try:
-            fn()
-        except VerificationError as e:
-            return str(e)
-        except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
-            return f"could not be verified: {describe(e)}"
-        return ""
+        return run_sigstore_check(fn)
 
     @staticmethod
     def log_summary(bundle: Bundle) -> str:

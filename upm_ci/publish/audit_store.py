@@ -551,7 +551,12 @@ def verify_uploads(
     from sigstore.models import Bundle
     from sigstore_models.common.v1 import HashAlgorithm
 
-    from upm_ci.verify import ArtifactReport, load_trusted_root, make_verifier
+    from upm_ci.verify import (
+        ArtifactReport,
+        load_trusted_root,
+        make_verifier,
+        run_sigstore_check,
+    )
 
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
     expected = store.settings.kms_key
@@ -593,7 +598,7 @@ def verify_uploads(
             )
             continue
         hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(actual))
-        error = _run_verify(
+        error = run_sigstore_check(
             functools.partial(verifier.verify_artifact, hashed, bundle, policy.sigstore_policy())
         )
         if error:
@@ -601,19 +606,6 @@ def verify_uploads(
         else:
             entry.add("sigstore", "pass", f"{bundle_url}: signature and identity verified")
     return reports
-
-
-def _run_verify(fn: Callable[[], object]) -> str:
-    """Run a sigstore verification; '' on success, else the reason (fail closed)."""
-    from sigstore.errors import VerificationError
-
-    try:
-        fn()
-    except VerificationError as e:
-        return str(e)
-    except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
-        return f"could not be verified: {describe(e)}"
-    return ""
 
 
 def _status(problem: str) -> str:
