@@ -174,7 +174,7 @@ class GitHubReleases:
             html_url=r.html_url,
             url=r.url,
             upload_url=r.upload_url,
-            immutable=bool(r._rawData.get("immutable", False)),
+            immutable=bool(r.immutable),
         )
 
     # --- releases ------------------------------------------------------------------------
@@ -280,7 +280,7 @@ class GitHubReleases:
                     id=a.id,
                     name=a.name,
                     state=a.state,
-                    digest=a._rawData.get("digest"),
+                    digest=a.digest,
                     url=a.url,
                     browser_download_url=a.browser_download_url,
                     size=a.size,
