@@ -85,12 +85,13 @@ SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
 PEP740_KINDS = ("sdist", "wheel")
 DEFAULT_WORKERS = 64
-#: Threads that ask the TSA for timestamps while the signing threads wait for Rekor.
-TIMESTAMP_WORKERS = 16
 
 
 class _MissingTimestamp(Exception):
-    """The TSA did not answer; sigstore-python only logs that, so the bundle has no time."""
+    """The TSA did not answer; sigstore-python only logs that, so the bundle has no time.
+
+    Raised when the trust config offers a TSA and a fresh bundle carries no timestamp:
+    ``classify_sigstore`` makes it retryable, so the file is signed again."""
 
 
 # --------------------------------------------------------------------------- trust + verify
@@ -148,10 +149,11 @@ def verify_bundle(
     from sigstore.verify.policy import Identity
 
     expected = policy or Identity(identity=identity, issuer=issuer)
-    if bundle._dsse_envelope is None and subject_sha256 is None:
+    dsse = is_dsse_bundle(bundle)
+    if not dsse and subject_sha256 is None:
         raise ValueError("an artifact bundle needs the subject's sha256")
     try:
-        if bundle._dsse_envelope is None:
+        if not dsse:
             verifier.verify_artifact(_hashed(str(subject_sha256)), bundle, expected)
             return None
         payload_type, payload = verifier.verify_dsse(bundle, expected)
@@ -168,6 +170,18 @@ def verify_bundle(
     ):
         raise PolicyError(f"{what}: the statement has no subject with sha256 {subject_sha256}")
     return statement
+
+
+def is_dsse_bundle(bundle: Bundle) -> bool:
+    """True when ``bundle`` carries a DSSE envelope (an attestation), not a message signature."""
+    return "dsseEnvelope" in json.loads(bundle.to_json())
+
+
+def has_timestamp(bundle: Bundle) -> bool:
+    """True when ``bundle`` carries at least one RFC 3161 timestamp from a TSA."""
+    material = json.loads(bundle.to_json()).get("verificationMaterial", {})
+    data = material.get("timestampVerificationData") or {}
+    return bool(data.get("rfc3161Timestamps"))
 
 
 def log_index(bundle_json: str) -> int | None:
@@ -198,49 +212,6 @@ def classify_sigstore(exc: BaseException) -> float | None:
 
 
 # --------------------------------------------------------------------------- ReleaseSigner
-
-_CONCURRENT_SIGNER: type[Signer] | None = None
-
-
-def _concurrent_signer_class() -> type[Signer]:
-    """Build the Signer subclass lazily so importing this module never imports sigstore."""
-    global _CONCURRENT_SIGNER
-    if _CONCURRENT_SIGNER is None:
-        _CONCURRENT_SIGNER = _define_concurrent_signer()
-    return _CONCURRENT_SIGNER
-
-
-def _define_concurrent_signer() -> type[Signer]:
-    from sigstore._internal.timestamp import TimestampError
-    from sigstore.models import Bundle
-    from sigstore.sign import Signer
-
-    class ConcurrentSigner(Signer):
-        """sigstore-python's Signer (4.5) asking the TSA for its timestamps while the log
-        entry is being created, instead of before: both need only the finished signature, so
-        the bundle is the same, one TSA round trip sooner. A TSA failure is logged and left
-        out, as sigstore does (``ReleaseSigner`` then retries the signing)."""
-
-        timestamp_pool: ThreadPoolExecutor | None = None
-
-        def _finalize_sign(self, cert: Any, content: Any, proposed_entry: Any) -> Bundle:
-            context = self._signing_ctx
-            if self.timestamp_pool is None or not context._tsa_clients:
-                return super()._finalize_sign(cert, content, proposed_entry)
-            pending = [
-                (client, self.timestamp_pool.submit(client.request_timestamp, content.signature))
-                for client in context._tsa_clients
-            ]
-            entry = context._rekor.create_entry(proposed_entry)
-            timestamps = []
-            for client, future in pending:
-                try:
-                    timestamps.append(future.result())
-                except TimestampError as e:
-                    log.warning("timestamp authority %s did not answer: %s", client.url, e)
-            return Bundle._from_parts(cert, content, entry, timestamps)
-
-    return ConcurrentSigner
 
 
 class ReleaseSigner:
@@ -277,7 +248,8 @@ class ReleaseSigner:
         self._retry = retry
         self._signer: Signer | None = None
         self._pep740_signer: Signer | None = None
-        self._pep740_rekor: Any = None
+        self._pep740_context: SigningContext | None = None
+        self._release_on_v1 = False
         self._verifier: Verifier | None = None
         self._policy: VerificationPolicy | None = None
         self._tsa_expected = False
@@ -285,7 +257,7 @@ class ReleaseSigner:
         self._identity: IdentityToken | None = None
         self._lock = threading.Lock()
         self._failure: UpmError | None = None
-        self._timestamp_pool: ThreadPoolExecutor | None = None
+        self._signers = contextlib.ExitStack()
 
     def __enter__(self) -> ReleaseSigner:
         from sigstore.oidc import IdentityError, IdentityToken
@@ -296,7 +268,7 @@ class ReleaseSigner:
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
-        self._tsa_expected = bool(context._tsa_clients)
+        self._tsa_expected = bool(config.signing_config.get_tsas())
         # The post-sign checks share one certificate: check its chain, SCT and identity once.
         self._verifier = make_verifier(config.trusted_root)
         self._policy = (
@@ -309,13 +281,12 @@ class ReleaseSigner:
             if self.source_repository or self.source_ref
             else policy.Identity(identity=self.expected_identity, issuer=self.issuer)
         )
-        self._pep740_rekor = _rekor_v1(config, context)
+        self._pep740_context, self._release_on_v1 = _pep740_context(config)
         try:
             self._identity = IdentityToken(self._token)
         except IdentityError as e:
             raise InputError(f"identity token: refused by sigstore: {_first_line(e)}") from None
         self._context = context
-        self._timestamp_pool = ThreadPoolExecutor(TIMESTAMP_WORKERS, thread_name_prefix="upm-tsa")
         return self
 
     def __exit__(
@@ -327,9 +298,7 @@ class ReleaseSigner:
         self._signer = None
         self._pep740_signer = None
         self._context = None
-        if self._timestamp_pool is not None:
-            self._timestamp_pool.shutdown(wait=True)
-            self._timestamp_pool = None
+        self._signers.close()
 
     @property
     def verifier(self) -> Verifier:
@@ -347,7 +316,7 @@ class ReleaseSigner:
     @property
     def pep740_available(self) -> bool:
         """True when the trust config has the Rekor v1 log PEP 740 attestations need."""
-        return self._pep740_rekor is not None
+        return self._pep740_context is not None
 
     def _call(self, fn: Any, what: str) -> Any:
         from sigstore.errors import Error as SigstoreError
@@ -364,28 +333,31 @@ class ReleaseSigner:
             raise
 
     def _checked(self, bundle: Bundle) -> Bundle:
-        tsv = bundle.verification_material.timestamp_verification_data
-        if self._tsa_expected and (tsv is None or not tsv.rfc3161_timestamps):
+        if self._tsa_expected and not has_timestamp(bundle):
             raise _MissingTimestamp("the timestamp authority did not answer")
         return bundle
 
+    def _new_signer(self, context: SigningContext) -> Signer:
+        """A signer of ``context``: one ephemeral key and one Fulcio certificate, asked now."""
+        if self._identity is None:
+            raise RuntimeError("ReleaseSigner is not entered")
+        token = self._identity
+        # cache=True (the default): one key and certificate for all files (False is broken).
+        signer: Signer = self._call(
+            lambda: self._signers.enter_context(context.signer(token)), "Fulcio certificate"
+        )
+        return signer
+
     def _active(self) -> Signer:
         """The signer, created on first use: a resumed release needs no new certificate."""
-        signer_class = _concurrent_signer_class()
         with self._lock:
             if self._failure is not None:
                 raise self._failure
             if self._signer is None:
-                if self._context is None or self._identity is None:
+                if self._context is None:
                     raise RuntimeError("ReleaseSigner is not entered")
-                context, token = self._context, self._identity
                 try:
-                    # cache=True: one key and certificate for all files (False is broken).
-                    signer = self._call(
-                        lambda: signer_class(token, context, cache=True), "Fulcio certificate"
-                    )
-                    signer.timestamp_pool = self._timestamp_pool
-                    self._signer = signer
+                    self._signer = self._new_signer(self._context)
                 except UpmError as e:
                     self._failure = e  # the other threads fail with it, not ask again
                     raise
@@ -425,25 +397,24 @@ class ReleaseSigner:
 
     def _pep740(self) -> Signer:
         """The release's signer (same key and certificate) submitting to the Rekor v1 log."""
-        from sigstore.sign import SigningContext
-
         base = self._active()
         with self._lock:
             if self._pep740_signer is None:
-                if self._pep740_rekor is None:
+                if self._pep740_context is None:
                     raise PolicyError(
                         "PEP 740 attestations need a Rekor v1 log in the trust config"
                     )
-                context = base._signing_ctx
-                twin = copy.copy(base)  # shares the cached key and certificate
-                # No TSA: the attestation format would drop the timestamp (see module doc).
-                twin._signing_ctx = SigningContext(
-                    fulcio=context._fulcio,
-                    rekor=self._pep740_rekor,
-                    trusted_root=context._trusted_root,
-                    tsa_clients=[],
-                )
-                self._pep740_signer = twin
+                if self._release_on_v1:
+                    self._pep740_signer = base
+                else:
+                    # sigstore-python has no public way to sign with one key and certificate
+                    # through two logs: a copy of the signer shares its cached key and
+                    # certificate, and gets the v1 context (built from public API). The only
+                    # private name left here; without it a v2 release's attestations would
+                    # carry a second certificate.
+                    twin = copy.copy(base)
+                    twin._signing_ctx = self._pep740_context
+                    self._pep740_signer = twin
             return self._pep740_signer
 
     def sign_pep740(self, path: Path, out: Path | None = None) -> Path:
@@ -1005,22 +976,34 @@ def pep740_distribution(name: str, sha256: str) -> Any:
         ) from None
 
 
-def _rekor_v1(config: ClientTrustConfig, context: SigningContext) -> Any:
-    """The Rekor v1 log client for PEP 740: the signing context's own, or the trust config's
-    v1 log when the release signs with Rekor v2; None when there is none."""
-    from sigstore._internal.rekor.client import RekorClient
+def _pep740_context(config: ClientTrustConfig) -> tuple[SigningContext | None, bool]:
+    """The signing context PEP 740 attestations use: the trust config's Rekor v1 log and no
+    TSA (the attestation format drops timestamps, see the module doc), or None when the
+    config has no Rekor v1 log; and whether the release itself signs with that v1 log."""
     from sigstore.errors import Error as SigstoreError
+    from sigstore.sign import SigningContext
 
-    if isinstance(context._rekor, RekorClient):
-        return context._rekor
-    forced = config.force_tlog_version
-    config.force_tlog_version = 1
+    v1 = copy.copy(config)  # the same trust config, its log choice forced to Rekor v1
+    v1.force_tlog_version = 1
     try:
-        return config.signing_config.get_tlogs()[0]
+        signing = v1.signing_config
+        context = SigningContext(
+            fulcio=signing.get_fulcio(),
+            rekor=signing.get_tlogs()[0],
+            trusted_root=config.trusted_root,
+            tsa_clients=[],
+        )
     except SigstoreError:
-        return None
-    finally:
-        config.force_tlog_version = forced
+        return None, False
+    on_v1 = config.force_tlog_version == 1
+    if config.force_tlog_version is None:
+        v2 = copy.copy(config)
+        v2.force_tlog_version = 2
+        try:
+            v2.signing_config  # noqa: B018 - raises when the config has no Rekor v2 log
+        except SigstoreError:
+            on_v1 = True
+    return context, on_v1
 
 
 def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> None:

@@ -24,7 +24,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -235,6 +235,25 @@ def attestations_to_send(
 
 
 # --- upload ---------------------------------------------------------------------------------
+def upload_fields(metadata: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The upload form's fields for twine's ``PackageFile.metadata_dictionary()``: what twine
+    sends (warehouse's ``parse_form_metadata`` in reverse): a field per list item, project
+    URLs as ``"name, url"``, keywords joined with ``", "``, the GPG signature as its tuple."""
+    fields: list[tuple[str, Any]] = []
+    for key, value in metadata.items():
+        if key == "gpg_signature":
+            fields.append((key, value))
+        elif key == "project_urls":
+            fields.extend((key, f"{name}, {url}") for name, url in dict(value).items())
+        elif key == "keywords":
+            fields.append((key, ", ".join(value)))
+        elif isinstance(value, (list, tuple)):
+            fields.extend((key, item) for item in value)
+        else:
+            fields.append((key, value))
+    return fields
+
+
 def upload(
     target: IndexTarget,
     project: str,
@@ -246,7 +265,6 @@ def upload(
 ) -> list[UploadOutcome]:
     """Upload the ``upload`` entries of ``plan`` in order (sdist first); report each one."""
     from twine.package import PackageFile
-    from twine.repository import Repository
 
     outcomes: list[UploadOutcome] = []
     session = requests.Session()
@@ -269,7 +287,7 @@ def upload(
                 )
         if attestation is not None:
             package.add_attestations([str(attestation)])
-        fields = Repository._convert_metadata_to_list_of_tuples(package.metadata_dictionary())
+        fields = upload_fields(package.metadata_dictionary())
         fields += [(":action", "file_upload"), ("protocol_version", "1")]
         before(item)
 
