@@ -15,11 +15,10 @@ checks all of it against the keys in the trust root. The only network use is fet
 trust root from Sigstore's TUF repository when no ``--trust-config`` is given; ``--offline``
 then uses the TUF cache instead. With ``--trust-config`` nothing goes over the network.
 
-Speed: every bundle of one release carries the same certificate, so :class:`ReleaseVerifier`
-validates the chain, the SCT and the identity policy once per certificate and only the
-per-bundle parts (timestamps, log entry, signature) per bundle. That work is pure Python under
-the GIL, so it runs in one thread; a large release's bundles are shared among forked processes
-(:func:`bundle_processes`), each verifying every bundle it is given in full.
+Speed: each bundle is verified in full by sigstore-python's own ``Verifier`` through its
+public ``verify_artifact`` / ``verify_dsse``, so every check sigstore has (or adds) runs. That
+work is pure Python under the GIL, so it runs in one thread; a large release's bundles are
+shared among forked processes (:func:`bundle_processes`).
 """
 
 from __future__ import annotations
@@ -36,10 +35,8 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,7 +51,6 @@ from upm_ci.retry import describe
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
-    from sigstore._internal.timestamp import TimestampVerificationResult
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationPolicy
@@ -233,138 +229,19 @@ def load_trusted_root(trust_config: Path | None, *, offline: bool) -> TrustedRoo
 
 
 def make_verifier(trusted_root: TrustedRoot) -> Verifier:
-    """One verifier for a whole release: see :class:`ReleaseVerifier`."""
-    return _verifier_class()(trusted_root=trusted_root)
-
-
-_VERIFIER_CLASS: type[Verifier] | None = None
-
-
-def _verifier_class() -> type[Verifier]:
-    """Build the subclass lazily so importing this module never imports sigstore."""
-    global _VERIFIER_CLASS
-    if _VERIFIER_CLASS is None:
-        _VERIFIER_CLASS = _define_release_verifier()
-    return _VERIFIER_CLASS
-
-
-def _define_release_verifier() -> type[Verifier]:
-    from cryptography.x509 import ExtendedKeyUsage, KeyUsage
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-    from sigstore._internal.sct import verify_sct
-    from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
-    from sigstore._internal.trust import KeyringPurpose
-    from sigstore.errors import VerificationError
+    """One verifier for a whole release: sigstore-python's own, on ``trusted_root``."""
     from sigstore.verify import Verifier
-    from sigstore.verify.verifier import MAX_ALLOWED_TIMESTAMP, VERIFIED_TIME_THRESHOLD
 
-    class ReleaseVerifier(Verifier):
-        """sigstore-python's Verifier (4.5) with the certificate-only steps memoised.
+    return Verifier(trusted_root=trusted_root)
 
-        Steps 1-3 of ``_verify_common_signing_cert`` (chain to the Fulcio root, SCT, Sigstore
-        X.509 profile and identity policy) depend only on the certificate, the trust root and
-        the policy; they run once per (certificate, policy) - certificates are equal when their
-        parsed DER is, so the key costs no re-encoding - and the chain's validity window is
-        kept, so each bundle's verified times are checked against it exactly as the chain
-        builder would. Everything per bundle (log entry, window, signature) runs unchanged,
-        and failures are never cached.
 
-        RFC 3161 timestamps are verified lazily: sigstore drops a timestamp that fails to
-        verify, so one can only change the outcome when its time falls outside the certificate
-        and chain validity. When the bundle has a Rekor v1 SET (a verified time of its own)
-        and every timestamp's time lies inside that window, the verdict is the same whether
-        they verify or not, and their CMS checks (half the per-bundle cost) are skipped.
-        Otherwise, and always for Rekor v2 bundles, they are verified as sigstore does.
-        """
-
-        def __init__(self, *, trusted_root: TrustedRoot) -> None:
-            super().__init__(trusted_root=trusted_root)
-            self._ct_keyring = trusted_root.ct_keyring(KeyringPurpose.VERIFY)
-            self._rekor_keyring = trusted_root.rekor_keyring(KeyringPurpose.VERIFY)
-            self._checked: dict[tuple[Certificate, int], tuple[Any, Any]] = {}
-            self._policies: dict[int, VerificationPolicy] = {}
-            self._lock = threading.Lock()
-
-        def _verify_common_signing_cert(self, bundle: Bundle, policy: VerificationPolicy) -> None:
-            cert = bundle.signing_certificate
-            key = (cert, id(policy))
-            times = self._times(bundle, cert, key)
-            if len(times) < VERIFIED_TIME_THRESHOLD:
-                raise VerificationError("not enough sources of verified time")
-            not_before, not_after = self._certificate_checks(cert, key, times[0], policy)
-            for vts in times:
-                if not not_before <= vts.time <= not_after:
-                    self._verify_chain_at_time(cert, vts)  # raises the library's own error
-            try:
-                bundle.log_entry._verify(self._rekor_keyring)
-            except VerificationError as exc:
-                raise VerificationError(f"invalid log entry: {exc}") from None
-            for vts in times:
-                if not cert.not_valid_before_utc <= vts.time <= cert.not_valid_after_utc:
-                    raise VerificationError(
-                        f"invalid signing cert: expired at time of signing, time via {vts}"
-                    )
-
-        def _times(
-            self, bundle: Bundle, cert: Certificate, key: tuple[Certificate, int]
-        ) -> list[TimestampVerificationResult]:
-            """Verified times; RFC 3161 timestamps lazily (see the class docstring)."""
-            with self._lock:
-                window = self._checked.get(key)
-            entry = bundle.log_entry._inner
-            data = bundle.verification_material.timestamp_verification_data
-            responses = data.rfc3161_timestamps if data else []
-            kind = entry.kind_version
-            if (
-                window is None
-                or not responses
-                or not (entry.integrated_time and entry.inclusion_promise)
-                or (kind.kind, kind.version) not in (("hashedrekord", "0.0.1"), ("dsse", "0.0.1"))
-                or len(responses) > MAX_ALLOWED_TIMESTAMP
-                or (len(responses) > 1 and len(set(responses)) != len(responses))
-                or not self._trusted_root.get_timestamp_authorities()
-            ):
-                return self._establish_time(bundle)
-            low = max(window[0], cert.not_valid_before_utc)
-            high = min(window[1], cert.not_valid_after_utc)
-            if not all(low <= r.tst_info.gen_time <= high for r in responses):
-                return self._establish_time(bundle)
-            integrated = datetime.fromtimestamp(entry.integrated_time, tz=timezone.utc)
-            return [TimestampVerificationResult(TimestampSource.TRANSPARENCY_SERVICE, integrated)]
-
-        def _certificate_checks(
-            self,
-            cert: Certificate,
-            key: tuple[Certificate, int],
-            vts: TimestampVerificationResult,
-            policy: VerificationPolicy,
-        ) -> tuple[Any, Any]:
-            with self._lock:
-                window = self._checked.get(key)
-            if window is not None:
-                return window
-            chain = self._verify_chain_at_time(cert, vts)
-            try:
-                verify_sct(cert, chain, self._ct_keyring)
-            except VerificationError as e:
-                raise VerificationError(f"failed to verify SCT: {e}") from None
-            if not cert.extensions.get_extension_for_class(KeyUsage).value.digital_signature:
-                raise VerificationError("Key usage is not of type `digital signature`")
-            usage = cert.extensions.get_extension_for_class(ExtendedKeyUsage).value
-            if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
-                raise VerificationError("Extended usage does not contain `code signing`")
-            policy.verify(cert)
-            path = [cert, *chain]
-            window = (
-                max(c.not_valid_before_utc for c in path),
-                min(c.not_valid_after_utc for c in path),
-            )
-            with self._lock:
-                self._policies[id(policy)] = policy  # keep it alive: its id is in the key
-                self._checked[key] = window
-            return window
-
-    return ReleaseVerifier
+def log_entry_json(bundle: Bundle) -> dict[str, Any]:
+    """The bundle's (first) transparency log entry as JSON: sigstore-python exposes its
+    log index, kind and proofs through no public attribute, so they are read from the
+    bundle's public JSON form (camelCase, as the Sigstore bundle format writes it)."""
+    entries = json.loads(bundle.to_json()).get("verificationMaterial", {}).get("tlogEntries")
+    entry = entries[0] if isinstance(entries, list) and entries else {}
+    return entry if isinstance(entry, dict) else {}
 
 
 # --------------------------------------------------------------------------- PEP 740
@@ -420,8 +297,8 @@ def verify_pep740(
         raise PolicyError(
             f"predicateType {statement.get('predicateType')!r}, not {PYPI_PUBLISH_V1}"
         )
-    entry = bundle.log_entry._inner
-    return f"PEP 740 publish attestation verified (Rekor log index {entry.log_index})"
+    index = log_entry_json(bundle).get("logIndex", "?")
+    return f"PEP 740 publish attestation verified (Rekor log index {index})"
 
 
 # --------------------------------------------------------------------------- report
@@ -560,8 +437,8 @@ def bundle_processes(bundles: int, limit: int) -> int:
     at least MIN_BUNDLES_PER_PROCESS each, so a fork always costs less than it saves.
 
     Bundle verification is pure Python under the GIL (threads make it slower), so the
-    parallelism is forked processes that inherit the imported modules and the verifier with
-    its certificate checks already done; each verifies every bundle it is given in full.
+    parallelism is forked processes that inherit the imported modules and the verifier; each
+    verifies every bundle it is given in full.
     """
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return 1
@@ -768,8 +645,8 @@ class _Run:
     def bundle_checks(self, names: list[str]) -> list[tuple[str, str]]:
         """(status, reason) of each file's bundle, in forked processes for large releases.
 
-        The first bundle is verified here before forking, so the workers inherit the verifier
-        with its once-per-certificate checks done; should a worker fail, this process verifies
+        The first bundle is verified here before forking, so the workers inherit every module
+        sigstore imports lazily while verifying; should a worker fail, this process verifies
         its share itself.
         """
         processes = bundle_processes(len(names), self.processes)
@@ -823,13 +700,13 @@ class _Run:
 
     @staticmethod
     def log_summary(bundle: Bundle) -> str:
-        entry = bundle.log_entry._inner
-        version = "v1" if entry.kind_version.version == "0.0.1" else "v2"
-        proof = entry.inclusion_proof
-        promise = " + SET" if entry.inclusion_promise is not None else ""
+        entry = log_entry_json(bundle)
+        version = "v1" if entry.get("kindVersion", {}).get("version") == "0.0.1" else "v2"
+        tree_size = entry.get("inclusionProof", {}).get("treeSize", "?")
+        promise = " + SET" if "inclusionPromise" in entry else ""
         return (
             f"signature, identity and transparency log verified (Rekor {version} log index "
-            f"{entry.log_index}, inclusion proof in tree of {proof.tree_size if proof else '?'}"
+            f"{entry.get('logIndex', '?')}, inclusion proof in tree of {tree_size}"
             f" + signed checkpoint{promise})"
         )
 
