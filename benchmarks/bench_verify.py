@@ -91,7 +91,8 @@ def run() -> list[BenchResult]:
         files = make_release(dist, trust)
         report = Path(tmp) / "report.json"
         ours_cmd = [sys.executable, "-m", "upm_ci", "-q", "verify", str(dist)]
-        ours_cmd += ["--identity", IDENTITY, "--trust-config", str(trust)]
+        ours_cmd += ["--identity", IDENTITY, "--repository", REPOSITORY]
+        ours_cmd += ["--trust-config", str(trust)]
         ours_cmd += ["--report-json", str(report)]
         theirs_cmd = [sys.executable, "-m", "sigstore", "--trust-config", str(trust)]
         theirs_cmd += ["verify", "identity", "--offline", "--cert-identity", IDENTITY]

@@ -142,8 +142,7 @@ def verify_bundle(
     Artifact bundles need ``subject_sha256``. For DSSE bundles the in-toto statement is
     returned; when ``subject_sha256`` is given it must be one of the statement's subjects.
     Any failure is a PolicyError naming ``what``. ``policy``, when given, is the prepared
-    equivalent of ``identity``/``issuer`` (a verifier from ``make_verifier`` checks each
-    certificate once per policy object, so a signer passes the same one every time).
+    equivalent of ``identity``/``issuer`` (a signer builds it once and passes it every time).
     """
     from sigstore.errors import Error as SigstoreError
     from sigstore.verify.policy import Identity
@@ -269,7 +268,7 @@ class ReleaseSigner:
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
         self._tsa_expected = bool(config.signing_config.get_tsas())
-        # The post-sign checks share one certificate: check its chain, SCT and identity once.
+        # Every bundle is verified right after signing, by sigstore's own Verifier.
         self._verifier = make_verifier(config.trusted_root)
         self._policy = (
             IdentityPolicy(
