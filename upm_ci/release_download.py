@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from upm_ci.config import check_http_url
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import check_plain_name
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify, describe
@@ -121,9 +122,7 @@ class _Client:
 
     def __init__(self, api_url: str, token: str, limits: DownloadLimits, deadline: _Deadline):
         self.api = api_url.rstrip("/")
-        parts = urlsplit(self.api)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InputError(f"--github-api-url {api_url!r}: not an http(s) URL")
+        check_http_url(api_url, where="--github-api-url")
         self.origin = _origin(self.api)
         self.token = token
         self.limits = limits

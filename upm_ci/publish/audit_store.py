@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from upm_ci.config import check_http_url
 from upm_ci.errors import InputError, PolicyError, UpmError
 from upm_ci.retry import RetryPolicy, call_with_retry, describe
 
@@ -106,11 +107,8 @@ class AuditStoreSettings:
             )
         if any(c.isspace() for c in key):
             raise InputError(f"audit-kms-key {key!r}: contains whitespace")
-        if self.endpoint_url and not self.endpoint_url.startswith(("https://", "http://")):
-            raise InputError(
-                f"audit-endpoint-url {self.endpoint_url!r}: not an http(s) URL",
-                hint="e.g. https://s3.eu-west-1.amazonaws.com, or leave it empty for AWS",
-            )
+        if self.endpoint_url:
+            check_http_url(self.endpoint_url, where="audit-endpoint-url")
 
     def location(self) -> tuple[str, str]:
         """(bucket, prefix without slashes at either end)."""
