@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_sign import cli as sign_cli
 from tests.test_sign import make_release, snapshot
 from upm_ci.cli import main
 from upm_ci.errors import InputError
@@ -96,19 +97,7 @@ def test_sign_files_outside_the_project_are_refused_before_anything_is_signed(
     escaped = entry.replace("\\", "\\\\").replace("\n", "\\n")
     pyproject.write_text(pyproject.read_text() + f'sign-files = ["{escaped}"]\n')
     before = snapshot(release)
-    code = main(
-        [
-            "sign",
-            "--project",
-            str(release),
-            "--manifest",
-            str(release / "release-manifest.json"),
-            "--trust-config",
-            str(sigstore_standin.trust_config_path),
-            "--identity-token",
-            mint_github_token(),
-        ]
-    )
+    code = sign_cli(release, sigstore_standin, "--identity-token", mint_github_token())
     out, err = capsys.readouterr()
     assert code == 2, err
     line = one_line_error(err)
@@ -128,19 +117,7 @@ def test_a_plugin_symlinked_outside_is_refused_with_sign_plugins(
     pyproject = release / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + "sign-plugins = true\n")
     before = snapshot(release)
-    code = main(
-        [
-            "sign",
-            "--project",
-            str(release),
-            "--manifest",
-            str(release / "release-manifest.json"),
-            "--trust-config",
-            str(sigstore_standin.trust_config_path),
-            "--identity-token",
-            mint_github_token(),
-        ]
-    )
+    code = sign_cli(release, sigstore_standin, "--identity-token", mint_github_token())
     err = capsys.readouterr().err
     assert code == 2
     assert "plugins" in one_line_error(err) and "outside the project" in err
