@@ -136,7 +136,7 @@ def same_version(a: str, b: str) -> bool:
 
     try:
         return Version(a) == Version(b)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):  # ValueError: a part too long to be an int
         return a == b
 
 

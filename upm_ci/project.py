@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from upm_ci.config import Config, config_from_table
 from upm_ci.errors import InputError
@@ -193,8 +193,8 @@ def parse_version(text: str, *, where: str) -> Version:
     """A PEP 440 version, or an InputError naming ``where``."""
     try:
         return Version(text)
-    except InvalidVersion:
-        raise InputError(f"{where}: {text!r} is not a PEP 440 version") from None
+    except ValueError:  # InvalidVersion, or a part too long to be an int
+        raise InputError(f"{where}: {text[:60]!r} is not a PEP 440 version") from None
 
 
 def version_from_tag(tag: str, prefix: str = "v") -> Version:
