@@ -170,7 +170,7 @@ class SigstoreStandIn(StandIn):
         cache: Path | None = None,
         node: str | None = None,
         npm: str | None = None,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 90.0,
         extra_args: Sequence[str] = (),
     ) -> None:
         """Options mirror the server's flags; ``workdir`` holds the trust config files."""
