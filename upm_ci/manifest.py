@@ -116,6 +116,10 @@ _CHECKS: dict[str, tuple[Callable[[str], str | None], dict[str, Any]]] = {
     "sha256": (_sha256_problem, {"type": "string", "pattern": _SHA256_PATTERN}),
     "sha256?": (_optional(_sha256_problem), {"type": "string", "pattern": "^([0-9a-f]{64})?$"}),
     "image-digest": (_image_digest_problem, {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}),
+    "image-digest?": (
+        _optional(_image_digest_problem),
+        {"type": "string", "pattern": "^(sha256:[0-9a-f]{64})?$"},
+    ),
     "text": (lambda _: None, {"type": "string"}),
 }
 
@@ -193,13 +197,40 @@ class AttestationRecord:
     )
 
 
+IMAGE_REFERRER_KINDS = ("signature", "provenance", "sbom-attestation")
+
+
+@dataclass
+class ImageReferrer:
+    """A Sigstore bundle stored in the registry next to an image (an OCI referrer)."""
+
+    kind: str = _spec("What the bundle is.", enum=IMAGE_REFERRER_KINDS)
+    bundle: str = _spec("Name of the bundle file in the release.", "name")
+    digest: str = _spec(
+        "Digest of the referrer manifest in the registry, empty until pushed.",
+        "image-digest?",
+        default="",
+    )
+
+
 @dataclass
 class ImageRecord:
     """A container image built or pushed by the actions."""
 
     ref: str = _spec("Image reference, e.g. `ghcr.io/o/n:1.2.0`.", "nonempty")
-    digest: str = _spec("The pushed digest, `sha256:<64 hex>`.", "image-digest")
+    digest: str = _spec("The image manifest's digest, `sha256:<64 hex>`.", "image-digest")
     sbom: str = _spec("Name of the image's SBOM artifact, or empty.", "name?", default="")
+    repository: str = _spec(
+        "Registry repository without tag, e.g. `ghcr.io/o/n` (empty: recorded by hand).",
+        "line",
+        default="",
+    )
+    tags: list[str] = _spec("Tags that must point at `digest`; pushed last.", default=[])
+    image_id: str = _spec("The engine's image ID (digest of the image config).", "line", default="")
+    sboms: list[str] = _spec("Names of the image's SBOM files (CycloneDX, SPDX).", default=[])
+    referrers: list[ImageReferrer] = _spec(
+        "Signature and attestations stored next to the image.", default=[]
+    )
 
 
 @dataclass
