@@ -86,7 +86,16 @@ def _usr_merged(path: Path) -> str:
 
 def _packages_of(paths: Iterable[Path]) -> list[str]:
     """The Debian packages owning ``paths`` (``dpkg -S``), sorted."""
-    names = sorted({p.resolve().as_posix() for p in paths})
+    # dpkg's database predates usr-merge: /usr/lib/x may be known as /lib/x, and the
+    # reverse; ask for every spelling (unknown ones only add a line to stderr).
+    spellings: set[str] = set()
+    for p in paths:
+        for text in (p.as_posix(), p.resolve().as_posix()):
+            spellings.add(text)
+            for top in ("/bin/", "/sbin/", "/lib/", "/lib64/"):
+                if text.startswith("/usr" + top):
+                    spellings.add(text[4:])
+    names = sorted(spellings)
     done = subprocess.run(["dpkg", "-S", *names], capture_output=True, text=True, check=False)
     packages: set[str] = set()
     for line in done.stdout.splitlines():
