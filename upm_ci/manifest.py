@@ -113,6 +113,10 @@ _CHECKS: dict[str, tuple[Callable[[str], str | None], dict[str, Any]]] = {
         {"type": "string", "maxLength": MAX_NAME, "pattern": f"^$|{_NAME_PATTERN}"},
     ),
     "path": (relative_path_problem, {"type": "string", "minLength": 1, "pattern": _PATH_PATTERN}),
+    "path?": (
+        _optional(relative_path_problem),
+        {"type": "string", "pattern": f"^$|{_PATH_PATTERN}"},
+    ),
     "sha256": (_sha256_problem, {"type": "string", "pattern": _SHA256_PATTERN}),
     "sha256?": (_optional(_sha256_problem), {"type": "string", "pattern": "^([0-9a-f]{64})?$"}),
     "image-digest": (_image_digest_problem, {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}),
@@ -230,6 +234,12 @@ class ImageRecord:
     sboms: list[str] = _spec("Names of the image's SBOM files (CycloneDX, SPDX).", default=[])
     referrers: list[ImageReferrer] = _spec(
         "Signature and attestations stored next to the image.", default=[]
+    )
+    layout: str = _spec(
+        "OCI image layout directory holding the image (its manifest's digest is `digest`), "
+        "relative to the manifest's directory; empty: none.",
+        "path?",
+        default="",
     )
 
 
