@@ -15,6 +15,7 @@ from upm_ci import identity
 from upm_ci.cli import main
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
+from upm_ci.sigstore_trust import certificate_identities
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,
@@ -22,7 +23,6 @@ from upm_ci.standins.oidc import (
     mint_github_token,
 )
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import certificate_identities
 
 REPOSITORY = "unexpected/upm-sample"
 IDENTITY = identity.workflow_identity(

@@ -14,16 +14,17 @@ from tests.fixtures.pypi import PYPI_TOKEN, make_release
 from tests.test_publish import REPO, _args, _releases, gh
 from upm_ci.cli import main
 from upm_ci.errors import InputError
+from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import AttestationRecord, Manifest
 from upm_ci.project import load_project
 from upm_ci.publish import PublishSettings, publish_release, pypi, recorded_attestations
 from upm_ci.publish.pypi import IndexTarget
 from upm_ci.sign import ReleaseSigner
+from upm_ci.sigstore_trust import PYPI_PUBLISH_V1
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.pypi import PypiStandIn
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1
 
 __all__ = ["gh"]
 

@@ -17,10 +17,11 @@ from upm_ci import sign
 from upm_ci.cli import main
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import PolicyError
+from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import Manifest
+from upm_ci.sigstore_trust import PYPI_PUBLISH_V1, verify_pep740
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1, verify_pep740
 
 DISTS = ("upm_sample-1.2.0.tar.gz", "upm_sample-1.2.0-py3-none-any.whl")
 

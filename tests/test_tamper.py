@@ -37,8 +37,9 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.provenance import CYCLONEDX_BOM
+from upm_ci.sigstore_trust import IdentityPolicy
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import IdentityPolicy, VerifyReport, verify_release
+from upm_ci.verify import VerifyReport, verify_release
 
 __all__ = ["release_kit"]
 

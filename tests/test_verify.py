@@ -29,10 +29,11 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
+from upm_ci.sigstore_trust import make_verifier
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import OidcStandIn
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import SCHEMA, make_verifier, verify_release
+from upm_ci.verify import SCHEMA, verify_release
 
 __all__ = ["release_dir", "release_kit"]
 

@@ -24,7 +24,9 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
-from upm_ci.verify import PEP740_SUFFIX, VerifyReport, make_verifier, verify_pep740, verify_release
+from upm_ci.layout import PEP740_SUFFIX
+from upm_ci.sigstore_trust import make_verifier, verify_pep740
+from upm_ci.verify import VerifyReport, verify_release
 
 __all__ = ["release_dir", "release_kit"]
 

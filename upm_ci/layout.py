@@ -89,3 +89,21 @@ def confined_file(root: Path, rel: str, *, where: str) -> Path | None:
     if not resolved.is_file():
         raise InputError(f"{where}: {_shown(rel)!r} is not a regular file")
     return path
+
+
+# --------------------------------------------------------------------------- release file names
+
+#: A Sigstore bundle of the file it is named after (``<file>.sigstore.json``).
+BUNDLE_SUFFIX = ".sigstore.json"
+#: A DSSE-signed in-toto attestation: SLSA provenance ``<name>-<version>.intoto.jsonl``.
+ATTESTATION_SUFFIX = ".intoto.jsonl"
+#: The CycloneDX SBOM attested for the wheel (``<wheel>.cdx.intoto.jsonl``).
+SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
+#: A PEP 740 publish attestation of a distribution (``<dist>.publish.attestation``).
+PEP740_SUFFIX = ".publish.attestation"
+#: An armored detached GPG signature (``<file>.asc``).
+GPG_SIG_SUFFIX = ".asc"
+#: The release's armored GPG public key (``<name>-<version>.pub.asc``).
+GPG_KEY_SUFFIX = ".pub.asc"
+#: The release's checksum file (``sha256sum`` format).
+CHECKSUMS = "SHA256SUMS"

@@ -24,6 +24,8 @@ from upm_ci.errors import InputError
 from upm_ci.identity import TokenClaims, certificate_identity
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+#: The DSSE payload type of an in-toto statement.
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 CYCLONEDX_BOM = "https://cyclonedx.org/bom"
 #: GitHub's build type for a workflow run (https://github.com/actions/buildtypes, workflow/v1).
@@ -35,6 +37,22 @@ INTERNAL_KEY = "upm_release"
 def subject(name: str, sha256: str) -> dict[str, Any]:
     """An in-toto subject: a file name and its sha256."""
     return {"name": name, "digest": {"sha256": sha256}}
+
+
+def statement_subjects(raw: Any) -> dict[str, str] | None:
+    """A statement's ``subject`` list as {name: lower-case sha256}, or None when it is not a
+    list of well-formed subjects with distinct names."""
+    if not isinstance(raw, list):
+        return None
+    out: dict[str, str] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("digest"), dict):
+            return None
+        name, digest = item.get("name"), item["digest"].get("sha256")
+        if not isinstance(name, str) or not isinstance(digest, str) or name in out:
+            return None
+        out[name] = digest.lower()
+    return out
 
 
 def slsa_provenance(

@@ -50,7 +50,14 @@ from typing import TYPE_CHECKING, Any
 from upm_ci import __version__, gha, identity, provenance
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
-from upm_ci.layout import check_plain_name, confined_file
+from upm_ci.layout import (
+    ATTESTATION_SUFFIX,
+    BUNDLE_SUFFIX,
+    PEP740_SUFFIX,
+    SBOM_ATTESTATION_SUFFIX,
+    check_plain_name,
+    confined_file,
+)
 from upm_ci.manifest import (
     Artifact,
     AttestationRecord,
@@ -63,11 +70,19 @@ from upm_ci.project import Project
 from upm_ci.retry import (
     RetryPolicy,
     call_with_retry,
-    classify_http,
-    http_failure,
-    is_connection_error,
 )
-from upm_ci.verify import PEP740_SUFFIX, PYPI_PUBLISH_V1, file_sha256, verify_pep740
+from upm_ci.sigstore_trust import (
+    PYPI_PUBLISH_V1,
+    MissingTimestamp,
+    classify_sigstore,
+    first_line,
+    has_timestamp,
+    hashed_sha256,
+    load_trust_config,
+    log_index,
+    verify_bundle,
+    verify_pep740,
+)
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
@@ -78,136 +93,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUNDLE_SUFFIX = ".sigstore.json"
-PROVENANCE_SUFFIX = ".intoto.jsonl"
-SBOM_ATTESTATION_SUFFIX = ".cdx.intoto.jsonl"
 #: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
 PEP740_KINDS = ("sdist", "wheel")
 DEFAULT_WORKERS = 64
-
-
-class _MissingTimestamp(Exception):
-    """The TSA did not answer; sigstore-python only logs that, so the bundle has no time.
-
-    Raised when the trust config offers a TSA and a fresh bundle carries no timestamp:
-    ``classify_sigstore`` makes it retryable, so the file is signed again."""
-
-
-# --------------------------------------------------------------------------- trust + verify
-
-
-def load_trust_config(path: Path | None, rekor_version: int | None = None) -> ClientTrustConfig:
-    """The Sigstore instance: ``path`` (a ClientTrustConfig JSON) or production via TUF."""
-    from sigstore.models import ClientTrustConfig
-
-    if rekor_version not in (None, 1, 2):
-        raise InputError(f"--rekor-version: {rekor_version} is not 1 or 2")
-    if path is None:
-        config = call_with_retry(
-            ClientTrustConfig.production, what="Sigstore TUF", classify=classify_sigstore
-        )
-    else:
-        try:
-            config = ClientTrustConfig.from_json(Path(path).read_text(encoding="utf-8"))
-        except OSError as e:
-            raise InputError(f"{path}: trust config cannot be read: {e.strerror}") from None
-        except Exception as e:  # noqa: BLE001 - any parse failure is the file's fault
-            raise InputError(
-                f"{path}: not a Sigstore ClientTrustConfig: {_first_line(e)}"
-            ) from None
-    config.force_tlog_version = rekor_version
-    return config
-
-
-def _hashed(digest_hex: str) -> Any:
-    from sigstore.hashes import Hashed
-    from sigstore_models.common.v1 import HashAlgorithm
-
-    return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(digest_hex))
-
-
-def verify_bundle(
-    bundle: Bundle,
-    *,
-    verifier: Verifier,
-    identity: str,
-    issuer: str = GITHUB_ISSUER,
-    subject_sha256: str | None = None,
-    what: str = "bundle",
-    policy: VerificationPolicy | None = None,
-) -> dict[str, Any] | None:
-    """Verify ``bundle`` against ``identity``/``issuer`` (and the subject's digest).
-
-    Artifact bundles need ``subject_sha256``. For DSSE bundles the in-toto statement is
-    returned; when ``subject_sha256`` is given it must be one of the statement's subjects.
-    Any failure is a PolicyError naming ``what``. ``policy``, when given, is the prepared
-    equivalent of ``identity``/``issuer`` (a signer builds it once and passes it every time).
-    """
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.verify.policy import Identity
-
-    expected = policy or Identity(identity=identity, issuer=issuer)
-    dsse = is_dsse_bundle(bundle)
-    if not dsse and subject_sha256 is None:
-        raise ValueError("an artifact bundle needs the subject's sha256")
-    try:
-        if not dsse:
-            verifier.verify_artifact(_hashed(str(subject_sha256)), bundle, expected)
-            return None
-        payload_type, payload = verifier.verify_dsse(bundle, expected)
-    except SigstoreError as e:
-        raise PolicyError(
-            f"{what}: does not verify for {identity} ({issuer}): {_first_line(e)}",
-            hint="the signing identity must be the release workflow at the release tag",
-        ) from None
-    if payload_type != "application/vnd.in-toto+json":
-        raise PolicyError(f"{what}: DSSE payload is {payload_type}, not an in-toto statement")
-    statement: dict[str, Any] = json.loads(payload)
-    if subject_sha256 is not None and not any(
-        s.get("digest", {}).get("sha256") == subject_sha256 for s in statement.get("subject", [])
-    ):
-        raise PolicyError(f"{what}: the statement has no subject with sha256 {subject_sha256}")
-    return statement
-
-
-def is_dsse_bundle(bundle: Bundle) -> bool:
-    """True when ``bundle`` carries a DSSE envelope (an attestation), not a message signature."""
-    return "dsseEnvelope" in json.loads(bundle.to_json())
-
-
-def has_timestamp(bundle: Bundle) -> bool:
-    """True when ``bundle`` carries at least one RFC 3161 timestamp from a TSA."""
-    material = json.loads(bundle.to_json()).get("verificationMaterial", {})
-    data = material.get("timestampVerificationData") or {}
-    return bool(data.get("rfc3161Timestamps"))
-
-
-def log_index(bundle_json: str) -> int | None:
-    """The transparency log index recorded in a bundle's JSON."""
-    try:
-        entries = json.loads(bundle_json)["verificationMaterial"]["tlogEntries"]
-        return int(entries[0]["logIndex"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-
-
-def classify_sigstore(exc: BaseException) -> float | None:
-    """Retry decision for sigstore-python errors: they wrap ``requests`` errors (as cause,
-    context or first argument), so look through the chain for an HTTP status or a reset."""
-    if isinstance(exc, _MissingTimestamp) or is_connection_error(exc):
-        return 0.0
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        candidates = [current, *(a for a in current.args if isinstance(a, BaseException))]
-        for candidate in candidates:
-            failure = http_failure(candidate)
-            if failure is not None:
-                return classify_http(*failure)
-        current = current.__cause__ or current.__context__
-    return None
 
 
 # --------------------------------------------------------------------------- ReleaseSigner
@@ -263,7 +152,7 @@ class ReleaseSigner:
         from sigstore.sign import SigningContext
         from sigstore.verify import policy
 
-        from upm_ci.verify import IdentityPolicy, make_verifier
+        from upm_ci.sigstore_trust import IdentityPolicy, make_verifier
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
@@ -284,7 +173,7 @@ class ReleaseSigner:
         try:
             self._identity = IdentityToken(self._token)
         except IdentityError as e:
-            raise InputError(f"identity token: refused by sigstore: {_first_line(e)}") from None
+            raise InputError(f"identity token: refused by sigstore: {first_line(e)}") from None
         self._context = context
         return self
 
@@ -325,7 +214,7 @@ class ReleaseSigner:
         except ServiceError:
             raise
         except (SigstoreError, OSError, ValueError) as e:
-            raise ServiceError(f"{what}: refused: {_first_line(e)}") from None
+            raise ServiceError(f"{what}: refused: {first_line(e)}") from None
         except Exception as e:  # noqa: BLE001 - sigstore's client errors share no base class
             if type(e).__module__.startswith(("sigstore", "requests", "urllib3")):
                 raise ServiceError(f"{what}: refused, not retried: {_describe(e)}") from None
@@ -333,7 +222,7 @@ class ReleaseSigner:
 
     def _checked(self, bundle: Bundle) -> Bundle:
         if self._tsa_expected and not has_timestamp(bundle):
-            raise _MissingTimestamp("the timestamp authority did not answer")
+            raise MissingTimestamp("the timestamp authority did not answer")
         return bundle
 
     def _new_signer(self, context: SigningContext) -> Signer:
@@ -370,7 +259,7 @@ class ReleaseSigner:
         ``sha256``: the digest the manifest recorded; a file that no longer has it is refused
         (the bytes signed are the bytes hashed here, once).
         """
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         if sha256 is not None and digest != sha256:
             raise PolicyError(
                 f"{path.name}: changed after it was recorded in the manifest",
@@ -378,7 +267,7 @@ class ReleaseSigner:
             )
         signer = self._active()
         bundle = self._call(
-            lambda: self._checked(signer.sign_artifact(_hashed(digest))),
+            lambda: self._checked(signer.sign_artifact(hashed_sha256(digest))),
             f"Sigstore signing of {path.name}",
         )
         verify_bundle(
@@ -420,7 +309,7 @@ class ReleaseSigner:
         """Write ``<dist>.publish.attestation`` (PEP 740) for a distribution, verified first."""
         from pypi_attestations import Attestation
 
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         dist = pep740_distribution(path.name, digest)
         signer = self._pep740()
         attestation = self._call(
@@ -448,7 +337,7 @@ class ReleaseSigner:
         try:
             self._verify_pep740(attestation.read_bytes(), dist_name, digest, what=attestation.name)
         except PolicyError as e:
-            log.info("%s: re-signing (%s)", attestation.name, _first_line(e))
+            log.info("%s: re-signing (%s)", attestation.name, first_line(e))
             return False
         return True
 
@@ -468,7 +357,7 @@ class ReleaseSigner:
         try:
             parsed = dsse.Statement(raw)
         except SigstoreError as e:
-            raise InputError(f"{what}: not an in-toto statement: {_first_line(e)}") from None
+            raise InputError(f"{what}: not an in-toto statement: {first_line(e)}") from None
         signer = self._active()
         bundle = self._call(lambda: self._checked(signer.sign_dsse(parsed)), f"signing {what}")
         verify_bundle(
@@ -499,7 +388,7 @@ class ReleaseSigner:
                 policy=self.policy,
             )
         except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
-            log.info("%s: re-signing (%s)", bundle_path.name, _first_line(e))
+            log.info("%s: re-signing (%s)", bundle_path.name, first_line(e))
             return False
         return True
 
@@ -885,7 +774,7 @@ def _manifest_subjects(manifest: Manifest) -> list[_Subject]:
         path = manifest.resolve(art)
         if not path.is_file():
             raise InputError(f"{path}: recorded in the manifest but missing", hint="re-run build")
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         if digest != art.sha256:
             raise PolicyError(
                 f"{path.name}: sha256 {digest[:16]}... differs from the manifest's "
@@ -970,7 +859,7 @@ def pep740_distribution(name: str, sha256: str) -> Any:
     except ValueError as e:
         raise InputError(
             f"{name}: not a valid sdist or wheel file name, so no PEP 740 attestation can name "
-            f"it: {_first_line(e)}",
+            f"it: {first_line(e)}",
             hint="rebuild with a standard build backend",
         ) from None
 
@@ -1024,7 +913,7 @@ def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any],
             if kept == statement:  # same subjects, predicate type and predicate
                 return
         except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
-            log.info("%s: re-signing (%s)", out.name, _first_line(e))
+            log.info("%s: re-signing (%s)", out.name, first_line(e))
     bundle_json = signer.sign_statement(statement, what=what)
     write_text_atomic(out, json.dumps(json.loads(bundle_json), separators=(",", ":")) + "\n")
 
@@ -1044,7 +933,7 @@ def _sign_provenance(
         tag=project.tag,
         tool_version=__version__,
     )
-    out = dist_dir / f"{project.dist_name}-{project.version}{PROVENANCE_SUFFIX}"
+    out = dist_dir / f"{project.dist_name}-{project.version}{ATTESTATION_SUFFIX}"
     _sign_dsse_file(signer, out, statement, "SLSA provenance")
     return out, "provenance", AttestationRecord(out.name, provenance.SLSA_PROVENANCE_V1, subjects)
 
@@ -1072,10 +961,5 @@ def _sign_sbom_attestation(
 # --------------------------------------------------------------------------- helpers
 
 
-def _first_line(exc: BaseException) -> str:
-    text = gha.redact(str(exc)).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"

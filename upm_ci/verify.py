@@ -23,7 +23,6 @@ shared among forked processes (:func:`bundle_processes`).
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import logging
@@ -40,20 +39,38 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from upm_ci.config import GITHUB_ISSUER, normalize_fingerprint
-from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.identity import workflow_identity
+from upm_ci.config import normalize_fingerprint
+from upm_ci.errors import InputError, PolicyError
+from upm_ci.layout import (
+    ATTESTATION_SUFFIX,
+    BUNDLE_SUFFIX,
+    CHECKSUMS,
+    GPG_KEY_SUFFIX,
+    GPG_SIG_SUFFIX,
+    PEP740_SUFFIX,
+)
 from upm_ci.manifest import Manifest, sha256_file, write_json_atomic
-from upm_ci.provenance import CYCLONEDX_BOM, STATEMENT_TYPE
+from upm_ci.provenance import (
+    CYCLONEDX_BOM,
+    IN_TOTO_PAYLOAD_TYPE,
+    STATEMENT_TYPE,
+    statement_subjects,
+)
 from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
 from upm_ci.release_download import DownloadLimits, download_release
 from upm_ci.retry import describe
+from upm_ci.sigstore_trust import (
+    IdentityPolicy,
+    load_trusted_root,
+    log_entry_json,
+    make_verifier,
+    run_sigstore_check,
+    verify_pep740,
+)
 
 if TYPE_CHECKING:
-    from cryptography.x509 import Certificate
-    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.models import Bundle
     from sigstore.verify import Verifier
-    from sigstore.verify.policy import VerificationPolicy
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -62,243 +79,8 @@ _T = TypeVar("_T")
 __all__ = ["DownloadLimits", "download_release"]
 
 SCHEMA = "upm-release/verify-report/v1"
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-
-BUNDLE_SUFFIX = ".sigstore.json"
-ATTESTATION_SUFFIX = ".intoto.jsonl"
-PEP740_SUFFIX = ".publish.attestation"
-PYPI_PUBLISH_V1 = "https://docs.pypi.org/attestations/publish/v1"
-GPG_KEY_SUFFIX = ".pub.asc"
-GPG_SIG_SUFFIX = ".asc"
-CHECKSUMS = "SHA256SUMS"
 
 PASS, FAIL, WARN = "pass", "fail", "warn"
-
-
-# --------------------------------------------------------------------------- identity policy
-
-
-@dataclass(frozen=True)
-class IdentityPolicy:
-    """Who must have signed: certificate identity + issuer, optionally pinned GitHub claims.
-
-    ``identity`` may contain ``*`` (e.g. ``...release.yml@refs/tags/*``: any tag); then
-    it is matched as a glob against the certificate's SANs. ``alternatives`` are identities
-    also accepted in its place (e.g. upm-release's reusable workflow); the repository, ref
-    and trigger pins apply whichever identity signed.
-    """
-
-    identity: str
-    issuer: str = GITHUB_ISSUER
-    repository: str = ""
-    ref: str = ""
-    trigger: str = ""
-    alternatives: tuple[str, ...] = ()
-
-    @classmethod
-    def for_release(
-        cls,
-        repository: str,
-        ref: str,
-        *,
-        workflow: str = ".github/workflows/release.yml",
-        trigger: str = "",
-        issuer: str = GITHUB_ISSUER,
-    ) -> IdentityPolicy:
-        """The release workflow of ``repository`` at ``ref`` (a tag name or a full ref)."""
-        full_ref = normalize_ref(ref)
-        return cls(
-            identity=workflow_identity(repository, workflow, full_ref),
-            issuer=issuer,
-            repository=repository,
-            ref=full_ref,
-            trigger=trigger,
-        )
-
-    def sigstore_policy(self) -> VerificationPolicy:
-        """The sigstore-python policy that checks all of this."""
-        from sigstore.verify import policy
-
-        identities: list[policy.VerificationPolicy] = [
-            _IdentityGlob(identity, self.issuer)
-            if "*" in identity
-            else policy.Identity(identity=identity, issuer=self.issuer)
-            for identity in (self.identity, *self.alternatives)
-        ]
-        checks: list[policy.VerificationPolicy] = (
-            identities[:1] if len(identities) == 1 else [policy.AnyOf(identities)]
-        )
-        if self.repository:
-            checks.append(policy.GitHubWorkflowRepository(self.repository))
-        if self.ref:
-            checks.append(policy.GitHubWorkflowRef(self.ref))
-        if self.trigger:
-            checks.append(policy.GitHubWorkflowTrigger(self.trigger))
-        return policy.AllOf(checks)
-
-    def describe(self) -> dict[str, str]:
-        return {
-            k: ", ".join(v) if isinstance(v, (tuple, list)) else v
-            for k, v in asdict(self).items()
-            if v
-        }
-
-
-def normalize_ref(ref: str) -> str:
-    """``v1.2.0`` -> ``refs/tags/v1.2.0``; full refs stay as they are."""
-    return ref if ref.startswith("refs/") else f"refs/tags/{ref}"
-
-
-class _IdentityGlob:
-    """Like ``policy.Identity`` but the identity is a glob (``fnmatchcase``)."""
-
-    def __init__(self, pattern: str, issuer: str) -> None:
-        self._pattern = pattern
-        self._issuer = issuer
-
-    def verify(self, cert: Certificate) -> None:
-        from sigstore.errors import VerificationError
-        from sigstore.verify import policy
-
-        policy.OIDCIssuer(self._issuer).verify(cert)
-        sans = certificate_identities(cert)
-        if not any(fnmatch.fnmatchcase(san, self._pattern) for san in sans):
-            raise VerificationError(
-                f"Certificate's SANs do not match {self._pattern}; actual SANs: {sorted(sans)}"
-            )
-
-
-def certificate_identities(cert: Certificate) -> set[str]:
-    """The URI and e-mail SANs of a signing certificate."""
-    from cryptography import x509
-
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return set()
-    return set(san.get_values_for_type(x509.UniformResourceIdentifier)) | set(
-        san.get_values_for_type(x509.RFC822Name)
-    )
-
-
-def certificate_issuer(cert: Certificate) -> str:
-    """The OIDC issuer Fulcio recorded in the certificate (v2 extension, else v1)."""
-    from cryptography import x509
-    from cryptography.hazmat import asn1
-
-    v2, v1 = (x509.ObjectIdentifier(f"1.3.6.1.4.1.57264.1.{n}") for n in (8, 1))
-    for oid in (v2, v1):
-        try:
-            raw = cert.extensions.get_extension_for_oid(oid).value.public_bytes()
-        except x509.ExtensionNotFound:
-            continue
-        if oid == v2:
-            return str(asn1.decode_der(str, raw))
-        return raw.decode("utf-8", "replace")
-    return ""
-
-
-# --------------------------------------------------------------------------- verifier
-
-
-def load_trusted_root(trust_config: Path | None, *, offline: bool) -> TrustedRoot:
-    """The trust root from a ClientTrustConfig file, else Sigstore production via TUF."""
-    from sigstore.models import ClientTrustConfig
-
-    if trust_config is not None:
-        try:
-            text = trust_config.read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(
-                f"{trust_config}: cannot read the trust config: {e.strerror}"
-            ) from None
-        try:
-            return ClientTrustConfig.from_json(text).trusted_root
-        except Exception as e:  # noqa: BLE001 - pydantic/json/protobuf errors all mean "malformed"
-            raise InputError(
-                f"{trust_config}: not a Sigstore ClientTrustConfig: {describe(e)}",
-                hint="pass the file `sigstore` accepts as --trust-config",
-            ) from None
-    try:
-        return ClientTrustConfig.production(offline=offline).trusted_root
-    except Exception as e:  # noqa: BLE001 - TUF raises many kinds
-        raise ServiceError(
-            f"Sigstore trust root could not be loaded from TUF: {describe(e)}",
-            hint="pass --trust-config FILE, or --offline to use the cached root",
-        ) from None
-
-
-def make_verifier(trusted_root: TrustedRoot) -> Verifier:
-    """One verifier for a whole release: sigstore-python's own, on ``trusted_root``."""
-    from sigstore.verify import Verifier
-
-    return Verifier(trusted_root=trusted_root)
-
-
-def log_entry_json(bundle: Bundle) -> dict[str, Any]:
-    """The bundle's (first) transparency log entry as JSON: sigstore-python exposes its
-    log index, kind and proofs through no public attribute, so they are read from the
-    bundle's public JSON form (camelCase, as the Sigstore bundle format writes it)."""
-    entries = json.loads(bundle.to_json()).get("verificationMaterial", {}).get("tlogEntries")
-    entry = entries[0] if isinstance(entries, list) and entries else {}
-    return entry if isinstance(entry, dict) else {}
-
-
-# --------------------------------------------------------------------------- PEP 740
-
-
-def verify_pep740(
-    raw: bytes,
-    dist_name: str,
-    dist_sha256: str,
-    *,
-    verifier: Verifier,
-    policy: VerificationPolicy,
-) -> str:
-    """Verify a PEP 740 publish attestation (``<dist>.publish.attestation``) of one file.
-
-    pypi-attestations' ``Attestation.verify`` only chooses between Sigstore production and
-    staging, so a private or local trust root cannot be used with it. This runs the same
-    checks with ``verifier`` (and its trust root): the DSSE envelope of the attestation's
-    Sigstore bundle under ``policy``, then an in-toto statement with exactly one subject that
-    is this file, by name and sha256, and the PyPI publish predicate. Returns a one-line
-    summary; any failure is a PolicyError with the reason.
-    """
-    from pypi_attestations import Attestation
-    from sigstore.errors import VerificationError
-
-    try:
-        bundle = Attestation.model_validate_json(raw).to_bundle()
-    except Exception as e:  # noqa: BLE001 - pydantic, base64, X.509, log entry: all "malformed"
-        raise PolicyError(f"not a PEP 740 attestation: {describe(e)}") from None
-    try:
-        payload_type, payload = verifier.verify_dsse(bundle, policy)
-    except VerificationError as e:
-        raise PolicyError(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
-        raise PolicyError(f"could not be verified: {describe(e)}") from None
-    if payload_type != IN_TOTO_PAYLOAD_TYPE:
-        raise PolicyError(f"payload type {payload_type!r}, not in-toto")
-    try:
-        statement = json.loads(payload)
-    except ValueError as e:
-        raise PolicyError(f"payload is not JSON: {e}") from None
-    if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
-        raise PolicyError(f"not an in-toto {STATEMENT_TYPE} statement")
-    subjects = _subjects(statement.get("subject"))
-    if subjects is None or len(subjects) != 1:
-        raise PolicyError("the statement must have exactly one well-formed subject")
-    ((name, digest),) = subjects.items()
-    if name != dist_name:
-        raise PolicyError(f"attests {name}, not {dist_name}")
-    if digest != dist_sha256:
-        raise PolicyError(f"subject sha256 {digest[:12]}... != {dist_name} {dist_sha256[:12]}...")
-    if statement.get("predicateType") != PYPI_PUBLISH_V1:
-        raise PolicyError(
-            f"predicateType {statement.get('predicateType')!r}, not {PYPI_PUBLISH_V1}"
-        )
-    index = log_entry_json(bundle).get("logIndex", "?")
-    return f"PEP 740 publish attestation verified (Rekor log index {index})"
 
 
 # --------------------------------------------------------------------------- report
@@ -566,19 +348,6 @@ def _kind(name: str) -> str:
     return "file"
 
 
-def run_sigstore_check(fn: Callable[[], object]) -> str:
-    """Run a sigstore verification; '' on success, else the reason (fail closed)."""
-    from sigstore.errors import VerificationError
-
-    try:
-        fn()
-    except VerificationError as e:
-        return str(e)
-    except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
-        return f"could not be verified: {describe(e)}"
-    return ""
-
-
 class _Run:
     """State of one verification: files, digests, entries, the shared verifier."""
 
@@ -766,7 +535,7 @@ class _Run:
 
     def check_statement(self, entry: ArtifactReport, statement: dict[str, Any]) -> None:
         predicate_type = statement.get("predicateType")
-        subjects = _subjects(statement.get("subject"))
+        subjects = statement_subjects(statement.get("subject"))
         if subjects is None:
             entry.add("statement", FAIL, "subject list is missing or malformed")
             return
@@ -985,20 +754,6 @@ class _Run:
                 )
             else:
                 entry.add("manifest", PASS, f"matches the manifest ({artifact.kind})")
-
-
-def _subjects(raw: Any) -> dict[str, str] | None:
-    if not isinstance(raw, list):
-        return None
-    out: dict[str, str] = {}
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("digest"), dict):
-            return None
-        name, digest = item.get("name"), item["digest"].get("sha256")
-        if not isinstance(name, str) or not isinstance(digest, str) or name in out:
-            return None
-        out[name] = digest.lower()
-    return out
 
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")

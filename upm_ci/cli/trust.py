@@ -52,7 +52,7 @@ def command(
     files and bad signatures are blocked. Exit 0 only when every FILE is accepted.
     """
     from upm_ci import trust
-    from upm_ci.verify import load_trusted_root, make_verifier
+    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
 
     proj = maybe_project(project)
     repo = repository or (proj.repository if proj else "")

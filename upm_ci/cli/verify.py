@@ -34,7 +34,8 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.verify import ArtifactReport, IdentityPolicy, VerifyReport
+    from upm_ci.sigstore_trust import IdentityPolicy
+    from upm_ci.verify import ArtifactReport, VerifyReport
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -350,7 +351,7 @@ def _policy(
     refs), both only for that repository and tag.
     """
     from upm_ci.identity import UPM_RELEASE_IDENTITY
-    from upm_ci.verify import IdentityPolicy, normalize_ref
+    from upm_ci.sigstore_trust import IdentityPolicy, normalize_ref
 
     repo = (
         repository

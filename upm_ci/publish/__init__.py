@@ -346,7 +346,7 @@ def _pypi_target(settings: PublishSettings) -> IndexTarget:
 
 def recorded_attestations(manifest: Manifest) -> dict[str, Path]:
     """Distribution name -> its PEP 740 attestation, as the manifest records them."""
-    from upm_ci.verify import PEP740_SUFFIX
+    from upm_ci.layout import PEP740_SUFFIX
 
     return {
         a.name[: -len(PEP740_SUFFIX)]: manifest.resolve(a)

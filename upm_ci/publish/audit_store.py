@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from upm_ci.manifest import Manifest
-    from upm_ci.verify import ArtifactReport, IdentityPolicy
+    from upm_ci.sigstore_trust import IdentityPolicy
+    from upm_ci.verify import ArtifactReport
 
 log = logging.getLogger(__name__)
 
@@ -549,12 +550,8 @@ def verify_uploads(
     from sigstore.models import Bundle
     from sigstore_models.common.v1 import HashAlgorithm
 
-    from upm_ci.verify import (
-        ArtifactReport,
-        load_trusted_root,
-        make_verifier,
-        run_sigstore_check,
-    )
+    from upm_ci.sigstore_trust import load_trusted_root, make_verifier, run_sigstore_check
+    from upm_ci.verify import ArtifactReport
 
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
     expected = store.settings.kms_key
