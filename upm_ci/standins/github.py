@@ -81,11 +81,16 @@ from upm_ci.standins._server import (
     standin_parser,
     write_atomically,
 )
-from upm_ci.standins.github_http import (
-    DEFAULT_FAULT_KINDS,
-    FAULT_KINDS,
+from upm_ci.standins.faults import (
     FaultPlan,
     FaultRule,
+    add_fault_options,
+    check_kinds,
+    fault_kwargs,
+)
+from upm_ci.standins.github_http import (
+    GITHUB_DEFAULT_FAULT_KINDS,
+    GITHUB_FAULT_KINDS,
     GitHubService,
     RequestRecord,
     make_server,
@@ -93,8 +98,8 @@ from upm_ci.standins.github_http import (
 from upm_ci.standins.github_model import ApiError, GitHubState, Release, Repo
 
 __all__ = [
-    "DEFAULT_FAULT_KINDS",
-    "FAULT_KINDS",
+    "GITHUB_DEFAULT_FAULT_KINDS",
+    "GITHUB_FAULT_KINDS",
     "FaultRule",
     "GitHubStandIn",
     "RequestRecord",
@@ -122,19 +127,21 @@ class GitHubStandIn(ThreadedStandIn):
         port: int = 0,
         fault_rate: float = 0.0,
         fault_seed: int = 0,
-        fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
+        fault_kinds: Sequence[str] = GITHUB_DEFAULT_FAULT_KINDS,
         retry_after: int = 1,
         latency: float = 0.0,
     ) -> None:
         """``token``: one token (acting as ``login``) or a mapping token → login.
 
         ``fault_rate`` is the fraction of API requests that fail with one of ``fault_kinds``;
-        which ones depends only on ``fault_seed`` and the requests themselves.
+        which ones depends only on ``fault_seed`` and the requests themselves
+        (:class:`~upm_ci.standins.faults.FaultPlan`; counts in ``self.faults.injected``).
         ``retry_after`` is the ``Retry-After`` sent with 429/403 rate limits; ``latency``
         is added to every request (seconds).
         """
         super().__init__(host=host, port=port)
         tokens = {token: login} if isinstance(token, str) else dict(token)
+        check_kinds(fault_kinds, GITHUB_FAULT_KINDS, self.label)
         self.state = GitHubState()
         self.service = GitHubService(
             self.state,
@@ -145,6 +152,11 @@ class GitHubStandIn(ThreadedStandIn):
             latency=latency,
         )
         self.token = next(iter(tokens), "")
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan: seeded faults, armed rules, and what was injected."""
+        return self.service.faults
 
     def _make_server(self) -> ThreadingHTTPServer:
         return make_server(self._host, self._port, self.service)
@@ -521,8 +533,9 @@ class GitHubStandIn(ThreadedStandIn):
 
         Kinds: 5xx/500/502/503, 429, secondary (403 + Retry-After), primary (403, remaining 0),
         reset (drop the connection; on an upload, after half the body, leaving a ``starter``
-        asset), reset_after (handle the request, then drop the response).
+        asset), reset_after (handle the request, then drop the response), slow.
         """
+        check_kinds([kind], GITHUB_FAULT_KINDS, self.label)
         return self.service.faults.add_rule(
             FaultRule(kind=kind, method=method, path_regex=path_regex, count=count, skip=skip)
         )
@@ -612,9 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", help="seed JSON file (format: module docstring)")
     parser.add_argument("--dump-on-exit", help="write state and request log here on exit")
-    parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--fault-seed", type=int, default=0)
-    parser.add_argument("--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS))
+    add_fault_options(parser, GITHUB_DEFAULT_FAULT_KINDS)
     parser.add_argument("--retry-after", type=int, default=1)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     return parser
@@ -627,9 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens,
         host=args.host,
         port=args.port,
-        fault_rate=args.fault_rate,
-        fault_seed=args.fault_seed,
-        fault_kinds=[k for k in args.fault_kinds.split(",") if k],
+        **fault_kwargs(args),
         retry_after=args.retry_after,
         latency=args.latency,
     )

@@ -9,7 +9,6 @@ really does: 5xx, 429 and 403 secondary rate limits with ``Retry-After``, droppe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -22,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from upm_ci.standins.faults import FAULT_KINDS, FaultPlan, FaultRule, check_kinds
 from upm_ci.standins.github_model import (
     ApiError,
     Asset,
@@ -32,8 +32,10 @@ from upm_ci.standins.github_model import (
 )
 from upm_ci.standins.github_render import Renderer
 
-FAULT_KINDS = ("5xx", "500", "502", "503", "429", "secondary", "primary", "reset", "reset_after")
-DEFAULT_FAULT_KINDS = ("5xx", "429", "secondary", "reset")
+#: What the GitHub stand-in injects: every kind of the fault plan.
+GITHUB_FAULT_KINDS = FAULT_KINDS
+#: What ``fault_rate`` draws from by default: the faults GitHub's edge gives most.
+GITHUB_DEFAULT_FAULT_KINDS = ("5xx", "429", "secondary", "reset")
 SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
     " If you reach out to GitHub Support for help, please include the request ID."
@@ -54,80 +56,6 @@ class RequestRecord:
     status: int
     fault: str | None = None
     login: str | None = None
-
-
-@dataclass
-class FaultRule:
-    """A one-shot (or n-shot) fault that tests arm deterministically."""
-
-    kind: str
-    method: str | None = None
-    path_regex: str | None = None
-    count: int = 1
-    skip: int = 0
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path_regex is None or re.search(self.path_regex, path) is not None
-
-
-@dataclass
-class FaultPlan:
-    """Random faults that depend only on (seed, method, path, n-th time seen), plus rules.
-
-    Hashing the request's identity instead of drawing from one RNG keeps a seeded run
-    reproducible even when a client sends requests from several threads at once.
-    """
-
-    rate: float = 0.0
-    seed: int = 0
-    kinds: Sequence[str] = DEFAULT_FAULT_KINDS
-    retry_after: int = 1
-    rules: list[FaultRule] = field(default_factory=list)
-    seen: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        unknown = [kind for kind in self.kinds if kind not in FAULT_KINDS]
-        if unknown:
-            raise ValueError(f"unknown fault kinds {unknown}; known: {FAULT_KINDS}")
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError("fault_rate must be between 0 and 1")
-
-    def add_rule(self, rule: FaultRule) -> FaultRule:
-        if rule.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {rule.kind!r}; known: {FAULT_KINDS}")
-        with self.lock:
-            self.rules.append(rule)
-        return rule
-
-    def decide(self, method: str, path: str) -> str | None:
-        with self.lock:
-            for rule in self.rules:
-                if rule.count > 0 and rule.matches(method, path):
-                    if rule.skip > 0:
-                        rule.skip -= 1
-                        continue
-                    rule.count -= 1
-                    return self._concrete(rule.kind, f"rule:{method} {path}:{rule.count}")
-            if self.rate <= 0 or not self.kinds:
-                return None
-            key = f"{method} {path}"
-            nth = self.seen.get(key, 0)
-            self.seen[key] = nth + 1
-        digest = hashlib.sha256(f"{self.seed}|{key}|{nth}".encode()).digest()
-        draw = int.from_bytes(digest[:7], "big") / float(1 << 56)
-        if draw >= self.rate:
-            return None
-        kind = self.kinds[int.from_bytes(digest[7:11], "big") % len(self.kinds)]
-        return self._concrete(kind, digest.hex())
-
-    @staticmethod
-    def _concrete(kind: str, salt: str) -> str:
-        if kind != "5xx":
-            return kind
-        return ("500", "502", "503")[int(hashlib.sha256(salt.encode()).hexdigest()[:4], 16) % 3]
 
 
 @dataclass
@@ -794,6 +722,9 @@ class GitHubRequestHandler(BaseHTTPRequestHandler):
         record = RequestRecord(method, self.path, 0, None, login)
         fault = service.faults.decide(method, self.path)
         record.fault = fault
+        if fault == "slow":
+            time.sleep(service.faults.slow_seconds)
+            fault = None
         upload_match = UPLOAD_PATH.match(path) if method == "POST" else None
         api_path = path.removeprefix("/api/v3") or "/"
 
@@ -857,7 +788,9 @@ class GitHubRequestHandler(BaseHTTPRequestHandler):
         if path == "/_standin/inject" and method == "POST":
             try:
                 doc = json.loads(body or b"{}")
-                service.faults.add_rule(FaultRule(**doc))
+                rule = FaultRule(**doc)
+                check_kinds([rule.kind], GITHUB_FAULT_KINDS, "GitHub")
+                service.faults.add_rule(rule)
             except (ValueError, TypeError) as exc:
                 return Response.json(400, {"message": str(exc)})
             return Response.json(201, doc)
