@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
@@ -38,6 +39,9 @@ from upm_ci.child_env import project_env
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
+
+if TYPE_CHECKING:
+    from upm_ci.image.build import ImageOutcome
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class BuildResult:
     reproducible_checked: bool
     smoke_tested: bool
     removed: tuple[str, ...]
+    #: The container image step (None: the caller did not ask for it).
+    image: ImageOutcome | None = None
 
 
 # --- release identity -------------------------------------------------------------------------
@@ -174,6 +180,8 @@ BUILD_OUTPUT_SUFFIXES = (
 
 
 def _is_build_output(path: Path) -> bool:
+    if path.name in ("oci-image", ".oci-image.tmp") and path.is_dir() and not path.is_symlink():
+        return True  # the image's OCI layout (upm_ci.image.build)
     return (
         not path.is_symlink()
         and path.is_file()
@@ -473,6 +481,7 @@ def build_release(
     check_reproducible: bool,
     tag: str | None,
     smoke: bool = True,
+    image_base: str | None = None,
 ) -> BuildResult:
     """Clean, build, check and checksum the release; record it in ``manifest`` and save it."""
     tag = resolve_tag(project, tag)
@@ -512,9 +521,22 @@ def build_release(
     sdist_art = manifest.add_file(final[0], "sdist")
     wheel_art = manifest.add_file(final[1], "wheel")
     sums_art = manifest.add_file(sums_path, "checksums")
+    from upm_ci.image.build import build_image
+
+    image = build_image(
+        project,
+        manifest,
+        dist_dir=dist_dir,
+        wheel=final[1],
+        version=version,
+        commit=manifest.project.commit or info.commit,
+        epoch=epoch,
+        base_image=image_base,
+    )
     manifest.record_phase(
         "build",
         "pass",
+        image=image.summary(),
         tag=tag,
         source_date_epoch=epoch,
         reproducible_checked=check_reproducible,
@@ -533,4 +555,5 @@ def build_release(
         reproducible_checked=check_reproducible,
         smoke_tested=smoke,
         removed=tuple(removed),
+        image=image,
     )

@@ -21,6 +21,13 @@ from upm_ci.tables import markdown_table, table
     help="Build twice and fail on any byte difference [default: config check-reproducible].",
 )
 @option("--no-smoke-test", env="NO_SMOKE_TEST", is_flag=True, help="Skip the install smoke test.")
+@option(
+    "--image-base",
+    env="IMAGE_BASE",
+    default=None,
+    help="Base image for the Dockerfile's BASE_IMAGE build arg (when `image` is configured); "
+    "e.g. one made by `python -m upm_ci.standins.base_image`.",
+)
 def command(
     project: Path,
     manifest: Path,
@@ -28,11 +35,15 @@ def command(
     tag: str | None,
     check_reproducible: bool | None,
     no_smoke_test: bool,
+    image_base: str | None,
 ) -> int:
     """Build the sdist and the wheel (from the sdist) reproducibly, check and checksum them.
 
     Exit 2 when the project does not build (the build's last lines are shown); exit 1 when an
     artifact is wrong: metadata not matching the tag, twine check, smoke test, reproducibility.
+    With `image` configured the Dockerfile is built too (OCI layout under <dist>/oci-image/):
+    exit 2 when the Dockerfile is missing, exit 1 when it fails; with no Docker engine the
+    image is reported as skipped.
     """
     from upm_ci.build import build_release, release_info
     from upm_ci.manifest import Manifest
@@ -49,9 +60,13 @@ def command(
         ),
         tag=tag,
         smoke=not no_smoke_test,
+        image_base=image_base,
     )
     artifacts = [result.sdist, result.wheel, result.sha256sums]
     rows = [[a.name, str(a.size), a.sha256] for a in artifacts]
+    image = result.image
+    if image is not None and image.record is not None:
+        rows.append([image.record.ref, "image", image.record.digest])
     echo(table(["name", "size", "sha256"], rows))
     checks = [
         f"version {result.version} matches tag `{result.tag}`",
@@ -61,7 +76,11 @@ def command(
         if result.reproducible_checked
         else "reproducibility not checked",
     ]
+    if image is not None and proj.config.image:
+        checks.append(image.summary())
     echo("; ".join(checks))
+    if image is not None and image.record is not None:
+        gha.set_output("image-digest", image.record.digest)
     gha.set_output("wheel", str(man.resolve(result.wheel)))
     gha.set_output("sdist", str(man.resolve(result.sdist)))
     gha.set_output("sha256sums", result.sums_text.rstrip("\n"))

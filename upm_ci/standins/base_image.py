@@ -40,6 +40,22 @@ from upm_ci.image.engine import docker, engine_problem, image_exists
 DEFAULT_NAME = "upm-base/python:3.11-slim"
 #: Parts of the standard library a slim image does without.
 SKIP_STDLIB = frozenset({"test", "idlelib", "tkinter", "turtledemo", "__pycache__", "ensurepip"})
+#: Shell tools a Dockerfile's RUN lines commonly use (coreutils, grep, sed).
+TOOLS = (
+    "rm",
+    "cp",
+    "mv",
+    "mkdir",
+    "ls",
+    "cat",
+    "ln",
+    "chmod",
+    "chown",
+    "head",
+    "env",
+    "grep",
+    "sed",
+)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = (
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
@@ -152,11 +168,12 @@ def write_rootfs(out: Path) -> list[str]:
     stdlib = Path(f"/usr/lib/python{ver}")
     dynload = sorted((stdlib / "lib-dynload").glob("*.so"))
     dash = Path("/usr/bin/dash")
-    libs = _ldd([python, dash, *dynload])
+    tools = [Path(f"/usr/bin/{t}") for t in TOOLS if Path(f"/usr/bin/{t}").is_file()]
+    libs = _ldd([python, dash, *tools, *dynload])
     pip = importlib.metadata.distribution("pip")
     pip_root = Path(str(pip.locate_file("")))
     site = f"usr/local/lib/python{ver}/dist-packages"
-    owned = [python, dash, *libs, stdlib / "os.py", stdlib / "json" / "__init__.py"]
+    owned = [python, dash, *tools, *libs, stdlib / "os.py", stdlib / "json" / "__init__.py"]
     packages = _packages_of([*owned, *dynload])
     with tarfile.open(out, "w") as tar:
         for d in ("usr", "usr/bin", "usr/lib", "usr/lib64", "usr/sbin", "usr/local",
@@ -172,6 +189,8 @@ def write_rootfs(out: Path) -> list[str]:
         _add_link(tar, "usr/local/bin/python3", f"/usr/bin/python{ver}")
         tar.add(dash, "usr/bin/dash")
         _add_link(tar, "usr/bin/sh", "dash")
+        for tool in tools:
+            tar.add(tool.resolve(), f"usr/bin/{tool.name}")
         tar.add(stdlib, f"usr/lib/python{ver}", filter=_skip_caches)
         tar.add(f"/etc/python{ver}", f"etc/python{ver}")
         seen: set[str] = set()
