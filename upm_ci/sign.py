@@ -37,8 +37,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import tempfile
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from upm_ci import __version__, gha, identity, provenance
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
+from upm_ci.gpg import GpgSigner
 from upm_ci.layout import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -391,154 +390,6 @@ class ReleaseSigner:
             log.info("%s: re-signing (%s)", bundle_path.name, first_line(e))
             return False
         return True
-
-
-# --------------------------------------------------------------------------- GPG
-
-
-class GpgSigner:
-    """A throw-away GNUPGHOME holding the release key; removed on exit.
-
-    The passphrase goes to gpg on stdin (``--passphrase-fd 0``), never on the command line.
-    """
-
-    def __init__(self, private_key: str, passphrase: str | None) -> None:
-        gha.mask(private_key)
-        if passphrase:
-            gha.mask(passphrase)
-        self._key = private_key
-        self._passphrase = passphrase or ""
-        self._home: Path | None = None
-        self.fingerprint = ""
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> GpgSigner:
-        if shutil.which("gpg") is None:
-            raise InputError("--gpg-key given but gpg is not installed", hint="install gnupg")
-        key_text = self._read_key()
-        self._home = Path(tempfile.mkdtemp(prefix="upm-gnupg-"))
-        try:
-            os.chmod(self._home, 0o700)
-            key_file = self._home / "release-key.asc"
-            key_file.write_text(key_text, encoding="utf-8")
-            os.chmod(key_file, 0o600)
-            self._gpg("--import", str(key_file), what="--gpg-key: import")
-            key_file.unlink()
-            listing = self._gpg("--with-colons", "--list-secret-keys", what="--gpg-key")
-            fprs = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
-            if not fprs:
-                raise InputError(
-                    "--gpg-key: holds no secret key", hint="export it with --export-secret-keys"
-                )
-            self.fingerprint = fprs[0]
-            probe = self._home / "probe"
-            probe.write_bytes(b"upm-ci passphrase probe")
-            self._detach_sign(probe, self._home / "probe.asc", what="--gpg-passphrase")
-        except BaseException:
-            self._cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._cleanup()
-
-    def _read_key(self) -> str:
-        text = self._key.strip()
-        if "-----BEGIN PGP PRIVATE KEY BLOCK-----" in text:
-            return text + "\n"
-        path = Path(text)
-        try:
-            if len(text) < 4096 and path.is_file():
-                content = path.read_text(encoding="utf-8")
-                gha.mask(content)
-                if "-----BEGIN PGP PRIVATE KEY BLOCK-----" in content:
-                    return content
-        except (OSError, UnicodeDecodeError):
-            pass
-        raise InputError(
-            "--gpg-key (UPM_GPG_PRIVATE_KEY): neither an armored private key nor a readable file"
-            " holding one",
-            hint="pass the output of `gpg --armor --export-secret-keys KEYID`",
-        )
-
-    def _gpg(self, *args: str, what: str, passphrase: bool = False) -> str:
-        assert self._home is not None
-        cmd = ["gpg", "--homedir", str(self._home), "--batch", "--yes", "--no-tty"]
-        if passphrase:
-            cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", "0"]
-        proc = subprocess.run(
-            [*cmd, *args],
-            input=(self._passphrase + "\n") if passphrase else "",
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            lines = [x for x in gha.redact(proc.stderr).splitlines() if x.strip()]
-            detail = lines[-1] if lines else f"exit {proc.returncode}"
-            raise InputError(f"{what}: gpg failed: {detail}")
-        return proc.stdout
-
-    def _detach_sign(self, path: Path, out: Path, *, what: str) -> None:
-        tmp = out.with_name(f".{out.name}.tmp")
-        try:
-            self._gpg(
-                "--local-user",
-                self.fingerprint,
-                "--armor",
-                "--detach-sign",
-                "--output",
-                str(tmp),
-                str(path),
-                what=what,
-                passphrase=True,
-            )
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def sign(self, path: Path) -> Path:
-        """Write ``<path>.asc`` (detached, armored) and return it."""
-        out = path.with_name(path.name + ".asc")
-        with self._lock:
-            self._detach_sign(path, out, what=f"gpg signing of {path.name}")
-        return out
-
-    def verifies(self, signature: Path, path: Path) -> bool:
-        """True if ``signature`` is this key's valid signature of ``path`` (resume)."""
-        if not signature.is_file():
-            return False
-        try:
-            status = self._gpg(
-                "--status-fd", "1", "--verify", str(signature), str(path), what="gpg"
-            )
-        except InputError:
-            return False
-        return f"VALIDSIG {self.fingerprint}" in status
-
-    def export_public(self, out: Path) -> Path:
-        write_text_atomic(
-            out, self._gpg("--armor", "--export", self.fingerprint, what="gpg export")
-        )
-        return out
-
-    def _cleanup(self) -> None:
-        home, self._home = self._home, None
-        if home is None:
-            return
-        with contextlib.suppress(OSError):
-            subprocess.run(
-                ["gpgconf", "--homedir", str(home), "--kill", "all"],
-                capture_output=True,
-                check=False,
-                timeout=10,
-            )
-        shutil.rmtree(home, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the phase

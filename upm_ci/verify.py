@@ -29,18 +29,16 @@ import logging
 import os
 import pickle
 import re
-import shutil
 import stat
-import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from upm_ci.config import normalize_fingerprint
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.gpg import verify_signatures
 from upm_ci.layout import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -729,7 +727,10 @@ class _Run:
             }
         else:
             pairs = [(self.files[n], self.files.get(n[: -len(GPG_SIG_SUFFIX)])) for n in signatures]
-            outcomes = _gpg_verify_all(keys, pairs, fingerprint)
+            outcomes = {
+                n: (PASS if ok else FAIL, reason)
+                for n, (ok, reason) in verify_signatures(keys, pairs, fingerprint).items()
+            }
         for name, (status, reason) in outcomes.items():
             self.entry(name).add("gpg", status, reason)
             subject = name[: -len(GPG_SIG_SUFFIX)]
@@ -791,61 +792,3 @@ def _sbom_subject_digests(name: str, document: dict[str, Any]) -> list[str]:
                 if c.get("algorithm") == "SHA256"
             ]
     return out
-
-
-def _gpg_verify_all(
-    keys: list[Path], pairs: Iterable[tuple[Path, Path | None]], fingerprint: str = ""
-) -> dict[str, tuple[str, str]]:
-    """``gpg --verify`` each (signature, file) in a throw-away GNUPGHOME holding only ``keys``.
-
-    A signature counts when it is good and made by one of the imported keys, or, with
-    ``fingerprint``, by that key only (primary or subkey fingerprint).
-    """
-    gpg = shutil.which("gpg")
-    pairs = list(pairs)
-    if gpg is None:
-        return {sig.name: (FAIL, "gpg is not installed: cannot check it") for sig, _ in pairs}
-    results: dict[str, tuple[str, str]] = {}
-    with tempfile.TemporaryDirectory(prefix="upm-gpg-") as home:
-        env = {**os.environ, "GNUPGHOME": home}
-        base = [gpg, "--batch", "--no-tty", "--no-autostart", "--status-fd", "1"]
-        imported = subprocess.run(
-            [*base, "--import", *map(str, keys)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        fingerprints = re.findall(r"IMPORT_OK \d+ ([0-9A-F]+)", imported.stdout)
-        if imported.returncode != 0 or not fingerprints:
-            reason = f"public key {', '.join(k.name for k in keys)} could not be imported"
-            return {sig.name: (FAIL, reason) for sig, _ in pairs}
-        accepted = [fingerprint] if fingerprint else fingerprints
-        for sig, subject in pairs:
-            if subject is None:
-                results[sig.name] = (FAIL, "signature of a file that is not in the release")
-                continue
-            done = subprocess.run(
-                [*base, "--verify", str(sig), str(subject)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            results[sig.name] = _gpg_outcome(done.returncode, done.stdout, accepted)
-    return results
-
-
-def _gpg_outcome(returncode: int, status: str, fingerprints: list[str]) -> tuple[str, str]:
-    valid = re.search(r"VALIDSIG ([0-9A-F]+) .* ([0-9A-F]+)$", status, re.M)
-    if returncode == 0 and valid and {valid.group(1), valid.group(2)} & set(fingerprints):
-        return PASS, f"good signature by {valid.group(2)[-16:]}"
-    if returncode == 0 and valid:
-        return FAIL, f"signed by {valid.group(2)[-16:]}, not by the pinned key"
-    if "BADSIG" in status:
-        return FAIL, "bad signature: the file is not what was signed"
-    if "NO_PUBKEY" in status or "ERRSIG" in status:
-        return FAIL, "signed by another key than the release key"
-    if "NODATA" in status or "BADARMOR" in status:
-        return FAIL, "not a valid OpenPGP signature (corrupted .asc)"
-    return FAIL, f"gpg --verify failed (exit {returncode})"
