@@ -1,0 +1,186 @@
+"""Sign phase for container images: a signature, SLSA provenance and the SBOM attestation.
+
+For every image of the manifest, with the release's signer and identity
+(:class:`upm_ci.sign.ReleaseSigner`, same token, same expected identity and pins):
+
+- ``<name>-<version>.image.sigstore.json``: a Sigstore bundle over the image manifest digest
+  (the bytes signed are the layout's manifest blob, whose sha256 *is* the digest);
+- ``<name>-<version>.image.intoto.jsonl``: SLSA v1 provenance (``provenance.slsa_provenance``)
+  with the image as subject ``{name: repository, digest: {sha256: hex}}``;
+- ``<name>-<version>.image.cdx.intoto.jsonl``: the image's CycloneDX SBOM as an in-toto
+  attestation bound to the digest. The SBOM must be of this image (its metadata names the
+  digest or the image ID): an SBOM of another image is refused (exit 1).
+
+``<name>`` is the repository path with ``/`` as ``-``. The bundles are written to the dist
+directory and recorded in ``ImageRecord.referrers`` (kind and file); publish stores them in
+the registry next to the image. They are not release assets: verify finds them in the
+registry. Every bundle is verified before it is recorded; a re-run keeps those that still
+verify for the digest (and, for attestations, the same statement).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from upm_ci import __version__, identity, provenance
+from upm_ci.errors import InputError, PolicyError
+from upm_ci.image.registry import layout_dir, parse_reference, read_layout
+from upm_ci.layout import check_plain_name
+from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest, write_text_atomic
+from upm_ci.project import Project
+from upm_ci.sign import ReleaseSigner
+from upm_ci.sigstore_trust import first_line, verify_bundle
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_SUFFIX = ".image.sigstore.json"
+PROVENANCE_SUFFIX = ".image.intoto.jsonl"
+SBOM_ATTESTATION_SUFFIX = ".image.cdx.intoto.jsonl"
+
+
+@dataclass
+class ImageSigned:
+    """One bundle made (or kept) for an image."""
+
+    image: str
+    kind: str  # an IMAGE_REFERRER_KINDS value
+    bundle: str
+    reused: bool = False
+
+
+def bundle_stem(record: ImageRecord, version: str) -> str:
+    image = parse_reference(record.repository or record.ref, where=f"images[{record.ref}]")
+    stem = f"{image.name.replace('/', '-')}-{version}"
+    check_plain_name(stem + SIGNATURE_SUFFIX, where=f"images[{record.ref}]")
+    return stem
+
+
+def image_subject(record: ImageRecord) -> dict[str, Any]:
+    """The in-toto subject of an image: its repository and manifest digest."""
+    image = parse_reference(record.repository or record.ref, where=f"images[{record.ref}]")
+    return provenance.subject(image.repository, record.digest.removeprefix("sha256:"))
+
+
+def sbom_names_image(bom: Any, record: ImageRecord) -> bool:
+    """True when a CycloneDX SBOM's metadata names this image (manifest digest or image ID)."""
+    if not isinstance(bom, dict):
+        return False
+    metadata = json.dumps(bom.get("metadata", {}))
+    names = [record.digest, record.image_id] if record.image_id else [record.digest]
+    return any(n and n in metadata for n in names)
+
+
+def image_sbom(manifest: Manifest, record: ImageRecord, dist_dir: Path) -> Path:
+    """The image's CycloneDX SBOM file (from ``sboms``/``sbom``), checked to be of this image."""
+    names = list(dict.fromkeys([*record.sboms, *([record.sbom] if record.sbom else [])]))
+    for name in names:
+        check_plain_name(name, where=f"images[{record.ref}].sboms")
+        artifact = manifest.artifact(name)
+        path = manifest.resolve(artifact) if artifact else Path(dist_dir) / name
+        if path.is_file() and provenance.is_cyclonedx(path):
+            bom = json.loads(path.read_text(encoding="utf-8"))
+            if not sbom_names_image(bom, record):
+                raise PolicyError(
+                    f"{path.name}: an SBOM of another image (its metadata names neither "
+                    f"{record.digest} nor the image ID)",
+                    hint="run upm-ci sbom on this release's image",
+                )
+            return path
+    raise InputError(
+        f"{manifest.path}: image {record.ref} has no CycloneDX SBOM", hint="run upm-ci sbom"
+    )
+
+
+def sign_images(
+    project: Project,
+    manifest: Manifest,
+    *,
+    dist_dir: Path,
+    identity_token: str,
+    trust_config: Path | None,
+    rekor_version: int | None,
+    expected: identity.ExpectedSigner,
+) -> list[ImageSigned]:
+    """Sign every image of the manifest (nothing when it has none); records referrers."""
+    if not manifest.images:
+        return []
+    dist_dir = Path(dist_dir).resolve()
+    claims = identity.decode_claims(identity_token)
+    plans = []
+    for record in manifest.images:  # every input checked before anything is signed
+        local = read_layout(layout_dir(manifest, record, dist_dir), record.digest)
+        plans.append((record, local, image_sbom(manifest, record, dist_dir)))
+    made: list[ImageSigned] = []
+    with ReleaseSigner(
+        identity_token,
+        expected_identity=expected.identity,
+        trust_config=trust_config,
+        rekor_version=rekor_version,
+        source_repository=expected.repository,
+        source_ref=expected.ref,
+    ) as signer:
+        for record, local, sbom in plans:
+            stem = bundle_stem(record, project.version)
+            hex_digest = record.digest.removeprefix("sha256:")
+            subject = image_subject(record)
+            signature = dist_dir / f"{stem}{SIGNATURE_SUFFIX}"
+            kept = signer.existing_bundle_verifies(signature, hex_digest)
+            if not kept:
+                signer.sign_file(local.manifest_path, signature, sha256=hex_digest)
+            made.append(ImageSigned(record.ref, "signature", signature.name, kept))
+            statement = provenance.slsa_provenance(
+                [subject],
+                claims,
+                server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+                tag=project.tag,
+                tool_version=__version__,
+            )
+            out = dist_dir / f"{stem}{PROVENANCE_SUFFIX}"
+            kept = _sign_statement(signer, out, statement, f"provenance of {record.ref}")
+            made.append(ImageSigned(record.ref, "provenance", out.name, kept))
+            statement = provenance.sbom_statement(sbom, subject["name"], hex_digest)
+            out = dist_dir / f"{stem}{SBOM_ATTESTATION_SUFFIX}"
+            kept = _sign_statement(signer, out, statement, f"SBOM attestation of {record.ref}")
+            made.append(ImageSigned(record.ref, "sbom-attestation", out.name, kept))
+    for record in manifest.images:
+        old = {r.bundle: r.digest for r in record.referrers}
+        record.referrers = [
+            ImageReferrer(
+                kind=m.kind, bundle=m.bundle, digest=old.get(m.bundle, "") if m.reused else ""
+            )
+            for m in made
+            if m.image == record.ref
+        ]
+    if manifest.path:
+        manifest.save()
+    return made
+
+
+def _sign_statement(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> bool:
+    """Write the statement's DSSE bundle on one line unless ``out`` already holds a valid one
+    of the same statement; True when kept."""
+    from sigstore.models import Bundle
+
+    if out.is_file():
+        try:
+            existing = Bundle.from_json(out.read_text(encoding="utf-8"))
+            kept = verify_bundle(
+                existing,
+                verifier=signer.verifier,
+                identity=signer.expected_identity,
+                issuer=signer.issuer,
+                what=out.name,
+                policy=signer.policy,
+            )
+            if kept == statement:
+                return True
+        except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
+            log.info("%s: re-signing (%s)", out.name, first_line(e))
+    bundle_json = signer.sign_statement(statement, what=what)
+    write_text_atomic(out, json.dumps(json.loads(bundle_json), separators=(",", ":")) + "\n")
+    return False
