@@ -335,7 +335,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             kind = owner.plan.decide(method, self.path)
             if kind is not None and answer_fault(self, kind, owner.plan, owner.fault_body):
                 return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # Host too: http.client names the upstream, as a client talking to it directly would.
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
         if body or method in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
         upstream = http.client.HTTPConnection(*owner.upstream, timeout=120)

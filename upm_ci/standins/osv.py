@@ -7,7 +7,9 @@ against each advisory's ``affected`` entries (explicit ``versions``, or ``ECOSYS
 of ``introduced``/``fixed``/``last_affected`` events compared with :mod:`packaging`), and
 serves ``GET /v1/vulns/{id}``. ``fail=True`` (or :meth:`OsvStandIn.set_failing`) answers 503
 to every query, and :meth:`OsvStandIn.fail_next` fails only the next few, so tests can prove
-that an unreachable service never reads as "no vulnerabilities".
+that an unreachable service never reads as "no vulnerabilities". ``fault_rate``/``fault_seed``/
+``fault_kinds`` (``--fault-*``) inject seeded transient faults (5xx, 429, reset, slow) into
+every request, as the other stand-ins do (:mod:`upm_ci.standins.faults`).
 
 Use from Python::
 
@@ -45,6 +47,16 @@ from upm_ci.standins._server import (
     send_json,
     serve_until_signal,
     standin_parser,
+)
+from upm_ci.standins.faults import (
+    COMMON_KINDS,
+    DEFAULT_FAULT_KINDS,
+    FaultPlan,
+    FaultRule,
+    add_fault_options,
+    answer_fault,
+    check_kinds,
+    fault_kwargs,
 )
 
 Advisory = dict[str, Any]
@@ -123,7 +135,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Quiet: the stand-in's access log would drown test output."""
 
+    def _faulted(self) -> bool:
+        """Did the fault plan answer (or drop) this request?"""
+        kind = self.server.standin.faults.decide(self.command, self.path)
+        return kind is not None and answer_fault(self, kind, self.server.standin.faults, _fault)
+
     def do_GET(self) -> None:
+        if self._faulted():
+            return
         prefix = "/v1/vulns/"
         if not self.path.startswith(prefix):
             self._send(404, {"code": 5, "message": "Not Found"})
@@ -144,6 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.standin.take_failure():
             self._send(503, {"code": 14, "message": "Service Unavailable (stand-in fault)"})
             return
+        if self._faulted():
+            return
         try:
             body = json.loads(raw or b"{}")
             if self.path == "/v1/query":
@@ -156,6 +177,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, doc: Mapping[str, Any]) -> None:
         send_json(self, status, doc)
+
+
+def _fault(status: int) -> tuple[str, bytes]:
+    """An injected fault's body, shaped as osv.dev's errors (gRPC code 14: unavailable)."""
+    code = 8 if status == 429 else 14  # RESOURCE_EXHAUSTED / UNAVAILABLE
+    doc = {"code": code, "message": f"HTTP {status} (stand-in fault)"}
+    return "application/json", json.dumps(doc).encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,11 +202,18 @@ class OsvStandIn(ThreadedStandIn):
         fail: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
+        retry_after: int = 1,
     ) -> None:
         super().__init__(host=host, port=port)
+        check_kinds(fault_kinds, COMMON_KINDS, self.label)
+        self.faults = FaultPlan(
+            rate=fault_rate, seed=fault_seed, kinds=fault_kinds, retry_after=retry_after
+        )
         self.advisories: list[Advisory] = demo_db() if vulns is None else list(vulns)
         self._failing = fail
-        self._fail_next = 0
         self._lock = threading.Lock()
         self._queries: list[Query] = []
 
@@ -202,21 +237,19 @@ class OsvStandIn(ThreadedStandIn):
         """Answer 503 to every query from now on (``True``) or never again (``False``)."""
         with self._lock:
             self._failing = failing
-            self._fail_next = 0
+        with self.faults.lock:
+            self.faults.rules.clear()
 
     def fail_next(self, count: int) -> None:
         """Answer 503 to the next ``count`` queries only (a transient outage)."""
-        with self._lock:
-            self._fail_next = count
+        self.faults.add_rule(
+            FaultRule("503", method="POST", path_regex=r"^/v1/query(batch)?$", count=count)
+        )
 
     def take_failure(self) -> bool:
+        """Is the service down for good (``fail``/:meth:`set_failing`)?"""
         with self._lock:
-            if self._failing:
-                return True
-            if self._fail_next > 0:
-                self._fail_next -= 1
-                return True
-            return False
+            return self._failing
 
     @property
     def queries(self) -> list[Query]:
@@ -245,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", help="JSON list of OSV advisories; default: the bundled demo DB")
     parser.add_argument("--fail", action="store_true", help="answer 503 to every query")
+    add_fault_options(parser, DEFAULT_FAULT_KINDS)
     return parser
 
 
@@ -252,10 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         advisories = load_db(args.db) if args.db else None
+        standin = OsvStandIn(
+            advisories, fail=args.fail, host=args.host, port=args.port, **fault_kwargs(args)
+        )
     except (OSError, ValueError) as e:
         print(f"osv stand-in: {e}", file=sys.stderr)
         return 2
-    standin = OsvStandIn(advisories, fail=args.fail, host=args.host, port=args.port)
     serve_until_signal(
         standin,
         ready_file=args.ready_file,

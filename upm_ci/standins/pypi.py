@@ -5,7 +5,9 @@ target: it refuses the same file twice (400) and a wrong password (403), and ser
 simple index with ``#sha256=`` fragments. It ignores PEP 740 ``attestations``, so the capture
 proxy (``capture=True``) sits in front of it, records the multipart fields of every upload
 (to prove twine-style uploads carried them) and can be told to fail the next requests
-(``fail_next``) so a client's retries meet a 503 or a dropped connection.
+(``fail_next``) so a client's retries meet a 503 or a dropped connection. The same proxy applies
+a seeded fault plan (``fault_rate``/``fault_seed``/``fault_kinds``: 5xx, 429, reset, slow; see
+:mod:`upm_ci.standins.faults`); it runs whenever capturing or faults are asked for.
 
 Use::
 
@@ -19,22 +21,27 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import hashlib
-import http.client
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 
-from upm_ci.standins._server import ServerThread, StandIn, free_port, stop_process
+from upm_ci.standins._server import StandIn, free_port, stop_process
+from upm_ci.standins.faults import (
+    COMMON_KINDS,
+    DEFAULT_FAULT_KINDS,
+    FaultPlan,
+    FaultProxy,
+    FaultRule,
+    Forwarded,
+    check_kinds,
+)
 
 DEFAULT_PASSWORD = "pypi-AgEIcHlwaS5vcmcCJGxvY2FsLXN0YW5kLWluLXRva2Vu"
 
@@ -48,18 +55,6 @@ class CapturedUpload:
     status: int
 
 
-@dataclass
-class _Faults:
-    """Answers the proxy gives instead of forwarding: an HTTP status, or 0 to drop."""
-
-    pending: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self) -> int | None:
-        with self.lock:
-            return self.pending.pop(0) if self.pending else None
-
-
 class PypiStandIn(StandIn):
     """pypiserver on 127.0.0.1 with an htpasswd user; start with ``with`` (about 0.5 s)."""
 
@@ -70,6 +65,10 @@ class PypiStandIn(StandIn):
         *,
         capture: bool = False,
         package_dir: Path | None = None,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
+        retry_after: int = 1,
     ) -> None:
         self.username = username
         self.password = password
@@ -79,9 +78,12 @@ class PypiStandIn(StandIn):
         self.package_dir = package_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
-        self._proxy: ServerThread | None = None
+        self._proxy: FaultProxy | None = None
         self.uploads: list[CapturedUpload] = []
-        self._faults = _Faults()
+        check_kinds(fault_kinds, COMMON_KINDS, "PyPI")
+        self.faults = FaultPlan(
+            rate=fault_rate, seed=fault_seed, kinds=fault_kinds, retry_after=retry_after
+        )
         self._log_path: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -119,7 +121,7 @@ class PypiStandIn(StandIn):
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
-        if self.capture:
+        if self.capture or self.faults.active:
             self._start_proxy()
         return self
 
@@ -191,66 +193,25 @@ class PypiStandIn(StandIn):
         """The proxy answers the next requests with these statuses (0: drop the connection)."""
         if self._proxy is None:
             raise RuntimeError("fail_next needs PypiStandIn(capture=True)")
-        with self._faults.lock:
-            self._faults.pending.extend(statuses)
+        for status in statuses:
+            self.faults.add_rule(FaultRule("reset" if status == 0 else str(status)))
 
-    # -- the capture proxy --------------------------------------------------------------------
+    # -- the capture (and fault) proxy ----------------------------------------------------------
     def _start_proxy(self) -> None:
-        standin = self
+        self._proxy = FaultProxy(
+            self._port, self.faults, label="pypi", fault_body=_fault, on_forward=self._captured
+        )
 
-        class Handler(_ProxyHandler):
-            owner = standin
+    def _captured(self, forwarded: Forwarded) -> None:
+        if forwarded.method == "POST":
+            content_type = forwarded.headers.get("Content-Type", "")
+            fields, filename = _multipart_fields(content_type, forwarded.body)
+            self.uploads.append(CapturedUpload(fields, filename, forwarded.status))
 
-        self._proxy = ServerThread(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "pypi-proxy")
 
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    owner: PypiStandIn
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        return
-
-    def do_GET(self) -> None:
-        self._forward("GET")
-
-    def do_POST(self) -> None:
-        self._forward("POST")
-
-    def _forward(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fault = self.owner._faults.take()
-        if fault == 0:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if fault is not None:
-            self._reply(fault, {"Content-Type": "text/plain"}, b"injected fault\n")
-            return
-        upstream = http.client.HTTPConnection("127.0.0.1", self.owner._port, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host",)}
-        upstream.request(method, self.path, body=body, headers=headers)
-        answer = upstream.getresponse()
-        data = answer.read()
-        reply_headers = {
-            k: v
-            for k, v in answer.getheaders()
-            if k.lower() not in ("transfer-encoding", "connection", "content-length")
-        }
-        upstream.close()
-        if method == "POST":
-            fields, filename = _multipart_fields(self.headers.get("Content-Type", ""), body)
-            self.owner.uploads.append(CapturedUpload(fields, filename, answer.status))
-        self._reply(answer.status, reply_headers, data)
-
-    def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _fault(status: int) -> tuple[str, bytes]:
+    """An injected fault's body: plain text, as pypiserver's errors."""
+    return "text/plain", f"injected fault: HTTP {status}\n".encode()
 
 
 def _multipart_fields(content_type: str, body: bytes) -> tuple[dict[str, list[str]], str]:
