@@ -13,6 +13,8 @@ from upm_ci.cli._common import echo, osv_url_option, phase_options
 from upm_ci.tables import markdown_table, table
 
 if TYPE_CHECKING:
+    from upm_ci.manifest import Manifest
+    from upm_ci.project import Project
     from upm_ci.sbom import SbomResult
 
 
@@ -23,7 +25,9 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
     """Write CycloneDX 1.6 and SPDX 2.3 SBOMs bound to the wheel's digest; audit their components.
 
     Exit 1 when a component has a vulnerability the allow-list does not accept, or when any
-    component could not be checked (the SBOMs are still written and recorded).
+    component could not be checked (the SBOMs are still written and recorded). Images the
+    build recorded get syft SBOMs bound to their digest and the same audit (PyPI and Debian
+    packages; exit 1 on fixable findings or an SBOM of another image).
     """
     from upm_ci.manifest import Manifest
     from upm_ci.project import load_project
@@ -46,7 +50,57 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
             gha.annotate("error", vuln.describe(), title="vulnerable dependency")
         raise
     _report(result)
+    _image_sboms(proj, man, dist_dir or proj.path(proj.config.dist_dir), osv_url)
     return 0
+
+
+def _image_sboms(proj: Project, man: Manifest, dist_dir: Path, osv_url: str | None) -> None:
+    """SBOMs and audit of the images the build recorded; says so when the build skipped one."""
+    from upm_ci.image.sbom import ImageAuditFailed, make_image_sboms
+
+    if not any(i.layout for i in man.images):
+        if proj.config.image:
+            shown = str(man.phases.get("build", {}).get("image", "image: skipped (not built)"))
+            echo(shown if shown.startswith("image:") else f"image: {shown}")
+        return
+    results = make_image_sboms(
+        man,
+        dist_dir=dist_dir,
+        osv_url=proj.config.osv_url if osv_url is None else osv_url,
+        allow=proj.config.audit_allow,
+        today=dt.date.today(),
+    )
+    rows = [[r.cyclonedx.name, r.spdx.name, r.record.digest] for r in results]
+    echo(table(["image cyclonedx", "image spdx", "describes"], rows))
+    failed = [r for r in results if not r.audit.passed]
+    findings = []
+    for r in results:
+        echo(f"image audit: {'pass' if r.audit.passed else 'FAIL'}: {r.summary()}")
+        findings += [
+            [v.describe(), "allowed" if v.allowed_by else "blocking"]
+            for v in r.audit.vulnerabilities
+        ]
+        findings += [[f"{s.name}: not checked ({s.reason})", "blocking"] for s in r.audit.skipped]
+        findings += [[p, "blocking"] for p in r.audit.problems]
+        findings += [[v.describe(), "no fix yet"] for v in r.unfixed]
+    if findings:
+        echo(table(["image finding", "status"], findings))
+    details = {k: v for k, v in man.phases.get("sbom", {}).items() if k not in ("status", "at")}
+    details["image"] = "; ".join(r.summary() for r in results)
+    man.record_phase("sbom", "fail" if failed else "pass", **details)
+    man.save()
+    gha.add_summary(
+        "### Image SBOM\n\n"
+        + markdown_table(["cyclonedx", "spdx", "describes"], [[f"`{c}`" for c in r] for r in rows])
+        + "\n\n"
+        + "\n".join(f"- {r.summary()}" for r in results)
+        + ("\n\n" + markdown_table(["finding", "status"], findings) if findings else "")
+    )
+    if failed:
+        for r in failed:
+            for vuln in r.audit.blocking:
+                gha.annotate("error", vuln.describe(), title="vulnerable image component")
+        raise ImageAuditFailed(failed[0])
 
 
 def _report(result: SbomResult) -> None:
