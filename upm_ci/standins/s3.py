@@ -17,6 +17,12 @@ Use::
 The credentials are dummies that moto accepts (``AWS_ACCESS_KEY_ID=testing``...);
 :meth:`S3StandIn.env` gives them with the endpoint and region as the ``AWS_*``/``UPM_AUDIT_*``
 variables a phase process reads.
+
+``fault_rate``/``fault_seed``/``fault_kinds`` put a small proxy (:class:`FaultProxy`) in front of
+moto that applies the shared seeded fault plan (:mod:`upm_ci.standins.faults`): 5xx answers
+with S3's XML error bodies (500 ``InternalError``, 502, 503 ``SlowDown``), reset and slow.
+Not 429: S3 throttles with 503 SlowDown. :attr:`S3StandIn.url` is then the proxy's; the
+stand-in's own setup calls (:meth:`create_key`, :meth:`create_bucket`) go to moto directly.
 """
 
 from __future__ import annotations
@@ -27,12 +33,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from upm_ci.standins._server import StandIn, free_port, stop_process
+from upm_ci.standins.faults import FaultPlan, FaultProxy, check_kinds
+
+#: What the S3 stand-in injects (S3 throttles with 503 SlowDown, not 429).
+S3_FAULT_KINDS = ("5xx", "500", "502", "503", "reset", "slow")
+S3_DEFAULT_FAULT_KINDS = ("5xx", "reset")
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -49,11 +61,26 @@ CREDENTIALS = {
 class S3StandIn(StandIn):
     """``moto_server`` on a free port of 127.0.0.1; start with ``with`` (about 1 s)."""
 
-    def __init__(self, *, region: str = REGION) -> None:
+    label = "S3"
+
+    def __init__(
+        self,
+        *,
+        region: str = REGION,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        fault_kinds: Sequence[str] = S3_DEFAULT_FAULT_KINDS,
+        retry_after: int = 1,
+    ) -> None:
         self.region = region
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
         self._tmp: Path | None = None
+        check_kinds(fault_kinds, S3_FAULT_KINDS, self.label)
+        self.faults = FaultPlan(
+            rate=fault_rate, seed=fault_seed, kinds=fault_kinds, retry_after=retry_after
+        )
+        self._proxy: FaultProxy | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> S3StandIn:
@@ -69,9 +96,20 @@ class S3StandIn(StandIn):
         with open(log_path, "wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready(log_path)
+        if self.faults.active:
+            self._proxy = FaultProxy(
+                self._port,
+                self.faults,
+                label="s3",
+                fault_body=_s3_fault,
+                exempt=lambda path: path.startswith("/moto-api/"),
+            )
         return self
 
     def stop(self) -> None:
+        if self._proxy is not None:
+            self._proxy.close()
+            self._proxy = None
         if self._process is not None:
             stop_process(self._process)
             self._process = None
@@ -87,7 +125,7 @@ class S3StandIn(StandIn):
                 self.stop()
                 raise RuntimeError(f"moto_server exited at start:\n{text[-2000:]}")
             try:
-                if requests.get(f"{self.url}/moto-api/data.json", timeout=1).status_code == 200:
+                if requests.get(f"{self.moto_url}/moto-api/data.json", timeout=1).ok:
                     return
             except requests.ConnectionError:
                 pass
@@ -104,7 +142,14 @@ class S3StandIn(StandIn):
 
     @property
     def url(self) -> str:
-        """The endpoint URL for both S3 and KMS."""
+        """The endpoint URL for both S3 and KMS (the fault proxy's when faults are asked for)."""
+        if self._proxy is not None:
+            return self._proxy.url
+        return self.moto_url
+
+    @property
+    def moto_url(self) -> str:
+        """moto itself, bypassing any fault proxy."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -138,7 +183,7 @@ class S3StandIn(StandIn):
         return boto3.client("kms", **self._where())
 
     def _where(self) -> Any:
-        return {"endpoint_url": self.url, "region_name": self.region, **CREDENTIALS}
+        return {"endpoint_url": self.moto_url, "region_name": self.region, **CREDENTIALS}
 
     def create_key(self, description: str = "upm-release audit log") -> str:
         """A new symmetric KMS key; returns its ARN."""
@@ -199,3 +244,14 @@ class S3StandIn(StandIn):
             s3.put_bucket_policy(
                 Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
             )
+
+
+def _s3_fault(status: int) -> tuple[str, bytes]:
+    """An injected fault's body, as S3 writes its errors (botocore reads the code)."""
+    code = {500: "InternalError", 503: "SlowDown"}.get(status, "ServiceUnavailable")
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>stand-in fault (HTTP {status})</Message>"
+        "<RequestId>0000000000000000</RequestId></Error>"
+    )
+    return "application/xml", xml.encode()

@@ -4,6 +4,13 @@ The services are ``@sigstore/mock`` behind a small Node server (``sigstore/serve
 Its npm dependencies are installed once per lock file into a user cache, never into the
 package folder (site-packages may be read-only). ``sigstore`` itself is imported only by
 ``SigstoreStandIn.trust_config()``, so importing this module stays cheap for the CLI.
+
+Faults: ``fault_rate``/``fault_seed``/``fault_kinds`` (the shared seeded plan of
+:mod:`upm_ci.standins.faults`: 5xx, 429, reset, slow) are applied by a small Python proxy
+(:class:`~upm_ci.standins.faults.FaultProxy`) in front of the Node server, started only when
+faults are asked for; the trust configs' signing URLs then name the proxy (the trusted root is
+unchanged). Targeted faults with bodies and delays stay the Node server's own
+(:meth:`SigstoreStandIn.inject_fault`, its ``/__admin/faults`` API), which tests arm per path.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from upm_ci.errors import ServiceError
-from upm_ci.standins._server import StandIn, stop_process
+from upm_ci.standins._server import StandIn, stop_process, write_atomically
+from upm_ci.standins.faults import COMMON_KINDS, FaultPlan, FaultProxy, check_kinds
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -37,6 +45,8 @@ __all__ = [
     "ensure_node_deps",
 ]
 
+#: What ``fault_rate`` draws from by default: 503, as the Node server's own --fault-rate did.
+SIGSTORE_DEFAULT_FAULT_KINDS = ("503",)
 _PACKAGE_FILES = ("package.json", "package-lock.json")
 _NPM_CI = ("ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
 
@@ -166,6 +176,8 @@ class SigstoreStandIn(StandIn):
         rekor_delay_ms: int = 0,
         fault_rate: float = 0.0,
         fault_seed: int = 1,
+        fault_kinds: Sequence[str] = SIGSTORE_DEFAULT_FAULT_KINDS,
+        retry_after: int = 1,
         workdir: Path | None = None,
         cache: Path | None = None,
         node: str | None = None,
@@ -173,12 +185,16 @@ class SigstoreStandIn(StandIn):
         startup_timeout: float = 90.0,
         extra_args: Sequence[str] = (),
     ) -> None:
-        """Options mirror the server's flags; ``workdir`` holds the trust config files."""
+        """Options mirror the server's flags; ``workdir`` holds the trust config files.
+        ``fault_*`` are the shared fault plan, applied by a proxy (module doc)."""
         self._port = port
         self._delay_ms = delay_ms
         self._rekor_delay_ms = rekor_delay_ms
-        self._fault_rate = fault_rate
-        self._fault_seed = fault_seed
+        check_kinds(fault_kinds, COMMON_KINDS, "Sigstore")
+        self.faults = FaultPlan(
+            rate=fault_rate, seed=fault_seed, kinds=fault_kinds, retry_after=retry_after
+        )
+        self._proxy: FaultProxy | None = None
         self._workdir = workdir
         self._cache = cache
         self._node = node
@@ -219,10 +235,6 @@ class SigstoreStandIn(StandIn):
             str(self._delay_ms),
             "--rekor-delay-ms",
             str(self._rekor_delay_ms),
-            "--fault-rate",
-            str(self._fault_rate),
-            "--fault-seed",
-            str(self._fault_seed),
             "--exit-on-stdin-eof",
             *self._extra_args,
         ]
@@ -237,10 +249,28 @@ class SigstoreStandIn(StandIn):
         )
         try:
             self._ready = self._wait_ready(self._proc)
+            if self.faults.active:
+                self._start_fault_proxy()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_fault_proxy(self) -> None:
+        """The fault proxy in front of the Node server, and trust configs that sign through it."""
+        node_url = str(self._ready["url"])
+        self._proxy = FaultProxy(
+            int(self._ready["port"]),
+            self.faults,
+            label="sigstore",
+            exempt=lambda path: path.startswith("/__admin/"),
+        )
+        for key in ("trust_config", "trust_config_v2"):
+            path = Path(self._ready[key])
+            config = json.loads(path.read_text(encoding="utf-8"))
+            signing = json.dumps(config["signingConfig"]).replace(node_url, self._proxy.url)
+            config["signingConfig"] = json.loads(signing)
+            write_atomically(path, json.dumps(config, indent=2))
 
     def _wait_ready(self, proc: subprocess.Popen[str]) -> dict[str, Any]:
         lines: queue.Queue[str | None] = queue.Queue()
@@ -289,6 +319,9 @@ class SigstoreStandIn(StandIn):
 
     def stop(self) -> None:
         """Stop the server and remove its temporary files; safe to call twice."""
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            proxy.close()
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.stdin is not None:
@@ -313,13 +346,21 @@ class SigstoreStandIn(StandIn):
 
     @property
     def url(self) -> str:
-        """Base URL of every service, e.g. ``http://127.0.0.1:41234``."""
+        """Base URL of every service, e.g. ``http://127.0.0.1:41234`` (the fault proxy's when
+        faults are asked for)."""
+        node_url = str(self._require("url"))
+        return self._proxy.url if self._proxy is not None else node_url
+
+    @property
+    def node_url(self) -> str:
+        """The Node server itself, bypassing any fault proxy."""
         return str(self._require("url"))
 
     @property
     def port(self) -> int:
         """The port served on."""
-        return int(self._require("port"))
+        node_port = int(self._require("port"))
+        return self._proxy.port if self._proxy is not None else node_port
 
     @property
     def pid(self) -> int:
@@ -374,7 +415,7 @@ class SigstoreStandIn(StandIn):
     def _admin(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            f"{self.url}{path}",
+            f"{self.node_url}{path}",
             data=data,
             method=method,
             headers={"Content-Type": "application/json"},
