@@ -619,3 +619,24 @@ def find_referrers(registry: OciRegistry, image: ImageName, digest: str) -> list
         if m.get("artifactType") == SIGSTORE_BUNDLE and isinstance(m.get("digest"), str):
             found.setdefault(m["digest"], m)
     return list(found.values())
+
+
+def publish_images(
+    manifest: Manifest,
+    dist_dir: Path,
+    *,
+    credentials: RegistryCredentials | None = None,
+    retry: RetryPolicy | None = None,
+) -> list[PushResult]:
+    """Publish phase: push every image of the manifest, then store its referrers (nothing
+    when the manifest has no image). Referrers need ``upm-ci sign`` to have run."""
+    results = []
+    for record in manifest.images:
+        layout = layout_dir(manifest, record, dist_dir)
+        results.append(push_image(manifest, record, layout, credentials=credentials, retry=retry))
+        if record.referrers:
+            stored = push_referrers(
+                manifest, record, dist_dir, layout, credentials=credentials, retry=retry
+            )
+            results[-1].steps += stored.steps
+    return results

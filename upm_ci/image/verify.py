@@ -248,3 +248,18 @@ def report_findings(report: ArtifactReport, found: ImageFindings) -> None:
         report.add(
             "referrer", WARN, f"{r.kind} by {', '.join(r.signers) or 'unknown'}: not checked"
         )
+
+
+def verify_images(
+    images: list[ImageRecord],
+    *,
+    verifier: Verifier,
+    policy: IdentityPolicy,
+    credentials: RegistryCredentials | None = None,
+    retry: RetryPolicy | None = None,
+) -> list[ArtifactReport]:
+    """Verify phase: one row per image of the manifest (none when it has no image)."""
+    return [
+        verify_image(r, verifier=verifier, policy=policy, credentials=credentials, retry=retry)
+        for r in images
+    ]

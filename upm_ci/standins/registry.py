@@ -171,7 +171,7 @@ class RegistryStandIn(StandIn):
 class RegistryProxy(ThreadedStandIn):
     """A forwarding proxy in front of ``upstream`` (``http://HOST:PORT``) for fault tests.
 
-    - ``counts``: (method, path) -> how many requests arrived;
+    - ``counts``: (method, path) -> how many requests arrived; ``log``: them in order;
     - ``fail(n, status)``: the next ``n`` requests get ``status`` (e.g. 503) unforwarded;
     - ``hold_manifest_puts``: the first manifest PUT waits until :meth:`release` (or the
       client is killed); ``manifest_put_seen`` is set when it arrives.
@@ -183,6 +183,7 @@ class RegistryProxy(ThreadedStandIn):
         super().__init__()
         self.upstream = upstream.rstrip("/")
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.log: list[tuple[str, str]] = []
         self.hold_manifest_puts = hold_manifest_puts
         self.manifest_put_seen = threading.Event()
         self._released = threading.Event()
@@ -217,6 +218,7 @@ class RegistryProxy(ThreadedStandIn):
                 path = self.path.split("?", 1)[0]
                 with proxy._lock:
                     proxy.counts[(self.command, path)] += 1
+                    proxy.log.append((self.command, path))
                     status = proxy._failures.pop(0) if proxy._failures else 0
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
