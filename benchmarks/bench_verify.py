@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmarks._harness import BenchResult, timed
 from upm_ci.config import GITHUB_ISSUER
-from upm_ci.manifest import sha256_file
+from upm_ci.layout import sha256_file
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1, STATEMENT_TYPE
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn

@@ -22,7 +22,8 @@ from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER
 from tests.fixtures.pypi import make_release
 from upm_ci.cli import main
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.manifest import Manifest, sha256_file
+from upm_ci.layout import sha256_file
+from upm_ci.manifest import Manifest
 from upm_ci.project import load_project
 from upm_ci.publish import PublishSettings, publish_release
 from upm_ci.publish.audit_log import AuditLog

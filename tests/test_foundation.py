@@ -16,7 +16,8 @@ from upm_ci.changelog import parse_changelog, section_for
 from upm_ci.cli import main
 from upm_ci.config import Config, config_from_table, reference_markdown
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.manifest import SCHEMA, Manifest, ProjectInfo, merge, sha256_file
+from upm_ci.layout import sha256_file
+from upm_ci.manifest import SCHEMA, Manifest, ProjectInfo, merge
 from upm_ci.project import load_project, version_from_tag
 from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
 

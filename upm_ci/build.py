@@ -37,7 +37,8 @@ from packaging.utils import canonicalize_name
 
 from upm_ci.child_env import project_env
 from upm_ci.errors import InputError, PolicyError
-from upm_ci.manifest import Artifact, Manifest, ProjectInfo, sha256_file, write_text_atomic
+from upm_ci.layout import sha256_file
+from upm_ci.manifest import Artifact, Manifest, ProjectInfo, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
 
 if TYPE_CHECKING:

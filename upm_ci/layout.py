@@ -10,6 +10,8 @@ or dashes.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -107,3 +109,59 @@ GPG_SIG_SUFFIX = ".asc"
 GPG_KEY_SUFFIX = ".pub.asc"
 #: The release's checksum file (``sha256sum`` format).
 CHECKSUMS = "SHA256SUMS"
+
+
+def release_file_name(name: str) -> str:
+    """The name a project file gets among the release's assets.
+
+    GitHub renames an asset whose name starts with a dot (``.unipkg.lock`` would come back
+    as another name), so the release carries it without the leading dots (``unipkg.lock``).
+    """
+    return name.lstrip(".") or name
+
+
+def artifact_kind(name: str) -> str:
+    """What a release file is, by its name alone: ``pep740``, ``bundle``, ``attestation``,
+    ``gpg-key``, ``gpg-signature``, ``checksums``, ``wheel``, ``sdist``, ``sbom`` or ``file``.
+    The longer suffixes come first (``.pub.asc`` before ``.asc``)."""
+    if name.endswith(PEP740_SUFFIX):
+        return "pep740"
+    if name.endswith(BUNDLE_SUFFIX):
+        return "bundle"
+    if name.endswith(ATTESTATION_SUFFIX):
+        return "attestation"
+    if name.endswith(GPG_KEY_SUFFIX):
+        return "gpg-key"
+    if name.endswith(GPG_SIG_SUFFIX):
+        return "gpg-signature"
+    if name == CHECKSUMS:
+        return "checksums"
+    if name.endswith(".whl"):
+        return "wheel"
+    if name.endswith((".tar.gz", ".zip")):
+        return "sdist"
+    if name.endswith((".cdx.json", ".spdx.json")):
+        return "sbom"
+    return "file"
+
+
+# --------------------------------------------------------------------------- file digests
+
+#: Files up to this size are hashed in one read: for a release of many small files (bundles,
+#: SBOMs) a large streaming buffer would cost more than the hashing.
+_SMALL_FILE = 1 << 20
+
+
+def sha256_file(path: Path, *, chunk: int = 4 << 20) -> str:
+    """Hex sha256 of a file: a small one in one read, a large one streamed in ``chunk``-sized
+    reads into one buffer (constant memory for any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        if os.fstat(f.fileno()).st_size <= _SMALL_FILE:
+            digest.update(f.readall())
+            return digest.hexdigest()
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -33,7 +32,13 @@ from typing import Any
 
 from upm_ci import __version__
 from upm_ci.errors import InputError, PolicyError
-from upm_ci.layout import MAX_NAME, check_plain_name, plain_name_problem, relative_path_problem
+from upm_ci.layout import (
+    MAX_NAME,
+    check_plain_name,
+    plain_name_problem,
+    relative_path_problem,
+    sha256_file,
+)
 
 SCHEMA = "upm-release/manifest/v1"
 DEFAULT_NAME = "release-manifest.json"
@@ -136,17 +141,6 @@ def _spec(
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(), metadata=metadata)
     return field(default=default, metadata=metadata)
-
-
-def sha256_file(path: Path, *, chunk: int = 4 << 20) -> str:
-    """Hex sha256 of a file, streamed in large chunks (constant memory for any size)."""
-    digest = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-    return digest.hexdigest()
 
 
 def utcnow() -> str:

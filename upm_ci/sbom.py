@@ -31,7 +31,8 @@ from upm_ci import __version__
 from upm_ci.build import venv_with_wheel
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.manifest import Artifact, Manifest, SbomRecord, sha256_file, write_text_atomic
+from upm_ci.layout import sha256_file
+from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
 from upm_ci.project import Project
 
 if TYPE_CHECKING:

@@ -52,17 +52,20 @@ from upm_ci.gpg import GpgSigner
 from upm_ci.layout import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
+    GPG_KEY_SUFFIX,
+    GPG_SIG_SUFFIX,
     PEP740_SUFFIX,
     SBOM_ATTESTATION_SUFFIX,
     check_plain_name,
     confined_file,
+    release_file_name,
+    sha256_file,
 )
 from upm_ci.manifest import (
     Artifact,
     AttestationRecord,
     Manifest,
     SignatureRecord,
-    sha256_file,
     write_text_atomic,
 )
 from upm_ci.project import Project
@@ -551,12 +554,14 @@ def sign_release(
         if gpg is not None:
             for s in subjects:
                 if s.kind in GPG_KINDS:
-                    asc = s.path.with_name(s.path.name + ".asc")
+                    asc = s.path.with_name(s.path.name + GPG_SIG_SUFFIX)
                     reused = gpg.verifies(asc, s.path)
                     if not reused:
                         gpg.sign(s.path)
                     gpg_signed.append(SignedFile(s.path.name, asc.name, "gpg", reused=reused))
-            pub = gpg.export_public(dist_dir / f"{project.dist_name}-{project.version}.pub.asc")
+            pub = gpg.export_public(
+                dist_dir / f"{project.dist_name}-{project.version}{GPG_KEY_SUFFIX}"
+            )
             result.gpg_public_key = pub.name
 
     # Everything verified: record it.
@@ -634,15 +639,6 @@ def _manifest_subjects(manifest: Manifest) -> list[_Subject]:
             )
         subjects.append(_Subject(path, art.kind, digest))
     return subjects
-
-
-def release_file_name(name: str) -> str:
-    """The name a project file gets among the release's assets.
-
-    GitHub renames an asset whose name starts with a dot (``.unipkg.lock`` would come back
-    as another name), so the release carries it without the leading dots (``unipkg.lock``).
-    """
-    return name.lstrip(".") or name
 
 
 def _extra_files(project: Project, dist_dir: Path) -> list[tuple[Path, str]]:

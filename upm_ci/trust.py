@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError
 from upm_ci.identity import UPM_RELEASE_IDENTITY, workflow_identity
-from upm_ci.manifest import sha256_file
+from upm_ci.layout import sha256_file
 from upm_ci.sigstore_trust import (
     IdentityPolicy,
     certificate_identities,

@@ -23,7 +23,6 @@ shared among forked processes (:func:`bundle_processes`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -40,14 +39,14 @@ from upm_ci.config import normalize_fingerprint
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.gpg import verify_signatures
 from upm_ci.layout import (
-    ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
     CHECKSUMS,
-    GPG_KEY_SUFFIX,
     GPG_SIG_SUFFIX,
     PEP740_SUFFIX,
+    artifact_kind,
+    sha256_file,
 )
-from upm_ci.manifest import Manifest, sha256_file, write_json_atomic
+from upm_ci.manifest import Manifest, write_json_atomic
 from upm_ci.provenance import (
     CYCLONEDX_BOM,
     IN_TOTO_PAYLOAD_TYPE,
@@ -313,39 +312,6 @@ def _entry_kind(entry: os.DirEntry[str]) -> str:
     return "a device or other special file"
 
 
-def file_sha256(path: Path) -> str:
-    """Small files (bundles, SBOMs) in one read; large ones streamed by ``sha256_file``,
-    whose 4 MiB buffer would cost more than the hashing for a release of small files."""
-    if path.stat().st_size <= _SMALL_FILE:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    return sha256_file(path)
-
-
-_SMALL_FILE = 1 << 20
-
-
-def _kind(name: str) -> str:
-    if name.endswith(PEP740_SUFFIX):
-        return "pep740"
-    if name.endswith(BUNDLE_SUFFIX):
-        return "bundle"
-    if name.endswith(ATTESTATION_SUFFIX):
-        return "attestation"
-    if name.endswith(GPG_KEY_SUFFIX):
-        return "gpg-key"
-    if name.endswith(GPG_SIG_SUFFIX):
-        return "gpg-signature"
-    if name == CHECKSUMS:
-        return "checksums"
-    if name.endswith(".whl"):
-        return "wheel"
-    if name.endswith((".tar.gz", ".zip")):
-        return "sdist"
-    if name.endswith((".cdx.json", ".spdx.json")):
-        return "sbom"
-    return "file"
-
-
 class _Run:
     """State of one verification: files, digests, entries, the shared verifier."""
 
@@ -360,13 +326,13 @@ class _Run:
         self.directory = directory
         self.processes = processes
         self.files = {p.name: p for p in files}
-        self.kinds = {name: _kind(name) for name in self.files}
+        self.kinds = {name: artifact_kind(name) for name in self.files}
         self.policy = policy
         self.sigstore_policy = policy.sigstore_policy()
         self.verifier = verifier
         self.entries: dict[str, ArtifactReport] = {}
         self.attestations: dict[str, list[dict[str, str]]] = {}
-        self.digests = {name: file_sha256(path) for name, path in self.files.items()}
+        self.digests = {name: sha256_file(path) for name, path in self.files.items()}
         for name in self.files:
             self.entries[name] = ArtifactReport(name, self.digests[name])
 

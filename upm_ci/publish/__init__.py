@@ -29,7 +29,8 @@ from typing import Any
 from packaging.version import Version
 
 from upm_ci.errors import InputError, PolicyError
-from upm_ci.manifest import Manifest, SignatureRecord, sha256_file
+from upm_ci.layout import sha256_file
+from upm_ci.manifest import Manifest, SignatureRecord
 from upm_ci.project import Project, version_from_tag
 from upm_ci.publish.audit_log import AuditLog, audit_log_name
 from upm_ci.publish.audit_store import AuditStoreSettings, StoredObject

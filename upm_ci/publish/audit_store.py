@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from upm_ci.config import check_http_url
 from upm_ci.errors import InputError, PolicyError, UpmError
+from upm_ci.layout import BUNDLE_SUFFIX, sha256_file
 from upm_ci.retry import RetryPolicy, call_with_retry, describe
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 #: The manifest ledger's destination for S3 objects (items are ``s3://bucket/key`` URLs).
 LEDGER = "s3"
 KMS = "aws:kms"
-BUNDLE_SUFFIX = ".sigstore.json"
 
 #: Error codes AWS (and S3-compatible stores) use for "slow down" and transient failures.
 RETRYABLE_CODES = frozenset(
@@ -478,8 +478,6 @@ def sealed(manifest: Manifest, settings: AuditStoreSettings, run: str, path: Pat
     Then it is final: a resumed run neither adds lines to it nor signs it again, so the
     object it re-sends is byte for byte the one already there.
     """
-    from upm_ci.manifest import sha256_file
-
     if not path.is_file():
         return False
     entry = manifest.ledger_entry(LEDGER, settings.url_for(run, path.name))
@@ -495,8 +493,6 @@ def upload(
     on_object: Callable[[StoredObject], None] = lambda o: None,
 ) -> list[StoredObject]:
     """Send the audit log and its bundle; ledger ``started`` before each, ``done`` after."""
-    from upm_ci.manifest import sha256_file
-
     stored: list[StoredObject] = []
     for path in files:
         key = store.settings.key_for(run, path.name)

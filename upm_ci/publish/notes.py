@@ -12,6 +12,7 @@ from pathlib import Path
 
 from upm_ci.changelog import section_for
 from upm_ci.errors import InputError
+from upm_ci.layout import ATTESTATION_SUFFIX
 from upm_ci.manifest import Manifest
 from upm_ci.project import Project
 
@@ -80,7 +81,7 @@ def release_notes(project: Project, manifest: Manifest, *, repository: str, tag:
     # signed by the workflow sign recorded (the reusable one, when the project calls it).
     signed_as = next((s.identity for s in manifest.signatures if s.method == "sigstore"), "")
     signer = (signed_as or identity).removeprefix("https://github.com/").partition("@")[0]
-    for att in (a for a in manifest.attestations if a.file.endswith(".intoto.jsonl")):
+    for att in (a for a in manifest.attestations if a.file.endswith(ATTESTATION_SUFFIX)):
         slsa = att.predicate_type.startswith("https://slsa.dev/provenance/")  # gh's default
         kind = "" if slsa else f" --predicate-type {att.predicate_type}"
         commands += [

@@ -36,6 +36,7 @@ import requests
 from upm_ci import gha
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.identity import decode_claims
+from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,7 @@ def upload(
         attestation = item.attestation
         if attestation is None and target.attestations:
             # Required but not planned (a caller without a manifest): the file beside it.
-            attestation = item.path.with_name(item.path.name + ".publish.attestation")
+            attestation = item.path.with_name(item.path.name + PEP740_SUFFIX)
             if not attestation.is_file():
                 raise InputError(
                     f"{attestation}: attestation missing",
