@@ -286,7 +286,10 @@ class ReleaseSigner:
         return out
 
     def _pep740(self) -> Signer:
-        """The release's signer (same key and certificate) submitting to the Rekor v1 log."""
+        """The signer submitting to the Rekor v1 log: the release's own when the release
+        signs with Rekor v1; else a second signer of the v1 context (sigstore-python has no
+        public way to sign with one key and certificate through two logs), so a Rekor v2
+        release's attestations carry a second certificate for the same identity."""
         base = self._active()
         with self._lock:
             if self._pep740_signer is None:
@@ -297,14 +300,11 @@ class ReleaseSigner:
                 if self._release_on_v1:
                     self._pep740_signer = base
                 else:
-                    # sigstore-python has no public way to sign with one key and certificate
-                    # through two logs: a copy of the signer shares its cached key and
-                    # certificate, and gets the v1 context (built from public API). The only
-                    # private name left here; without it a v2 release's attestations would
-                    # carry a second certificate.
-                    twin = copy.copy(base)
-                    twin._signing_ctx = self._pep740_context
-                    self._pep740_signer = twin
+                    try:
+                        self._pep740_signer = self._new_signer(self._pep740_context)
+                    except UpmError as e:
+                        self._failure = e  # the other threads fail with it, not ask again
+                        raise
             return self._pep740_signer
 
     def sign_pep740(self, path: Path, out: Path | None = None) -> Path:
