@@ -36,6 +36,7 @@ from upm_ci import gha
 from upm_ci.errors import InputError, ServiceError
 from upm_ci.manifest import DEFAULT_NAME, Manifest
 from upm_ci.project import Project, git, load_project
+from upm_ci.standins.faults import COMMON_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,12 @@ class PhaseOutcome:
 
 @dataclass
 class RehearsalResult:
-    """All phases, in order; ``exit_code`` is the first failing phase's."""
+    """All phases, in order; ``exit_code`` is the first failing phase's. ``faults``: per
+    stand-in, the faults it injected by kind (``--fault-seed``)."""
 
     out_dir: Path
     phases: list[PhaseOutcome] = field(default_factory=list)
+    faults: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -97,6 +100,47 @@ class Services:
     oidc_env: dict[str, str]
     #: ``AWS_*``/``UPM_AUDIT_*`` of the local S3+KMS for publish and verify; empty: no upload.
     audit_env: dict[str, str] = field(default_factory=dict)
+    #: Each stand-in's fault plan (``FaultPlan``), by label: what it injected so far.
+    fault_plans: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """``rehearse --fault-seed``: every stand-in fails ``rate`` of its requests, seeded.
+
+    ``kinds`` empty: each stand-in's kinds that its clients are meant to survive
+    (:data:`REHEARSAL_FAULT_KINDS`); else each takes those of ``kinds`` it can inject.
+    """
+
+    seed: int
+    rate: float = 0.2
+    kinds: tuple[str, ...] = ()
+
+    def for_standin(self, label: str) -> dict[str, Any]:
+        """The ``fault_rate/fault_seed/fault_kinds/retry_after`` keywords for ``label``."""
+        own = REHEARSAL_FAULT_KINDS[label]
+        kinds = own if not self.kinds else tuple(k for k in self.kinds if k in SUPPORTED[label])
+        rate = self.rate if kinds else 0.0
+        return {"fault_rate": rate, "fault_seed": self.seed, "fault_kinds": kinds, "retry_after": 0}
+
+
+#: What each stand-in injects in a rehearsal by default (faults its clients retry) ...
+REHEARSAL_FAULT_KINDS = {
+    "GitHub": ("5xx", "429", "secondary", "reset", "slow"),
+    "PyPI": ("5xx", "429", "reset", "slow"),
+    "OSV": ("5xx", "429", "reset", "slow"),
+    "Sigstore": ("5xx", "429", "reset", "slow"),
+    "S3": ("5xx", "reset", "slow"),
+}
+#: ... and everything it can inject (``--fault-kinds`` picks from these). None for the OIDC
+#: token endpoint: sigstore-python's ambient-credential request is not retried.
+SUPPORTED = {
+    "GitHub": (*COMMON_KINDS, "secondary", "primary"),
+    "PyPI": COMMON_KINDS,
+    "OSV": COMMON_KINDS,
+    "Sigstore": COMMON_KINDS,
+    "S3": tuple(k for k in COMMON_KINDS if k != "429"),  # S3 throttles with 503 SlowDown
+}
 
 
 def rehearse(
@@ -109,6 +153,7 @@ def rehearse(
     test_python: str = "",
     tag: str = "",
     on_progress: Callable[[str], None] = lambda line: None,
+    faults: FaultSettings | None = None,
 ) -> RehearsalResult:
     """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins.
 
@@ -116,12 +161,15 @@ def rehearse(
     OSV where there is internet, or an unreachable URL to see the audit fail closed).
     ``test_python`` runs the project's tests with that interpreter instead of the gate's new
     test venv; ``tag`` is the release tag (default: the project's version with its prefix).
+    ``faults`` makes every stand-in fail some requests transiently (the retries rehearsed).
     """
     out_dir = _prepare_out_dir(out_dir)
     source = _prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
     result = RehearsalResult(out_dir=out_dir)
-    with local_services(project, out_dir, rekor_version, github_fault_rate, osv_url) as services:
+    with local_services(
+        project, out_dir, rekor_version, github_fault_rate, osv_url, faults=faults
+    ) as services:
         env = _runner_env(project, out_dir, services, tag or project.tag)
         if test_python:
             env["UPM_TEST_PYTHON"] = test_python
@@ -133,6 +181,7 @@ def rehearse(
             outcome = _run_phase(phase, project, out_dir, services, env, on_progress)
             result.phases.append(outcome)
             on_progress(f"{phase}: {outcome.status} ({outcome.seconds:.1f} s)")
+        result.faults = {label: plan.counts() for label, plan in services.fault_plans.items()}
     _write_summary(result)
     return result
 
@@ -242,10 +291,17 @@ def _head_has_tag(root: Path, tag: str) -> bool:
 
 @contextlib.contextmanager
 def local_services(
-    project: Project, out_dir: Path, rekor_version: int, github_fault_rate: float, osv_url: str
+    project: Project,
+    out_dir: Path,
+    rekor_version: int,
+    github_fault_rate: float,
+    osv_url: str,
+    *,
+    faults: FaultSettings | None = None,
 ) -> Iterator[Services]:
     """Start every stand-in for ``project``; stop them all on the way out, whatever happened.
 
+    With ``faults``, every stand-in (not the OIDC endpoint) runs that seeded fault plan.
     Public because the act tests run the composite actions against the same services.
     """
     from upm_ci.standins.github import GitHubStandIn
@@ -258,18 +314,33 @@ def local_services(
     owner, name = repository.split("/", 1)
     token = f"ghs_{secrets.token_hex(18)}"
     head = git(project.root, "rev-parse", "HEAD")
+
+    def plan(label: str) -> dict[str, Any]:
+        return faults.for_standin(label) if faults is not None else {}
+
     with contextlib.ExitStack() as stack:
         try:
             github = stack.enter_context(
-                GitHubStandIn(token, fault_rate=github_fault_rate, fault_seed=7, retry_after=0)
+                GitHubStandIn(
+                    token,
+                    **(
+                        plan("GitHub")
+                        or {"fault_rate": github_fault_rate, "fault_seed": 7, "retry_after": 0}
+                    ),
+                )
             )
+            plans = {"GitHub": github.faults}
             repo = github.add_repo(owner, name, default_branch="main")
             _seed_history(github, repo, project.root)
             if not osv_url:
-                osv_url = stack.enter_context(OsvStandIn()).query_url
+                osv = stack.enter_context(OsvStandIn(**plan("OSV")))
+                osv_url, plans["OSV"] = osv.query_url, osv.faults
             pypi_token = f"pypi-{secrets.token_hex(16)}"
-            pypi = stack.enter_context(PypiStandIn(password=pypi_token))
-            sigstore = stack.enter_context(SigstoreStandIn(workdir=out_dir / ".sigstore"))
+            pypi = stack.enter_context(PypiStandIn(password=pypi_token, **plan("PyPI")))
+            sigstore = stack.enter_context(
+                SigstoreStandIn(workdir=out_dir / ".sigstore", **plan("Sigstore"))
+            )
+            plans.update(PyPI=pypi.faults, Sigstore=sigstore.faults)
             # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
             sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
             oidc = stack.enter_context(
@@ -280,7 +351,7 @@ def local_services(
                     sha=head,
                 )
             )
-            audit_env = _audit_store(project, stack)
+            audit_env = _audit_store(project, stack, plan("S3"), plans)
         except StandInError as e:
             raise ServiceError(f"rehearse: a local stand-in did not start: {e}") from None
         yield Services(
@@ -294,10 +365,16 @@ def local_services(
             trust_config=sigstore.trust_config_path_for(rekor_version),
             oidc_env=oidc.env(),
             audit_env=audit_env,
+            fault_plans=plans if faults is not None else {},
         )
 
 
-def _audit_store(project: Project, stack: contextlib.ExitStack[Any]) -> dict[str, str]:
+def _audit_store(
+    project: Project,
+    stack: contextlib.ExitStack[Any],
+    fault_plan: dict[str, Any],
+    plans: dict[str, Any],
+) -> dict[str, str]:
     """When the project names an ``audit-bucket``: a local S3+KMS (moto) with that bucket
     (versioned, Object Lock) and a new KMS key, which replaces the configured one."""
     config = project.config
@@ -308,7 +385,8 @@ def _audit_store(project: Project, stack: contextlib.ExitStack[Any]) -> dict[str
 
     try:
         bucket, _ = AuditStoreSettings(config.audit_bucket, config.audit_kms_key).location()
-        s3 = stack.enter_context(S3StandIn(region=config.audit_region or REGION))
+        s3 = stack.enter_context(S3StandIn(region=config.audit_region or REGION, **fault_plan))
+        plans["S3"] = s3.faults
         key_arn = s3.create_key(f"rehearsal of {project.name}'s audit log")
         s3.create_bucket(bucket, object_lock_days=1)
     except RuntimeError as e:
@@ -531,5 +609,6 @@ def _write_summary(result: RehearsalResult) -> None:
             "passed": result.passed,
             "exit_code": result.exit_code,
             "phases": [p.__dict__ for p in result.phases],
+            "faults_injected": result.faults,
         },
     )

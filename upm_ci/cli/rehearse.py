@@ -8,6 +8,7 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import echo, option
+from upm_ci.errors import InputError
 from upm_ci.tables import markdown_table, table
 
 
@@ -40,6 +41,31 @@ from upm_ci.tables import markdown_table, table
     help="Fraction of GitHub requests that fail transiently (exercises retries).",
 )
 @option(
+    "--fault-seed",
+    env="REHEARSAL_FAULT_SEED",
+    type=click.IntRange(0),
+    default=None,
+    help="Every stand-in (GitHub, PyPI, OSV, Sigstore, S3; not the OIDC endpoint) fails some "
+    "requests transiently, seeded by this number (reproducible); the release must still pass "
+    "through upm-ci's retries. The summary says how many faults each injected.",
+)
+@option(
+    "--fault-rate",
+    env="REHEARSAL_FAULT_RATE",
+    type=click.FloatRange(0, 0.5),
+    default=0.2,
+    show_default=True,
+    help="With --fault-seed: the fraction of requests that fail.",
+)
+@option(
+    "--fault-kinds",
+    env="REHEARSAL_FAULT_KINDS",
+    default="",
+    help="With --fault-seed: comma-separated kinds (5xx, 500, 502, 503, 429, secondary, "
+    "primary, reset, slow); each stand-in injects those it supports [default: each stand-in's "
+    "own: 5xx, 429, reset, slow; GitHub also secondary; S3 no 429].",
+)
+@option(
     "--osv-url",
     env="REHEARSAL_OSV_URL",
     default="",
@@ -64,6 +90,9 @@ def command(
     out: Path,
     rekor_version: str,
     github_fault_rate: float,
+    fault_seed: int | None,
+    fault_rate: float,
+    fault_kinds: str,
     osv_url: str,
     test_python: str,
     tag: str,
@@ -77,8 +106,19 @@ def command(
     --custom-trusted-root).
     Needs Node.js (Sigstore's own @sigstore/mock runs the local Sigstore).
     """
-    from upm_ci.rehearse import rehearse
+    from upm_ci.rehearse import SUPPORTED, FaultSettings, rehearse
+    from upm_ci.standins.faults import parse_kinds
 
+    faults = None
+    if fault_seed is not None:
+        kinds = parse_kinds(fault_kinds)
+        known = {k for supported in SUPPORTED.values() for k in supported}
+        if unknown := [k for k in kinds if k not in known]:
+            raise InputError(
+                f"--fault-kinds: unknown kind {', '.join(unknown)}",
+                hint=f"use some of {', '.join(sorted(known))}",
+            )
+        faults = FaultSettings(seed=fault_seed, rate=fault_rate, kinds=kinds)
     result = rehearse(
         project,
         out,
@@ -88,12 +128,16 @@ def command(
         test_python=test_python,
         tag=tag,
         on_progress=lambda line: echo(line, err=True),
+        faults=faults,
     )
     headers = ["phase", "status", "duration", "produced"]
     rows = [[p.phase, p.status, f"{p.seconds:.1f} s", p.produced] for p in result.phases]
     echo()
     echo(table(headers, rows))
     echo()
+    for label, counts in result.faults.items():
+        shown = ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
+        echo(f"faults injected by the {label} stand-in: {sum(counts.values())} ({shown})")
     verdict = "every phase passed" if result.passed else "the release would fail"
     echo(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
     gha.add_summary("## upm-ci rehearse\n\n" + markdown_table(headers, rows))
