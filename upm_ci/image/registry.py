@@ -167,6 +167,7 @@ class OciRegistry:
         self.host = host
         self._retry = retry
         credentials = credentials or RegistryCredentials()
+        self._has_credentials = bool(credentials)
         self._oras = _Registry(
             hostname=host,
             insecure=is_local(host) if insecure is None else insecure,
@@ -188,6 +189,13 @@ class OciRegistry:
         except (ServiceError, PolicyError, InputError):
             raise
         except Exception as e:  # noqa: BLE001 - oras and requests share no base class
+            if type(e).__name__ in ("MissingSchema", "InvalidSchema", "InvalidURL"):
+                # oras' anonymous-token path, given a Basic challenge, asks its "realm" as a URL.
+                raise InputError(
+                    f"{what}: the registry {self.host} asks for credentials",
+                    hint="pass --registry-username/--registry-password (UPM_REGISTRY_USERNAME/"
+                    "UPM_REGISTRY_PASSWORD)",
+                ) from None
             raise ServiceError(f"{what} at {self.host}: {gha.redact(describe(e))}") from None
 
     def _checked(self, response: Any, what: str, ok: tuple[int, ...]) -> Any:
@@ -200,7 +208,9 @@ class OciRegistry:
             raise HttpStatusError(response)
         if status in (401, 403):
             raise InputError(
-                f"{what}: the registry {self.host} refused the credentials (HTTP {status})",
+                f"{what}: the registry {self.host} refused the credentials (HTTP {status})"
+                if self._has_credentials
+                else f"{what}: the registry {self.host} asks for credentials (HTTP {status})",
                 hint="pass --registry-username/--registry-password (UPM_REGISTRY_USERNAME/"
                 "UPM_REGISTRY_PASSWORD) of an account that may push there",
             )

@@ -1,0 +1,488 @@
+"""Push, sign, store and verify a container image against a real registry (Debian's
+``docker-registry``, distribution 2.8) and the local Sigstore stand-in.
+
+The image is a tiny OCI image layout written here (two tar layers and a config); no Docker
+engine is needed. Every test that needs the registry skips with ``registry_problem()``'s
+reason where there is none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_sign import IDENTITY, REPOSITORY, TAG_REF, make_release
+from upm_ci import gha, identity
+from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.image import attest
+from upm_ci.image.registry import (
+    OCI_INDEX,
+    SIGSTORE_BUNDLE,
+    OciRegistry,
+    RegistryCredentials,
+    fallback_tag,
+    parse_reference,
+    publish_images,
+    push_image,
+    push_referrers,
+)
+from upm_ci.image.verify import inspect_image, verify_image
+from upm_ci.manifest import ImageRecord, Manifest
+from upm_ci.project import load_project
+from upm_ci.retry import RetryPolicy
+from upm_ci.sigstore_trust import IdentityPolicy, load_trusted_root, make_verifier
+from upm_ci.standins._server import free_port
+from upm_ci.standins.oidc import mint_github_token
+from upm_ci.standins.registry import RegistryProxy, RegistryStandIn, registry_problem
+from upm_ci.standins.sigstore_server import SigstoreStandIn
+from upm_ci.verify import FAIL, PASS
+
+pytestmark = pytest.mark.skipif(registry_problem() is not None, reason=str(registry_problem()))
+
+NAME = "upm/sample"  # the repository of seed "sample"; every other seed has its own
+
+
+def name_of(seed: str) -> str:
+    return f"upm/{seed}"
+
+
+SENTINEL = "registry-password-sentinel-7c4e1f09b2d84a55a1e3c6f0d9b7e2a4"
+EXPECTED = identity.ExpectedSigner(identity=IDENTITY, repository=REPOSITORY, ref=TAG_REF)
+FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, sleep=lambda _: None)
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def make_layout(layout: Path, seed: str = "a") -> str:
+    """An OCI image layout of one image (config + two uncompressed layers); its digest."""
+    layers = []
+    for i in range(2):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = f"{seed} layer {i}\n".encode() * 200
+            info = tarfile.TarInfo(f"file{i}.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        layers.append(
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(layout, buf.getvalue())}
+        )
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+        "config": {"Labels": {"seed": seed}},
+    }
+    config_desc = _blob(layout, json.dumps(config).encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
+        "layers": layers,
+    }
+    # Indented on purpose: the bytes pushed must be these, not a re-serialisation.
+    desc = _blob(layout, json.dumps(manifest, indent=1).encode())
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    index = {
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc}],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    return str(desc["digest"])
+
+
+def cyclonedx_of(digest: str, name: str = NAME) -> str:
+    """A CycloneDX SBOM naming ``digest`` the way syft does (metadata.component.version)."""
+    return json.dumps(
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.6",
+            "version": 1,
+            "metadata": {"component": {"type": "container", "name": name, "version": digest}},
+            "components": [{"type": "library", "name": "click", "version": "8.1.7"}],
+        }
+    )
+
+
+def image_release(
+    root: Path,
+    host: str,
+    *,
+    seed: str = "sample",
+    tags: tuple[str, ...] = ("1.2.0",),
+    name: str = "",
+) -> Path:
+    """The sign test's release plus one image in ``dist/oci-image`` with its SBOM."""
+    project = make_release(root)
+    dist = project / "dist"
+    digest = make_layout(dist / "oci-image", seed)
+    sbom = dist / "sample-image.cdx.json"
+    name = name or name_of(seed)
+    sbom.write_text(cyclonedx_of(digest, name))
+    manifest = Manifest.load(project / "release-manifest.json")
+    manifest.add_image(
+        ImageRecord(
+            ref=f"{host}/{name}:{tags[0]}",
+            digest=digest,
+            repository=f"{host}/{name}",
+            tags=list(tags),
+            sboms=[sbom.name],
+            layout="dist/oci-image",
+        )
+    )
+    manifest.save()
+    return project
+
+
+def load(project: Path) -> Manifest:
+    return Manifest.load(project / "release-manifest.json")
+
+
+def sign(project: Path, standin: SigstoreStandIn) -> list[attest.ImageSigned]:
+    return attest.sign_images(
+        load_project(project),
+        load(project),
+        dist_dir=project / "dist",
+        identity_token=mint_github_token(repository=REPOSITORY, ref=TAG_REF),
+        trust_config=standin.trust_config_path,
+        rekor_version=None,
+        expected=EXPECTED,
+    )
+
+
+def verify(record: ImageRecord, standin: SigstoreStandIn, **kw: Any) -> dict[str, tuple[str, str]]:
+    verifier = make_verifier(load_trusted_root(standin.trust_config_path, offline=True))
+    policy = IdentityPolicy(identity=IDENTITY, repository=REPOSITORY, ref=TAG_REF)
+    report = verify_image(record, verifier=verifier, policy=policy, retry=FAST, **kw)
+    return {c.check: (c.status, c.reason) for c in report.checks}
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[RegistryStandIn]:
+    with RegistryStandIn() as standin:
+        yield standin
+
+
+# ------------------------------------------------------------------------- push
+
+
+def test_push_by_digest_then_tags(tmp_path: Path, registry: RegistryStandIn) -> None:
+    project = image_release(tmp_path, "", tags=("1.2.0", "latest"))
+    manifest = load(project)
+    record = manifest.images[0]
+    with RegistryProxy(registry.url) as proxy:
+        record.repository = f"{proxy.host}/{NAME}"
+        push_image(manifest, record, project / "dist/oci-image", retry=FAST)
+        puts = [path for method, path in proxy.log if method == "PUT"]
+        ledger_host = proxy.host
+    digest = record.digest
+    # Blobs (config, two layers), then the manifest by digest, then the tags, in that order.
+    assert [p.rsplit("/", 1)[-1] for p in puts if "/manifests/" in p] == [digest, "1.2.0", "latest"]
+    assert (
+        puts.index(f"/v2/{NAME}/manifests/{digest}")
+        == max(i for i, p in enumerate(puts) if "/blobs/" in p) + 1
+    )
+    client = OciRegistry(registry.host)
+    stored = client.get_manifest(NAME, digest)
+    assert stored is not None
+    assert stored[2] == digest, "the registry holds the recorded bytes"
+    layout_bytes = (project / "dist/oci-image/blobs/sha256" / digest[7:]).read_bytes()
+    assert stored[0] == layout_bytes
+    for tag in ("1.2.0", "latest"):
+        at = client.get_manifest(NAME, tag)
+        assert at is not None and at[2] == digest
+    ledger = load(project).ledger[f"oci://{ledger_host}"]
+    assert ledger and all(entry.state == "done" for entry in ledger.values())
+
+
+def test_tag_at_another_digest_is_refused_and_nothing_moves(
+    tmp_path: Path, registry: RegistryStandIn
+) -> None:
+    first = image_release(
+        tmp_path / "a", registry.host, seed="moved-a", tags=("9.9.9",), name="upm/moved"
+    )
+    publish_images(load(first), first / "dist", retry=FAST)
+    second = image_release(
+        tmp_path / "b", registry.host, seed="moved-b", tags=("9.9.9",), name="upm/moved"
+    )
+    manifest = load(second)
+    with pytest.raises(PolicyError) as caught:
+        publish_images(manifest, second / "dist", retry=FAST)
+    assert caught.value.exit_code == 1
+    assert "9.9.9" in str(caught.value) and "nothing was moved" in str(caught.value)
+    client = OciRegistry(registry.host)
+    at = client.get_manifest("upm/moved", "9.9.9")
+    assert at is not None and at[2] == load(first).images[0].digest
+    assert client.get_manifest("upm/moved", manifest.images[0].digest) is None, "nothing was sent"
+    assert not load(second).ledger
+
+
+def test_registry_down_retries_then_exit_3(tmp_path: Path) -> None:
+    project = image_release(tmp_path, f"127.0.0.1:{free_port()}")
+    attempts: list[float] = []
+    policy = RetryPolicy(attempts=3, base_delay=0.0, sleep=attempts.append)
+    with pytest.raises(ServiceError) as caught:
+        publish_images(load(project), project / "dist", retry=policy)
+    assert caught.value.exit_code == 3
+    assert "after 3 attempts" in str(caught.value)
+    assert len(attempts) == 2, "two pauses between three attempts"
+
+
+def test_registry_503_is_retried_and_4xx_is_not(tmp_path: Path, registry: RegistryStandIn) -> None:
+    project = image_release(tmp_path, "", seed="flaky")
+    manifest = load(project)
+    record = manifest.images[0]
+    with RegistryProxy(registry.url) as proxy:
+        record.repository = f"{proxy.host}/{name_of('flaky')}"
+        proxy.fail(2, 503)
+        push_image(manifest, record, project / "dist/oci-image", retry=FAST)
+        first = proxy.log[:3]
+        assert len(first) == 3 and first[0] == first[1] == first[2], "the same request, retried"
+        proxy.fail(1, 400)
+        with pytest.raises(ServiceError) as caught:
+            OciRegistry(proxy.host, retry=FAST).get_manifest(name_of("flaky"), "1.2.0")
+        assert "HTTP 400" in str(caught.value)
+
+
+KILLED_PUSH = """
+import sys
+from pathlib import Path
+from upm_ci.image.registry import push_image
+from upm_ci.manifest import Manifest
+project = Path(sys.argv[1])
+manifest = Manifest.load(project / "release-manifest.json")
+push_image(manifest, manifest.images[0], project / "dist/oci-image")
+"""
+
+
+def test_killed_push_resumes_and_sends_nothing_twice(
+    tmp_path: Path, registry: RegistryStandIn
+) -> None:
+    with RegistryProxy(registry.url, hold_manifest_puts=True) as proxy:
+        project = image_release(tmp_path, proxy.host, seed="killed", tags=("1.2.0", "stable"))
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_PUSH, str(project)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            while not proxy.manifest_put_seen.wait(0.2):
+                assert child.poll() is None, child.communicate(timeout=5)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(30)
+        assert child.returncode == -signal.SIGKILL, "killed mid-push, in the manifest PUT"
+        proxy.hold_manifest_puts = False
+        proxy.release()
+        manifest = load(project)
+        record = manifest.images[0]
+        ledger = manifest.ledger[f"oci://{proxy.host}"]
+        assert ledger[f"upm/killed@{record.digest}"].state == "started"
+        assert "upm/killed:1.2.0" not in ledger, "no tag before the manifest"
+        blob_sends = [entry for entry in proxy.log if entry[0] in ("POST", "PATCH", "PUT")]
+        blob_sends = [entry for entry in blob_sends if "/blobs/" in entry[1]]
+        assert len([e for e in blob_sends if e[0] == "POST"]) == 3
+        result = push_image(manifest, record, project / "dist/oci-image", retry=FAST)
+        states = {step.item: step.state for step in result.steps}
+        assert [s for i, s in states.items() if "/blobs/" in i] == ["done before"] * 3
+        assert states[f"upm/killed@{record.digest}"] == "pushed"
+        assert states["upm/killed:stable"] == "tagged"
+        again = [e for e in proxy.log if e[0] in ("POST", "PATCH") and "/blobs/" in e[1]]
+        assert len(again) == 3, "no blob was sent twice"
+    at = OciRegistry(registry.host).get_manifest("upm/killed", "stable")
+    assert at is not None and at[2] == record.digest
+
+
+# ------------------------------------------------------------------------- sign, referrers, verify
+
+
+@pytest.fixture
+def signed_pushed(
+    tmp_path: Path, registry: RegistryStandIn, sigstore_standin: SigstoreStandIn
+) -> Path:
+    seed = "signed-" + tmp_path.name.lower().replace("_", "-")  # one repository per test
+    project = image_release(tmp_path, registry.host, seed=seed, tags=("1.2.0",))
+    made = sign(project, sigstore_standin)
+    assert [m.kind for m in made] == ["signature", "provenance", "sbom-attestation"]
+    publish_images(load(project), project / "dist", retry=FAST)
+    return project
+
+
+def test_referrers_are_stored_and_the_index_keeps_every_one(
+    tmp_path: Path, registry: RegistryStandIn, sigstore_standin: SigstoreStandIn
+) -> None:
+    project = image_release(tmp_path, registry.host, seed="index")
+    sign(project, sigstore_standin)
+    manifest = load(project)
+    record = manifest.images[0]
+    publish_images(manifest, project / "dist", retry=FAST)
+    # Store them in two rounds: the second must extend the index, not replace it.
+    everything = list(record.referrers)
+    record.referrers = everything[:1]
+    push_referrers(manifest, record, project / "dist", project / "dist/oci-image", retry=FAST)
+    record.referrers = everything[1:]
+    push_referrers(manifest, record, project / "dist", project / "dist/oci-image", retry=FAST)
+    client = OciRegistry(registry.host)
+    index = client.get_manifest("upm/index", fallback_tag(record.digest))
+    assert index is not None and index[1] == OCI_INDEX
+    listed = json.loads(index[0])["manifests"]
+    assert len(listed) == 3
+    assert {m["artifactType"] for m in listed} == {SIGSTORE_BUNDLE}
+    assert {m["digest"] for m in listed} == {r.digest for r in everything} | {
+        r.digest for r in record.referrers
+    }
+    for m in listed:
+        stored = client.get_manifest("upm/index", m["digest"])
+        assert stored is not None
+        doc = json.loads(stored[0])
+        assert doc["subject"]["digest"] == record.digest
+        assert doc["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+        assert [layer["mediaType"] for layer in doc["layers"]] == [SIGSTORE_BUNDLE]
+    saved = load(project).images[0]
+    assert all(r.digest.startswith("sha256:") for r in saved.referrers)
+
+
+def test_verify_passes(signed_pushed: Path, sigstore_standin: SigstoreStandIn) -> None:
+    checks = verify(load(signed_pushed).images[0], sigstore_standin)
+    assert {k: v[0] for k, v in checks.items()} == {
+        "manifest": PASS,
+        "tag 1.2.0": PASS,
+        "signature": PASS,
+        "provenance": PASS,
+        "sbom-attestation": PASS,
+    }
+
+
+def test_verify_fails_for_an_unsigned_image(
+    tmp_path: Path, registry: RegistryStandIn, sigstore_standin: SigstoreStandIn
+) -> None:
+    project = image_release(tmp_path, registry.host, seed="unsigned", tags=("0.0.1",))
+    publish_images(load(project), project / "dist", retry=FAST)
+    checks = verify(load(project).images[0], sigstore_standin)
+    for kind in ("signature", "provenance", "sbom-attestation"):
+        assert checks[kind][0] == FAIL
+        assert "unsigned" in checks[kind][1]
+
+
+def test_verify_fails_for_a_retagged_image(
+    tmp_path: Path,
+    signed_pushed: Path,
+    registry: RegistryStandIn,
+    sigstore_standin: SigstoreStandIn,
+) -> None:
+    name = parse_reference(load(signed_pushed).images[0].repository).name
+    other = image_release(
+        tmp_path / "other", registry.host, seed="intruder", tags=("x",), name=name
+    )
+    publish_images(load(other), other / "dist", retry=FAST)
+    intruder = load(other).images[0]
+    client = OciRegistry(registry.host)
+    stored = client.get_manifest(name, intruder.digest)
+    assert stored is not None
+    client.put_manifest(name, "1.2.0", stored[0], stored[1])  # someone moves the tag
+    checks = verify(load(signed_pushed).images[0], sigstore_standin)
+    assert checks["tag 1.2.0"][0] == FAIL
+    assert intruder.digest in checks["tag 1.2.0"][1]
+    assert checks["signature"][0] == PASS
+
+
+def test_sign_refuses_an_sbom_of_another_image(
+    tmp_path: Path, sigstore_standin: SigstoreStandIn
+) -> None:
+    project = image_release(tmp_path, "127.0.0.1:5000", seed="sbom")
+    (project / "dist/sample-image.cdx.json").write_text(cyclonedx_of("sha256:" + "0" * 64))
+    with pytest.raises(PolicyError) as caught:
+        sign(project, sigstore_standin)
+    assert "another image" in str(caught.value)
+    assert not list((project / "dist").glob("*.image.*")), "nothing signed"
+
+
+def test_verify_fails_for_an_sbom_attestation_of_another_image(
+    tmp_path: Path, registry: RegistryStandIn, sigstore_standin: SigstoreStandIn
+) -> None:
+    """A validly signed SBOM attestation bound to the digest whose SBOM is another image's."""
+    project = image_release(tmp_path, registry.host, seed="sbom-other", tags=("7.0.0",))
+    sign(project, sigstore_standin)
+    manifest = load(project)
+    record = manifest.images[0]
+    from upm_ci import provenance
+    from upm_ci.sign import ReleaseSigner
+
+    wrong = tmp_path / "other.cdx.json"
+    wrong.write_text(cyclonedx_of("sha256:" + "1" * 64))
+    statement = provenance.sbom_statement(wrong, record.repository, record.digest[7:])
+    token = mint_github_token(repository=REPOSITORY, ref=TAG_REF)
+    with ReleaseSigner(
+        token,
+        expected_identity=IDENTITY,
+        trust_config=sigstore_standin.trust_config_path,
+        source_repository=REPOSITORY,
+        source_ref=TAG_REF,
+    ) as signer:
+        bundle = signer.sign_statement(statement)
+    bad = next(r for r in record.referrers if r.kind == "sbom-attestation")
+    (project / "dist" / bad.bundle).write_text(bundle)
+    publish_images(manifest, project / "dist", retry=FAST)
+    checks = verify(load(project).images[0], sigstore_standin)
+    assert checks["signature"][0] == PASS
+    assert checks["sbom-attestation"][0] == FAIL
+    assert "names neither" in checks["sbom-attestation"][1]
+
+
+def test_another_signer_is_not_the_release_identity(
+    signed_pushed: Path, sigstore_standin: SigstoreStandIn
+) -> None:
+    record = load(signed_pushed).images[0]
+    verifier = make_verifier(load_trusted_root(sigstore_standin.trust_config_path, offline=True))
+    someone = IdentityPolicy(
+        identity="https://github.com/else/where/.github/workflows/x.yml@refs/heads/main"
+    )
+    found = inspect_image(
+        parse_reference(record.repository), record.digest, verifier=verifier, policy=someone
+    )
+    assert len(found.referrers) == 3
+    assert all(r.valid and not r.official for r in found.referrers)
+    assert all(IDENTITY in r.signers for r in found.referrers)
+
+
+# ------------------------------------------------------------------------- credentials
+
+
+def test_credentials_are_sent_and_never_shown(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with RegistryStandIn(username="releaser", password=SENTINEL) as locked:
+        project = image_release(tmp_path, locked.host, seed="locked")
+        with pytest.raises(InputError) as caught:
+            publish_images(load(project), project / "dist", retry=FAST)
+        assert "asks for credentials" in str(caught.value)
+        credentials = RegistryCredentials("releaser", SENTINEL)
+        assert gha.redact(f"x {SENTINEL} y") != f"x {SENTINEL} y", "masked when made"
+        results = publish_images(
+            load(project), project / "dist", credentials=credentials, retry=FAST
+        )
+        assert results[0].steps
+        at = OciRegistry(locked.host, credentials).get_manifest("upm/locked", "1.2.0")
+        assert at is not None
+    out, err = capfd.readouterr()
+    assert SENTINEL not in out + err + caplog.text
+    assert SENTINEL not in (project / "release-manifest.json").read_text()
+    assert SENTINEL not in repr(credentials)
