@@ -30,7 +30,7 @@ from upm_ci.layout import sha256_file
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1, STATEMENT_TYPE
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import available_cpus
+from upm_ci.verify.checks import available_cpus
 
 FILES = 500
 REPOSITORY = "unexpected/upm-sample"

@@ -39,7 +39,7 @@ from upm_ci.manifest import Manifest
 from upm_ci.project import load_project
 from upm_ci.publish.notes import release_notes
 from upm_ci.release_download import DownloadLimits, download_release
-from upm_ci.verify import _parse_sums
+from upm_ci.verify.checks import _parse_sums
 
 CI = os.environ.get("CI", "").lower() == "true"
 

@@ -462,7 +462,7 @@ def test_download_keeps_no_partial_files(
     release_kit: ReleaseKit, published: GitHubStandIn, tmp_path: Path
 ) -> None:
     from upm_ci.errors import ServiceError
-    from upm_ci.verify import download_release
+    from upm_ci.release_download import download_release
 
     published.inject("reset", path_regex=r"/releases/assets/", count=1000)
     dest = tmp_path / "dl"

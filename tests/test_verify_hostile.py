@@ -34,8 +34,8 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.errors import InputError, ServiceError
+from upm_ci.release_download import DownloadLimits, download_release
 from upm_ci.standins.github import GitHubStandIn
-from upm_ci.verify import DownloadLimits, download_release
 
 __all__ = ["release_dir", "release_kit"]
 

@@ -22,10 +22,11 @@ from tests.fixtures.release_kit import (
     release_kit,
     release_policy,
 )
-from upm_ci import verify
 from upm_ci.cli import main
 from upm_ci.errors import InputError
-from upm_ci.verify import ForkError, bundle_processes, forked_map, verify_release
+from upm_ci.verify import checks as verify
+from upm_ci.verify import verify_release
+from upm_ci.verify.checks import ForkError, bundle_processes, forked_map
 
 __all__ = ["release_dir", "release_kit"]
 

@@ -173,7 +173,7 @@ def command(
     root, and --trust-config needs no network at all.
     """
     from upm_ci.config import normalize_fingerprint
-    from upm_ci.verify import DownloadLimits, download_release
+    from upm_ci.release_download import DownloadLimits, download_release
 
     _check_project(project)
     proj = maybe_project(project)

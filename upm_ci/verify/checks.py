@@ -1,24 +1,10 @@
-"""Phase 6: verify a release directory (or what a GitHub release holds) end to end.
+"""The checks of one release verification (:class:`ReleaseVerification`), and the forked
+processes that share a large release's bundles (:func:`bundle_processes`, :func:`forked_map`).
 
-Every file gets an entry with one status per check, so a user sees which artifact failed and
-why: its Sigstore bundle under the expected identity policy, its line in ``SHA256SUMS``, its
-GPG signature, its place among the provenance subjects, and (wheel, SBOMs) the SBOM binding.
-Anything that cannot be checked fails: an artifact without a bundle, an unlisted distribution,
-a provenance that does not name exactly the distributions. PEP 740 publish attestations
-(``<dist>.publish.attestation``) are optional, but each one must verify for its distribution
-under the identity policy, and once one distribution has one, every distribution must.
-
-What "offline" covers: verification never talks to Rekor or Fulcio. The bundle carries the
-evidence (certificate with its embedded SCT, the log entry with its inclusion proof and signed
-checkpoint, the Rekor v1 signed entry timestamp, RFC 3161 timestamps) and sigstore-python
-checks all of it against the keys in the trust root. The only network use is fetching that
-trust root from Sigstore's TUF repository when no ``--trust-config`` is given; ``--offline``
-then uses the TUF cache instead. With ``--trust-config`` nothing goes over the network.
-
-Speed: each bundle is verified in full by sigstore-python's own ``Verifier`` through its
-public ``verify_artifact`` / ``verify_dsse``, so every check sigstore has (or adds) runs. That
-work is pure Python under the GIL, so it runs in one thread; a large release's bundles are
-shared among forked processes (:func:`bundle_processes`).
+Each bundle is verified in full by sigstore-python's own ``Verifier`` through its public
+``verify_artifact`` / ``verify_dsse``, so every check sigstore has (or adds) runs. That work is
+pure Python under the GIL, so it runs in one thread; a large release's bundles are shared
+among forked processes.
 """
 
 from __future__ import annotations
@@ -31,12 +17,10 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from upm_ci.config import normalize_fingerprint
-from upm_ci.errors import InputError, PolicyError
+from upm_ci.errors import PolicyError
 from upm_ci.gpg import verify_signatures
 from upm_ci.layout import (
     BUNDLE_SUFFIX,
@@ -46,7 +30,7 @@ from upm_ci.layout import (
     artifact_kind,
     sha256_file,
 )
-from upm_ci.manifest import Manifest, write_json_atomic
+from upm_ci.manifest import Manifest
 from upm_ci.provenance import (
     CYCLONEDX_BOM,
     IN_TOTO_PAYLOAD_TYPE,
@@ -54,16 +38,15 @@ from upm_ci.provenance import (
     statement_subjects,
 )
 from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
-from upm_ci.release_download import DownloadLimits, download_release
 from upm_ci.retry import describe
 from upm_ci.sigstore_trust import (
     IdentityPolicy,
-    load_trusted_root,
+    hashed_sha256,
     log_entry_json,
-    make_verifier,
     run_sigstore_check,
     verify_pep740,
 )
+from upm_ci.verify.report import FAIL, PASS, ArtifactReport
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle
@@ -71,134 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-#: The GitHub download lives in upm_ci.release_download; verify is where callers find it.
-__all__ = ["DownloadLimits", "download_release"]
-
-SCHEMA = "upm-release/verify-report/v1"
-
-PASS, FAIL, WARN = "pass", "fail", "warn"
-
-
-# --------------------------------------------------------------------------- report
-
-
-@dataclass
-class Check:
-    """One check of one file: ``pass``, ``fail`` or ``warn`` (reported, not failing)."""
-
-    check: str
-    status: str
-    reason: str
-
-
-@dataclass
-class ArtifactReport:
-    """Everything checked about one file of the release."""
-
-    name: str
-    sha256: str
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.status != FAIL for c in self.checks)
-
-    def add(self, check: str, status: str, reason: str) -> None:
-        self.checks.append(Check(check, status, reason))
-
-
-@dataclass
-class VerifyReport:
-    """The verdict over a release directory."""
-
-    policy: dict[str, str]
-    artifacts: list[ArtifactReport]
-    directory: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.artifacts) and all(a.passed for a in self.artifacts)
-
-    def failures(self) -> list[tuple[str, Check]]:
-        """(artifact name, failed check), in report order."""
-        return [(a.name, c) for a in self.artifacts for c in a.checks if c.status == FAIL]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "passed": self.passed,
-            "policy": self.policy,
-            "directory": self.directory,
-            "artifacts": [
-                {
-                    "name": a.name,
-                    "sha256": a.sha256,
-                    "checks": [asdict(c) for c in a.checks],
-                    "passed": a.passed,
-                }
-                for a in self.artifacts
-            ],
-        }
-
-    def write(self, path: Path) -> Path:
-        """Write the JSON report atomically."""
-        write_json_atomic(path, self.to_json())
-        return path
-
-
-# --------------------------------------------------------------------------- the phase
-
-
-def verify_release(
-    directory: Path,
-    *,
-    policy: IdentityPolicy,
-    trust_config: Path | None,
-    offline: bool,
-    manifest: Manifest | None,
-    gpg_public_key: Path | None,
-    gpg_fingerprint: str = "",
-    ignore: Collection[Path] = (),
-    verifier: Verifier | None = None,
-    processes: int | None = None,
-) -> VerifyReport:
-    """Verify every file in ``directory``; the report says what passed, per file and check.
-
-    ``ignore``: files in the directory that are not part of the release (the report itself).
-    ``verifier``: a prepared verifier to reuse (its trust root wins over ``trust_config``).
-    ``processes``: at most this many processes check bundles (default: the CPUs this process
-    may use); see :func:`bundle_processes`.
-    ``gpg_public_key`` / ``gpg_fingerprint``: the pinned GPG key (see ``_Run.check_gpg``).
-    """
-    if processes is not None and processes < 1:
-        raise InputError(f"--processes {processes}: must be at least 1")
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise InputError(f"{directory}: release directory not found", hint="pass the dist dir")
-    if gpg_public_key is not None and not gpg_public_key.is_file():
-        raise InputError(f"{gpg_public_key}: GPG public key not found")
-    irregular: dict[str, str] = {}
-    files = _release_files(directory, ignore, irregular)
-    if verifier is None:
-        root = load_trusted_root(trust_config, offline=offline)
-        try:
-            verifier = make_verifier(root)
-        except Exception as e:  # noqa: BLE001 - sigstore raises several kinds for a bad root
-            raise InputError(
-                f"{trust_config or 'Sigstore trust root'}: unusable trust root: {describe(e)}"
-            ) from None
-    run = _Run(directory, files, policy, verifier, processes or available_cpus())
-    fingerprint = normalize_fingerprint(gpg_fingerprint, where="--gpg-fingerprint")
-    run.verify_all(manifest, gpg_public_key, fingerprint)
-    for name, kind in irregular.items():
-        run.entry(name).add(
-            "regular-file",
-            FAIL,
-            f"{kind}, not a regular file: a release directory holds regular files only",
-        )
-    log.info("verified %d files in %s", len(files), directory)
-    return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
 
 
 def available_cpus() -> int:
@@ -272,7 +127,7 @@ def _describe_status(status: int) -> str:
     return f"exit {os.waitstatus_to_exitcode(status)}"
 
 
-def _release_files(
+def release_files(
     directory: Path, ignore: Collection[Path], irregular: dict[str, str] | None = None
 ) -> list[Path]:
     """The regular files in ``directory`` by name, without those in ``ignore``.
@@ -312,8 +167,9 @@ def _entry_kind(entry: os.DirEntry[str]) -> str:
     return "a device or other special file"
 
 
-class _Run:
-    """State of one verification: files, digests, entries, the shared verifier."""
+class ReleaseVerification:
+    """One verification of a release directory: its files, their digests and kinds, the
+    shared verifier and identity policy, and the report entry of each file as checks add to it."""
 
     def __init__(
         self,
@@ -402,16 +258,13 @@ class _Run:
 
     def bundle_check(self, name: str) -> tuple[str, str]:
         """(status, reason) of the Sigstore bundle of ``name``."""
-        from sigstore.hashes import Hashed
-        from sigstore_models.common.v1 import HashAlgorithm
-
         bundle_name = name + BUNDLE_SUFFIX
         if bundle_name not in self.files:
             return FAIL, f"no Sigstore bundle ({bundle_name} is missing)"
         bundle, error = self.load_bundle(self.files[bundle_name])
         if bundle is None:
             return FAIL, f"{bundle_name}: {error}"
-        hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(self.digests[name]))
+        hashed = hashed_sha256(self.digests[name])
         error = self.run_verify(
             lambda: self.verifier.verify_artifact(hashed, bundle, self.sigstore_policy)
         )
