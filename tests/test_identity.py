@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from upm_ci.standins.oidc import (
 from upm_ci.standins.sigstore_server import SigstoreStandIn
 
 REPOSITORY = "unexpected/upm-sample"
+#: Appended to a token that must never be echoed: long and unique, cannot match by chance.
+ECHO_SENTINEL = "sentinel-" + secrets.token_hex(12)
 IDENTITY = identity.workflow_identity(
     REPOSITORY, ".github/workflows/release.yml", "refs/tags/v1.2.0"
 )
@@ -100,8 +103,8 @@ def test_pull_request_from_fork_and_from_same_repo() -> None:
 @pytest.mark.parametrize("token", ["", "abc", "a.b", "a.!!!.c", "a.bnVsbA.c"])
 def test_decode_rejects_non_jwt_without_echo(token: str) -> None:
     with pytest.raises(InputError) as err:
-        identity.decode_claims(token + "sentinel")
-    assert "sentinel" not in str(err.value)
+        identity.decode_claims(token + ECHO_SENTINEL)
+    assert ECHO_SENTINEL not in str(err.value)
 
 
 def test_load_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

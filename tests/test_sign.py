@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ REPOSITORY = "unexpected/upm-sample"
 TAG_REF = "refs/tags/v1.2.0"
 IDENTITY = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@{TAG_REF}"
 GPG_PASSPHRASE = "sentinel-gpg-passphrase-5f1c9e"
+#: A key body that must never be echoed: long and unique, so it cannot match by chance.
+GARBAGE_KEY_BODY = "c2VudGluZWwta2V5LWJvZHk" + secrets.token_hex(12)
 PYPROJECT = f"""\
 [project]
 name = "upm-sample"
@@ -514,7 +517,10 @@ def test_malformed_token_exits_2(
 
 @pytest.mark.parametrize(
     "key",
-    ["/nonexistent/release-key.asc", "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nZm9v\n-----END"],
+    [
+        "/nonexistent/release-key.asc",
+        f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{GARBAGE_KEY_BODY}\n-----END",
+    ],
     ids=["unreadable-file", "garbage-armor"],
 )
 def test_bad_gpg_key_exits_2_before_writing(
@@ -527,7 +533,7 @@ def test_bad_gpg_key_exits_2_before_writing(
     code = cli(release, sigstore_standin, "--identity-token", mint_github_token(), "--gpg-key", key)
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "--gpg-key" in err and "Zm9v" not in err
+    assert "--gpg-key" in err and GARBAGE_KEY_BODY not in err
     assert snapshot(release) == before
 
 
