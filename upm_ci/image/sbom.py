@@ -339,35 +339,44 @@ def make_image_sboms(
     """
     results = []
     for record in [i for i in manifest.images if i.layout]:
-        layout = layout_path(manifest, record)
-        with tempfile.TemporaryDirectory(prefix="upm-image-sbom-") as tmp:
-            cdx_raw, spdx_text = run_syft(f"oci-dir:{layout}", Path(tmp))
-        cdx_text, spdx_text = bind_to_image(cdx_raw, spdx_text, record)
-        validate_cyclonedx(cdx_text)
-        stem = (
-            f"{record.repository.rsplit('/', 1)[-1]}-{record.tags[0] if record.tags else 'image'}"
-        )
-        validate_image_spdx(spdx_text, stem)
-        dist_dir.mkdir(parents=True, exist_ok=True)
-        cdx_path = dist_dir / f"{stem}.image.cdx.json"
-        spdx_path = dist_dir / f"{stem}.image.spdx.json"
-        if cdx_path.resolve().parent != dist_dir.resolve():
-            raise InputError(f"image {record.ref}: its SBOM name {cdx_path.name} is not plain")
-        write_text_atomic(cdx_path, cdx_text)
-        write_text_atomic(spdx_path, spdx_text)
-        cdx_art = manifest.add_file(cdx_path, "sbom")
-        spdx_art = manifest.add_file(spdx_path, "sbom")
-        # Bound like the wheel's SBOMs: the SBOM attestation's subject is the image digest.
-        described, digest_hex = f"{stem}.oci-image", record.digest.removeprefix("sha256:")
-        for art, fmt in ((cdx_art, "cyclonedx-1.6+json"), (spdx_art, "spdx-2.3+json")):
-            manifest.add_sbom(SbomRecord(art.name, fmt, described, digest_hex))
-        record.sboms = [cdx_art.name, spdx_art.name]
-        record.sbom = cdx_art.name
-        manifest.add_image(record)
-        manifest.save()
+        cdx_art, spdx_art, cdx_text = write_image_sboms(manifest, record, dist_dir)
         packages, others = image_packages(json.loads(cdx_text))
         outcome, unfixed = audit_image(packages, osv_url=osv_url, allow=allow, today=today)
         results.append(
             ImageSbomResult(record, cdx_art, spdx_art, packages, outcome, unfixed, others)
         )
     return results
+
+
+def write_image_sboms(
+    manifest: Manifest, record: ImageRecord, dist_dir: Path
+) -> tuple[Artifact, Artifact, str]:
+    """syft on the image's layout, bound, validated, written and recorded (no audit).
+
+    Returns the CycloneDX and SPDX artifacts and the CycloneDX text.
+    """
+    layout = layout_path(manifest, record)
+    with tempfile.TemporaryDirectory(prefix="upm-image-sbom-") as tmp:
+        cdx_raw, spdx_text = run_syft(f"oci-dir:{layout}", Path(tmp))
+    cdx_text, spdx_text = bind_to_image(cdx_raw, spdx_text, record)
+    validate_cyclonedx(cdx_text)
+    stem = f"{record.repository.rsplit('/', 1)[-1]}-{record.tags[0] if record.tags else 'image'}"
+    validate_image_spdx(spdx_text, stem)
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    cdx_path = dist_dir / f"{stem}.image.cdx.json"
+    spdx_path = dist_dir / f"{stem}.image.spdx.json"
+    if cdx_path.resolve().parent != dist_dir.resolve():
+        raise InputError(f"image {record.ref}: its SBOM name {cdx_path.name} is not plain")
+    write_text_atomic(cdx_path, cdx_text)
+    write_text_atomic(spdx_path, spdx_text)
+    cdx_art = manifest.add_file(cdx_path, "sbom")
+    spdx_art = manifest.add_file(spdx_path, "sbom")
+    # Bound like the wheel's SBOMs: the SBOM attestation's subject is the image digest.
+    described, digest_hex = f"{stem}.oci-image", record.digest.removeprefix("sha256:")
+    for art, fmt in ((cdx_art, "cyclonedx-1.6+json"), (spdx_art, "spdx-2.3+json")):
+        manifest.add_sbom(SbomRecord(art.name, fmt, described, digest_hex))
+    record.sboms = [cdx_art.name, spdx_art.name]
+    record.sbom = cdx_art.name
+    manifest.add_image(record)
+    manifest.save()
+    return cdx_art, spdx_art, cdx_text
