@@ -219,13 +219,13 @@ def test_tag_at_another_digest_is_refused_and_nothing_moves(
     first = image_release(
         tmp_path / "a", registry.host, seed="moved-a", tags=("9.9.9",), name="upm/moved"
     )
-    publish_images(load(first), first / "dist", retry=FAST)
+    publish_images(load(first), first / "dist", retry=FAST, require_signed=False)
     second = image_release(
         tmp_path / "b", registry.host, seed="moved-b", tags=("9.9.9",), name="upm/moved"
     )
     manifest = load(second)
     with pytest.raises(PolicyError) as caught:
-        publish_images(manifest, second / "dist", retry=FAST)
+        publish_images(manifest, second / "dist", retry=FAST, require_signed=False)
     assert caught.value.exit_code == 1
     assert "9.9.9" in str(caught.value) and "nothing was moved" in str(caught.value)
     client = OciRegistry(registry.host)
@@ -240,7 +240,7 @@ def test_registry_down_retries_then_exit_3(tmp_path: Path) -> None:
     attempts: list[float] = []
     policy = RetryPolicy(attempts=3, base_delay=0.0, sleep=attempts.append)
     with pytest.raises(ServiceError) as caught:
-        publish_images(load(project), project / "dist", retry=policy)
+        publish_images(load(project), project / "dist", retry=policy, require_signed=False)
     assert caught.value.exit_code == 3
     assert "after 3 attempts" in str(caught.value)
     assert len(attempts) == 2, "two pauses between three attempts"
@@ -371,11 +371,20 @@ def test_verify_passes(signed_pushed: Path, sigstore_standin: SigstoreStandIn) -
     }
 
 
+def test_publish_refuses_an_unsigned_image(tmp_path: Path, registry: RegistryStandIn) -> None:
+    project = image_release(tmp_path, registry.host, seed="refused", tags=("0.0.2",))
+    with pytest.raises(PolicyError) as caught:
+        publish_images(load(project), project / "dist", retry=FAST)
+    assert "run `upm-ci sign`" in str(caught.value)
+    digest = load(project).images[0].digest
+    assert OciRegistry(registry.host).get_manifest("upm/refused", digest) is None
+
+
 def test_verify_fails_for_an_unsigned_image(
     tmp_path: Path, registry: RegistryStandIn, sigstore_standin: SigstoreStandIn
 ) -> None:
     project = image_release(tmp_path, registry.host, seed="unsigned", tags=("0.0.1",))
-    publish_images(load(project), project / "dist", retry=FAST)
+    publish_images(load(project), project / "dist", retry=FAST, require_signed=False)
     checks = verify(load(project).images[0], sigstore_standin)
     for kind in ("signature", "provenance", "sbom-attestation"):
         assert checks[kind][0] == FAIL
@@ -392,7 +401,7 @@ def test_verify_fails_for_a_retagged_image(
     other = image_release(
         tmp_path / "other", registry.host, seed="intruder", tags=("x",), name=name
     )
-    publish_images(load(other), other / "dist", retry=FAST)
+    publish_images(load(other), other / "dist", retry=FAST, require_signed=False)
     intruder = load(other).images[0]
     client = OciRegistry(registry.host)
     stored = client.get_manifest(name, intruder.digest)
@@ -472,12 +481,16 @@ def test_credentials_are_sent_and_never_shown(
     with RegistryStandIn(username="releaser", password=SENTINEL) as locked:
         project = image_release(tmp_path, locked.host, seed="locked")
         with pytest.raises(InputError) as caught:
-            publish_images(load(project), project / "dist", retry=FAST)
+            publish_images(load(project), project / "dist", retry=FAST, require_signed=False)
         assert "asks for credentials" in str(caught.value)
         credentials = RegistryCredentials("releaser", SENTINEL)
         assert gha.redact(f"x {SENTINEL} y") != f"x {SENTINEL} y", "masked when made"
         results = publish_images(
-            load(project), project / "dist", credentials=credentials, retry=FAST
+            load(project),
+            project / "dist",
+            credentials=credentials,
+            retry=FAST,
+            require_signed=False,
         )
         assert results[0].steps
         at = OciRegistry(locked.host, credentials).get_manifest("upm/locked", "1.2.0")
@@ -486,3 +499,95 @@ def test_credentials_are_sent_and_never_shown(
     assert SENTINEL not in out + err + caplog.text
     assert SENTINEL not in (project / "release-manifest.json").read_text()
     assert SENTINEL not in repr(credentials)
+
+
+# ------------------------------------------------------------------------- trust oci://
+
+
+def trust(target: str, standin: SigstoreStandIn, tmp_path: Path, *extra: str) -> int:
+    from upm_ci.cli import main
+
+    return main(
+        [
+            "trust",
+            target,
+            "--project",
+            str(tmp_path),
+            "--repository",
+            REPOSITORY,
+            "--trust-config",
+            str(standin.trust_config_path),
+            "--offline",
+            *extra,
+        ]
+    )
+
+
+def test_trust_accepts_an_image_signed_by_the_official_identity(
+    tmp_path: Path,
+    signed_pushed: Path,
+    sigstore_standin: SigstoreStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    record = load(signed_pushed).images[0]
+    assert trust(f"oci://{record.ref}", sigstore_standin, tmp_path / "none") == 0
+    out = capsys.readouterr().out
+    assert "Official Docker/Hub" in out and "accepted" in out
+    assert record.digest in out, "the decision names the digest the tag resolved to"
+    by_digest = f"oci://{record.repository}@{record.digest}"
+    assert trust(by_digest, sigstore_standin, tmp_path / "none") == 0
+
+
+def test_trust_blocks_an_unsigned_image(
+    tmp_path: Path,
+    registry: RegistryStandIn,
+    sigstore_standin: SigstoreStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = image_release(tmp_path, registry.host, seed="trust-unsigned", tags=("1.0.0",))
+    push_image(load(project), load(project).images[0], project / "dist/oci-image", retry=FAST)
+    assert trust(f"oci://{registry.host}/upm/trust-unsigned:1.0.0", sigstore_standin, tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "3rd-party unsigned" in out and "blocked" in out
+
+
+def test_trust_community_image_needs_review_until_approved(
+    tmp_path: Path,
+    registry: RegistryStandIn,
+    sigstore_standin: SigstoreStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = image_release(tmp_path, registry.host, seed="community", tags=("2.0.0",))
+    other_repo = "someone/else"
+    ref = "refs/tags/v2.0.0"
+    other = f"https://github.com/{other_repo}/.github/workflows/release.yml@{ref}"
+    attest.sign_images(
+        load_project(project),
+        load(project),
+        dist_dir=project / "dist",
+        identity_token=mint_github_token(repository=other_repo, ref=ref),
+        trust_config=sigstore_standin.trust_config_path,
+        rekor_version=None,
+        expected=identity.ExpectedSigner(identity=other, repository=other_repo, ref=ref),
+    )
+    publish_images(load(project), project / "dist", retry=FAST)
+    target = f"oci://{registry.host}/upm/community:2.0.0"
+    assert trust(target, sigstore_standin, tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "Community (signed)" in out and "needs-review" in out and other in out
+    approvals = tmp_path / "approvals.json"
+    digest = load(project).images[0].digest
+    approvals.write_text(
+        json.dumps(
+            [{"sha256": digest, "reviewer": "bob", "date": "2026-11-30", "reason": "audited"}]
+        )
+    )
+    assert trust(target, sigstore_standin, tmp_path, "--approvals", str(approvals)) == 0
+    assert "approved by bob" in capsys.readouterr().out
+
+
+def test_trust_of_an_image_that_is_not_there_is_bad_input(
+    tmp_path: Path, registry: RegistryStandIn, sigstore_standin: SigstoreStandIn
+) -> None:
+    assert trust(f"oci://{registry.host}/upm/nothing:1.0", sigstore_standin, tmp_path) == 2
+    assert trust("oci://no-registry-named", sigstore_standin, tmp_path) == 2

@@ -20,10 +20,11 @@ from upm_ci.cli._common import (
     trust_config_option,
 )
 from upm_ci.errors import EXIT_OK, EXIT_POLICY
+from upm_ci.image.registry import credentials_options
 
 
 @click.command("trust")
-@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.argument("files", nargs=-1, required=True)
 @project_option
 @option("--approvals", env="TRUST_APPROVALS", type=FILE, help="Approval records [config].")
 @repository_option
@@ -35,18 +36,23 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY
 )
 @trust_config_option
 @offline_option
+@credentials_options
 def command(
-    files: tuple[Path, ...],
+    files: tuple[str, ...],
     project: Path,
     approvals: Path | None,
     repository: str | None,
     official_identity: tuple[str, ...],
     trust_config: Path | None,
     offline: bool,
+    registry_username: str | None,
+    registry_password: str | None,
 ) -> int:
     """Decide each FILE by the Artifact Trust Policy: accepted, needs-review or blocked.
 
-    A FILE's signature is FILE.sigstore.json next to it. Official identities (this repository's
+    A FILE's signature is FILE.sigstore.json next to it; a FILE written oci://HOST/NAME:TAG
+    (or @sha256:...) is an image, judged by the Sigstore bundles stored next to it in the
+    registry (row "Official Docker/Hub"). Official identities (this repository's
     release workflow, config official-identities) are accepted; other valid signers need an
     approval record (config trust-approvals: [{sha256, reviewer, date, reason}]); unsigned
     files and bad signatures are blocked. Exit 0 only when every FILE is accepted.
@@ -67,7 +73,24 @@ def command(
         records = []
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
     decisions = []
-    for path in files:
+    for target in files:
+        if target.startswith("oci://"):
+            from upm_ci.image.registry import RegistryCredentials
+            from upm_ci.image.trust import evaluate_image
+
+            decisions.append(
+                evaluate_image(
+                    target,
+                    official=official,
+                    approvals=records,
+                    verifier=verifier,
+                    credentials=RegistryCredentials(
+                        registry_username or "", registry_password or ""
+                    ),
+                )
+            )
+            continue
+        path = Path(target)
         bundle = path.with_name(path.name + ".sigstore.json")
         decisions.append(
             trust.evaluate(

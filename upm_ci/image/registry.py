@@ -631,15 +631,33 @@ def find_referrers(registry: OciRegistry, image: ImageName, digest: str) -> list
     return list(found.values())
 
 
+def check_images_signed(manifest: Manifest, dist_dir: Path) -> None:
+    """PolicyError unless every image has its signature, provenance and SBOM attestation
+    bundles (``upm-ci sign``): only signed images are published."""
+    wanted = {"signature", "provenance", "sbom-attestation"}
+    for record in manifest.images:
+        kinds = {r.kind for r in record.referrers if (Path(dist_dir) / r.bundle).is_file()}
+        if not wanted <= kinds:
+            raise PolicyError(
+                f"{manifest.path or 'manifest'}: image {record.ref} has no "
+                f"{', '.join(sorted(wanted - kinds))} bundle; nothing was published",
+                hint="run `upm-ci sign`",
+            )
+
+
 def publish_images(
     manifest: Manifest,
     dist_dir: Path,
     *,
     credentials: RegistryCredentials | None = None,
     retry: RetryPolicy | None = None,
+    require_signed: bool = True,
 ) -> list[PushResult]:
     """Publish phase: push every image of the manifest, then store its referrers (nothing
-    when the manifest has no image). Referrers need ``upm-ci sign`` to have run."""
+    when the manifest has no image). With ``require_signed`` (the default) an image without
+    its three bundles is refused before anything is sent."""
+    if require_signed:
+        check_images_signed(manifest, dist_dir)
     results = []
     for record in manifest.images:
         layout = layout_dir(manifest, record, dist_dir)
@@ -650,3 +668,31 @@ def publish_images(
             )
             results[-1].steps += stored.steps
     return results
+
+
+def credentials_options(f: Any) -> Any:
+    """``--registry-username``/``--registry-password`` (``UPM_REGISTRY_USERNAME``/
+    ``UPM_REGISTRY_PASSWORD``) for the CLI commands that talk to a registry; the password is
+    masked the moment it is read."""
+    import click
+
+    def masked(ctx: Any, param: Any, value: str | None) -> str | None:
+        if value:
+            gha.mask(value)
+        return value
+
+    f = click.option(
+        "--registry-password",
+        envvar="UPM_REGISTRY_PASSWORD",
+        show_envvar=True,
+        default=None,
+        callback=masked,
+        help="Container registry password or token (HTTP Basic).",
+    )(f)
+    return click.option(
+        "--registry-username",
+        envvar="UPM_REGISTRY_USERNAME",
+        show_envvar=True,
+        default=None,
+        help="Container registry user [default: anonymous].",
+    )(f)

@@ -66,6 +66,7 @@ class Referrer:
     official: bool = False  # verified for the release's identity policy
     valid: bool = False  # verified cryptographically (any identity)
     problem: str = ""
+    bundle: Any = field(default=None, repr=False)  # the parsed sigstore Bundle, when valid
 
 
 @dataclass
@@ -160,6 +161,7 @@ def _check_referrer(
             policy=UnsafeNoOp(),
         )
         referrer.valid = True
+        referrer.bundle = bundle
     except PolicyError as e:
         referrer.problem = str(e)
         return referrer
