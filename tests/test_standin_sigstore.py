@@ -7,23 +7,24 @@ the stand-in that real clients would notice breaks these tests first.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from cryptography import x509
 from sigstore import dsse
-from sigstore._internal.fulcio.client import FulcioClientError
-from sigstore._internal.rekor import RekorClientError
 from sigstore.errors import VerificationError
 from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.oidc import IdentityError, IdentityToken, detect_credential
 from sigstore.sign import SigningContext
 from sigstore.verify import Verifier, policy
 
+from upm_ci.retry import http_failure
 from upm_ci.standins.oidc import (
     GITHUB_ISSUER,
     OidcStandIn,
@@ -44,6 +45,12 @@ IDENTITY = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@{REF}
 ARTIFACT = b"upm_sample-1.2.0-py3-none-any.whl contents"
 
 REKOR_VERSIONS = pytest.mark.parametrize("rekor_version", [1, 2], ids=["rekor-v1", "rekor-v2"])
+
+
+def tlog_entry(bundle: Bundle) -> dict[str, Any]:
+    """The bundle's log entry as its JSON has it (sigstore-python exposes no public accessor)."""
+    entry: dict[str, Any] = json.loads(bundle.to_json())["verificationMaterial"]["tlogEntries"][0]
+    return entry
 
 
 def release_policy(repository: str = REPOSITORY, identity: str = IDENTITY) -> policy.AllOf:
@@ -102,12 +109,12 @@ def test_sign_and_verify_artifact(sigstore_standin: SigstoreStandIn, rekor_versi
 
     Verifier(trusted_root=config.trusted_root).verify_artifact(ARTIFACT, bundle, release_policy())
 
-    entry = bundle.log_entry._inner
-    assert entry.kind_version.kind == "hashedrekord"
-    assert entry.kind_version.version == f"0.0.{rekor_version}"
+    entry = tlog_entry(bundle)
+    assert entry["kindVersion"]["kind"] == "hashedrekord"
+    assert entry["kindVersion"]["version"] == f"0.0.{rekor_version}"
     # Rekor v1 gives a signed entry timestamp; Rekor v2 does not, so there the TSA
     # timestamp (adapter 3) is the only verified time and the bundle verifying proves it.
-    assert (entry.inclusion_promise is not None) == (rekor_version == 1)
+    assert ("inclusionPromise" in entry) == (rekor_version == 1)
     tsv = bundle.verification_material.timestamp_verification_data
     assert tsv is not None and len(tsv.rfc3161_timestamps) == 1
     assert sct_count(bundle) == 1
@@ -131,7 +138,7 @@ def test_sign_and_verify_dsse(sigstore_standin: SigstoreStandIn, rekor_version: 
     assert b"upm_sample-1.2.0-py3-none-any.whl" in payload
     # Rekor v1 keeps a dsse entry (adapter 4); Rekor v2 records DSSE as hashedrekord.
     expected_kind = "dsse" if rekor_version == 1 else "hashedrekord"
-    assert bundle.log_entry._inner.kind_version.kind == expected_kind
+    assert tlog_entry(bundle)["kindVersion"]["kind"] == expected_kind
 
 
 @REKOR_VERSIONS
@@ -176,30 +183,31 @@ def test_bundle_from_another_instance_fails(
 def test_rekor_v2_log_grows_with_real_inclusion_proofs(sigstore_standin: SigstoreStandIn) -> None:
     bundles = [sign(sigstore_standin, 2)[0] for _ in range(3)]
     config = sigstore_standin.trust_config(2)
-    indexes = [b.log_entry._inner.log_index for b in bundles]
+    indexes = [int(tlog_entry(b)["logIndex"]) for b in bundles]
     assert indexes == sorted(indexes) and len(set(indexes)) == 3
     for bundle in bundles:
         Verifier(trusted_root=config.trusted_root).verify_artifact(
             ARTIFACT, bundle, release_policy()
         )
-    assert bundles[-1].log_entry._inner.inclusion_proof.tree_size == indexes[-1] + 1
+    assert int(tlog_entry(bundles[-1])["inclusionProof"]["treeSize"]) == indexes[-1] + 1
 
 
 def test_trust_config_files_select_rekor_version(sigstore_standin: SigstoreStandIn) -> None:
-    from sigstore._internal.rekor.client import RekorClient
-    from sigstore._internal.rekor.client_v2 import RekorV2Client
-
-    def first_tlog(config: ClientTrustConfig) -> object:
-        return config.signing_config.get_tlogs()[0]
+    def logged_version(config: ClientTrustConfig) -> str:
+        """hashedrekord 0.0.1 is Rekor v1's entry, 0.0.2 Rekor v2's."""
+        token = IdentityToken(mint_github_token())
+        with SigningContext.from_trust_config(config).signer(token) as signer:
+            bundle = signer.sign_artifact(ARTIFACT)
+        return str(tlog_entry(bundle)["kindVersion"]["version"])
 
     default = ClientTrustConfig.from_json(sigstore_standin.trust_config_path.read_text())
     v2 = ClientTrustConfig.from_json(sigstore_standin.trust_config_v2_path.read_text())
-    assert isinstance(first_tlog(default), RekorClient)
-    assert isinstance(first_tlog(v2), RekorV2Client)
+    assert logged_version(default) == "0.0.1"
+    assert logged_version(v2) == "0.0.2"
     default.force_tlog_version = 2
-    assert isinstance(first_tlog(default), RekorV2Client)
+    assert logged_version(default) == "0.0.2"
     v2.force_tlog_version = 1
-    assert isinstance(first_tlog(v2), RekorClient)
+    assert logged_version(v2) == "0.0.1"
     assert sigstore_standin.trust_config_path_for(2) == sigstore_standin.trust_config_v2_path
 
 
@@ -281,8 +289,13 @@ def test_injected_fulcio_503s_are_served_then_recovery(
     standin.inject_fault(503, count=2, path_prefix="/api/v2/signingCert")
     ctx = SigningContext.from_trust_config(standin.trust_config(1))
     for _ in range(2):
-        with pytest.raises(FulcioClientError), ctx.signer(IdentityToken(mint_github_token())):
+        with (
+            pytest.raises(Exception) as failed,
+            ctx.signer(IdentityToken(mint_github_token())),
+        ):
             pass
+        failure = http_failure(failed.value.__cause__ or failed.value)
+        assert failure is not None and failure[0] == 503, "Fulcio's 503 reached the client"
     with ctx.signer(IdentityToken(mint_github_token())) as signer:
         bundle = signer.sign_artifact(ARTIFACT)
     assert [r["status"] for r in standin.requests("/api/v2/signingCert")] == [503, 503, 201]
@@ -297,7 +310,7 @@ def test_injected_rekor_400_reaches_the_client(
     fresh_sigstore_standin: SigstoreStandIn, rekor_version: int
 ) -> None:
     fresh_sigstore_standin.inject_fault(400, path_prefix=f"/api/v{rekor_version}/log/entries")
-    with pytest.raises(RekorClientError, match="injected"):
+    with pytest.raises(Exception, match="injected"):
         sign(fresh_sigstore_standin, rekor_version)
 
 
