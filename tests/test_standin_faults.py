@@ -22,6 +22,8 @@ import requests
 
 from tests.conftest import EXAMPLE
 from upm_ci.cli import main
+from upm_ci.standins import github as github_module
+from upm_ci.standins import osv as osv_module
 from upm_ci.standins.faults import FaultPlan, FaultRule
 from upm_ci.standins.github import GITHUB_FAULT_KINDS, GitHubStandIn
 from upm_ci.standins.osv import OsvStandIn
@@ -230,6 +232,15 @@ def test_osv_command_line_takes_the_same_fault_flags(osv_cli: dict[str, Any]) ->
     query = {"package": {"name": "idna", "ecosystem": "PyPI"}, "version": "3.6"}
     answer = requests.post(osv_cli["query_url"], json=query, timeout=30)
     assert answer.status_code == 503
+
+
+@pytest.mark.parametrize("module", [github_module, osv_module], ids=["github", "osv"])
+def test_standin_command_lines_refuse_a_kind_they_cannot_inject(
+    module: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert module.main(["--fault-rate", "0.1", "--fault-kinds", "5xx,teapot"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot inject teapot" in err and "Traceback" not in err
 
 
 def test_rehearse_refuses_an_unknown_fault_kind(

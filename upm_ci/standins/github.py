@@ -634,14 +634,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tokens = _parse_tokens(args.token) or {DEFAULT_TOKEN: DEFAULT_LOGIN}
-    standin = GitHubStandIn(
-        tokens,
-        host=args.host,
-        port=args.port,
-        **fault_kwargs(args),
-        retry_after=args.retry_after,
-        latency=args.latency,
-    )
+    try:
+        standin = GitHubStandIn(
+            tokens,
+            host=args.host,
+            port=args.port,
+            **fault_kwargs(args),
+            retry_after=args.retry_after,
+            latency=args.latency,
+        )
+    except ValueError as e:  # a fault kind or rate it cannot take
+        print(f"github stand-in: {e}", file=sys.stderr)
+        return 2
     if args.seed:
         standin.load_seed(args.seed)
     serve_until_signal(
