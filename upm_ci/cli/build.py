@@ -21,9 +21,10 @@ from upm_ci.tables import markdown_table, table
     help="Build twice and fail on any byte difference [default: config check-reproducible].",
 )
 @option("--no-smoke-test", env="NO_SMOKE_TEST", is_flag=True, help="Skip the install smoke test.")
-@option(
+# No UPM_ variable: a stand-in for a base image that cannot be pulled (tests, rehearsal); the
+# build action has no input for it (tests/test_actions.py wants every variable settable).
+@click.option(
     "--image-base",
-    env="IMAGE_BASE",
     default=None,
     help="Base image for the Dockerfile's BASE_IMAGE build arg (when `image` is configured); "
     "e.g. one made by `python -m upm_ci.standins.base_image`.",
