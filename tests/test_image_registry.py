@@ -591,3 +591,40 @@ def test_trust_of_an_image_that_is_not_there_is_bad_input(
 ) -> None:
     assert trust(f"oci://{registry.host}/upm/nothing:1.0", sigstore_standin, tmp_path) == 2
     assert trust("oci://no-registry-named", sigstore_standin, tmp_path) == 2
+
+
+# ------------------------------------------------------------------------- the phases' CLI
+
+
+def test_sign_and_verify_commands_cover_the_image(
+    tmp_path: Path,
+    registry: RegistryStandIn,
+    sigstore_standin: SigstoreStandIn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from upm_ci.cli import main
+
+    project = image_release(tmp_path, registry.host, seed="phases", tags=("1.2.0",))
+    monkeypatch.setenv("UPM_IDENTITY_TOKEN", mint_github_token(repository=REPOSITORY, ref=TAG_REF))
+    manifest_path = str(project / "release-manifest.json")
+    common = [
+        "--manifest",
+        manifest_path,
+        "--trust-config",
+        str(sigstore_standin.trust_config_path),
+    ]
+    assert main(["sign", "--project", str(project), *common]) == 0
+    out = capsys.readouterr().out
+    assert "image " in out and attest.PROVENANCE_SUFFIX in out
+    record = load(project).images[0]
+    assert [r.kind for r in record.referrers] == ["signature", "provenance", "sbom-attestation"]
+    publish_images(load(project), project / "dist", retry=FAST)
+    args = ["verify", str(project / "dist"), "--project", str(project), *common, "--offline"]
+    main(args)  # its exit code also judges test_sign's toy SBOMs: only the image rows count here
+    out = capsys.readouterr().out
+    assert f"{record.repository}@{record.digest}" in out
+    (row,) = [line for line in out.splitlines() if line.startswith(record.repository)]
+    assert " ok " in row and "signature, provenance, sbom-attestation" in row, out
+    # The layout and the image bundles are checked in the registry, not as release files.
+    assert "oci-image" not in out and ".image." not in out, out

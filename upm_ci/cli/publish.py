@@ -28,8 +28,11 @@ from upm_ci.cli._common import (
     trust_config_option,
 )
 from upm_ci.errors import InputError
+from upm_ci.image.registry import credentials_options
 
 if TYPE_CHECKING:
+    from upm_ci.image.registry import PushResult
+    from upm_ci.manifest import Manifest
     from upm_ci.project import Project
     from upm_ci.sign import ReleaseSigner
 
@@ -111,6 +114,7 @@ if TYPE_CHECKING:
     help="Sign the audit log (Sigstore) when an identity is available.",
 )
 @audit_store_options
+@credentials_options
 def command(
     project: Path,
     manifest: Path,
@@ -137,6 +141,8 @@ def command(
     audit_kms_key: str | None,
     audit_region: str | None,
     audit_endpoint_url: str | None,
+    registry_username: str | None,
+    registry_password: str | None,
 ) -> int:
     """Publish the release: attach every file to one draft GitHub release, upload the
     distributions to the index, then un-draft. Safe to re-run: what is there with the same
@@ -182,6 +188,9 @@ def command(
     )
     if dry_run:
         result = publish_release(proj, release, settings)
+        result.plan += [
+            f"push image {i.repository}@{i.digest}, then {i.tags}" for i in release.images
+        ]
         echo("Plan (dry run, nothing changed):")
         for step in result.plan:
             echo(f"  - {step}")
@@ -199,6 +208,9 @@ def command(
                 },
             )
         return 0
+    images = _push_images(
+        release, dist_dir or proj.path(config.dist_dir), registry_username, registry_password
+    )
     signer = _audit_signer(proj, identity_token, trust_config) if sign_audit_log else None
     if signer is None:
         result = publish_release(proj, release, settings)
@@ -206,6 +218,7 @@ def command(
         with signer as active:
             result = publish_release(proj, release, settings, sign_file=active.sign_file)
     rows = [[i.destination, i.name, i.status] for i in result.items]
+    rows += [[f"oci://{p.repository}", step.item, step.state] for p in images for step in p.steps]
     echo(table(["where", "file", "status"], rows))
     github_items = [i for i in result.items if i.destination == "github"]
     if result.nothing_to_do:
@@ -231,6 +244,22 @@ def command(
         + f"\n\n{stored}\n"
     )
     return 0
+
+
+def _push_images(
+    release: Manifest, dist_dir: Path, username: str | None, password: str | None
+) -> list[PushResult]:
+    """Push the manifest's images and store their bundles next to them (nothing without
+    images). Before the GitHub release and the index: a refused tag or a registry that is
+    down stops the release while nothing irreversible has happened, and a re-run resumes."""
+    if not release.images:
+        return []
+    from upm_ci.image.registry import RegistryCredentials, publish_images
+    from upm_ci.publish import check_ready
+
+    check_ready(release)
+    credentials = RegistryCredentials(username or "", password or "")
+    return publish_images(release, dist_dir, credentials=credentials)
 
 
 def _audit_store_line(doc: dict[str, object]) -> str:

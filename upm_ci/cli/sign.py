@@ -28,6 +28,7 @@ from upm_ci.errors import InputError
 
 if TYPE_CHECKING:
     from upm_ci import identity
+    from upm_ci.image.attest import ImageSigned
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
 
@@ -114,11 +115,13 @@ def command(
         expected_identity=expected,
         event=identity.load_event(),
     )
+    images = _sign_images(proj, release, dist_dir, token, trust_config, rekor_version, expected)
     rows = [
         [s.subject, s.file, "" if s.log_index is None else str(s.log_index), _state(s.reused)]
         for s in result.signed
     ]
     rows += [[", ".join(_subjects(release, a)), a, "", "signed"] for a in result.attestations]
+    rows += [[f"image {m.image}", m.bundle, "", _state(m.reused)] for m in images]
     headers = ["file", "signature", "log index", "state"]
     echo(table(headers, rows))
     echo(f"\nidentity: {result.identity}")
@@ -153,6 +156,38 @@ def expected_signer(
         identity=expected_identity,
         dry_run=dry_run,
     )
+
+
+def _sign_images(
+    project: Project,
+    release: Manifest,
+    dist_dir: Path | None,
+    token: str,
+    trust_config: Path | None,
+    rekor_version: int | None,
+    expected: identity.ExpectedSigner,
+) -> list[ImageSigned]:
+    """The images' signature and attestations (nothing without images); a failure marks the
+    sign phase failed, so publish never pushes a half-signed image."""
+    if not release.images:
+        return []
+    from upm_ci.errors import UpmError
+    from upm_ci.image import attest
+
+    try:
+        return attest.sign_images(
+            project,
+            release,
+            dist_dir=dist_dir or project.path(project.config.dist_dir),
+            identity_token=token,
+            trust_config=trust_config,
+            rekor_version=rekor_version,
+            expected=expected,
+        )
+    except UpmError as e:
+        release.record_phase("sign", "fail", reason=f"image: {e}")
+        release.save()
+        raise
 
 
 def _state(reused: bool) -> str:

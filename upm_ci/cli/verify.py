@@ -30,6 +30,7 @@ from upm_ci.cli._common import (
 )
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
+from upm_ci.image.registry import credentials_options
 
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
@@ -123,6 +124,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
     metavar="BYTES",
     help="--github-release: refuse a release whose assets declare more bytes than this.",
 )
+@credentials_options
 def command(
     directory: Path | None,
     project: Path,
@@ -149,6 +151,8 @@ def command(
     request_timeout: float,
     download_deadline: float,
     max_download_bytes: int,
+    registry_username: str | None,
+    registry_password: str | None,
 ) -> int:
     """Verify a release: bundles, identity, transparency log, SHA256SUMS, provenance, SBOM, GPG.
 
@@ -197,6 +201,7 @@ def command(
         issuer=issuer,
     )
     ignore = [p for p in (report_json, manifest) if p is not None]
+    ignore += _image_files(loaded, proj, directory)
     gpg = (gpg_public_key, fingerprint)
     if github_release:
         repo = (
@@ -229,6 +234,12 @@ def command(
             (audit_kms_key, audit_region, audit_endpoint_url),
         )
     )
+    if loaded is not None and loaded.images:
+        report.artifacts.extend(
+            _image_reports(
+                loaded, policy, trust_config, offline, registry_username, registry_password
+            )
+        )
     if report_json is not None:
         report.write(report_json)
     if loaded is not None and loaded.path is not None:
@@ -261,6 +272,43 @@ def _run(
         ignore=ignore,
         processes=processes,
     )
+
+
+def _image_files(
+    manifest: Manifest | None, project: Project | None, directory: Path | None
+) -> list[Path]:
+    """The images' OCI layouts and bundles in the dist directory: verified from the
+    registry (a row per image), not as release files."""
+    if manifest is None or not manifest.images:
+        return []
+    from upm_ci.image.registry import layout_dir
+
+    dirs = [d for d in (directory, project.path(project.config.dist_dir) if project else None) if d]
+    found: list[Path] = []
+    for record in manifest.images:
+        for d in dirs:
+            found.append(layout_dir(manifest, record, d))
+            found += [d / r.bundle for r in record.referrers]
+    return found
+
+
+def _image_reports(
+    manifest: Manifest,
+    policy: IdentityPolicy,
+    trust_config: Path | None,
+    offline: bool,
+    username: str | None,
+    password: str | None,
+) -> list[ArtifactReport]:
+    """One row per image of the manifest, verified from its registry (digest, tags, the
+    signature and attestations stored next to it) for the same identity policy."""
+    from upm_ci.image.registry import RegistryCredentials
+    from upm_ci.image.verify import verify_images
+    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+
+    verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
+    credentials = RegistryCredentials(username or "", password or "")
+    return verify_images(manifest.images, verifier=verifier, policy=policy, credentials=credentials)
 
 
 def _audit_log_reports(
