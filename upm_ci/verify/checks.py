@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import re
+import signal
 import stat
 import sys
 from collections.abc import Callable, Collection
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,47 +87,80 @@ class ForkError(Exception):
 
 
 def forked_map(fn: Callable[[list[str]], list[_T]], chunks: list[list[str]]) -> list[list[_T]]:
-    """``[fn(chunk) for chunk in chunks]``, the first in this process, the others each in a
-    forked child that pickles its result back through a pipe. Raises ForkError when a child
-    fails (its exception is then raised again when the caller repeats the work itself)."""
-    children: list[tuple[int, int]] = []
+    """``[fn(chunk) for chunk in chunks]``, the first in this process, the others in a
+    ``concurrent.futures`` process pool whose workers are forked from this process (so they
+    inherit ``fn``, its verifier and every imported module; only the results are pickled).
+    Raises ForkError naming a worker's exit status when one fails (its exception is then
+    raised again when the caller repeats the work itself)."""
+    global _SHARED
+    if len(chunks) < 2:
+        return [fn(chunk) for chunk in chunks]
+    context = _fork_context()
+    _SHARED = (fn, chunks)
     try:
-        for chunk in chunks[1:]:
-            read, write = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: never return into the caller's code
-                os.close(read)
-                code = 1
-                try:
-                    with os.fdopen(write, "wb") as out:
-                        pickle.dump(fn(chunk), out, protocol=pickle.HIGHEST_PROTOCOL)
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(write)
-            children.append((pid, read))
-        results = [fn(chunks[0])] if chunks else []
-        while children:
-            pid, read = children.pop(0)
+        with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=context) as pool:
+            futures = [pool.submit(_run_share, i) for i in range(1, len(chunks))]
+            results = [fn(chunks[0])]
             try:
-                with os.fdopen(read, "rb") as pipe:
-                    data = pipe.read()
-            finally:
-                _, status = os.waitpid(pid, 0)
-            if status != 0:
-                raise ForkError(f"worker {pid} failed ({_describe_status(status)})")
-            results.append(pickle.loads(data))
-        return results
+                results += [future.result() for future in futures]
+            except BrokenProcessPool:
+                broken = True
+            else:
+                broken = False
     finally:
-        for pid, read in children:  # only after an error: stop and reap the rest
-            os.close(read)
-            os.waitpid(pid, 0)
+        _SHARED = None
+    if broken:
+        raise ForkError(_failed_worker(context.workers))
+    return results
 
 
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit {os.waitstatus_to_exitcode(status)}"
+#: What the forked workers run: set by forked_map just before it forks them.
+_SHARED: tuple[Callable[[list[str]], list[Any]], list[list[str]]] | None = None
+
+
+def _run_share(index: int) -> list[Any]:
+    """A worker's share. A share that raises ends the worker (exit 1), as one that is killed
+    would: either way the caller verifies that share again itself."""
+    assert _SHARED is not None
+    fn, chunks = _SHARED
+    try:
+        return fn(chunks[index])
+    except BaseException:  # noqa: BLE001 - any failure is the worker's failure
+        os._exit(1)
+
+
+def _fork_context() -> Any:
+    """The fork start method, keeping the workers it starts (in ``.workers``) so that a
+    failed one's exit status can be reported: ``ProcessPoolExecutor`` only says that its
+    pool broke. Built on first use: Windows has no fork context."""
+    from multiprocessing.context import ForkContext, ForkProcess
+
+    class RecordingForkContext(ForkContext):
+        def __init__(self) -> None:
+            super().__init__()
+            self.workers: list[BaseProcess] = []
+
+        def Process(  # type: ignore[override]  # noqa: N802 - multiprocessing's name
+            self, *args: Any, **kwargs: Any
+        ) -> ForkProcess:
+            process = ForkProcess(*args, **kwargs)
+            self.workers.append(process)
+            return process
+
+    return RecordingForkContext()
+
+
+def _failed_worker(workers: list[BaseProcess]) -> str:
+    """'worker PID failed (exit N | killed by signal N)' for the worker that failed first:
+    the pool stops the others with SIGTERM once one is gone."""
+    for process in workers:
+        process.join()
+    failed = [p for p in workers if p.exitcode] or workers
+    failed.sort(key=lambda p: p.exitcode == -signal.SIGTERM)
+    process = failed[0]
+    code = process.exitcode or 0
+    status = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+    return f"worker {process.pid} failed ({status})"
 
 
 def release_files(
