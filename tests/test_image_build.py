@@ -24,7 +24,7 @@ from upm_ci.errors import InputError
 from upm_ci.image.build import write_layout
 from upm_ci.image.engine import docker, engine_problem
 from upm_ci.manifest import Manifest
-from upm_ci.standins.osv import OsvStandIn
+from upm_ci.standins.osv import OsvStandIn, affects
 
 PROBLEM = engine_problem()
 needs_engine = pytest.mark.skipif(PROBLEM is not None, reason=f"image tests: {PROBLEM}")
@@ -269,6 +269,7 @@ def test_audit_fails_on_a_fixable_debian_advisory_and_lists_unfixed_ones(
     cdx = json.loads((release.dist / CDX).read_text())
     source, version = _debian_version(cdx, "zlib1g")
     unfixed_source, unfixed_version = _debian_version(cdx, "libc6")
+    fixed = f"{version}+deb12u99"  # a later Debian revision than the image's
     capsys.readouterr()
     osv_standin.add(
         {
@@ -278,12 +279,9 @@ def test_audit_fails_on_a_fixable_debian_advisory_and_lists_unfixed_ones(
             "affected": [
                 {
                     "package": {"ecosystem": "Debian:12", "name": source},
-                    "versions": [version],
+                    # By range only, as OSV's Debian records are (dpkg's version order).
                     "ranges": [
-                        {
-                            "type": "ECOSYSTEM",
-                            "events": [{"introduced": "0"}, {"fixed": "1:9.9.9-1"}],
-                        }
+                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
                     ],
                 }
             ],
@@ -337,3 +335,29 @@ def test_write_layout_is_deterministic(tmp_path: Path, base_image: str) -> None:
     assert first == second
     listing = subprocess.run(["diff", "-r", str(tmp_path / "a"), str(tmp_path / "b")], check=False)
     assert listing.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (Debian's version order)")
+@pytest.mark.parametrize(
+    ("fixed", "affected"),
+    [
+        ("1:1.2.13.dfsg-1+deb12u1", True),  # a later revision fixes it
+        ("1:1.2.13.dfsg-1", False),  # this very version is the fix
+        ("1:1.2.13~rc1-1", False),  # ~ sorts before the release: fixed long ago
+        ("1.3-1", False),  # no epoch: 0 < 1, so an older version than the epoch-1 one
+    ],
+)
+def test_osv_standin_matches_debian_ranges_in_dpkg_order(fixed: str, affected: bool) -> None:
+    advisory = {
+        "id": "DEBIAN-CVE-2099-0003",
+        "affected": [
+            {
+                "package": {"ecosystem": "Debian:12", "name": "zlib"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
+                ],
+            }
+        ],
+    }
+    assert affects(advisory, "zlib", "1:1.2.13.dfsg-1", "Debian:12") is affected
+    assert not affects(advisory, "zlib", "1:1.2.13.dfsg-1", "Debian:11")

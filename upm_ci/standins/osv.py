@@ -4,7 +4,8 @@ osv.dev does not answer on these machines, and a vulnerability gate that is only
 against "no vulnerabilities" proves nothing. This stand-in answers ``POST /v1/query`` and
 ``POST /v1/querybatch`` from a list of OSV-schema advisories, matching a package version
 against each advisory's ``affected`` entries (explicit ``versions``, or ``ECOSYSTEM`` ranges
-of ``introduced``/``fixed``/``last_affected`` events compared with :mod:`packaging`), and
+of ``introduced``/``fixed``/``last_affected`` events compared with :mod:`packaging`; for
+``Debian:*`` ecosystems in dpkg's own order, ``dpkg --compare-versions``), and
 serves ``GET /v1/vulns/{id}``. ``fail=True`` (or :meth:`OsvStandIn.set_failing`) answers 503
 to every query, and :meth:`OsvStandIn.fail_next` fails only the next few, so tests can prove
 that an unreachable service never reads as "no vulnerabilities". ``fault_rate``/``fault_seed``/
@@ -29,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -89,16 +92,18 @@ def affects(advisory: Mapping[str, Any], package: str, version: str, ecosystem: 
             continue
         if version in affected.get("versions", []):
             return True
-        if any(_in_range(r, version) for r in affected.get("ranges", [])):
+        if any(_in_range(r, version, ecosystem) for r in affected.get("ranges", [])):
             return True
     return False
 
 
-def _in_range(range_: Mapping[str, Any], version: str) -> bool:
+def _in_range(range_: Mapping[str, Any], version: str, ecosystem: str = "PyPI") -> bool:
     """OSV range semantics: events sorted by version; introduced opens, fixed/last_affected
     closes (fixed exclusive, last_affected inclusive)."""
     if range_.get("type") != "ECOSYSTEM":
         return False
+    if ecosystem.startswith("Debian"):
+        return _in_debian_range(range_, version)
     try:
         current = Version(version)
     except InvalidVersion:
@@ -117,6 +122,29 @@ def _in_range(range_: Mapping[str, Any], version: str) -> bool:
             affected = False
         elif kind == "last_affected" and current > at:
             affected = False
+    return affected
+
+
+def _dpkg_less(a: str, b: str) -> bool:
+    """Debian version order, from the real ``dpkg --compare-versions`` (an independent oracle)."""
+    done = subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=False)
+    return done.returncode == 0
+
+
+def _in_debian_range(range_: Mapping[str, Any], version: str) -> bool:
+    """The same semantics in Debian's version order; no dpkg here: nothing matches by range."""
+    if shutil.which("dpkg") is None:
+        return False
+    affected = False
+    for event in range_.get("events", []):  # OSV lists Debian events in order
+        for kind, at in event.items():
+            at = str(at)
+            if kind == "introduced" and (at == "0" or not _dpkg_less(version, at)):
+                affected = True
+            elif kind == "fixed" and not _dpkg_less(version, at):
+                affected = False
+            elif kind == "last_affected" and _dpkg_less(at, version):
+                affected = False
     return affected
 
 
