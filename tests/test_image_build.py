@@ -161,11 +161,11 @@ def test_rebuild_gives_the_same_digest_and_accepts_its_layout(
     assert f"image: {REPOSITORY}:1.2.0@{before.digest}" in capsys.readouterr().out
 
 
-@needs_engine
 @pytest.mark.slow
 def test_missing_dockerfile_is_bad_input_naming_it(
-    tmp_path: Path, base_image: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Checked before the engine is asked: bad input with an engine or without one."""
     project = image_project(tmp_path / "p")
     (project / "Dockerfile").unlink()
     code = build(project, tmp_path / "m.json", "--no-smoke-test")
