@@ -38,7 +38,7 @@ from upm_ci.image.registry import (
     push_referrers,
 )
 from upm_ci.image.verify import inspect_image, verify_image
-from upm_ci.manifest import ImageRecord, Manifest
+from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
 from upm_ci.project import load_project
 from upm_ci.retry import RetryPolicy
 from upm_ci.sigstore_trust import IdentityPolicy, load_trusted_root, make_verifier
@@ -628,3 +628,132 @@ def test_sign_and_verify_commands_cover_the_image(
     assert " ok " in row and "signature, provenance, sbom-attestation" in row, out
     # The layout and the image bundles are checked in the registry, not as release files.
     assert "oci-image" not in out and ".image." not in out, out
+
+
+def _publish_release_with_image(root: Path, host: str, seed: str, tag: str = "1.2.0") -> Path:
+    """tests.fixtures.pypi's release (every phase passed) plus an image with its three
+    bundles (publish only checks they are there; verify checks what they say)."""
+    from tests.fixtures.pypi import make_release as make_publishable
+
+    manifest_path = make_publishable(root)
+    dist = manifest_path.parent / "dist"
+    digest = make_layout(dist / "oci-image", seed)
+    manifest = Manifest.load(manifest_path)
+    stem = f"upm-{seed}-1.2.0"
+    referrers = []
+    for kind, suffix in (
+        ("signature", attest.SIGNATURE_SUFFIX),
+        ("provenance", attest.PROVENANCE_SUFFIX),
+        ("sbom-attestation", attest.SBOM_ATTESTATION_SUFFIX),
+    ):
+        (dist / f"{stem}{suffix}").write_text(json.dumps({"kind": kind, "seed": seed}))
+        referrers.append(ImageReferrer(kind=kind, bundle=f"{stem}{suffix}"))
+    manifest.add_image(
+        ImageRecord(
+            ref=f"{host}/{name_of(seed)}:{tag}",
+            digest=digest,
+            repository=f"{host}/{name_of(seed)}",
+            tags=[tag],
+            layout="dist/oci-image",
+            referrers=referrers,
+        )
+    )
+    manifest.save()
+    return manifest_path
+
+
+def _publish_args(manifest: Path, github: Any, pypi: Any, *extra: str) -> list[str]:
+    from tests.fixtures.github import GITHUB_TOKEN
+    from tests.fixtures.pypi import PYPI_TOKEN
+
+    return [
+        "publish",
+        "--project",
+        str(manifest.parent),
+        "--manifest",
+        str(manifest),
+        "--github-api-url",
+        github.api_url,
+        "--github-token",
+        GITHUB_TOKEN,
+        "--pypi-upload-url",
+        pypi.upload_url,
+        "--pypi-index-url",
+        pypi.simple_url,
+        "--pypi-token",
+        PYPI_TOKEN,
+        "--no-sign-audit-log",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def github_repo(github_standin: Any) -> Any:
+    from tests.fixtures.github import SAMPLE_NAME, SAMPLE_OWNER
+
+    repo = github_standin.add_repo(SAMPLE_OWNER, SAMPLE_NAME, immutable_releases=True)
+    github_standin.add_commit(repo, message="init", author="alice")
+    return github_standin
+
+
+def test_publish_command_pushes_the_image_with_credentials_never_shown(
+    tmp_path: Path,
+    github_repo: Any,
+    pypi_standin: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from upm_ci.cli import main
+
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    with RegistryStandIn(username="releaser", password=SENTINEL) as locked:
+        manifest_path = _publish_release_with_image(tmp_path / "proj", locked.host, "cli")
+        args = _publish_args(manifest_path, github_repo, pypi_standin)
+        creds = ["--registry-username", "releaser", "--registry-password", SENTINEL]
+        assert main([*args, *creds]) == 0
+        out = capfd.readouterr().out
+        record = Manifest.load(manifest_path).images[0]
+        assert f"oci://{record.repository}" in out and "tagged" in out and "indexed" in out
+        client = OciRegistry(locked.host, RegistryCredentials("releaser", SENTINEL))
+        at = client.get_manifest("upm/cli", "1.2.0")
+        assert at is not None and at[2] == record.digest
+        index = client.get_manifest("upm/cli", fallback_tag(record.digest))
+        assert index is not None and len(json.loads(index[0])["manifests"]) == 3
+        assets = {
+            a["name"] for r in github_repo.snapshot()["repos"][0]["releases"] for a in r["assets"]
+        }
+        assert assets and not any(".image." in a for a in assets), "bundles live in the registry"
+        assert main([*args, *creds]) == 0, "a re-run changes nothing"
+        assert "done before" in capfd.readouterr().out
+        wrong = "wrong-registry-password-sentinel-0b1e2d3c4f5a69788796a5b4c3d2e1f0"
+        assert main([*args, "--registry-username", "releaser", "--registry-password", wrong]) == 2
+        captured = capfd.readouterr()
+        assert "refused the credentials" in captured.err
+    texts = [captured.out, captured.err, out, summary.read_text()]
+    texts += [p.read_text(errors="replace") for p in manifest_path.parent.rglob("*.json")]
+    assert not any(SENTINEL in t or wrong in t for t in texts)
+
+
+def test_publish_command_exit_codes_before_anything_is_released(
+    tmp_path: Path,
+    registry: RegistryStandIn,
+    github_repo: Any,
+    pypi_standin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from upm_ci.cli import main
+
+    first = _publish_release_with_image(tmp_path / "a", registry.host, "cli-moved", "3.0.0")
+    publish_images(load(first.parent), first.parent / "dist", retry=FAST)
+    second = _publish_release_with_image(tmp_path / "b", registry.host, "cli-moved-b", "3.0.0")
+    moved = Manifest.load(second)
+    moved.images[0].repository = f"{registry.host}/upm/cli-moved"  # the same tag, other bytes
+    moved.save()
+    assert main(_publish_args(second, github_repo, pypi_standin)) == 1
+    down = _publish_release_with_image(tmp_path / "c", f"127.0.0.1:{free_port()}", "cli-down")
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0")
+    assert main(_publish_args(down, github_repo, pypi_standin)) == 3
+    assert github_repo.snapshot()["repos"][0]["releases"] == [], "GitHub never touched"
+    assert pypi_standin.uploads == []
