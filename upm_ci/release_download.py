@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from upm_ci.config import check_http_url
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import check_plain_name
+from upm_ci.publish.github_release import GitHubApi
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify, describe
 
 if TYPE_CHECKING:
@@ -121,10 +121,8 @@ class _Client:
     """GET requests to one GitHub API with the limits above."""
 
     def __init__(self, api_url: str, token: str, limits: DownloadLimits, deadline: _Deadline):
-        self.api = api_url.rstrip("/")
-        check_http_url(api_url, where="--github-api-url")
-        self.origin = _origin(self.api)
-        self.token = token
+        self.github = GitHubApi.at(api_url, token)
+        self.api = self.github.url
         self.limits = limits
         self.deadline = deadline
         self.retry = dataclasses.replace(RetryPolicy.from_env(), sleep=deadline.sleep)
@@ -142,14 +140,7 @@ class _Client:
             if url in seen:
                 raise ServiceError(f"{what}: redirect loop (at {_shown_url(url)})")
             seen.add(url)
-            headers = {
-                "Accept": accept,
-                "Accept-Encoding": "identity",
-                "User-Agent": "upm-ci",
-                "X-GitHub-Api-Version": "2022-11-28",
-            }
-            if self.token and _origin(url) == self.origin:
-                headers["Authorization"] = f"Bearer {self.token}"
+            headers = self.github.headers(url, accept)
             limit = min(self.limits.request_timeout, self.deadline.remaining())
             ends = time.monotonic() + limit
             response = self._send(url, headers, limit, what)
@@ -276,12 +267,6 @@ class _TooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} bytes")
         self.limit = limit
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def _shown_url(url: str) -> str:

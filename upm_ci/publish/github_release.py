@@ -14,9 +14,14 @@ What makes this hard is GitHub, not the happy path:
 - Immutable releases accept nothing after publishing, so the release is un-drafted only when
   every expected asset, re-read from the API, is ``uploaded`` with the right digest.
 
-PyGithub's own retries are off (``retry=None``); ours (:mod:`upm_ci.retry`) are bounded and
-logged. PyGithub's connection object is not thread-safe, so each upload thread has its own
-client.
+PyGithub's own retries are off (``retry=None``); ours (:mod:`upm_ci.retry`, ``classify``) are
+bounded and logged. PyGithub's connection object is not thread-safe, so each upload thread has
+its own client.
+
+:class:`GitHubApi` is the one construction of a GitHub client: the API's base URL (an http(s)
+URL), the token and the headers a request carries (the token only to the API's own origin).
+This module's PyGithub clients and asset reads, and the hostile-server release download of
+``verify`` (:mod:`upm_ci.release_download`), are all built on it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
+from upm_ci.config import check_http_url
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify
 
@@ -42,6 +49,61 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 UPLOAD_WORKERS = 8
+#: The REST API version every request asks for.
+API_VERSION = "2022-11-28"
+
+
+def url_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port) of ``url``: what "the same server" means for a token."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+@dataclass(frozen=True)
+class GitHubApi:
+    """One GitHub API and the token for it; build it with :meth:`at`."""
+
+    url: str
+    token: str
+
+    @classmethod
+    def at(cls, url: str, token: str, *, where: str = "--github-api-url") -> GitHubApi:
+        """The API at ``url`` (an http(s) URL, else InputError naming ``where``)."""
+        check_http_url(url, where=where)
+        return cls(url.rstrip("/"), token)
+
+    @property
+    def origin(self) -> tuple[str, str, int | None]:
+        return url_origin(self.url)
+
+    def headers(self, url: str, accept: str) -> dict[str, str]:
+        """The headers of a request to ``url``: the token goes only to this API's own origin,
+        never to another host (GitHub redirects asset downloads to a storage host)."""
+        headers = {
+            "Accept": accept,
+            "Accept-Encoding": "identity",
+            "User-Agent": "upm-ci",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
+        if self.token and url_origin(url) == self.origin:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def client(self, *, timeout: int) -> Github:
+        """A PyGithub client of this API: its own retries and pacing off (ours are used)."""
+        from github import Auth, Github
+
+        return Github(
+            base_url=self.url,
+            auth=Auth.Token(self.token),
+            seconds_between_requests=0,
+            seconds_between_writes=0,
+            retry=None,
+            timeout=timeout,
+            per_page=100,
+            lazy=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -109,11 +171,11 @@ class GitHubReleases:
     ) -> None:
         if "/" not in repository:
             raise InputError(f"repository {repository!r} is not owner/name", hint="--repository")
-        self.api_url = api_url.rstrip("/")
+        self.api = GitHubApi.at(api_url, token)
+        self.api_url = self.api.url
         self.repository = repository
         self.workers = workers
         self.policy = policy or RetryPolicy.from_env()
-        self._token = token
         self._timeout = timeout
         self._local = threading.local()
 
@@ -121,18 +183,7 @@ class GitHubReleases:
     def _client(self) -> Github:
         client = getattr(self._local, "client", None)
         if client is None:
-            from github import Auth, Github
-
-            client = Github(
-                base_url=self.api_url,
-                auth=Auth.Token(self._token),
-                seconds_between_requests=0,
-                seconds_between_writes=0,
-                retry=None,
-                timeout=self._timeout,
-                per_page=100,
-                lazy=True,
-            )
+            client = self.api.client(timeout=self._timeout)
             self._local.client = client
         return client
 
@@ -299,10 +350,7 @@ class GitHubReleases:
             digest = hashlib.sha256()
             with requests.get(
                 asset.url,
-                headers={
-                    "Accept": "application/octet-stream",
-                    "Authorization": f"token {self._token}",
-                },
+                headers=self.api.headers(asset.url, "application/octet-stream"),
                 stream=True,
                 timeout=self._timeout,
             ) as r:
