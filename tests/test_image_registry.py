@@ -757,3 +757,13 @@ def test_publish_command_exit_codes_before_anything_is_released(
     assert main(_publish_args(down, github_repo, pypi_standin)) == 3
     assert github_repo.snapshot()["repos"][0]["releases"] == [], "GitHub never touched"
     assert pypi_standin.uploads == []
+
+
+def test_retarget_points_an_image_at_another_registry() -> None:
+    from upm_ci.image.registry import retarget_image
+
+    record = ImageRecord(
+        ref="ghcr.io/o/n:1.2.0", digest="sha256:" + "a" * 64, repository="ghcr.io/o/n"
+    )
+    retarget_image(record, "127.0.0.1:5000")
+    assert (record.ref, record.repository) == ("127.0.0.1:5000/o/n:1.2.0", "127.0.0.1:5000/o/n")

@@ -631,6 +631,18 @@ def find_referrers(registry: OciRegistry, image: ImageName, digest: str) -> list
     return list(found.values())
 
 
+def retarget_image(record: ImageRecord, host: str) -> None:
+    """Point ``record`` at registry ``host`` (same name, tags and digest): what a rehearsal
+    does after build and before sign, so the image goes to its local registry and the
+    attestations name where it really is."""
+    image = parse_reference(record.repository or record.ref, where=f"images[{record.ref}]")
+    record.repository = f"{host}/{image.name}"
+    ref = parse_reference(record.ref, where=f"images[{record.ref}].ref")
+    record.ref = f"{host}/{ref.name}" + (
+        f"@{ref.digest}" if ref.digest else f":{ref.tag}" if ref.tag else ""
+    )
+
+
 def check_images_signed(manifest: Manifest, dist_dir: Path) -> None:
     """PolicyError unless every image has its signature, provenance and SBOM attestation
     bundles (``upm-ci sign``): only signed images are published."""
