@@ -46,6 +46,7 @@ from upm_ci.sigstore_trust import (
 from upm_ci.verify import FAIL, PASS, WARN, ArtifactReport
 
 if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
     from sigstore.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,6 @@ def _check_referrer(
     record: ImageRecord,
 ) -> Referrer:
     from sigstore.models import Bundle
-    from sigstore.verify.policy import UnsafeNoOp
 
     referrer = Referrer(str(descriptor["digest"]))
     try:
@@ -150,21 +150,40 @@ def _check_referrer(
         return referrer
     hex_digest = digest.removeprefix("sha256:")
     referrer.signers = sorted(certificate_identities(bundle.signing_certificate))
-    # Cryptographically valid at all (any identity): what trust needs for "community".
-    try:
-        statement = verify_bundle(
-            bundle,
-            verifier=verifier,
-            identity="(any)",
-            subject_sha256=hex_digest,
-            what=f"referrer {referrer.digest[:19]}",
-            policy=UnsafeNoOp(),
-        )
-        referrer.valid = True
-        referrer.bundle = bundle
-    except PolicyError as e:
-        referrer.problem = str(e)
-        return referrer
+    statement: dict[str, Any] | None = None
+    official_problem = ""
+    if policy is not None:
+        try:
+            statement = verify_bundle(
+                bundle,
+                verifier=verifier,
+                identity=policy.identity,
+                issuer=policy.issuer,
+                subject_sha256=hex_digest,
+                what=f"referrer {referrer.digest[:19]}",
+                policy=policy.sigstore_policy(),
+            )
+            referrer.official = referrer.valid = True
+        except PolicyError as e:
+            official_problem = str(e)
+    if not referrer.valid:
+        # Valid at all, for any identity? What trust needs for "community"; the identity is
+        # then only shown (to a reviewer), never trusted by itself.
+        try:
+            statement = verify_bundle(
+                bundle,
+                verifier=verifier,
+                identity="(any identity)",
+                subject_sha256=hex_digest,
+                what=f"referrer {referrer.digest[:19]}",
+                policy=_AnyIdentity(),
+            )
+            referrer.valid = True
+        except PolicyError as e:
+            referrer.problem = str(e)
+            return referrer
+    referrer.bundle = bundle
+    referrer.problem = official_problem
     if statement is None:
         referrer.kind = "signature"
     elif statement.get("predicateType") == SLSA_PROVENANCE_V1:
@@ -173,24 +192,19 @@ def _check_referrer(
         referrer.kind = "sbom-attestation"
         if not sbom_names_image(statement.get("predicate"), record):
             referrer.problem = "the attested SBOM names neither this digest nor the image ID"
-            return referrer
+            referrer.official = referrer.valid = False
     else:
         referrer.kind = str(statement.get("predicateType", "unknown"))
-    if policy is not None:
-        try:
-            verify_bundle(
-                bundle,
-                verifier=verifier,
-                identity=policy.identity,
-                issuer=policy.issuer,
-                subject_sha256=hex_digest,
-                what=f"{referrer.kind} {referrer.digest[:19]}",
-                policy=policy.sigstore_policy(),
-            )
-            referrer.official = True
-        except PolicyError as e:
-            referrer.problem = str(e)
     return referrer
+
+
+class _AnyIdentity:
+    """A sigstore verification policy that accepts any signer (the bundle, chain, log and
+    timestamps are still verified). sigstore's ``UnsafeNoOp`` does the same but logs a
+    warning on every use."""
+
+    def verify(self, cert: Certificate) -> None:
+        return None
 
 
 def verify_image(
