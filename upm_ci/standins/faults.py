@@ -259,7 +259,9 @@ class FaultProxy:
     """A threaded reverse proxy to ``upstream_host:upstream_port`` that applies ``plan``.
 
     ``fault_body`` shapes status answers as the service would (S3 answers XML);
-    ``on_forward`` sees every forwarded request with its answer's status.
+    ``on_forward`` sees every forwarded request with its answer's status; ``key`` maps a path
+    to what the plan decides on (e.g. without ids the server makes up, so a seed stays
+    reproducible across runs).
     """
 
     def __init__(
@@ -272,6 +274,7 @@ class FaultProxy:
         fault_body: FaultBody = json_fault_body,
         on_forward: Callable[[Forwarded], None] | None = None,
         exempt: Callable[[str], bool] = lambda path: False,
+        key: Callable[[str], str] = lambda path: path,
     ) -> None:
         proxy = self
 
@@ -283,6 +286,7 @@ class FaultProxy:
         self.fault_body = fault_body
         self.on_forward = on_forward
         self.exempt = exempt
+        self.key = key
         self._serving = ServerThread(
             ThreadingHTTPServer(("127.0.0.1", 0), Handler), f"{label.lower()}-fault-proxy"
         )
@@ -332,7 +336,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         method = self.command
         if not owner.exempt(self.path):
-            kind = owner.plan.decide(method, self.path)
+            kind = owner.plan.decide(method, owner.key(self.path))
             if kind is not None and answer_fault(self, kind, owner.plan, owner.fault_body):
                 return
         # Host too: http.client names the upstream, as a client talking to it directly would.
