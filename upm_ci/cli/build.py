@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from upm_ci import gha
 from upm_ci.cli._common import echo, option, phase_options, tag_option
 from upm_ci.tables import markdown_table, table
+
+if TYPE_CHECKING:
+    from upm_ci.project import Project
 
 
 @click.command("build")
@@ -21,13 +26,19 @@ from upm_ci.tables import markdown_table, table
     help="Build twice and fail on any byte difference [default: config check-reproducible].",
 )
 @option("--no-smoke-test", env="NO_SMOKE_TEST", is_flag=True, help="Skip the install smoke test.")
-# No UPM_ variable: a stand-in for a base image that cannot be pulled (tests, rehearsal); the
-# build action has no input for it (tests/test_actions.py wants every variable settable).
-@click.option(
-    "--image-base",
+@option(
+    "--image",
+    env="IMAGE",
     default=None,
-    help="Base image for the Dockerfile's BASE_IMAGE build arg (when `image` is configured); "
-    "e.g. one made by `python -m upm_ci.standins.base_image`.",
+    help="Image repository to build (`ghcr.io/owner/name`, no tag) for this run; overrides "
+    "the config key `image` [default: the project's `image`; empty: no image].",
+)
+@option(
+    "--image-base",
+    env="IMAGE_BASE",
+    default=None,
+    help="Base image for the Dockerfile's BASE_IMAGE build arg (when an image is built); "
+    "e.g. a mirror of the base, or one made by `python -m upm_ci.standins.base_image`.",
 )
 def command(
     project: Path,
@@ -36,6 +47,7 @@ def command(
     tag: str | None,
     check_reproducible: bool | None,
     no_smoke_test: bool,
+    image: str | None,
     image_base: str | None,
 ) -> int:
     """Build the sdist and the wheel (from the sdist) reproducibly, check and checksum them.
@@ -44,13 +56,16 @@ def command(
     artifact is wrong: metadata not matching the tag, twine check, smoke test, reproducibility.
     With `image` configured the Dockerfile is built too (OCI layout under <dist>/oci-image/):
     exit 2 when the Dockerfile is missing, exit 1 when it fails; with no Docker engine the
-    image is reported as skipped.
+    image is reported as skipped. `--image` (UPM_IMAGE) names the repository for this run
+    instead of the config key; exit 2 when it is not HOST/NAME.
     """
     from upm_ci.build import build_release, release_info
     from upm_ci.manifest import Manifest
     from upm_ci.project import load_project
 
     proj = load_project(project)
+    if image:
+        proj = _with_image(proj, image)
     man = Manifest.load_or_new(manifest, release_info(proj, tag))
     result = build_release(
         proj,
@@ -65,9 +80,9 @@ def command(
     )
     artifacts = [result.sdist, result.wheel, result.sha256sums]
     rows = [[a.name, str(a.size), a.sha256] for a in artifacts]
-    image = result.image
-    if image is not None and image.record is not None:
-        rows.append([image.record.ref, "image", image.record.digest])
+    built = result.image
+    if built is not None and built.record is not None:
+        rows.append([built.record.ref, "image", built.record.digest])
     echo(table(["name", "size", "sha256"], rows))
     checks = [
         f"version {result.version} matches tag `{result.tag}`",
@@ -77,11 +92,12 @@ def command(
         if result.reproducible_checked
         else "reproducibility not checked",
     ]
-    if image is not None and proj.config.image:
-        checks.append(image.summary())
+    if built is not None and proj.config.image:
+        checks.append(built.summary())
     echo("; ".join(checks))
-    if image is not None and image.record is not None:
-        gha.set_output("image-digest", image.record.digest)
+    if built is not None and built.record is not None:
+        gha.set_output("image-digest", built.record.digest)
+        gha.set_output("image-ref", built.record.ref)
     gha.set_output("wheel", str(man.resolve(result.wheel)))
     gha.set_output("sdist", str(man.resolve(result.sdist)))
     gha.set_output("sha256sums", result.sums_text.rstrip("\n"))
@@ -97,3 +113,17 @@ def command(
         + f"`{result.commit or 'unknown'}`"
     )
     return 0
+
+
+def _with_image(proj: Project, image: str) -> Project:
+    """``proj`` with its config key `image` set to ``image`` (a repository, no tag or digest)."""
+    from upm_ci.errors import InputError
+    from upm_ci.image.registry import parse_reference
+
+    name = parse_reference(image, where="--image (UPM_IMAGE)")
+    if name.tag or name.digest:
+        raise InputError(
+            f"--image (UPM_IMAGE): {image!r} names a tag or digest",
+            hint="give the repository only, e.g. ghcr.io/owner/name; the tag is the version",
+        )
+    return dataclasses.replace(proj, config=dataclasses.replace(proj.config, image=name.repository))
