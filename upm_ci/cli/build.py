@@ -34,6 +34,20 @@ if TYPE_CHECKING:
     "the config key `image` [default: the project's `image`; empty: no image].",
 )
 @option(
+    "--dockerfile",
+    env="DOCKERFILE",
+    default=None,
+    help="Dockerfile of the image, relative to the project [default: the config key "
+    "`dockerfile`, `Dockerfile`].",
+)
+@option(
+    "--skip-image",
+    env="SKIP_IMAGE",
+    is_flag=True,
+    help="Build no image even when one is configured (e.g. every build runner but the first, "
+    "so that one image is merged and published).",
+)
+@option(
     "--image-base",
     env="IMAGE_BASE",
     default=None,
@@ -48,6 +62,8 @@ def command(
     check_reproducible: bool | None,
     no_smoke_test: bool,
     image: str | None,
+    dockerfile: str | None,
+    skip_image: bool,
     image_base: str | None,
 ) -> int:
     """Build the sdist and the wheel (from the sdist) reproducibly, check and checksum them.
@@ -57,15 +73,15 @@ def command(
     With `image` configured the Dockerfile is built too (OCI layout under <dist>/oci-image/):
     exit 2 when the Dockerfile is missing, exit 1 when it fails; with no Docker engine the
     image is reported as skipped. `--image` (UPM_IMAGE) names the repository for this run
-    instead of the config key; exit 2 when it is not HOST/NAME.
+    instead of the config key; exit 2 when it is not HOST/NAME. `--skip-image` builds none.
     """
     from upm_ci.build import build_release, release_info
     from upm_ci.manifest import Manifest
     from upm_ci.project import load_project
 
     proj = load_project(project)
-    if image:
-        proj = _with_image(proj, image)
+    if image or dockerfile or skip_image:
+        proj = _with_image(proj, "" if skip_image else image, dockerfile)
     man = Manifest.load_or_new(manifest, release_info(proj, tag))
     result = build_release(
         proj,
@@ -115,15 +131,23 @@ def command(
     return 0
 
 
-def _with_image(proj: Project, image: str) -> Project:
-    """``proj`` with its config key `image` set to ``image`` (a repository, no tag or digest)."""
+def _with_image(proj: Project, image: str | None, dockerfile: str | None) -> Project:
+    """``proj`` with the config keys `image` (a repository, no tag or digest; "" builds none)
+    and `dockerfile` overridden where given."""
     from upm_ci.errors import InputError
     from upm_ci.image.registry import parse_reference
 
-    name = parse_reference(image, where="--image (UPM_IMAGE)")
-    if name.tag or name.digest:
-        raise InputError(
-            f"--image (UPM_IMAGE): {image!r} names a tag or digest",
-            hint="give the repository only, e.g. ghcr.io/owner/name; the tag is the version",
-        )
-    return dataclasses.replace(proj, config=dataclasses.replace(proj.config, image=name.repository))
+    config = proj.config
+    if image:
+        name = parse_reference(image, where="--image (UPM_IMAGE)")
+        if name.tag or name.digest:
+            raise InputError(
+                f"--image (UPM_IMAGE): {image!r} names a tag or digest",
+                hint="give the repository only, e.g. ghcr.io/owner/name; the tag is the version",
+            )
+        image = name.repository
+    if image is not None:
+        config = dataclasses.replace(config, image=image)
+    if dockerfile:
+        config = dataclasses.replace(config, dockerfile=dockerfile)
+    return dataclasses.replace(proj, config=config)

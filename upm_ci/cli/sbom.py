@@ -71,6 +71,12 @@ def _image_sboms(proj: Project, man: Manifest, dist_dir: Path, osv_url: str | No
         today=dt.date.today(),
     )
     rows = [[r.cyclonedx.name, r.spdx.name, r.record.digest] for r in results]
+    if results:  # for the action's scan step (trivy on the layout) and its outputs
+        from upm_ci.image.build import layout_path
+
+        gha.set_output("image-layout", str(layout_path(man, results[0].record)))
+        gha.set_output("image-cyclonedx", str(man.resolve(results[0].cyclonedx)))
+        gha.set_output("image-spdx", str(man.resolve(results[0].spdx)))
     echo(table(["image cyclonedx", "image spdx", "describes"], rows))
     failed = [r for r in results if not r.audit.passed]
     findings = []
