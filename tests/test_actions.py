@@ -174,16 +174,16 @@ def test_the_whole_release_action_sets_only_real_options() -> None:
 @pytest.mark.parametrize("path", list(ACTIONS.values()), ids=lambda p: p.parent.name)
 def test_docker_steps_run_only_with_an_image(path: Path) -> None:
     """Third-party Docker steps only with `image` or once upm-ci says it built an image; the
-    upm-ci step (id `run`) always runs and decides itself from `image` or the project's config."""
+    upm-ci steps always run and decide themselves from `image` or the project's config."""
     for step in steps_of(path):
-        if step.get("id") == "run" and "-m upm_ci" in step.get("run", ""):
+        if re.search(r'^"\$UPM_PYTHON" -I -m upm_ci \w+', step.get("run", ""), re.M):
             continue
         uses_docker = step.get("uses", "").startswith(DOCKER_ACTIONS)
         runs_docker = re.search(r"\b(cosign|docker)\b", step.get("run", ""))
         image_step = "inputs.image" in str(step.get("env", {})) or step.get("id") == "image"
         if uses_docker or runs_docker or image_step:
             condition = step.get("if", "")
-            built = re.search(r"steps\.run\.outputs\.image-[\w-]+ != ''", condition)
+            built = re.search(r"steps\.\w+\.outputs\.image-[\w-]+ != ''", condition)
             assert "inputs.image != ''" in condition or built, f"{path}: {step}"
 
 
