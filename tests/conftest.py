@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -60,14 +61,22 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def make_git_project(src: Path, dest: Path) -> Path:
+def make_git_project(src: Path, dest: Path, *, image: bool = False) -> Path:
     """Copy ``src`` to ``dest`` as its own repository: a tagged previous release (v1.1.0),
-    then one more commit, HEAD = the release candidate."""
+    then one more commit, HEAD = the release candidate.
+
+    ``image=False`` drops the example's ``image`` key: only the image tests (and
+    ``make rehearse``) build its container image, which needs a Docker engine and a base
+    image made here (python:3.11-slim cannot be pulled without internet)."""
     shutil.copytree(
         src,
         dest,
         ignore=shutil.ignore_patterns("dist", "build", "*.egg-info", "__pycache__", ".venv"),
     )
+    pyproject = dest / "pyproject.toml"
+    if not image and pyproject.is_file():
+        text = pyproject.read_text()
+        pyproject.write_text(re.sub(r'(?m)^image = ".*"\n', "", text))
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "upm-sample 1.1.0")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -37,8 +38,11 @@ SPDX = "upm-sample-1.2.0.image.spdx.json"
 def image_project(dest: Path, dockerfile: str | None = None) -> Path:
     """The example as its own git repository, with `image` configured (and a Dockerfile)."""
     project = make_git_project(EXAMPLE, dest)
-    with (project / "pyproject.toml").open("a") as f:
-        f.write(f'image = "{REPOSITORY}"\nrepository = "unexpected-innovations/upm-sample"\n')
+    pyproject = project / "pyproject.toml"
+    text = re.sub(r'(?m)^image = ".*"\n', "", pyproject.read_text())  # the example names one
+    pyproject.write_text(
+        text + f'image = "{REPOSITORY}"\nrepository = "unexpected-innovations/upm-sample"\n'
+    )
     if dockerfile is not None:
         (project / "Dockerfile").write_text(dockerfile)
     git(project, "add", "-A")

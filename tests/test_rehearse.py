@@ -15,7 +15,9 @@ import pytest
 
 from tests.conftest import EXAMPLE, git
 from upm_ci.cli import main
+from upm_ci.image.engine import engine_problem
 from upm_ci.manifest import Manifest
+from upm_ci.standins.registry import registry_problem
 
 
 def _checks(out: Path) -> dict[str, dict[str, object]]:
@@ -30,10 +32,19 @@ def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
     out = tmp_path / "rehearsal"
     code = main(
         ["rehearse", str(EXAMPLE), "--out", str(out), "--rekor-version", "2"]
-        + ["--github-fault-rate", "0.1"]
+        + ["--github-fault-rate", "0.1", "--image-base", "standin"]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
+    # the example names an image: rehearsed through a local registry, or skipped with why
+    image = json.loads((out / "rehearsal.json").read_text())["image"]
+    if engine_problem() or registry_problem():
+        assert image == [f"image: skipped ({engine_problem() or registry_problem()})"]
+    else:
+        assert image[0].startswith("image 127.0.0.1:") and "@sha256:" in image[0], image
+        assert "  signed: signature, provenance, sbom-attestation" in image, image
+        assert image[-1].endswith("3/3 referrers stored; verified from the registry"), image
+        assert "image 127.0.0.1:" in captured.out
     table = captured.out
     for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
         assert re.search(rf"^{phase}\s+pass\s", table, re.M), table

@@ -261,7 +261,10 @@ def test_rehearsal_with_fault_seed_passes_and_every_standin_injected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "rehearsal"
-    code = main(["rehearse", str(EXAMPLE), "--out", str(out), "--fault-seed", "7"])
+    code = main(
+        ["rehearse", str(EXAMPLE), "--out", str(out), "--fault-seed", "7"]
+        + ["--image-base", "standin"]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
     summary = json.loads((out / "rehearsal.json").read_text())

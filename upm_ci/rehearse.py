@@ -75,6 +75,8 @@ class RehearsalResult:
     out_dir: Path
     phases: list[PhaseOutcome] = field(default_factory=list)
     faults: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: One line per image step (or why the image was skipped); empty without ``image``.
+    image: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -102,6 +104,10 @@ class Services:
     audit_env: dict[str, str] = field(default_factory=dict)
     #: Each stand-in's fault plan (``FaultPlan``), by label: what it injected so far.
     fault_plans: dict[str, Any] = field(default_factory=dict)
+    #: ``UPM_IMAGE``/``UPM_IMAGE_BASE`` pointing the image at the local registry; empty: none.
+    image_env: dict[str, str] = field(default_factory=dict)
+    #: Why the image is not rehearsed ("" when it is, or when none is configured).
+    image_skipped: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,7 @@ def rehearse(
     tag: str = "",
     on_progress: Callable[[str], None] = lambda line: None,
     faults: FaultSettings | None = None,
+    image_base: str = "",
 ) -> RehearsalResult:
     """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins.
 
@@ -162,15 +169,22 @@ def rehearse(
     ``test_python`` runs the project's tests with that interpreter instead of the gate's new
     test venv; ``tag`` is the release tag (default: the project's version with its prefix).
     ``faults`` makes every stand-in fail some requests transiently (the retries rehearsed).
+    ``image_base`` is the Dockerfile's ``BASE_IMAGE`` build arg (``standin``: a base made
+    locally from this machine's Python, for engines that cannot pull).
     """
     out_dir = _prepare_out_dir(out_dir)
     source = _prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
     result = RehearsalResult(out_dir=out_dir)
-    with local_services(
-        project, out_dir, rekor_version, github_fault_rate, osv_url, faults=faults
-    ) as services:
+    with (
+        local_services(
+            project, out_dir, rekor_version, github_fault_rate, osv_url, faults=faults
+        ) as services,
+        _image_registry(project, image_base) as (image_env, skipped),
+    ):
+        services.image_env, services.image_skipped = image_env, skipped
         env = _runner_env(project, out_dir, services, tag or project.tag)
+        env.update(image_env)
         if test_python:
             env["UPM_TEST_PYTHON"] = test_python
         if faults is not None:
@@ -186,6 +200,7 @@ def rehearse(
             result.phases.append(outcome)
             on_progress(f"{phase}: {outcome.status} ({outcome.seconds:.1f} s)")
         result.faults = {label: plan.counts() for label, plan in services.fault_plans.items()}
+    result.image = _image_summary(project, out_dir, services.image_skipped)
     _write_summary(result)
     return result
 
@@ -371,6 +386,76 @@ def local_services(
             audit_env=audit_env,
             fault_plans=plans if faults is not None else {},
         )
+
+
+@contextlib.contextmanager
+def _image_registry(project: Project, image_base: str) -> Iterator[tuple[dict[str, str], str]]:
+    """With ``image`` configured: a local registry the image is pushed to instead of the
+    configured one (same name under the local host), and the build's base image. Yields the
+    phases' environment and, when the image cannot be rehearsed here, why (never silent)."""
+    if not project.config.image:
+        yield {}, ""
+        return
+    from upm_ci.image.engine import engine_problem
+    from upm_ci.image.registry import parse_reference
+    from upm_ci.standins.registry import RegistryStandIn, registry_problem
+
+    problem = engine_problem() or registry_problem()
+    if problem:
+        # The build must not make an image no registry here can take: off for this rehearsal.
+        yield {"UPM_SKIP_IMAGE": "true"}, problem
+        return
+    env: dict[str, str] = {}
+    if image_base == "standin":
+        from upm_ci.standins.base_image import make_base_image
+
+        image_base = make_base_image()
+    if image_base:
+        env["UPM_IMAGE_BASE"] = image_base
+    name = parse_reference(project.config.image, where="[tool.upm-release] image").name
+    with RegistryStandIn() as registry:
+        env["UPM_IMAGE"] = f"{registry.host}/{name}"
+        yield env, ""
+
+
+def _image_summary(project: Project, out_dir: Path, skipped: str) -> list[str]:
+    """Each image step as the phases recorded it: built, SBOMs, signed, pushed, verified."""
+    if not project.config.image:
+        return []
+    if skipped:
+        return [f"image: skipped ({skipped})"]
+    try:
+        manifest = Manifest.load(out_dir / DEFAULT_NAME)
+    except InputError:
+        return ["image: no manifest (the build did not run)"]
+    if not manifest.images:
+        build = manifest.phases.get("build", {}).get("image", "")
+        return [str(build) or "image: not built"]
+    report = {
+        str(a.get("name")): a
+        for a in _read_json(out_dir / "verify-report.json").get("artifacts", [])
+        if isinstance(a, dict)
+    }
+    lines = []
+    for image in manifest.images:
+        pinned = f"{image.repository or image.ref}@{image.digest}"
+        pushed = [r for r in image.referrers if r.digest]
+        row = report.get(pinned)
+        verified = (
+            "not verified"
+            if row is None
+            else "verified from the registry"
+            if row.get("passed")
+            else "verification FAILED"
+        )
+        lines += [
+            f"image {pinned}",
+            f"  built: layout {image.layout or '-'}, tags {', '.join(image.tags) or '-'}",
+            f"  sbom: {', '.join(image.sboms) or 'none'}",
+            f"  signed: {', '.join(r.kind for r in image.referrers) or 'no'}",
+            f"  pushed: {len(pushed)}/{len(image.referrers)} referrers stored; {verified}",
+        ]
+    return lines
 
 
 def _audit_store(
@@ -614,5 +699,6 @@ def _write_summary(result: RehearsalResult) -> None:
             "exit_code": result.exit_code,
             "phases": [p.__dict__ for p in result.phases],
             "faults_injected": result.faults,
+            "image": result.image,
         },
     )

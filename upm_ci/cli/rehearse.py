@@ -85,6 +85,13 @@ from upm_ci.tables import markdown_table, table
     help="Release tag to rehearse [default: tag-prefix + the version; for a dynamic version "
     "without a tag at HEAD, + the changelog's top version, tagged in the rehearsal's copy].",
 )
+@option(
+    "--image-base",
+    env="IMAGE_BASE",
+    default="",
+    help="Base image for the Dockerfile's BASE_IMAGE build arg (with `image` configured); "
+    "`standin` makes one from this machine's Python, for an engine that cannot pull.",
+)
 def command(
     project: Path,
     out: Path,
@@ -96,6 +103,7 @@ def command(
     osv_url: str,
     test_python: str,
     tag: str,
+    image_base: str,
 ) -> int:
     """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
 
@@ -129,6 +137,7 @@ def command(
         tag=tag,
         on_progress=lambda line: echo(line, err=True),
         faults=faults,
+        image_base=image_base,
     )
     headers = ["phase", "status", "duration", "produced"]
     rows = [[p.phase, p.status, f"{p.seconds:.1f} s", p.produced] for p in result.phases]
@@ -138,7 +147,12 @@ def command(
     for label, counts in result.faults.items():
         shown = ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
         echo(f"faults injected by the {label} stand-in: {sum(counts.values())} ({shown})")
+    for line in result.image:
+        echo(line)
     verdict = "every phase passed" if result.passed else "the release would fail"
     echo(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
-    gha.add_summary("## upm-ci rehearse\n\n" + markdown_table(headers, rows))
+    image = "".join(f"\n    {line}" for line in result.image)
+    gha.add_summary(
+        "## upm-ci rehearse\n\n" + markdown_table(headers, rows) + (f"\n{image}\n" if image else "")
+    )
     return result.exit_code
