@@ -546,6 +546,7 @@ def sign_release(
                 pool.submit(_sign_sbom_attestation, signer, manifest, sbom, dist_dir)
                 for sbom in manifest.of_kind("sbom")
                 if provenance.is_cyclonedx(manifest.resolve(sbom))
+                and not _describes_image(manifest, sbom)
             ]
             signed = [job.result() for job in bundle_jobs]
             attestations = [provenance_job.result(), *(job.result() for job in sbom_jobs)]
@@ -783,6 +784,14 @@ def _sign_provenance(
     out = dist_dir / f"{project.dist_name}-{project.version}{ATTESTATION_SUFFIX}"
     _sign_dsse_file(signer, out, statement, "SLSA provenance")
     return out, "provenance", AttestationRecord(out.name, provenance.SLSA_PROVENANCE_V1, subjects)
+
+
+def _describes_image(manifest: Manifest, sbom: Artifact) -> bool:
+    """An image's SBOM: its attestation is stored next to the image in the registry
+    (:mod:`upm_ci.image.attest`), with the image digest as subject, not as a release file."""
+    record = next((r for r in manifest.sboms if Path(r.file).name == sbom.name), None)
+    images = {i.digest.removeprefix("sha256:") for i in manifest.images}
+    return record is not None and record.describes_sha256 in images
 
 
 def _sign_sbom_attestation(

@@ -256,7 +256,7 @@ class ReleaseVerification:
         self.check_pep740_coverage()
         self.check_checksums()
         self.check_provenance_coverage()
-        self.check_sbom_binding()
+        self.check_sbom_binding(manifest)
         self.check_gpg(gpg_public_key, gpg_fingerprint)
         if manifest is not None:
             self.check_manifest(manifest)
@@ -515,8 +515,14 @@ class ReleaseVerification:
 
     # -- SBOM files bound to the wheel
 
-    def check_sbom_binding(self) -> None:
+    def check_sbom_binding(self, manifest: Manifest | None = None) -> None:
+        """Each SBOM describes a wheel of this release, or an image the manifest records (the
+        image row verifies that digest in its registry). An image SBOM without a manifest
+        cannot be bound here: it fails, naming what to pass."""
         wheels = {self.digests[n]: n for n in self.names("wheel")}
+        if manifest is not None:
+            for image in manifest.images:
+                wheels.setdefault(image.digest.removeprefix("sha256:"), f"image {image.ref}")
         for name in self.names("sbom"):
             entry = self.entry(name)
             try:
@@ -534,7 +540,8 @@ class ReleaseVerification:
                 entry.add(
                     "sbom-binding",
                     FAIL,
-                    f"described component sha256 {digests[0][:12]}... is no wheel's digest",
+                    f"described component sha256 {digests[0][:12]}... is no wheel's digest "
+                    "(an image's SBOM binds only with --manifest, which names the image)",
                 )
 
     # -- GPG
