@@ -365,3 +365,37 @@ def test_osv_standin_matches_debian_ranges_in_dpkg_order(fixed: str, affected: b
     }
     assert affects(advisory, "zlib", "1:1.2.13.dfsg-1", "Debian:12") is affected
     assert not affects(advisory, "zlib", "1:1.2.13.dfsg-1", "Debian:11")
+
+
+# --- the run's own image name (the actions' `image` input) ----------------------------------
+def test_image_option_names_the_repository_and_a_tag_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = image_project(tmp_path / "p")
+    manifest = tmp_path / "m.json"
+    code = build(project, manifest, "--no-smoke-test", "--image", "ghcr.io/o/n:1.2.0")
+    err = capsys.readouterr().err
+    assert code == 2 and "--image (UPM_IMAGE)" in err and "Traceback" not in err
+    assert not manifest.exists()  # refused before anything was built or recorded
+
+
+def test_skip_image_builds_no_image_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = image_project(tmp_path / "p")
+    manifest = tmp_path / "m.json"
+    assert build(project, manifest, "--no-smoke-test", "--skip-image") == 0
+    m = Manifest.load(manifest)
+    assert m.images == [] and "image: skipped" in m.phases["build"]["image"]
+    assert m.phases["build"]["image"] in capsys.readouterr().out
+
+
+@needs_engine
+@pytest.mark.slow
+def test_image_option_overrides_the_configured_repository(tmp_path: Path, base_image: str) -> None:
+    project = image_project(tmp_path / "p")
+    manifest = tmp_path / "m.json"
+    assert build(project, manifest, "--no-smoke-test", "--image", "127.0.0.1:5999/o/n") == 0
+    image = Manifest.load(manifest).images[0]
+    assert image.repository == "127.0.0.1:5999/o/n"
+    assert image.ref == "127.0.0.1:5999/o/n:1.2.0"

@@ -483,8 +483,12 @@ def build_release(
     tag: str | None,
     smoke: bool = True,
     image_base: str | None = None,
+    skip_image: str = "",
 ) -> BuildResult:
-    """Clean, build, check and checksum the release; record it in ``manifest`` and save it."""
+    """Clean, build, check and checksum the release; record it in ``manifest`` and save it.
+
+    ``skip_image``: why no image is built this time although one is configured ("" builds it).
+    """
     tag = resolve_tag(project, tag)
     version_from_tag(tag, project.config.tag_prefix)  # a malformed tag is bad input: fail early
     dist_dir = dist_dir.resolve()
@@ -522,17 +526,21 @@ def build_release(
     sdist_art = manifest.add_file(final[0], "sdist")
     wheel_art = manifest.add_file(final[1], "wheel")
     sums_art = manifest.add_file(sums_path, "checksums")
-    from upm_ci.image.build import build_image
+    from upm_ci.image.build import ImageOutcome, build_image
 
-    image = build_image(
-        project,
-        manifest,
-        dist_dir=dist_dir,
-        wheel=final[1],
-        version=version,
-        commit=manifest.project.commit or info.commit,
-        epoch=epoch,
-        base_image=image_base,
+    image = (
+        ImageOutcome(None, None, skip_image)
+        if skip_image
+        else build_image(
+            project,
+            manifest,
+            dist_dir=dist_dir,
+            wheel=final[1],
+            version=version,
+            commit=manifest.project.commit or info.commit,
+            epoch=epoch,
+            base_image=image_base,
+        )
     )
     manifest.record_phase(
         "build",

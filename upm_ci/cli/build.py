@@ -80,8 +80,8 @@ def command(
     from upm_ci.project import load_project
 
     proj = load_project(project)
-    if image or dockerfile or skip_image:
-        proj = _with_image(proj, "" if skip_image else image, dockerfile)
+    if image or dockerfile:
+        proj = _with_image(proj, image, dockerfile)
     man = Manifest.load_or_new(manifest, release_info(proj, tag))
     result = build_release(
         proj,
@@ -93,6 +93,7 @@ def command(
         tag=tag,
         smoke=not no_smoke_test,
         image_base=image_base,
+        skip_image="--skip-image (UPM_SKIP_IMAGE)" if skip_image and proj.config.image else "",
     )
     artifacts = [result.sdist, result.wheel, result.sha256sums]
     rows = [[a.name, str(a.size), a.sha256] for a in artifacts]
