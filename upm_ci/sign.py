@@ -742,9 +742,12 @@ def _pep740_context(config: ClientTrustConfig) -> tuple[SigningContext | None, b
     return context, on_v1
 
 
-def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> None:
+def sign_statement_file(
+    signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str
+) -> bool:
     """Write the statement's DSSE bundle on one line, unless ``out`` already holds a valid one
-    of the same statement (an older provenance shape or a changed SBOM is signed anew)."""
+    of the same statement (an older provenance shape or a changed SBOM is signed anew); True
+    when the existing bundle was kept. Release files and images' attestations alike."""
     from sigstore.models import Bundle
 
     if out.is_file():
@@ -759,11 +762,12 @@ def _sign_dsse_file(signer: ReleaseSigner, out: Path, statement: dict[str, Any],
                 policy=signer.policy,
             )
             if kept == statement:  # same subjects, predicate type and predicate
-                return
+                return True
         except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
             log.info("%s: re-signing (%s)", out.name, first_line(e))
     bundle_json = signer.sign_statement(statement, what=what)
     write_text_atomic(out, json.dumps(json.loads(bundle_json), separators=(",", ":")) + "\n")
+    return False
 
 
 def _sign_provenance(
@@ -782,7 +786,7 @@ def _sign_provenance(
         tool_version=__version__,
     )
     out = dist_dir / f"{project.dist_name}-{project.version}{ATTESTATION_SUFFIX}"
-    _sign_dsse_file(signer, out, statement, "SLSA provenance")
+    sign_statement_file(signer, out, statement, "SLSA provenance")
     return out, "provenance", AttestationRecord(out.name, provenance.SLSA_PROVENANCE_V1, subjects)
 
 
@@ -809,7 +813,7 @@ def _sign_sbom_attestation(
         )
     statement = provenance.sbom_statement(manifest.resolve(sbom), describes, digest)
     out = dist_dir / f"{describes}{SBOM_ATTESTATION_SUFFIX}"
-    _sign_dsse_file(signer, out, statement, f"SBOM attestation of {describes}")
+    sign_statement_file(signer, out, statement, f"SBOM attestation of {describes}")
     subjects = statement["subject"]
     return out, "sbom-attestation", AttestationRecord(out.name, provenance.CYCLONEDX_BOM, subjects)
 

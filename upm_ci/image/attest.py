@@ -31,10 +31,9 @@ from upm_ci import __version__, identity, provenance
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.image.registry import layout_dir, parse_reference, read_layout
 from upm_ci.layout import check_plain_name
-from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest, write_text_atomic
+from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
 from upm_ci.project import Project
-from upm_ci.sign import ReleaseSigner
-from upm_ci.sigstore_trust import first_line, verify_bundle
+from upm_ci.sign import ReleaseSigner, sign_statement_file
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +140,11 @@ def sign_images(
                 tool_version=__version__,
             )
             out = dist_dir / f"{stem}{PROVENANCE_SUFFIX}"
-            kept = _sign_statement(signer, out, statement, f"provenance of {record.ref}")
+            kept = sign_statement_file(signer, out, statement, f"provenance of {record.ref}")
             made.append(ImageSigned(record.ref, "provenance", out.name, kept))
             statement = provenance.sbom_statement(sbom, subject["name"], hex_digest)
             out = dist_dir / f"{stem}{SBOM_ATTESTATION_SUFFIX}"
-            kept = _sign_statement(signer, out, statement, f"SBOM attestation of {record.ref}")
+            kept = sign_statement_file(signer, out, statement, f"SBOM attestation of {record.ref}")
             made.append(ImageSigned(record.ref, "sbom-attestation", out.name, kept))
     for record in manifest.images:
         old = {r.bundle: r.digest for r in record.referrers}
@@ -159,28 +158,3 @@ def sign_images(
     if manifest.path:
         manifest.save()
     return made
-
-
-def _sign_statement(signer: ReleaseSigner, out: Path, statement: dict[str, Any], what: str) -> bool:
-    """Write the statement's DSSE bundle on one line unless ``out`` already holds a valid one
-    of the same statement; True when kept."""
-    from sigstore.models import Bundle
-
-    if out.is_file():
-        try:
-            existing = Bundle.from_json(out.read_text(encoding="utf-8"))
-            kept = verify_bundle(
-                existing,
-                verifier=signer.verifier,
-                identity=signer.expected_identity,
-                issuer=signer.issuer,
-                what=out.name,
-                policy=signer.policy,
-            )
-            if kept == statement:
-                return True
-        except Exception as e:  # noqa: BLE001 - anything that does not verify is re-signed
-            log.info("%s: re-signing (%s)", out.name, first_line(e))
-    bundle_json = signer.sign_statement(statement, what=what)
-    write_text_atomic(out, json.dumps(json.loads(bundle_json), separators=(",", ":")) + "\n")
-    return False
