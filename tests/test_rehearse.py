@@ -45,6 +45,19 @@ def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
         assert "  signed: signature, provenance, sbom-attestation" in image, image
         assert image[-1].endswith("3/3 referrers stored; verified from the registry"), image
         assert "image 127.0.0.1:" in captured.out
+        # one signer for the whole release: the image's bundles carry the release's certificate
+        dist = out / "dist"
+
+        def certificate(bundle: Path) -> str:
+            material = json.loads(bundle.read_text())["verificationMaterial"]
+            chain = material.get("x509CertificateChain", {}).get("certificates", [{}])
+            return str(material.get("certificate", {}).get("rawBytes") or chain[0]["rawBytes"])
+
+        release_cert = certificate(dist / "upm_sample-1.2.0.tar.gz.sigstore.json")
+        suffixes = (".image.sigstore.json", ".image.intoto.jsonl", ".image.cdx.intoto.jsonl")
+        image_bundles = [p for p in dist.iterdir() if p.name.endswith(suffixes)]
+        assert len(image_bundles) == 3, image_bundles
+        assert {certificate(b) for b in image_bundles} == {release_cert}
     table = captured.out
     for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
         assert re.search(rf"^{phase}\s+pass\s", table, re.M), table

@@ -93,6 +93,8 @@ if TYPE_CHECKING:
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationPolicy
 
+    from upm_ci.image.attest import ImageSigned
+
 log = logging.getLogger(__name__)
 
 #: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
@@ -420,6 +422,8 @@ class SignResult:
     #: The pinned source repository and ref (see ``identity.ExpectedSigner``).
     repository: str = ""
     ref: str = ""
+    #: Each image's signature and attestations (:mod:`upm_ci.image.attest`).
+    images: list[ImageSigned] = field(default_factory=list)
 
     @property
     def bundles(self) -> list[str]:
@@ -490,6 +494,9 @@ def sign_release(
     for s in dists:
         pep740_distribution(s.path.name, s.sha256)  # a bad file name: InputError before writing
     extras = _extra_files(project, dist_dir)
+    from upm_ci.image import attest  # images are signed with the release's signer
+
+    image_plans = attest.plan_images(manifest, dist_dir)
 
     claims = identity.decode_claims(identity_token)
     problems = identity.preflight(
@@ -551,6 +558,9 @@ def sign_release(
             signed = [job.result() for job in bundle_jobs]
             attestations = [provenance_job.result(), *(job.result() for job in sbom_jobs)]
             attestations += [job.result() for job in pep740_jobs]
+        result.images = attest.sign_planned(
+            signer, project, manifest, image_plans, dist_dir, claims
+        )
         gpg_signed: list[SignedFile] = []
         if gpg is not None:
             for s in subjects:

@@ -24,11 +24,10 @@ from upm_ci.cli._common import (
     table,
     trust_config_option,
 )
-from upm_ci.errors import InputError
+from upm_ci.errors import InputError, UpmError
 
 if TYPE_CHECKING:
     from upm_ci import identity
-    from upm_ci.image.attest import ImageSigned
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
 
@@ -103,19 +102,25 @@ def command(
     release = ReleaseManifest.load(manifest).expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
     expected = expected_signer(proj, token, expected_identity, dry_run=dry_run)
-    result = sign.sign_release(
-        proj,
-        release,
-        dist_dir=dist_dir or proj.path(proj.config.dist_dir),
-        identity_token=token,
-        trust_config=trust_config,
-        rekor_version=rekor_version,
-        gpg_key=gpg_key,
-        gpg_passphrase=gpg_passphrase,
-        expected_identity=expected,
-        event=identity.load_event(),
-    )
-    images = _sign_images(proj, release, dist_dir, token, trust_config, rekor_version, expected)
+    try:
+        result = sign.sign_release(
+            proj,
+            release,
+            dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+            identity_token=token,
+            trust_config=trust_config,
+            rekor_version=rekor_version,
+            gpg_key=gpg_key,
+            gpg_passphrase=gpg_passphrase,
+            expected_identity=expected,
+            event=identity.load_event(),
+        )
+    except UpmError as e:
+        if release.images:  # publish must never push a half-signed image
+            release.record_phase("sign", "fail", reason=str(e))
+            release.save()
+        raise
+    images = result.images
     rows = [
         [s.subject, s.file, "" if s.log_index is None else str(s.log_index), _state(s.reused)]
         for s in result.signed
@@ -156,38 +161,6 @@ def expected_signer(
         identity=expected_identity,
         dry_run=dry_run,
     )
-
-
-def _sign_images(
-    project: Project,
-    release: Manifest,
-    dist_dir: Path | None,
-    token: str,
-    trust_config: Path | None,
-    rekor_version: int | None,
-    expected: identity.ExpectedSigner,
-) -> list[ImageSigned]:
-    """The images' signature and attestations (nothing without images); a failure marks the
-    sign phase failed, so publish never pushes a half-signed image."""
-    if not release.images:
-        return []
-    from upm_ci.errors import UpmError
-    from upm_ci.image import attest
-
-    try:
-        return attest.sign_images(
-            project,
-            release,
-            dist_dir=dist_dir or project.path(project.config.dist_dir),
-            identity_token=token,
-            trust_config=trust_config,
-            rekor_version=rekor_version,
-            expected=expected,
-        )
-    except UpmError as e:
-        release.record_phase("sign", "fail", reason=f"image: {e}")
-        release.save()
-        raise
 
 
 def _state(reused: bool) -> str:

@@ -95,6 +95,25 @@ def image_sbom(manifest: Manifest, record: ImageRecord, dist_dir: Path) -> Path:
     )
 
 
+@dataclass
+class ImagePlan:
+    """One image, checked before anything is signed: its layout and its SBOM."""
+
+    record: ImageRecord
+    manifest_path: Path
+    sbom: Path
+
+
+def plan_images(manifest: Manifest, dist_dir: Path) -> list[ImagePlan]:
+    """Every image's inputs, checked (layout matches the digest, SBOM of this image)."""
+    dist_dir = Path(dist_dir).resolve()
+    plans = []
+    for record in manifest.images:
+        local = read_layout(layout_dir(manifest, record, dist_dir), record.digest)
+        plans.append(ImagePlan(record, local.manifest_path, image_sbom(manifest, record, dist_dir)))
+    return plans
+
+
 def sign_images(
     project: Project,
     manifest: Manifest,
@@ -105,16 +124,11 @@ def sign_images(
     rekor_version: int | None,
     expected: identity.ExpectedSigner,
 ) -> list[ImageSigned]:
-    """Sign every image of the manifest (nothing when it has none); records referrers."""
+    """Sign every image of the manifest on its own (nothing when it has none). ``upm-ci
+    sign`` signs them inside :func:`upm_ci.sign.sign_release`, with the release's signer."""
     if not manifest.images:
         return []
-    dist_dir = Path(dist_dir).resolve()
-    claims = identity.decode_claims(identity_token)
-    plans = []
-    for record in manifest.images:  # every input checked before anything is signed
-        local = read_layout(layout_dir(manifest, record, dist_dir), record.digest)
-        plans.append((record, local, image_sbom(manifest, record, dist_dir)))
-    made: list[ImageSigned] = []
+    plans = plan_images(manifest, dist_dir)  # every input checked before anything is signed
     with ReleaseSigner(
         identity_token,
         expected_identity=expected.identity,
@@ -123,29 +137,50 @@ def sign_images(
         source_repository=expected.repository,
         source_ref=expected.ref,
     ) as signer:
-        for record, local, sbom in plans:
-            stem = bundle_stem(record, project.version)
-            hex_digest = record.digest.removeprefix("sha256:")
-            subject = image_subject(record)
-            signature = dist_dir / f"{stem}{SIGNATURE_SUFFIX}"
-            kept = signer.existing_bundle_verifies(signature, hex_digest)
-            if not kept:
-                signer.sign_file(local.manifest_path, signature, sha256=hex_digest)
-            made.append(ImageSigned(record.ref, "signature", signature.name, kept))
-            statement = provenance.slsa_provenance(
-                [subject],
-                claims,
-                server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
-                tag=project.tag,
-                tool_version=__version__,
-            )
-            out = dist_dir / f"{stem}{PROVENANCE_SUFFIX}"
-            kept = sign_statement_file(signer, out, statement, f"provenance of {record.ref}")
-            made.append(ImageSigned(record.ref, "provenance", out.name, kept))
-            statement = provenance.sbom_statement(sbom, subject["name"], hex_digest)
-            out = dist_dir / f"{stem}{SBOM_ATTESTATION_SUFFIX}"
-            kept = sign_statement_file(signer, out, statement, f"SBOM attestation of {record.ref}")
-            made.append(ImageSigned(record.ref, "sbom-attestation", out.name, kept))
+        made = sign_planned(
+            signer, project, manifest, plans, dist_dir, identity.decode_claims(identity_token)
+        )
+    if manifest.path:
+        manifest.save()
+    return made
+
+
+def sign_planned(
+    signer: ReleaseSigner,
+    project: Project,
+    manifest: Manifest,
+    plans: list[ImagePlan],
+    dist_dir: Path,
+    claims: identity.TokenClaims,
+) -> list[ImageSigned]:
+    """Each planned image's signature, provenance and SBOM attestation with ``signer``;
+    records the referrers (saved by the caller)."""
+    dist_dir = Path(dist_dir).resolve()
+    made: list[ImageSigned] = []
+    for plan in plans:
+        record = plan.record
+        stem = bundle_stem(record, project.version)
+        hex_digest = record.digest.removeprefix("sha256:")
+        subject = image_subject(record)
+        signature = dist_dir / f"{stem}{SIGNATURE_SUFFIX}"
+        kept = signer.existing_bundle_verifies(signature, hex_digest)
+        if not kept:
+            signer.sign_file(plan.manifest_path, signature, sha256=hex_digest)
+        made.append(ImageSigned(record.ref, "signature", signature.name, kept))
+        statement = provenance.slsa_provenance(
+            [subject],
+            claims,
+            server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+            tag=project.tag,
+            tool_version=__version__,
+        )
+        out = dist_dir / f"{stem}{PROVENANCE_SUFFIX}"
+        kept = sign_statement_file(signer, out, statement, f"provenance of {record.ref}")
+        made.append(ImageSigned(record.ref, "provenance", out.name, kept))
+        statement = provenance.sbom_statement(plan.sbom, subject["name"], hex_digest)
+        out = dist_dir / f"{stem}{SBOM_ATTESTATION_SUFFIX}"
+        kept = sign_statement_file(signer, out, statement, f"SBOM attestation of {record.ref}")
+        made.append(ImageSigned(record.ref, "sbom-attestation", out.name, kept))
     for record in manifest.images:
         old = {r.bundle: r.digest for r in record.referrers}
         record.referrers = [
@@ -155,6 +190,4 @@ def sign_images(
             for m in made
             if m.image == record.ref
         ]
-    if manifest.path:
-        manifest.save()
     return made
