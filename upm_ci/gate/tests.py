@@ -201,7 +201,7 @@ def _case(element: ET.Element, path: Path) -> JUnitCase:
         classname=element.get("classname", ""),
         name=element.get("name", ""),
         file=element.get("file"),
-        line=int(line) if line and line.isdigit() else None,
+        line=int(line) if line and line.isascii() and line.isdigit() else None,  # not "²"
         outcome=outcome,
         message=message.splitlines()[0] if message else "",
         properties=properties,
