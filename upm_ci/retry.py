@@ -92,7 +92,7 @@ def classify_http(status: int, headers: Mapping[str, str], body: str = "") -> fl
     if status == 403 and (retry_after is not None or "rate limit" in body.lower()):
         if headers.get("x-ratelimit-remaining", headers.get("X-RateLimit-Remaining")) == "0":
             reset = headers.get("x-ratelimit-reset", headers.get("X-RateLimit-Reset"))
-            if reset and reset.isdigit():
+            if reset and reset.isascii() and reset.isdigit():
                 return max(0.0, float(reset) - time.time())
         return retry_after if retry_after is not None else 1.0
     return None

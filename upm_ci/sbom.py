@@ -298,7 +298,7 @@ def validate_spdx(document: Any) -> str:
 def _created(manifest: Manifest) -> dt.datetime:
     """The build's SOURCE_DATE_EPOCH when known (same inputs, same SBOM), else now."""
     epoch = str(manifest.phases.get("build", {}).get("source_date_epoch", ""))
-    if epoch.isdigit():
+    if epoch.isascii() and epoch.isdigit():
         return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
