@@ -313,6 +313,13 @@ def _validated(packages: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(pins.values(), key=lambda pin: canonicalize_name(pin[0]))
 
 
+def allowance_for(
+    ids: set[str], allow: Sequence[AuditAllowance], today: dt.date
+) -> AuditAllowance | None:
+    """The unexpired allow-list entry naming one of ``ids`` (upper-case ids and aliases)."""
+    return next((e for e in allow if e.expires >= today and e.id.upper() in ids), None)
+
+
 def _read_report(
     report: dict[str, Any],
     outcome: AuditOutcome,
@@ -320,7 +327,6 @@ def _read_report(
     allow: Sequence[AuditAllowance],
     today: dt.date,
 ) -> None:
-    valid = [entry for entry in allow if entry.expires >= today]
     seen: set[str] = set()
     for dep in report.get("dependencies", []):
         name = str(dep.get("name", "?"))
@@ -339,7 +345,7 @@ def _read_report(
                     aliases=tuple(str(a) for a in vuln.get("aliases", [])),
                     fix_versions=_later_fixes(vuln.get("fix_versions", []), version),
                     description=str(vuln.get("description") or ""),
-                    allowed_by=next((e for e in valid if e.id.upper() in ids), None),
+                    allowed_by=allowance_for(ids, allow, today),
                 )
             )
     # Fail closed: a pin pip-audit silently left out was not checked.

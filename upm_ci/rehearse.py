@@ -104,10 +104,6 @@ class Services:
     audit_env: dict[str, str] = field(default_factory=dict)
     #: Each stand-in's fault plan (``FaultPlan``), by label: what it injected so far.
     fault_plans: dict[str, Any] = field(default_factory=dict)
-    #: ``UPM_IMAGE``/``UPM_IMAGE_BASE`` pointing the image at the local registry; empty: none.
-    image_env: dict[str, str] = field(default_factory=dict)
-    #: Why the image is not rehearsed ("" when it is, or when none is configured).
-    image_skipped: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,7 +178,6 @@ def rehearse(
         ) as services,
         _image_registry(project, image_base) as (image_env, skipped),
     ):
-        services.image_env, services.image_skipped = image_env, skipped
         env = _runner_env(project, out_dir, services, tag or project.tag)
         env.update(image_env)
         if test_python:
@@ -200,7 +195,7 @@ def rehearse(
             result.phases.append(outcome)
             on_progress(f"{phase}: {outcome.status} ({outcome.seconds:.1f} s)")
         result.faults = {label: plan.counts() for label, plan in services.fault_plans.items()}
-    result.image = _image_summary(project, out_dir, services.image_skipped)
+    result.image = _image_summary(project, out_dir, skipped)
     _write_summary(result)
     return result
 

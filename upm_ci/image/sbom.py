@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from upm_ci.audit import OSV_QUERY_URL, AuditOutcome, Vulnerability, audit_packages
+from upm_ci.audit import (
+    OSV_QUERY_URL,
+    AuditOutcome,
+    Vulnerability,
+    allowance_for,
+    audit_packages,
+)
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.image.build import layout_path
@@ -274,7 +280,6 @@ def audit_debian(
 ) -> tuple[list[Vulnerability], list[Vulnerability], list[str]]:
     """Ask OSV about each Debian source package: (fixable, unfixed, problems)."""
     url = osv_url or OSV_QUERY_URL
-    valid = [entry for entry in allow if entry.expires >= today]
     fixable: list[Vulnerability] = []
     unfixed: list[Vulnerability] = []
     policy = policy or RetryPolicy.from_env()
@@ -299,7 +304,7 @@ def audit_debian(
                 aliases=aliases,
                 fix_versions=fixes,
                 description=str(advisory.get("summary") or advisory.get("details") or ""),
-                allowed_by=next((e for e in valid if e.id.upper() in ids), None),
+                allowed_by=allowance_for(ids, allow, today),
             )
             (fixable if fixes else unfixed).append(vuln)
     return fixable, unfixed, []

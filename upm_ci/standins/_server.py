@@ -139,6 +139,34 @@ def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
+def wait_until_answering(
+    process: subprocess.Popen[Any],
+    log_path: Path | None,
+    answers: Callable[[], bool],
+    what: str,
+    timeout: float,
+) -> None:
+    """Poll ``answers`` until it is true (a refused connection means "not yet"); RuntimeError
+    with the tail of ``log_path`` when ``process`` exits first, or when ``timeout`` passes.
+    The caller stops what it started."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = log_path.read_text(errors="replace") if log_path else ""
+            raise RuntimeError(f"{what} exited at start:\n{log[-2000:]}")
+        try:
+            if answers():
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on right now, for servers that cannot be told to pick one."""
     with socket.socket() as probe:

@@ -25,14 +25,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from upm_ci.standins._server import StandIn, free_port, stop_process
+from upm_ci.standins._server import StandIn, free_port, stop_process, wait_until_answering
 from upm_ci.standins.faults import (
     COMMON_KINDS,
     DEFAULT_FAULT_KINDS,
@@ -137,22 +136,23 @@ class PypiStandIn(StandIn):
             self._tmp = None
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                log = self._log_path.read_text(errors="replace") if self._log_path else ""
-                raise RuntimeError(f"pypi-server exited at start:\n{log[-2000:]}")
-            try:
-                answer = requests.get(
-                    f"{self.server_url}/simple/", auth=self.auth, timeout=1
-                ).status_code
-                if answer == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"pypi-server did not answer within {timeout:.0f} s")
+        assert self._process is not None
+        try:
+            wait_until_answering(
+                self._process,
+                self._log_path,
+                lambda: (
+                    requests.get(
+                        f"{self.server_url}/simple/", auth=self.auth, timeout=1
+                    ).status_code
+                    == 200
+                ),
+                "pypi-server",
+                timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     # -- addresses ----------------------------------------------------------------------------
     @property

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import warnings
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,7 +32,13 @@ from pathlib import Path
 
 import requests
 
-from upm_ci.standins._server import StandIn, ThreadedStandIn, free_port, stop_process
+from upm_ci.standins._server import (
+    StandIn,
+    ThreadedStandIn,
+    free_port,
+    stop_process,
+    wait_until_answering,
+)
 
 BINARY_ENV = "UPM_DOCKER_REGISTRY"
 DEFAULT_BINARY = "/usr/bin/docker-registry"
@@ -128,21 +133,19 @@ class RegistryStandIn(StandIn):
             self._tmp = None
 
     def _wait_ready(self, log_path: Path, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                text = log_path.read_text(errors="replace")
-                self.stop()
-                raise RuntimeError(f"docker-registry exited at start:\n{text[-2000:]}")
-            try:
-                # 200 when open, 401 with auth: either way it answers /v2/.
-                if requests.get(f"{self.url}/v2/", timeout=1).status_code in (200, 401):
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"docker-registry did not answer on port {self._port} within {timeout}s")
+        assert self._process is not None
+        try:
+            # 200 when open, 401 with auth: either way it answers /v2/.
+            wait_until_answering(
+                self._process,
+                log_path,
+                lambda: requests.get(f"{self.url}/v2/", timeout=1).status_code in (200, 401),
+                f"docker-registry on port {self._port}",
+                timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     # -- where ----------------------------------------------------------------------------------
     @property

@@ -32,14 +32,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 
-from upm_ci.standins._server import StandIn, free_port, stop_process
+from upm_ci.standins._server import StandIn, free_port, stop_process, wait_until_answering
 from upm_ci.standins.faults import FaultPlan, FaultProxy, check_kinds
 
 #: What the S3 stand-in injects (S3 throttles with 503 SlowDown, not 429).
@@ -119,20 +118,18 @@ class S3StandIn(StandIn):
             self._tmp = None
 
     def _wait_ready(self, log_path: Path, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                text = log_path.read_text(errors="replace")
-                self.stop()
-                raise RuntimeError(f"moto_server exited at start:\n{text[-2000:]}")
-            try:
-                if requests.get(f"{self.moto_url}/moto-api/data.json", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"moto_server did not answer on port {self._port} within {timeout}s")
+        assert self._process is not None
+        try:
+            wait_until_answering(
+                self._process,
+                log_path,
+                lambda: requests.get(f"{self.moto_url}/moto-api/data.json", timeout=1).ok,
+                f"moto_server on port {self._port}",
+                timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     # -- where ----------------------------------------------------------------------------------
     @property
