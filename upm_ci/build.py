@@ -40,9 +40,11 @@ from upm_ci.errors import InputError, PolicyError
 from upm_ci.layout import sha256_file
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
+from upm_ci.timings import timed
 
 if TYPE_CHECKING:
     from upm_ci.image.build import ImageOutcome
+
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,7 @@ def _tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+@timed("build: python -m build")
 def run_build(root: Path, outdir: Path, epoch: str) -> tuple[Path, Path]:
     """``python -m build`` (sdist, then the wheel from it) into ``outdir``; (sdist, wheel).
 
@@ -366,6 +369,7 @@ def check_metadata(project: Project, tag: str, sdist: Path, wheel: Path) -> str:
     return expected
 
 
+@timed("build: twine check")
 def twine_check(paths: Sequence[Path]) -> None:
     """``twine check --strict``; a warning or error is a policy failure."""
     proc = subprocess.run(
@@ -395,6 +399,7 @@ def top_level_modules(wheel: Path) -> list[str]:
     return sorted(found)
 
 
+@timed("build: venv with the wheel")
 def venv_with_wheel(where: Path, wheel: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A fresh venv at ``where`` holding only ``wheel`` and its dependencies (from pip's
     configured index): its python, and how the install went (the caller judges it).
@@ -435,6 +440,7 @@ sys.exit(1 if failed else 0)
 """
 
 
+@timed("build: smoke test")
 def smoke_test(project: Project, wheel: Path) -> str:
     """Install the wheel in a fresh venv, import its modules and load every entry point."""
     modules = project.config.smoke_imports or top_level_modules(wheel)

@@ -28,15 +28,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from upm_ci import gha
 from upm_ci.errors import InputError, ServiceError
+from upm_ci.gate.testenv import CACHE_ENV
 from upm_ci.manifest import DEFAULT_NAME, Manifest
 from upm_ci.project import Project, git, load_project
 from upm_ci.standins.faults import COMMON_KINDS
+from upm_ci.timings import TIMINGS_ENV, Timing
+from upm_ci.timings import read as read_timings
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,10 @@ class RehearsalResult:
     faults: dict[str, dict[str, int]] = field(default_factory=dict)
     #: One line per image step (or why the image was skipped); empty without ``image``.
     image: list[str] = field(default_factory=list)
+    #: Where the time went: each stand-in's start-up, each phase, the steps inside them.
+    timings: list[Timing] = field(default_factory=list)
+    #: The gate's test venv: reused from the cache, or why not (``--fresh``, CI).
+    test_venv: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -157,6 +165,7 @@ def rehearse(
     on_progress: Callable[[str], None] = lambda line: None,
     faults: FaultSettings | None = None,
     image_base: str = "",
+    fresh: bool = False,
 ) -> RehearsalResult:
     """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins.
 
@@ -167,14 +176,25 @@ def rehearse(
     ``faults`` makes every stand-in fail some requests transiently (the retries rehearsed).
     ``image_base`` is the Dockerfile's ``BASE_IMAGE`` build arg (``standin``: a base made
     locally from this machine's Python, for engines that cannot pull).
+    ``fresh`` makes the gate's test venv anew instead of reusing the cached one (which is
+    never used in CI: :func:`gate_venv_cache`).
     """
     out_dir = _prepare_out_dir(out_dir)
     source = _prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
     result = RehearsalResult(out_dir=out_dir)
+    timings_file = out_dir / ".timings.jsonl"
+    timings_file.unlink(missing_ok=True)
+    cache, result.test_venv = gate_venv_cache(fresh)
     with (
         local_services(
-            project, out_dir, rekor_version, github_fault_rate, osv_url, faults=faults
+            project,
+            out_dir,
+            rekor_version,
+            github_fault_rate,
+            osv_url,
+            faults=faults,
+            timings=result.timings,
         ) as services,
         _image_registry(project, image_base) as (image_env, skipped),
     ):
@@ -182,10 +202,14 @@ def rehearse(
         env.update(image_env)
         if test_python:
             env["UPM_TEST_PYTHON"] = test_python
+        if cache is not None:
+            env[CACHE_ENV] = str(cache)
+        env[TIMINGS_ENV] = str(timings_file)
         if faults is not None:
             # Faults follow the requests' paths; the audit log's S3 key holds the run id, so a
             # run id of the seed's (not the clock's) keeps the same seed giving the same faults.
             env["GITHUB_RUN_ID"] = str(1_000_000 + faults.seed)
+        steps_read = 0
         for phase in PHASES:
             if result.exit_code:
                 result.phases.append(PhaseOutcome(phase, "not run", None, 0.0))
@@ -193,6 +217,10 @@ def rehearse(
             on_progress(f"{phase}: running")
             outcome = _run_phase(phase, project, out_dir, services, env, on_progress)
             result.phases.append(outcome)
+            result.timings.append(Timing(phase, outcome.seconds))
+            recorded = read_timings(timings_file)
+            result.timings += recorded[steps_read:]
+            steps_read = len(recorded)
             on_progress(f"{phase}: {outcome.status} ({outcome.seconds:.1f} s)")
         result.faults = {label: plan.counts() for label, plan in services.fault_plans.items()}
     result.image = _image_summary(project, out_dir, skipped)
@@ -201,6 +229,27 @@ def rehearse(
 
 
 # --- preparation -----------------------------------------------------------------------------
+def gate_venv_cache(fresh: bool) -> tuple[Path | None, str]:
+    """The cache of the gate's test venvs for this run, or None; and a line saying which.
+
+    Outside CI a rehearsal is run again and again, so the gate reuses a venv whose dependency
+    set and interpreter are unchanged (:mod:`upm_ci.gate.testenv`). In CI (``CI`` or
+    ``GITHUB_ACTIONS`` set) never: a release's tests always run in a venv made for them.
+    """
+    if fresh:
+        return None, "a new test venv (--fresh)"
+    if any(
+        os.environ.get(name, "").lower() in ("1", "true", "yes")
+        for name in ("CI", "GITHUB_ACTIONS")
+    ):
+        return None, "a new test venv (CI: never reused)"
+    base = os.environ.get("UPM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "upm-release"
+    )
+    cache = Path(base) / "test-venvs"
+    return cache, f"test venvs cached in {cache} (reused while the dependencies are unchanged)"
+
+
 def _prepare_out_dir(out_dir: Path) -> Path:
     """Use ``out_dir`` if it is new, empty or an earlier rehearsal's; never anything else."""
     out_dir = out_dir.resolve()
@@ -312,8 +361,12 @@ def local_services(
     osv_url: str,
     *,
     faults: FaultSettings | None = None,
+    timings: list[Timing] | None = None,
 ) -> Iterator[Services]:
     """Start every stand-in for ``project``; stop them all on the way out, whatever happened.
+
+    They start side by side (each waits on its own server process); ``timings`` gets how long
+    each took.
 
     With ``faults``, every stand-in (not the OIDC endpoint) runs that seeded fault plan.
     Public because the act tests run the composite actions against the same services.
@@ -332,40 +385,44 @@ def local_services(
     def plan(label: str) -> dict[str, Any]:
         return faults.for_standin(label) if faults is not None else {}
 
+    pypi_token = f"pypi-{secrets.token_hex(16)}"
+    github_plan = plan("GitHub") or {
+        "fault_rate": github_fault_rate,
+        "fault_seed": 7,
+        "retry_after": 0,
+    }
+    servers: dict[str, Any] = {
+        "GitHub": GitHubStandIn(token, **github_plan),
+        "PyPI": PypiStandIn(password=pypi_token, **plan("PyPI")),
+        "Sigstore": SigstoreStandIn(workdir=out_dir / ".sigstore", **plan("Sigstore")),
+        "OIDC": OidcStandIn(
+            repository=repository,
+            ref=f"refs/tags/{project.tag}",
+            workflow_path=project.config.release_workflow,
+            sha=head,
+        ),
+    }
+    if not osv_url:
+        servers["OSV"] = OsvStandIn(**plan("OSV"))
     with contextlib.ExitStack() as stack:
         try:
-            github = stack.enter_context(
-                GitHubStandIn(
-                    token,
-                    **(
-                        plan("GitHub")
-                        or {"fault_rate": github_fault_rate, "fault_seed": 7, "retry_after": 0}
-                    ),
-                )
+            started = _start_all(stack, servers, timings)
+            github, pypi, sigstore, oidc = (
+                started["GitHub"],
+                started["PyPI"],
+                started["Sigstore"],
+                started["OIDC"],
             )
             plans = {"GitHub": github.faults}
             repo = github.add_repo(owner, name, default_branch="main")
             _seed_history(github, repo, project.root)
-            if not osv_url:
-                osv = stack.enter_context(OsvStandIn(**plan("OSV")))
-                osv_url, plans["OSV"] = osv.query_url, osv.faults
-            pypi_token = f"pypi-{secrets.token_hex(16)}"
-            pypi = stack.enter_context(PypiStandIn(password=pypi_token, **plan("PyPI")))
-            sigstore = stack.enter_context(
-                SigstoreStandIn(workdir=out_dir / ".sigstore", **plan("Sigstore"))
-            )
+            if "OSV" in started:
+                osv_url, plans["OSV"] = started["OSV"].query_url, started["OSV"].faults
             plans.update(PyPI=pypi.faults, Sigstore=sigstore.faults)
             # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
             sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
-            oidc = stack.enter_context(
-                OidcStandIn(
-                    repository=repository,
-                    ref=f"refs/tags/{project.tag}",
-                    workflow_path=project.config.release_workflow,
-                    sha=head,
-                )
-            )
-            audit_env = _audit_store(project, stack, plan("S3"), plans)
+            with _timed_into(timings, "start S3 stand-in"):
+                audit_env = _audit_store(project, stack, plan("S3"), plans)
         except StandInError as e:
             raise ServiceError(f"rehearse: a local stand-in did not start: {e}") from None
         yield Services(
@@ -381,6 +438,46 @@ def local_services(
             audit_env=audit_env,
             fault_plans=plans if faults is not None else {},
         )
+
+
+def _start_all(
+    stack: contextlib.ExitStack[Any], servers: dict[str, Any], timings: list[Timing] | None
+) -> dict[str, Any]:
+    """Enter every stand-in at once; each started one is stopped by ``stack``, even when
+    another failed to start (the first failure is raised once all have settled)."""
+
+    def start(label: str, server: Any) -> Any:
+        begin = time.monotonic()
+        entered = server.__enter__()
+        if timings is not None:
+            timings.append(Timing(f"start {label} stand-in", time.monotonic() - begin))
+        return entered
+
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        futures = {label: pool.submit(start, label, server) for label, server in servers.items()}
+        wait(futures.values())
+    failure: BaseException | None = None
+    started: dict[str, Any] = {}
+    for label, future in futures.items():
+        error = future.exception()
+        if error is None:
+            started[label] = future.result()
+            stack.push(servers[label])
+        elif failure is None:
+            failure = error
+    if failure is not None:
+        raise failure
+    return started
+
+
+@contextlib.contextmanager
+def _timed_into(timings: list[Timing] | None, step: str) -> Iterator[None]:
+    begin = time.monotonic()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings.append(Timing(step, time.monotonic() - begin))
 
 
 @contextlib.contextmanager
@@ -695,5 +792,7 @@ def _write_summary(result: RehearsalResult) -> None:
             "phases": [p.__dict__ for p in result.phases],
             "faults_injected": result.faults,
             "image": result.image,
+            "test_venv": result.test_venv,
+            "timings": [{"step": t.step, "seconds": round(t.seconds, 3)} for t in result.timings],
         },
     )

@@ -34,6 +34,7 @@ from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import sha256_file
 from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
 from upm_ci.project import Project
+from upm_ci.timings import timed
 
 if TYPE_CHECKING:
     from upm_ci.audit import AuditOutcome
@@ -97,6 +98,7 @@ def built_wheel(manifest: Manifest) -> tuple[Artifact, Path]:
     return wheel, path
 
 
+@timed("sbom: venv with the wheel + cyclonedx-py")
 def environment_bom(wheel: Path) -> dict[str, Any]:
     """``cyclonedx-py environment`` over a fresh venv holding only ``wheel`` and its deps."""
     with tempfile.TemporaryDirectory(prefix="upm-sbom-") as tmp:

@@ -92,6 +92,21 @@ from upm_ci.tables import markdown_table, table
     help="Base image for the Dockerfile's BASE_IMAGE build arg (with `image` configured); "
     "`standin` makes one from this machine's Python, for an engine that cannot pull.",
 )
+@option(
+    "--fresh",
+    env="REHEARSAL_FRESH",
+    is_flag=True,
+    default=False,
+    help="Make the gate's test venv anew instead of reusing the cached one (outside CI a "
+    "venv is reused while the project's dependencies and the interpreter are unchanged).",
+)
+@option(
+    "--timings",
+    env="REHEARSAL_TIMINGS",
+    is_flag=True,
+    default=False,
+    help="Print where the time went: each stand-in's start-up, each phase, the steps in them.",
+)
 def command(
     project: Path,
     out: Path,
@@ -104,6 +119,8 @@ def command(
     test_python: str,
     tag: str,
     image_base: str,
+    fresh: bool,
+    timings: bool,
 ) -> int:
     """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
 
@@ -138,6 +155,7 @@ def command(
         on_progress=lambda line: echo(line, err=True),
         faults=faults,
         image_base=image_base,
+        fresh=fresh,
     )
     headers = ["phase", "status", "duration", "produced"]
     rows = [[p.phase, p.status, f"{p.seconds:.1f} s", p.produced] for p in result.phases]
@@ -149,6 +167,11 @@ def command(
         echo(f"faults injected by the {label} stand-in: {sum(counts.values())} ({shown})")
     for line in result.image:
         echo(line)
+    echo(f"gate's tests ran in {result.test_venv}")
+    if timings:
+        echo()
+        echo(table(["step", "seconds"], [[t.step, f"{t.seconds:.2f}"] for t in result.timings]))
+        echo()
     verdict = "every phase passed" if result.passed else "the release would fail"
     echo(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
     image = "".join(f"\n    {line}" for line in result.image)

@@ -18,6 +18,7 @@ from upm_ci.errors import InputError
 from upm_ci.gate.model import CheckResult, GateContext, GitHubAccess
 from upm_ci.gate.report import CHECKLIST, GateReport, task_of
 from upm_ci.project import Project
+from upm_ci.timings import timed
 
 if TYPE_CHECKING:
     from upm_ci.gate.tests import TestRun
@@ -66,22 +67,23 @@ def run_gate(
     for row in CHECKLIST:
         module_name, function_name = CHECKS[row.id]
         log.info("gate: %s", row.task)
-        try:
-            check = getattr(importlib.import_module(module_name), function_name)
-            if row.id in _USES_TEST_RESULTS:
-                if test_results is None:
-                    test_results = _load_test_results(ctx)
-                if isinstance(test_results, CheckResult):
-                    result = _failed_like(test_results, row.id)
+        with timed(f"gate: {row.id}"):
+            try:
+                check = getattr(importlib.import_module(module_name), function_name)
+                if row.id in _USES_TEST_RESULTS:
+                    if test_results is None:
+                        test_results = _load_test_results(ctx)
+                    if isinstance(test_results, CheckResult):
+                        result = _failed_like(test_results, row.id)
+                    else:
+                        result = check(ctx, test_results)
                 else:
-                    result = check(ctx, test_results)
-            else:
-                result = check(ctx)
-        except InputError:
-            raise
-        except Exception as e:  # noqa: BLE001 - fail closed: a crashed check is a failed check
-            log.debug("gate: %s crashed", row.id, exc_info=True)
-            result = CheckResult(row.id, row.task, "fail", f"check could not run: {_brief(e)}")
+                    result = check(ctx)
+            except InputError:
+                raise
+            except Exception as e:  # noqa: BLE001 - fail closed: a crashed check is a failed check
+                log.debug("gate: %s crashed", row.id, exc_info=True)
+                result = CheckResult(row.id, row.task, "fail", f"check could not run: {_brief(e)}")
         results.append(result)
     report = GateReport(project.name, project.version, ctx.tag, results)
     log.info("gate: %s", "passed" if report.passed else "blocked")

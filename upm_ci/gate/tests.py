@@ -31,7 +31,7 @@ from upm_ci.config import display_path
 from upm_ci.errors import InputError
 from upm_ci.gate.model import CheckResult, Finding, GateContext
 from upm_ci.gate.report import task_of
-from upm_ci.gate.testenv import TestEnvironmentError, create_test_environment
+from upm_ci.gate.testenv import TestEnvironmentError, cache_from_env, create_test_environment
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ def run_test_command(ctx: GateContext) -> TestRun:
     python = explicit_test_python(ctx.test_python)
     if not python:
         try:
-            python = create_test_environment(ctx.project, ctx.work_dir / "test-venv").python
+            venv = ctx.work_dir / "test-venv"
+            python = create_test_environment(ctx.project, venv, cache_from_env()).python
         except TestEnvironmentError as e:
             return TestRun(source=junit, cases=[], problems=[str(e)], output_tail=e.output_tail)
     if command[0] in ("python", "python3"):
