@@ -1,13 +1,22 @@
 """The whole ``upm-ci rehearse examples/upm-sample`` beside the plain tools run by hand.
 
-The baseline is what a maintainer would type for the same project without upm-release:
-``python -m build``; a venv with the wheel and ``cyclonedx-py environment`` over it;
-``pip-audit --strict`` of that venv against OSV; ``sigstore sign`` of the sdist, the wheel and
-the SBOM; ``twine upload`` of the two artifacts. It runs against the same local services (OSV,
-Sigstore, pypiserver), started before its clock starts; the rehearsal's time includes starting
-all of its stand-ins (GitHub, OSV, PyPI, Sigstore, OIDC). The rehearsal does much more: the
-gate's checklist, metadata and smoke-test checks, an SPDX SBOM, provenance and SBOM
-attestations, a draft-first GitHub release, and verification of everything it published.
+The baseline is what a maintainer would type for the same checklist without upm-release:
+a venv with the project and its test extra (``pip install .[test]``) and ``pytest`` in it (the
+checklist's first row); ``python -m build``; a venv with the wheel and ``cyclonedx-py
+environment`` over it; ``pip-audit --strict`` of that venv against OSV; ``sigstore sign`` of
+the sdist, the wheel and the SBOM; ``twine upload`` of the two artifacts. It runs against the
+same local services (OSV, Sigstore, pypiserver), started before its clock starts; the
+rehearsal's time includes starting all of its stand-ins (GitHub, OSV, PyPI, Sigstore, OIDC,
+S3).
+
+Two rounds, as a maintainer runs them: the first makes every venv (both sides); the second is
+the run again before tagging, where the maintainer reuses their test venv (``pip install
+.[test]`` again refreshes the project in it) and the rehearsal reuses its cached test venv
+(the project reinstalled). The second round's ratio is the one held to the target; the
+first's is printed beside it. The rehearsal also does what the baseline does not: the gate's
+other rows, a reproducibility rebuild, twine check, metadata and smoke-test checks, an SPDX
+SBOM, provenance and SBOM attestations, a draft-first GitHub release, an audit log in S3 and
+verification of everything it published (and, with a Docker engine, the container image).
 """
 
 from __future__ import annotations
@@ -43,14 +52,19 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
         raise RuntimeError(f"{what} exited {proc.returncode}: {tail[0][:200]}")
 
 
-def rehearse_seconds(work: Path) -> tuple[float, str]:
+def rehearse_seconds(work: Path, cache: Path) -> tuple[float, str]:
     """Wall time of ``upm-ci rehearse`` and its phases' times; raises unless it passes."""
     out = work / "rehearsal"
     start = time.perf_counter()
+    env = {**_clean_env(), "UPM_CACHE_DIR": str(cache)}
+    env.pop("CI", None)  # a maintainer's machine: the rehearsal may reuse its test venv
     proc = subprocess.run(
-        [str(BIN / "upm-ci"), "rehearse", str(EXAMPLE), "--out", str(out)],
+        # --image-base standin: with a Docker engine the image is built from a local base
+        # (nothing can be pulled here); without one the image step is skipped either way.
+        [str(BIN / "upm-ci"), "rehearse", str(EXAMPLE), "--out", str(out)]
+        + ["--image-base", "standin"],
         cwd=work,
-        env=_clean_env(),
+        env=env,
         capture_output=True,
         text=True,
     )
@@ -67,8 +81,11 @@ def rehearse_seconds(work: Path) -> tuple[float, str]:
     return seconds, ", ".join(f"{p['phase']} {p['seconds']:.1f} s" for p in phases)
 
 
-def by_hand_seconds(work: Path) -> float:
-    """Wall time of the plain tools, in order, against already running local services."""
+def by_hand_seconds(work: Path, test_venv: Path) -> float:
+    """Wall time of the plain tools, in order, against already running local services.
+
+    ``test_venv`` is the maintainer's test venv: made when it does not exist yet, reused
+    (the project reinstalled into it) when it does."""
     from upm_ci.standins.oidc import mint_github_token
     from upm_ci.standins.osv import OsvStandIn
     from upm_ci.standins.pypi import PypiStandIn
@@ -85,6 +102,11 @@ def by_hand_seconds(work: Path) -> float:
         SigstoreStandIn(workdir=work / "sigstore") as sigstore,
         stopwatch() as elapsed,
     ):
+        tests_python = test_venv / "bin" / "python"
+        if not tests_python.exists():
+            _run([sys.executable, "-m", "venv", str(test_venv)], project, env, "test venv")
+        _run([str(tests_python), "-m", "pip", "install", "-q", ".[test]"], project, env, "pip")
+        _run([str(tests_python), "-m", "pytest", "-q"], project, env, "pytest")
         _run([sys.executable, "-m", "build", "--outdir", str(dist), "."], project, env, "build")
         wheel = next(dist.glob("*.whl"))
         sdist = next(dist.glob("*.tar.gz"))
@@ -111,28 +133,31 @@ def by_hand_seconds(work: Path) -> float:
 def run() -> list[BenchResult]:
     if shutil.which("node") is None:
         raise RuntimeError("the rehearsal needs Node.js for the local Sigstore")
-    theirs = ours = float("inf")
-    phases = ""
-    for _ in range(ROUNDS):  # alternating, so drift (network, page cache) hits both sides
-        with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
-            theirs = min(theirs, by_hand_seconds(Path(tmp)))
-        with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
-            seconds, timings = rehearse_seconds(Path(tmp))
-        if seconds < ours:
-            ours, phases = seconds, timings
+    rounds: list[tuple[float, float, str]] = []  # (ours, theirs, phases), first run first
+    with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-cache-") as keep:
+        cache, test_venv = Path(keep) / "cache", Path(keep) / "maintainer-test-venv"
+        for _ in range(ROUNDS):  # alternating, so drift (network, page cache) hits both sides
+            with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
+                theirs = by_hand_seconds(Path(tmp), test_venv)
+            with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-") as tmp:
+                ours, phases = rehearse_seconds(Path(tmp), cache)
+            rounds.append((ours, theirs, phases))
+    (first_ours, first_theirs, _), (ours, theirs, phases) = rounds[0], rounds[-1]
     return [
         BenchResult(
-            name="rehearse examples/upm-sample",
+            name="rehearse examples/upm-sample (run again)",
             ours=ours,
             theirs=theirs,
-            baseline="build + cyclonedx-py + pip-audit + sigstore sign + twine",
-            target=1.5,
+            baseline="venv + pytest + build + cyclonedx-py + pip-audit + sigstore sign + twine",
+            target=1.3,
             note=(
-                f"best of {ROUNDS} alternating runs each. Ours also runs the gate (tests, "
-                "plugins, docs, review, audit, version), twine check, metadata and smoke test, "
-                "writes SPDX, provenance and SBOM attestations, makes a GitHub release and "
-                "verifies everything published; its time includes starting five local "
-                f"stand-ins, the baseline's does not. Phases: {phases}."
+                f"second of {ROUNDS} alternating runs: both sides reuse their test venv. "
+                f"First run (every venv new): ours {first_ours:.1f} s, theirs "
+                f"{first_theirs:.1f} s, ratio {first_ours / first_theirs:.2f}. Ours also runs "
+                "the gate's other rows, a reproducibility rebuild, twine check, metadata and "
+                "smoke test, writes SPDX, provenance and SBOM attestations, makes a GitHub "
+                "release, an S3 audit log and verifies everything published; its time "
+                f"includes starting six local stand-ins, the baseline's does not. Phases: {phases}."
             ),
         )
     ]

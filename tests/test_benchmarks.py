@@ -207,4 +207,4 @@ def test_rehearsal_benchmark_reports_a_failed_rehearsal_as_an_error(
     not_a_project.mkdir()
     monkeypatch.setattr(bench_rehearsal, "EXAMPLE", not_a_project)
     with pytest.raises(RuntimeError, match=r"exited 2 \(.*pyproject.toml"):
-        bench_rehearsal.rehearse_seconds(tmp_path)
+        bench_rehearsal.rehearse_seconds(tmp_path, tmp_path / "cache")

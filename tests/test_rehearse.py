@@ -32,10 +32,16 @@ def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
     out = tmp_path / "rehearsal"
     code = main(
         ["rehearse", str(EXAMPLE), "--out", str(out), "--rekor-version", "2"]
-        + ["--github-fault-rate", "0.1", "--image-base", "standin"]
+        + ["--github-fault-rate", "0.1", "--image-base", "standin", "--timings"]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
+    # --timings: where the time went, in the summary and in rehearsal.json
+    steps = [t["step"] for t in json.loads((out / "rehearsal.json").read_text())["timings"]]
+    for step in ("start Sigstore stand-in", "start PyPI stand-in", "gate", "gate: tests"):
+        assert step in steps, steps
+        assert re.search(rf"^{re.escape(step)} +\d+\.\d\d", captured.out, re.M), captured.out
+    assert steps.index("build: python -m build") > steps.index("build") > steps.index("gate")
     # the example names an image: rehearsed through a local registry, or skipped with why
     image = json.loads((out / "rehearsal.json").read_text())["image"]
     if engine_problem() or registry_problem():
