@@ -408,6 +408,14 @@ def test_rehearse_tags_its_copy_with_the_backends_version_unless_it_comes_from_g
         },
     )
     assert _vcs_release_tag(load_project(flit)) == "v0.9.1"  # not the changelog's 0.9.0
+    # HEAD already tagged v1.0.0 with a __version__ left at 0.9.1: the release is v1.0.0, and
+    # the gate reports the disagreement (not "not greater than the previous release v1.0.0")
+    git(flit, "init", "-q", "-b", "main")
+    git(flit, "add", "-A")
+    git(flit, "commit", "-q", "-m", "one")
+    git(flit, "tag", "v1.0.0")
+    git(flit, "tag", "not-a-version")
+    assert _vcs_release_tag(load_project(flit)) == "v1.0.0"
     vcs = write(
         tmp_path / "vcs",
         {
@@ -429,3 +437,41 @@ def test_rehearse_tags_its_copy_with_the_backends_version_unless_it_comes_from_g
     git(vcs, "add", "-A")
     git(vcs, "commit", "-q", "-m", "two")
     assert _vcs_release_tag(load_project(vcs)) == "v2.1.0"  # HEAD gives 2.0.1.dev1+g...
+
+
+@pytest.mark.slow
+def test_rehearsing_a_tagged_head_with_a_stale_dunder_version_reports_the_disagreement(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from upm_ci.cli import main
+
+    flit = write(
+        tmp_path / "flit",
+        {
+            "pyproject.toml": (
+                '[build-system]\nrequires = ["flit_core>=3.9"]\n'
+                'build-backend = "flit_core.buildapi"\n\n'
+                '[project]\nname = "flitpkg"\ndynamic = ["version", "description"]\n'
+                '[tool.upm-release]\nrepository = "alice/flitpkg"\n'
+            ),
+            "flitpkg/__init__.py": '"""Flit package."""\n\n__version__ = "2.3.0"\n',
+            "CHANGELOG.md": "# Changes\n\n## 2.4.0 (2026-01-02)\n\n- next\n\n"
+            "## 2.3.0 (2026-01-01)\n\n- first\n",
+        },
+    )
+    git(flit, "init", "-q", "-b", "main")
+    git(flit, "add", "-A")
+    git(flit, "commit", "-q", "-m", "one")
+    git(flit, "tag", "v2.3.0")
+    (flit / "README.md").write_text("more\n")
+    git(flit, "add", "-A")
+    git(flit, "commit", "-q", "-m", "two")
+    git(flit, "tag", "v2.4.0")  # HEAD is the release; __version__ was not bumped
+    out = tmp_path / "rehearsal"
+    assert main(["rehearse", str(flit), "--out", str(out)]) == 1
+    checks = {c["id"]: c for c in json.loads((out / "gate-report.json").read_text())["checks"]}
+    summary = json.dumps(checks["version-bump"])
+    assert "2.3.0" in summary and "v2.4.0" in summary, summary
+    assert "not greater than" not in summary, summary

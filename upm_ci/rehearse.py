@@ -180,8 +180,9 @@ def rehearse(
     never used in CI: :func:`gate_venv_cache`).
     """
     out_dir = _prepare_out_dir(out_dir)
-    source = _prepare_source(load_project(project_dir), out_dir, tag)
+    source, wanted = _prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
+    release_tag = wanted or project.tag
     result = RehearsalResult(out_dir=out_dir)
     timings_file = out_dir / ".timings.jsonl"
     timings_file.unlink(missing_ok=True)
@@ -195,10 +196,11 @@ def rehearse(
             osv_url,
             faults=faults,
             timings=result.timings,
+            tag=release_tag,
         ) as services,
         _image_registry(project, image_base) as (image_env, skipped),
     ):
-        env = _runner_env(project, out_dir, services, tag or project.tag)
+        env = _runner_env(project, out_dir, services, release_tag)
         env.update(image_env)
         if test_python:
             env["UPM_TEST_PYTHON"] = test_python
@@ -266,8 +268,9 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def _prepare_source(project: Project, out_dir: Path, tag: str) -> Path:
-    """The project itself if it can be released as it is, else a copy (see the module doc)."""
+def _prepare_source(project: Project, out_dir: Path, tag: str) -> tuple[Path, str]:
+    """The project itself if it can be released as it is, else a copy (see the module doc);
+    and the tag it releases (``""``: the project's own)."""
     try:
         top = Path(git(project.root, "rev-parse", "--show-toplevel")).resolve()
     except InputError:
@@ -276,7 +279,7 @@ def _prepare_source(project: Project, out_dir: Path, tag: str) -> Path:
     if top == project.root:
         wanted = tag or _vcs_release_tag(project)
         if not wanted or _head_has_tag(project.root, wanted):
-            return project.root
+            return project.root, wanted
         _copy_checkout(project.root, source)
         if git(source, "status", "--porcelain"):
             _git_snapshot(source, ["add", "-A"], ["commit", "-q", "-m", "rehearsal snapshot"])
@@ -288,7 +291,7 @@ def _prepare_source(project: Project, out_dir: Path, tag: str) -> Path:
         wanted = tag or _vcs_release_tag(project)
     if wanted and not _head_has_tag(source, wanted):
         _git_snapshot(source, ["tag", wanted])
-    return source
+    return source, wanted
 
 
 def _copy_checkout(root: Path, dest: Path) -> None:
@@ -321,10 +324,22 @@ def _vcs_release_tag(project: Project) -> str:
     releases). A dynamic one may be computed from the tag (setuptools-scm, hatch-vcs: HEAD
     without a tag gives a ``.devN+g<sha>`` version), so the copy must carry the tag of the
     release: the changelog's top version. Any other dynamic version is the release's own.
+    A HEAD that already carries a release tag is that release, whatever the version computes
+    to (a wrong ``__version__`` is then the gate's version disagreement, not a second tag).
     """
     if not project.version_is_dynamic:
         return ""
-    from packaging.version import Version
+    from packaging.version import InvalidVersion, Version
+
+    prefix = project.config.tag_prefix
+    at_head: list[tuple[Version, str]] = []
+    for name in _own_head_tags(project.root):
+        try:
+            at_head.append((Version(name.removeprefix(prefix)), name))
+        except InvalidVersion:
+            continue
+    if at_head:
+        return max(at_head)[1]
 
     from upm_ci.changelog import released_sections
 
@@ -348,6 +363,16 @@ def _vcs_release_tag(project: Project) -> str:
     return f"{project.config.tag_prefix}{top.removeprefix(project.config.tag_prefix)}"
 
 
+def _own_head_tags(root: Path) -> list[str]:
+    """HEAD's tags when ``root`` is the top of its own repository (never a parent's tags)."""
+    try:
+        if Path(git(root, "rev-parse", "--show-toplevel")).resolve() != root.resolve():
+            return []
+        return git(root, "tag", "--points-at", "HEAD").splitlines()
+    except InputError:
+        return []
+
+
 def _head_has_tag(root: Path, tag: str) -> bool:
     return tag in git(root, "tag", "--points-at", "HEAD").splitlines()
 
@@ -362,6 +387,7 @@ def local_services(
     *,
     faults: FaultSettings | None = None,
     timings: list[Timing] | None = None,
+    tag: str = "",
 ) -> Iterator[Services]:
     """Start every stand-in for ``project``; stop them all on the way out, whatever happened.
 
@@ -397,7 +423,7 @@ def local_services(
         "Sigstore": SigstoreStandIn(workdir=out_dir / ".sigstore", **plan("Sigstore")),
         "OIDC": OidcStandIn(
             repository=repository,
-            ref=f"refs/tags/{project.tag}",
+            ref=f"refs/tags/{tag or project.tag}",
             workflow_path=project.config.release_workflow,
             sha=head,
         ),
