@@ -259,7 +259,9 @@ class FaultProxy:
     """A threaded reverse proxy to ``upstream_host:upstream_port`` that applies ``plan``.
 
     ``fault_body`` shapes status answers as the service would (S3 answers XML);
-    ``on_forward`` sees every forwarded request with its answer's status; ``key`` maps a path
+    ``on_forward`` sees every forwarded request with its answer's status; ``answer`` may
+    answer a request itself (method, path, body -> status, content type, body; None forwards
+    it), after the plan had its say; ``key`` maps a path
     to what the plan decides on (e.g. without ids the server makes up, so a seed stays
     reproducible across runs).
     """
@@ -273,6 +275,7 @@ class FaultProxy:
         upstream_host: str = "127.0.0.1",
         fault_body: FaultBody = json_fault_body,
         on_forward: Callable[[Forwarded], None] | None = None,
+        answer: Callable[[str, str, bytes], tuple[int, str, bytes] | None] | None = None,
         exempt: Callable[[str], bool] = lambda path: False,
         key: Callable[[str], str] = lambda path: path,
     ) -> None:
@@ -285,6 +288,7 @@ class FaultProxy:
         self.plan = plan
         self.fault_body = fault_body
         self.on_forward = on_forward
+        self.answer = answer
         self.exempt = exempt
         self.key = key
         self._serving = ServerThread(
@@ -339,6 +343,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             kind = owner.plan.decide(method, owner.key(self.path))
             if kind is not None and answer_fault(self, kind, owner.plan, owner.fault_body):
                 return
+        own = owner.answer(method, self.path, body) if owner.answer is not None else None
+        if own is not None:
+            status, content_type, data = own
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(data)
+            return
         # Host too: http.client names the upstream, as a client talking to it directly would.
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
         if body or method in ("POST", "PUT", "PATCH"):

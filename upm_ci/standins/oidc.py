@@ -27,7 +27,9 @@ from upm_ci.standins._server import ThreadedStandIn, send_json
 __all__ = [
     "GITHUB_ISSUER",
     "UPM_RELEASE_WORKFLOW",
+    "OidcJob",
     "OidcStandIn",
+    "check_jwt",
     "decode_claims",
     "github_claims",
     "mint_github_token",
@@ -76,6 +78,24 @@ def mint_jwt(claims: Mapping[str, Any]) -> str:
     )
     sig = hmac.new(_SIGNING_KEY, signing_input.encode("ascii"), hashlib.sha256).digest()
     return f"{signing_input}.{_b64url(sig)}"
+
+
+def check_jwt(token: str) -> dict[str, Any] | None:
+    """The claims of a token this module minted (its HMAC checks out), else None.
+
+    What a relying party such as PyPI does first with an ID token: check it was issued by
+    the issuer it trusts. Expiry and audience are the caller's to check.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    expected = hmac.new(_SIGNING_KEY, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(_b64url(expected), parts[2]):
+        return None
+    try:
+        return decode_claims(token)
+    except ValueError:
+        return None
 
 
 def decode_claims(token: str) -> dict[str, Any]:
@@ -190,8 +210,41 @@ def mint_github_token(**claims: Any) -> str:
     return mint_jwt({**github_claims(**params), **extra})
 
 
+class OidcJob:
+    """One job's ID-token endpoint: its own URL and request token, as GitHub gives each job.
+
+    ``claims`` are that job's (without ``iat``/``nbf``/``exp``/``aud``, added per request).
+    """
+
+    def __init__(self, base_url: str, claims: dict[str, Any]) -> None:
+        self.claims = claims
+        self.request_token = secrets.token_urlsafe(24)
+        self.path = (
+            "/_apis/distributedtask/hubs/Actions/plans/"
+            f"{secrets.token_hex(8)}/jobs/{secrets.token_hex(8)}/idtoken"
+        )
+        self._base_url = base_url
+
+    @property
+    def url(self) -> str:
+        return f"{self._base_url}{self.path}?api-version=2.0"
+
+    def env(self) -> dict[str, str]:
+        """The variables this job gets with ``permissions: id-token: write``."""
+        return {
+            "GITHUB_ACTIONS": "true",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": self.url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+        }
+
+
 class OidcStandIn(ThreadedStandIn):
     """The runner's ID-token endpoint, as ``detect_credential()`` calls it.
+
+    Several jobs of one run (``add_job``) each get their own endpoint and request token and
+    are minted their own claims, as GitHub mints them: a job of a called (reusable) workflow
+    gets ``job_workflow_ref`` naming that workflow, the caller's own jobs their workflow's;
+    ``workflow_ref``, ``repository`` and ``ref`` are the caller's in both.
 
     ``GET <url>&audience=A`` with ``Authorization: bearer <request token>`` answers
     ``{"value": <jwt>}`` whose ``aud`` is A; a wrong or missing request token gets 401, as
@@ -225,6 +278,8 @@ class OidcStandIn(ThreadedStandIn):
             "/_apis/distributedtask/hubs/Actions/plans/"
             f"{secrets.token_hex(8)}/jobs/{secrets.token_hex(8)}/idtoken"
         )
+        self.jobs: dict[str, OidcJob] = {}
+        self._github_params = github_params
 
     def _make_server(self) -> ThreadingHTTPServer:
         return ThreadingHTTPServer((self._host, self._port), _make_handler(self))
@@ -244,11 +299,37 @@ class OidcStandIn(ThreadedStandIn):
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
         }
 
-    def token(self, audience: str = DEFAULT_AUDIENCE) -> str:
-        """Mint the token the endpoint would serve now for ``audience``."""
+    def add_job(
+        self, name: str, claims: Mapping[str, Any] | None = None, **github_params: Any
+    ) -> OidcJob:
+        """Another job of the same run: the constructor's ``github_params`` overridden by
+        these (e.g. ``reusable_workflow=None`` for the caller's own job), then ``claims``.
+        The run's ``run_id``/``sha`` stay shared unless given."""
+        params = {**self._github_params, **github_params}
+        base = github_claims(**params)
+        for key in (*_TIME_CLAIMS, "aud", "jti"):
+            base.pop(key, None)
+        if "run_id" not in params:
+            base["run_id"] = self.claims.get("run_id", base["run_id"])
+        job = OidcJob(super().url, {**base, **(claims or {})})
+        self.jobs[name] = job
+        return job
+
+    def token(self, audience: str = DEFAULT_AUDIENCE, job: str | None = None) -> str:
+        """Mint the token the endpoint (or ``job``'s) would serve now for ``audience``."""
         now = int(time.time())
         times = {"iat": now, "nbf": now, "exp": now + self.lifetime}
-        return mint_jwt({**times, **self.claims, "aud": audience})
+        claims = self.jobs[job].claims if job is not None else self.claims
+        return mint_jwt({**times, "jti": secrets.token_hex(16), **claims, "aud": audience})
+
+    def _job_at(self, path: str) -> tuple[str | None, str] | None:
+        """(job name or None for the default endpoint, its request token) served at ``path``."""
+        if path == self._path:
+            return None, self.request_token
+        for name, job in self.jobs.items():
+            if path == job.path:
+                return name, job.request_token
+        return None
 
     def inject_fault(self, status: int = 500, count: int = 1) -> None:
         """Answer the next ``count`` token requests with ``status``."""
@@ -281,16 +362,19 @@ def _make_handler(standin: OidcStandIn) -> type[BaseHTTPRequestHandler]:
             audience = query.get("audience", [f"https://github.com/{owner}"])[0]
             auth = self.headers.get("Authorization", "")
             scheme, _, presented = auth.partition(" ")
-            authorized = scheme.lower() == "bearer" and hmac.compare_digest(
-                presented.strip(), standin.request_token
-            )
+            found = standin._job_at(parsed.path)
             record: dict[str, Any] = {"path": parsed.path, "audience": audience}
             with standin._lock:
                 standin.requests.append(record)
-            if parsed.path != standin._path:
+            if found is None:
                 record["status"] = 404
                 self._send(404, {"message": "Not Found"})
                 return
+            job, request_token = found
+            record["job"] = job
+            authorized = scheme.lower() == "bearer" and hmac.compare_digest(
+                presented.strip(), request_token
+            )
             if not authorized:
                 record["status"] = 401
                 self._send(401, {"message": "Bad credentials"})
@@ -301,6 +385,6 @@ def _make_handler(standin: OidcStandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(fault, {"message": f"injected fault ({fault})"})
                 return
             record["status"] = 200
-            self._send(200, {"count": 1, "value": standin.token(audience)})
+            self._send(200, {"count": 1, "value": standin.token(audience, job)})
 
     return Handler

@@ -9,6 +9,16 @@ proxy (``capture=True``) sits in front of it, records the multipart fields of ev
 a seeded fault plan (``fault_rate``/``fault_seed``/``fault_kinds``: 5xx, 429, reset, slow; see
 :mod:`upm_ci.standins.faults`); it runs whenever capturing or faults are asked for.
 
+Trusted Publishing (``trusted_publisher=TrustedPublisher(repository, workflow)``): the proxy
+also answers ``GET /_/oidc/audience`` and ``POST /_/oidc/mint-token`` as PyPI does. A token is
+exchanged only when it is one the OIDC stand-in minted (its signature checks), for audience
+``pypi``, unexpired, of the publisher's repository, and its ``job_workflow_ref`` is the
+publisher's workflow file in that repository (and its ``environment`` the publisher's, when one
+is set). PyPI matches ``job_workflow_ref``, the workflow file the *job* runs in, so a job of a
+reusable workflow of another repository (upm-release.yml called from the project) is refused
+with ``invalid-publisher``, however it was called: pypi/warehouse#11096. The upload token it
+hands out is the stand-in's upload password (pypiserver has one user).
+
 Use::
 
     with PypiStandIn(password="pypi-secret", capture=True) as pypi:
@@ -21,13 +31,16 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -43,6 +56,57 @@ from upm_ci.standins.faults import (
 )
 
 DEFAULT_PASSWORD = "pypi-AgEIcHlwaS5vcmcCJGxvY2FsLXN0YW5kLWluLXRva2Vu"
+#: The audience PyPI's ``/_/oidc/audience`` names.
+PYPI_AUDIENCE = "pypi"
+
+
+@dataclass(frozen=True)
+class TrustedPublisher:
+    """A GitHub trusted publisher as a project registers it on PyPI."""
+
+    repository: str
+    workflow: str = ".github/workflows/release.yml"
+    environment: str = ""
+
+
+@dataclass
+class Exchange:
+    """One Trusted Publishing exchange: the token's claims and PyPI's answer."""
+
+    claims: dict[str, Any]
+    status: int
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def publisher_problems(publisher: TrustedPublisher, claims: dict[str, Any] | None) -> list[str]:
+    """Why PyPI refuses to exchange a token with these claims for ``publisher`` (none: ok)."""
+    from upm_ci.standins.oidc import GITHUB_ISSUER
+
+    if claims is None:
+        return ["the token's signature does not verify"]
+    problems = []
+    if claims.get("iss") != GITHUB_ISSUER:
+        problems.append(f"issuer {claims.get('iss')!r} is not GitHub Actions")
+    if claims.get("aud") != PYPI_AUDIENCE:
+        problems.append(f"audience {claims.get('aud')!r} is not {PYPI_AUDIENCE!r}")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= time.time():
+        problems.append("the token has expired")
+    if claims.get("repository") != publisher.repository:
+        problems.append(
+            f"repository {claims.get('repository')!r} has no publisher"
+            f" (the publisher is {publisher.repository})"
+        )
+    called = str(claims.get("job_workflow_ref", "")).split("@", 1)[0]
+    wanted = f"{publisher.repository}/{publisher.workflow}"
+    if called != wanted:
+        problems.append(f"job_workflow_ref {called or '(none)'} is not the publisher's {wanted}")
+    if publisher.environment and claims.get("environment") != publisher.environment:
+        problems.append(
+            f"environment {claims.get('environment')!r} is not the publisher's"
+            f" {publisher.environment!r}"
+        )
+    return problems
 
 
 @dataclass
@@ -68,8 +132,11 @@ class PypiStandIn(StandIn):
         fault_seed: int = 0,
         fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
         retry_after: int = 1,
+        trusted_publisher: TrustedPublisher | None = None,
     ) -> None:
         self.username = username
+        self.trusted_publisher = trusted_publisher
+        self.exchanges: list[Exchange] = []
         self.password = password
         self.capture = capture
         self._owns_dir = package_dir is None
@@ -120,7 +187,7 @@ class PypiStandIn(StandIn):
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
-        if self.capture or self.faults.active:
+        if self.capture or self.faults.active or self.trusted_publisher is not None:
             self._start_proxy()
         return self
 
@@ -199,14 +266,69 @@ class PypiStandIn(StandIn):
     # -- the capture (and fault) proxy ----------------------------------------------------------
     def _start_proxy(self) -> None:
         self._proxy = FaultProxy(
-            self._port, self.faults, label="pypi", fault_body=_fault, on_forward=self._captured
+            self._port,
+            self.faults,
+            label="pypi",
+            fault_body=_fault,
+            on_forward=self._captured,
+            answer=self._oidc if self.trusted_publisher is not None else None,
         )
+
+    def _oidc(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes] | None:
+        """Trusted Publishing's two endpoints (see the module docstring); None: forward."""
+        from upm_ci.standins.oidc import check_jwt
+
+        publisher = self.trusted_publisher
+        if publisher is None:
+            return None
+        if method == "GET" and path == "/_/oidc/audience":
+            return _json(200, {"audience": PYPI_AUDIENCE})
+        if path != "/_/oidc/mint-token":
+            return None
+        if method != "POST":
+            return _json(405, {"message": "Method Not Allowed"})
+        try:
+            token = json.loads(body)["token"]
+        except (ValueError, KeyError, TypeError):
+            return _json(422, _token_errors("invalid-payload", "missing or malformed token"))
+        claims = check_jwt(token) if isinstance(token, str) else None
+        problems = publisher_problems(publisher, claims)
+        if problems:
+            errors = [
+                {"code": "invalid-publisher", "description": f"valid token, but {p}"}
+                for p in problems
+            ]
+            self.exchanges.append(Exchange(claims or {}, 422, errors))
+            return _json(422, {"message": "Token request failed", "errors": errors})
+        self.exchanges.append(Exchange(claims or {}, 200))
+        return _json(200, {"success": True, "token": self.password, "expires": 0})
+
+    @property
+    def minted(self) -> list[dict[str, Any]]:
+        """Claims of the tokens exchanged for an upload token."""
+        return [e.claims for e in self.exchanges if e.status == 200]
+
+    @property
+    def refused(self) -> list[Exchange]:
+        """The exchanges refused, with PyPI's errors."""
+        return [e for e in self.exchanges if e.status != 200]
 
     def _captured(self, forwarded: Forwarded) -> None:
         if forwarded.method == "POST":
             content_type = forwarded.headers.get("Content-Type", "")
             fields, filename = _multipart_fields(content_type, forwarded.body)
             self.uploads.append(CapturedUpload(fields, filename, forwarded.status))
+
+
+def _json(status: int, doc: Any) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(doc).encode()
+
+
+def _token_errors(code: str, description: str) -> dict[str, Any]:
+    return {
+        "message": "Token request failed",
+        "errors": [{"code": code, "description": description}],
+    }
 
 
 def _fault(status: int) -> tuple[str, bytes]:
@@ -238,4 +360,12 @@ def _multipart_fields(content_type: str, body: bytes) -> tuple[dict[str, list[st
     return fields, filename
 
 
-__all__ = ["DEFAULT_PASSWORD", "CapturedUpload", "PypiStandIn"]
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "PYPI_AUDIENCE",
+    "CapturedUpload",
+    "Exchange",
+    "PypiStandIn",
+    "TrustedPublisher",
+    "publisher_problems",
+]
