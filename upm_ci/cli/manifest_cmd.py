@@ -35,6 +35,21 @@ def show(manifest: Path, as_json: bool) -> int:
     return 0
 
 
+@group.command("digest")
+@manifest_option
+def digest_cmd(manifest: Path) -> int:
+    """Print the hand-off digest: sha256 over every listed file's name and sha256 (publish's
+    audit log left out); also the step output ``digest`` on GitHub Actions. ``upm-ci publish
+    --handoff-digest`` checks it."""
+    from upm_ci import gha
+    from upm_ci.publish.handoff import handoff_digest
+
+    value = handoff_digest(Manifest.load(manifest))
+    gha.set_output("digest", value)
+    echo(value)
+    return 0
+
+
 @group.command("merge")
 @option(
     "--output",

@@ -104,6 +104,24 @@ if TYPE_CHECKING:
         ' plan, marked "dry_run": true).'
     ),
 )
+@option(
+    "--expect-signer",
+    env="EXPECT_SIGNER",
+    default="",
+    metavar="reusable|IDENTITY",
+    help="The release was signed in another job: before anything is sent, verify every file"
+    " (bundles, provenance, SBOM and PEP 740 attestations, SHA256SUMS, manifest digests) as"
+    " signed by upm-release's reusable workflow (`reusable`) or this certificate identity,"
+    " pinned to --repository and the tag.",
+)
+@option(
+    "--handoff-digest",
+    env="HANDOFF_DIGEST",
+    default="",
+    metavar="sha256:HEX",
+    help="The reusable workflow's signed-artifact-digest output: the manifest's files and"
+    " digests must be the ones it handed over (`upm-ci manifest digest`).",
+)
 @identity_token_option
 @trust_config_option
 @option(
@@ -134,6 +152,8 @@ def command(
     make_latest: str | None,
     dry_run: bool,
     published_json: Path | None,
+    expect_signer: str,
+    handoff_digest: str,
     identity_token: str | None,
     trust_config: Path | None,
     sign_audit_log: bool,
@@ -150,7 +170,8 @@ def command(
     """
     from upm_ci.manifest import Manifest, write_json_atomic
     from upm_ci.project import load_project, resolve_tag
-    from upm_ci.publish import PublishSettings, publish_release
+    from upm_ci.publish import PublishSettings, check_handoff, publish_release
+    from upm_ci.publish.handoff import expected_signer
     from upm_ci.publish.pypi import IndexTarget
 
     _check_options(
@@ -163,9 +184,11 @@ def command(
     proj = load_project(project)
     release = Manifest.load(manifest)
     config = proj.config
+    repo = repository or proj.repository
+    release_tag = resolve_tag(proj, tag)
     settings = PublishSettings(
-        repository=repository or proj.repository,
-        tag=resolve_tag(proj, tag),
+        repository=repo,
+        tag=release_tag,
         github_api_url=github_api_url or config.github_api_url,
         github_token=github_token,
         pypi=IndexTarget(
@@ -185,6 +208,13 @@ def command(
         audit_store=audit_store_settings(
             proj, audit_bucket, audit_kms_key, audit_region, audit_endpoint_url
         ),
+        expect_signer=(
+            expected_signer(expect_signer, repository=repo, tag=release_tag)
+            if expect_signer
+            else None
+        ),
+        handoff_digest=handoff_digest,
+        trust_config=trust_config,
     )
     if dry_run:
         result = publish_release(proj, release, settings)
@@ -208,6 +238,8 @@ def command(
                 },
             )
         return 0
+    if release.images:  # pushed before publish_release: check what was handed over first
+        check_handoff(proj, release, settings)
     images = _push_images(
         release, dist_dir or proj.path(config.dist_dir), registry_username, registry_password
     )

@@ -277,19 +277,11 @@ def _run(
 def _image_files(
     manifest: Manifest | None, project: Project | None, directory: Path | None
 ) -> list[Path]:
-    """The images' OCI layouts and bundles in the dist directory: verified from the
-    registry (a row per image), not as release files."""
-    if manifest is None or not manifest.images:
-        return []
-    from upm_ci.image.registry import layout_dir
+    """The images' files in the dist directory (or the project's): not release files."""
+    from upm_ci.verify import image_files
 
     dirs = [d for d in (directory, project.path(project.config.dist_dir) if project else None) if d]
-    found: list[Path] = []
-    for record in manifest.images:
-        for d in dirs:
-            found.append(layout_dir(manifest, record, d))
-            found += [d / r.bundle for r in record.referrers]
-    return found
+    return image_files(manifest, dirs)
 
 
 def _image_reports(

@@ -9,6 +9,11 @@ bundle in S3 with KMS when ``audit-bucket`` is set (:mod:`upm_ci.publish.audit_s
 re-read every asset and un-draft (cannot be undone for immutable releases). Each step is
 written to the manifest ledger as it starts and ends, so a killed run resumes where it stopped.
 
+Signed elsewhere (``expect_signer``, ``handoff_digest``): a release handed over by
+upm-release's reusable workflow to the caller's own publish job is verified first, every file
+against that signer pinned to the repository and tag, before step (1)
+(:mod:`upm_ci.publish.handoff`); a tampered or swapped file stops it with nothing published.
+
 PEP 740: the ``<dist>.publish.attestation`` files sign wrote (kind ``pep740-attestation`` in
 the manifest) go to the index with their distribution, in twine's ``attestations`` field,
 when every distribution has one; the rule is :func:`upm_ci.publish.pypi.attestations_to_send`
@@ -29,6 +34,7 @@ from typing import Any
 from packaging.version import Version
 
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.layout import sha256_file
 from upm_ci.manifest import Manifest, SignatureRecord
 from upm_ci.project import Project, version_from_tag
@@ -45,7 +51,11 @@ SignFile = Callable[[Path], Path]
 
 @dataclass(frozen=True)
 class PublishSettings:
-    """Where to publish; ``github_token``/``pypi.password`` are secrets (masked by the CLI)."""
+    """Where to publish; ``github_token``/``pypi.password`` are secrets (masked by the CLI).
+
+    ``expect_signer``/``handoff_digest``/``trust_config``: check a release signed in another
+    job before anything (:func:`check_handoff`).
+    """
 
     repository: str
     tag: str
@@ -60,6 +70,9 @@ class PublishSettings:
     dry_run: bool = False
     dist_dir: Path | None = None
     audit_store: AuditStoreSettings = field(default_factory=AuditStoreSettings)
+    expect_signer: ExpectedSigner | None = None
+    handoff_digest: str = ""
+    trust_config: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ def publish_release(
     sign_file: SignFile | None = None,
 ) -> PublishResult:
     """Publish what the manifest lists; see the module docstring for the order."""
+    check_handoff(project, manifest, settings)
     _check_inputs(project, manifest, settings)
     check_ready(manifest)
     store = None
@@ -239,6 +253,33 @@ def _published_audit_store(
 
 
 # --- steps ----------------------------------------------------------------------------------
+def check_handoff(project: Project, manifest: Manifest, settings: PublishSettings) -> None:
+    """A release signed in another job (``settings.expect_signer``, ``handoff_digest``) must
+    verify as that signer's before anything is sent; nothing to do otherwise."""
+    if settings.expect_signer is None and not settings.handoff_digest:
+        return
+    from upm_ci.publish import handoff
+
+    audit = audit_log_name(project.normalized_name, project.version)
+    handoff.check_handoff(
+        manifest,
+        _handoff_dir(project, manifest, settings),
+        signer=settings.expect_signer,
+        digest=settings.handoff_digest,
+        trust_config=settings.trust_config,
+        gpg_fingerprint=project.config.gpg_fingerprint,
+        own={audit, f"{audit}.sigstore.json"},
+    )
+
+
+def _handoff_dir(project: Project, manifest: Manifest, settings: PublishSettings) -> Path:
+    """The dist directory: ``dist_dir``, else where the manifest's distributions are."""
+    if settings.dist_dir is not None:
+        return settings.dist_dir
+    dirs = {manifest.resolve(a).parent for a in manifest.distributions()}
+    return dirs.pop() if len(dirs) == 1 else project.path(project.config.dist_dir)
+
+
 #: Phases that must have passed before anything irreversible happens.
 READY_PHASES = ("gate", "build", "sbom", "sign")
 

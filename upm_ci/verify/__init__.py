@@ -48,10 +48,26 @@ __all__ = [
     "ArtifactReport",
     "Check",
     "VerifyReport",
+    "image_files",
     "verify_release",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def image_files(manifest: Manifest | None, directories: Collection[Path]) -> list[Path]:
+    """The images' OCI layouts and bundles in these dist directories: verified from the
+    registry (a row per image), not as release files."""
+    if manifest is None or not manifest.images:
+        return []
+    from upm_ci.image.registry import layout_dir
+
+    found: list[Path] = []
+    for record in manifest.images:
+        for d in directories:
+            found.append(layout_dir(manifest, record, d))
+            found += [d / r.bundle for r in record.referrers]
+    return found
 
 
 def verify_release(
