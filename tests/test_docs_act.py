@@ -483,12 +483,39 @@ def assert_no_secret_in(run: ActRun, services: dict[str, str]) -> None:
 
 
 # --- fast: the snippets are there and the runnable workflows only add stand-in inputs -------
-def test_readme_shows_the_reusable_workflow_of_docs_actions() -> None:
-    """README's copy is docs/actions.md's without the optional GPG secret."""
-    readme = load_yaml(snippet("reusable-workflow", README))
-    docs = load_yaml(snippet("reusable-workflow", ACTIONS_MD))
-    del docs["jobs"]["release"]["secrets"]["gpg-key"]
-    assert readme == docs
+def test_readme_recommends_the_trusted_publishing_snippet_of_docs_actions() -> None:
+    """README's recommended path is docs/actions.md's split one, word for word: no PyPI token
+    secret anywhere, Trusted Publishing in the caller's own job, the only job (with the
+    reusable workflow's cap) that may write contents or mint an ID token."""
+    readme = snippet("trusted-publishing", README)
+    assert readme == snippet("trusted-publishing", ACTIONS_MD)
+    assert "reusable-workflow" not in re.findall(r"<!-- snippet:([\w-]+):start", README.read_text())
+    assert "pypi-token" not in readme and "PYPI_TOKEN" not in readme and "secrets" not in readme
+    doc = load_yaml(readme)
+    release, publish = doc["jobs"]["release"], doc["jobs"]["publish"]
+    assert release["with"]["publish"] is False and "secrets" not in release
+    assert publish["permissions"] == {"contents": "write", "id-token": "write"}
+    assert doc["permissions"] == {}
+    steps = {s["uses"].split("@")[0]: s.get("with", {}) for s in publish["steps"]}
+    published = steps[f"{UPM_RELEASE}/publish"]
+    assert published["trusted-publishing"] == "true"
+    assert published["expect-signer"] == "reusable"
+    assert published["handoff-digest"] == "${{ needs.release.outputs.signed-artifact-digest }}"
+    assert steps["actions/download-artifact"]["name"] == (
+        "${{ needs.release.outputs.signed-artifact }}"
+    )
+    assert f"{UPM_RELEASE}/verify" in steps
+    # The caller's publish job's token is one PyPI takes; the reusable workflow's is not.
+    caller = github_claims(repository="example/slugkit", workflow_path=workflow_file_of(readme))
+    assert not preflight_claims(caller)
+    called = release["uses"].replace("<sha>", FAKE_SHA)
+    assert preflight_claims(github_claims(repository="example/slugkit", reusable_workflow=called))
+
+
+def workflow_file_of(text: str) -> str:
+    found = re.match(r"# (\.github/workflows/[\w.-]+\.yml) ", text)
+    assert found, "the snippet does not say where it goes"
+    return found[1]
 
 
 @pytest.mark.parametrize("name", ["reusable-workflow", "reusable-workflow-dry-run"])
@@ -504,7 +531,14 @@ def test_the_reusable_workflow_snippets_do_not_ask_for_trusted_publishing(name: 
 
 
 @pytest.mark.parametrize(
-    "name", ["reusable-workflow", "reusable-workflow-dry-run", "root-action", "phase-actions"]
+    "name",
+    [
+        "trusted-publishing",
+        "reusable-workflow",
+        "reusable-workflow-dry-run",
+        "root-action",
+        "phase-actions",
+    ],
 )
 def test_the_runnable_workflow_only_adds_standin_inputs_to_the_snippet(name: str) -> None:
     assert_only_additions(name)
