@@ -67,6 +67,7 @@ from upm_ci.standins.oidc import (
     decode_claims,
     github_claims,
 )
+from upm_ci.standins.pypi import PypiStandIn, TrustedPublisher
 
 ACTIONS_MD = DOCS / "actions.md"
 #: The made-up upm-release commit every ``<sha>`` of the docs becomes.
@@ -691,3 +692,125 @@ def test_the_root_action_snippet_releases_src_hatchvcs_with_trusted_publishing(
     assert f"{fixture.dist}-{fixture.version}-py3-none-any.whl" in files
     assert verified["passed"] is True
     assert_no_secret_in(run, services)
+
+
+# --- the recommended split: the reusable workflow signs, the caller's job publishes ---------
+def job_of_peer(address: tuple[str, int]) -> str | None:
+    """``GITHUB_JOB`` of the process on this host whose socket's own end is ``address``: act
+    gives every job the same token endpoint, so the OIDC stand-in tells the jobs apart by who
+    asks (act runs each job's steps as processes here, with the job's environment)."""
+    port = address[1]
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                for item in (proc / "environ").read_bytes().split(b"\0"):
+                    if item.startswith(b"GITHUB_JOB="):
+                        return item.split(b"=", 1)[1].decode()
+                return None
+    return None
+
+
+def run_trusted_publishing_snippet(
+    tool_venv: Path, tmp_path: Path, *, tamper: str = ""
+) -> tuple[ActRun, dict[str, Any], list[str], PypiStandIn, OidcStandIn, dict[str, Any]]:
+    """docs/actions.md's trusted-publishing snippet as flat-scm's release.yml on a push of
+    its tag: the reusable workflow (``publish: false``) signs, the ``publish`` job publishes
+    with Trusted Publishing at a PyPI stand-in whose trusted publisher is release.yml.
+    ``tamper`` (``artifact:file``): that file is changed when the publish job downloads it."""
+    fixture = PROJECTS["flat-scm"]
+    tag = f"v{fixture.version}"
+    with released_with("trusted-publishing", fixture, tmp_path, tag=True) as found:
+        project, workflow, out, upm_release, services = found
+        repository = services["UPM_ACT_REPOSITORY"]
+        with (
+            PypiStandIn(
+                password=services["secret:UPM_ACT_PYPI_TOKEN"],
+                capture=True,
+                trusted_publisher=TrustedPublisher(repository, workflow, environment="release"),
+            ) as index,
+            OidcStandIn(
+                repository=repository,
+                ref=f"refs/tags/{tag}",
+                sha=git(project, "rev-parse", "HEAD"),
+                reusable_workflow=f"{UPM_RELEASE_WORKFLOW}@{FAKE_SHA}",
+                job_of=job_of_peer,
+            ) as oidc,
+        ):
+            oidc.add_job("publish", reusable_workflow=None, environment="release")
+            env = {
+                **act_env(services, tool_venv, out),
+                **oidc.env(),
+                "var:UPM_ACT_PYPI_UPLOAD_URL": index.upload_url,
+                "var:UPM_ACT_PYPI_INDEX_URL": index.simple_url,
+                **({"UPM_ACT_TAMPER": tamper} if tamper else {}),
+            }
+            run = run_act(
+                project, workflow, out, upm_release, env, event="push", ref=f"refs/tags/{tag}",
+                stub_checkout=True,
+            )  # fmt: skip
+            release = release_of(services, tag)
+            files = sorted(index.files())
+        verified = (
+            consumer_verify(project, services, tag, out)
+            if run.returncode == 0 and not tamper
+            else {}
+        )
+        assert_no_secret_in(run, services)
+    print(
+        f"trusted-publishing snippet{' (tampered)' if tamper else ''}: act ran {run.seconds:.0f} s"
+    )
+    return run, release, files, index, oidc, verified
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_trusted_publishing_snippet_releases_flat_scm_on_a_tag_push(
+    tool_venv: Path, tmp_path: Path
+) -> None:
+    fixture = PROJECTS["flat-scm"]
+    run, release, files, index, oidc, verified = run_trusted_publishing_snippet(tool_venv, tmp_path)
+    assert run.returncode == 0, run.log[-8000:]
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
+        assert run.ran(phase), phase
+    # Each job's own token: sign's names the reusable workflow, publish's the caller's.
+    jobs = {r.get("job") for r in oidc.requests if r.get("status") == 200}
+    assert {None, "publish"} <= jobs
+    [claims] = index.minted
+    assert claims["job_workflow_ref"].split("@")[0].endswith("/.github/workflows/release.yml")
+    assert not index.refused
+    wheel = f"{fixture.dist}-{fixture.version}-py3-none-any.whl"
+    assert wheel in files
+    sent = {u.filename: u.fields.get("attestations", []) for u in index.uploads}
+    assert sent[wheel] and all(sent.values()), sent
+    assert release and not release["draft"], release
+    assert wheel in {a["name"] for a in release["assets"]}
+    assert verified["passed"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_trusted_publishing_snippet_stops_on_a_file_changed_between_the_jobs(
+    tool_venv: Path, tmp_path: Path
+) -> None:
+    fixture = PROJECTS["flat-scm"]
+    wheel = f"{fixture.dist}-{fixture.version}-py3-none-any.whl"
+    run, release, files, index, _, _ = run_trusted_publishing_snippet(
+        tool_venv, tmp_path, tamper=f"upm-signed:dist/{wheel}"
+    )
+    assert run.returncode != 0
+    assert "tampered with" in run.log
+    assert "the handed-over release does not verify" in run.log, run.log[-8000:]
+    assert wheel in run.log
+    assert release == {} and files == []
+    assert index.exchanges == [] and index.uploads == []

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -260,9 +260,14 @@ class OidcStandIn(ThreadedStandIn):
         *,
         request_token: str | None = None,
         lifetime: int = 300,
+        job_of: Callable[[tuple[str, int]], str | None] | None = None,
         **github_params: Any,
     ) -> None:
-        """``github_params`` go to ``github_claims``; ``claims`` override the result."""
+        """``github_params`` go to ``github_claims``; ``claims`` override the result.
+
+        ``job_of``: for runners that give every job the same endpoint (act), which of
+        ``jobs`` a request to the default endpoint comes from, by the client's address (None:
+        the default claims)."""
         super().__init__()
         base = github_claims(**github_params)
         for key in _TIME_CLAIMS:
@@ -279,6 +284,7 @@ class OidcStandIn(ThreadedStandIn):
             f"{secrets.token_hex(8)}/jobs/{secrets.token_hex(8)}/idtoken"
         )
         self.jobs: dict[str, OidcJob] = {}
+        self.job_of = job_of
         self._github_params = github_params
 
     def _make_server(self) -> ThreadingHTTPServer:
@@ -371,6 +377,9 @@ def _make_handler(standin: OidcStandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"message": "Not Found"})
                 return
             job, request_token = found
+            if job is None and standin.job_of is not None:
+                named = standin.job_of(self.client_address[:2])
+                job = named if named in standin.jobs else None
             record["job"] = job
             authorized = scheme.lower() == "bearer" and hmac.compare_digest(
                 presented.strip(), request_token
