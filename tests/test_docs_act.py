@@ -22,24 +22,22 @@ committed, and a tag push tags that commit ``v<changelog top version>`` (setupto
 hatch-vcs take the version from it). Stand-ins, stubs and the tool venv are those of
 ``tests/test_actions_act.py``. Four act runs: the reusable workflow on a tag push (flat-scm)
 and dispatched as a dry run (setuptools-rst), the phase actions (flit-version), the root
-action with PyPI Trusted Publishing (src-hatchvcs, behind :class:`TrustedPublishingIndex`).
+action with PyPI Trusted Publishing (src-hatchvcs, at the PyPI stand-in's token exchange), and
+the recommended split (flat-scm): the reusable workflow signs, the caller's job publishes with
+Trusted Publishing, and the same run with one file of the hand-off changed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +62,6 @@ from upm_ci.publish.pypi import preflight_claims
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,
-    decode_claims,
     github_claims,
 )
 from upm_ci.standins.pypi import PypiStandIn, TrustedPublisher
@@ -204,91 +201,6 @@ def _at(doc: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         doc = doc[int(key)] if isinstance(doc, list) else doc[key]
     return doc
-
-
-# --- PyPI's Trusted Publishing in front of the PyPI stand-in -------------------------------
-class TrustedPublishingIndex:
-    """``/_/oidc/audience`` and ``/_/oidc/mint-token`` as PyPI answers them, every other
-    request forwarded to the PyPI stand-in. The registered publisher is ``workflow`` of
-    ``repository`` (what a project registers on PyPI): a token whose ``job_workflow_ref`` is
-    another file, or another repository's, is refused with ``invalid-publisher``; an accepted
-    one is exchanged for the stand-in's upload password."""
-
-    def __init__(self, upstream: str, password: str, repository: str, workflow: str) -> None:
-        self.minted: list[dict[str, Any]] = []
-        self.refused: list[dict[str, Any]] = []
-        owner = self
-        target = urllib.parse.urlsplit(upstream)
-        publisher = f"{repository}/{workflow}"
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return
-
-            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, status: int, doc: Any) -> None:
-                self._reply(status, {"Content-Type": "application/json"}, json.dumps(doc).encode())
-
-            def do_GET(self) -> None:
-                if self.path == "/_/oidc/audience":
-                    self._json(200, {"audience": "pypi"})
-                else:
-                    self._forward("GET", b"")
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path != "/_/oidc/mint-token":
-                    self._forward("POST", body)
-                    return
-                claims = decode_claims(json.loads(body)["token"])
-                called = str(claims.get("job_workflow_ref", "")).split("@")[0]
-                if claims.get("aud") == "pypi" and called == publisher:
-                    owner.minted.append(claims)
-                    self._json(200, {"success": True, "token": password, "expires": 0})
-                    return
-                owner.refused.append(claims)
-                self._json(
-                    422,
-                    {
-                        "message": "Token request failed",
-                        "errors": [
-                            {
-                                "code": "invalid-publisher",
-                                "description": f"valid token, but no publisher for {called}",
-                            }
-                        ],
-                    },
-                )
-
-            def _forward(self, method: str, body: bytes) -> None:
-                conn = http.client.HTTPConnection(target.netloc, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(method, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                skip = ("transfer-encoding", "connection", "content-length")
-                kept = {k: v for k, v in answer.getheaders() if k.lower() not in skip}
-                conn.close()
-                self._reply(answer.status, kept, data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> TrustedPublishingIndex:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --- one act run of a snippet --------------------------------------------------------------
@@ -661,28 +573,28 @@ def test_the_root_action_snippet_releases_src_hatchvcs_with_trusted_publishing(
 ) -> None:
     """docs/actions.md's root-action job as src-hatchvcs's release.yml (hatch-vcs, src layout,
     UPM plugins), on a push of its tag; its ``trusted-publishing: "true"`` exchanges the job's
-    OIDC token at :class:`TrustedPublishingIndex`, where ``release.yml`` is the publisher."""
+    OIDC token at the PyPI stand-in, whose trusted publisher is ``release.yml``."""
     fixture = PROJECTS["src-hatchvcs"]
     tag = f"v{fixture.version}"
     with released_with("root-action", fixture, tmp_path, tag=True) as found:
         project, workflow, out, upm_release, services = found
-        with TrustedPublishingIndex(
-            services["UPM_ACT_PYPI_UPLOAD_URL"],
-            services["secret:UPM_ACT_PYPI_TOKEN"],
-            services["UPM_ACT_REPOSITORY"],
-            ".github/workflows/release.yml",
+        with PypiStandIn(
+            password=services["secret:UPM_ACT_PYPI_TOKEN"],
+            trusted_publisher=TrustedPublisher(
+                services["UPM_ACT_REPOSITORY"], ".github/workflows/release.yml"
+            ),
         ) as index:
             env = {
                 **act_env(services, tool_venv, out),
-                "var:UPM_ACT_PYPI_UPLOAD_URL": f"{index.url}/",
-                "var:UPM_ACT_PYPI_INDEX_URL": f"{index.url}/simple/",
+                "var:UPM_ACT_PYPI_UPLOAD_URL": index.upload_url,
+                "var:UPM_ACT_PYPI_INDEX_URL": index.simple_url,
             }
             run = run_act(
                 project, workflow, out, upm_release, env, event="push", ref=f"refs/tags/{tag}",
                 stub_checkout=False,
             )  # fmt: skip
+            files = sorted(index.files())
         release = release_of(services, tag)
-        files = index_files(services, fixture.dist)
         verified = consumer_verify(project, services, tag, out) if run.returncode == 0 else {}
     assert run.returncode == 0, run.log[-8000:]
     for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):

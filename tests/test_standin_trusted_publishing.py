@@ -157,3 +157,23 @@ def test_an_environment_bound_publisher_wants_that_environment(tmp_path: Path) -
         bound = mint_github_token(repository=REPOSITORY, audience="pypi", environment="release")
         assert _exchange(index, plain).status_code == 422
         assert _exchange(index, bound).status_code == 200
+
+
+def test_one_endpoint_for_every_job_tells_them_apart_by_who_asks() -> None:
+    """act gives all jobs the same endpoint: ``job_of`` names the job a request comes from."""
+    asking: list[tuple[str, int]] = []
+
+    def job_of(address: tuple[str, int]) -> str | None:
+        asking.append(address)
+        return "publish" if len(asking) == 2 else "sign"  # "sign" is not a job: the default
+
+    with OidcStandIn(
+        repository=REPOSITORY, ref=TAG_REF, reusable_workflow=CALLED, job_of=job_of
+    ) as oidc:
+        oidc.add_job("publish", reusable_workflow=None)
+        first = decode_claims(_token_from(oidc.url, oidc.request_token, "sigstore"))
+        second = decode_claims(_token_from(oidc.url, oidc.request_token, "pypi"))
+    assert first["job_workflow_ref"] == CALLED
+    assert second["job_workflow_ref"] == f"{REPOSITORY}/.github/workflows/release.yml@{TAG_REF}"
+    assert [a[0] for a in asking] == ["127.0.0.1", "127.0.0.1"]
+    assert [r["job"] for r in oidc.requests] == [None, "publish"]
