@@ -4,10 +4,11 @@ preflight that refuses untrusted triggers before anything is signed or published
 Shared by sign, verify and publish. Fulcio puts ``https://github.com/<job_workflow_ref>`` in a
 GitHub Actions certificate, so a release signed from a reusable workflow (upm-release.yml)
 carries the *called* workflow's identity, while the *caller's* repository and ref go into the
-certificate's source-repository extensions (and PyPI Trusted Publishing matches the calling
-``workflow_ref``). The same reusable workflow called from any other repository gets the same
-SAN, so an expected signer is always the SAN **and** the caller's repository and ref
-(:class:`ExpectedSigner`). Tokens are never echoed: messages name claims, not the token.
+certificate's source-repository extensions (and PyPI Trusted Publishing matches the job's
+``job_workflow_ref``, so it cannot trust the called workflow). The same reusable workflow
+called from any other repository gets the same SAN, so an expected signer is always the SAN
+**and** the caller's repository and ref (:class:`ExpectedSigner`). Tokens are never echoed:
+messages name claims, not the token.
 """
 
 from __future__ import annotations
@@ -328,8 +329,9 @@ def preflight(
         if claims.job_workflow_ref and claims.job_workflow_ref != claims.workflow_ref:
             problems.append(
                 f"signing from the reusable workflow {claims.job_workflow_ref}: the certificate"
-                f" will carry {cert_identity}, but verify expects {expected_identity}, and PyPI"
-                f" Trusted Publishing matches the calling workflow {claims.workflow_path!r};"
+                f" will carry {cert_identity}, but verify expects {expected_identity} (and PyPI"
+                " Trusted Publishing takes only a job of the calling workflow"
+                f" {claims.workflow_path!r}, never one of the called workflow);"
                 " leave --expected-identity unset (the called workflow is then expected, pinned"
                 " to this repository and tag), or sign in the calling workflow"
             )

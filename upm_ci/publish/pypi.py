@@ -11,10 +11,12 @@ and bounded.
 Trusted Publishing exchanges the job's OIDC token for a short-lived upload token, as
 pypa/gh-action-pypi-publish does: ``GET <index>/_/oidc/audience``, an ID token for that
 audience from the runner, ``POST <index>/_/oidc/mint-token``. PyPI matches the trusted
-publisher's workflow file against the token's ``workflow_ref`` (the workflow the run was
-started from). A job inside a reusable workflow carries a ``job_workflow_ref`` naming the
-reusable file instead, and publishing from it fails with ``invalid-publisher`` unless the
-publisher names the *calling* workflow; :func:`preflight_claims` says so before anything runs.
+publisher's workflow file against the token's ``job_workflow_ref``: the workflow file the job
+runs in. A job inside a reusable workflow of another repository (upm-release.yml) names that
+file, which no project can register, so the exchange fails with ``invalid-publisher``
+(pypi/warehouse#11096); :func:`preflight_claims` says so before anything runs. Publish from a
+job of the calling workflow instead: the reusable workflow's ``publish: false`` hands the
+signed release over to one (docs/actions.md).
 """
 
 from __future__ import annotations
@@ -354,8 +356,8 @@ def preflight_claims(claims: dict[str, Any]) -> list[str]:
         problems.append(
             f"this job runs in a reusable workflow ({job_workflow_ref.split('@')[0]}) called "
             f"from {workflow_ref.split('@')[0]}: PyPI matches the trusted publisher against the "
-            "calling workflow (workflow_ref), so register that file as the publisher, or publish "
-            "from a job of the calling workflow"
+            "job's own workflow file (job_workflow_ref), so publish from a job of the calling "
+            "workflow (upm-release.yml's publish: false hands the signed release to one)"
         )
     if claims.get("event_name") in ("pull_request", "pull_request_target"):
         problems.append(f"refusing to publish from a {claims['event_name']} event")
