@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from tests.fixtures.pypi import PYPI_TOKEN, make_distributions
-from upm_ci.errors import InputError
+from upm_ci.errors import InputError, PolicyError
 from upm_ci.publish import pypi
+from upm_ci.sign import ReleaseSigner
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,
@@ -27,6 +28,7 @@ from upm_ci.standins.oidc import (
     mint_jwt,
 )
 from upm_ci.standins.pypi import PypiStandIn, TrustedPublisher
+from upm_ci.standins.sigstore_server import SigstoreStandIn
 
 REPOSITORY = "unexpected/upm-sample"
 TAG_REF = "refs/tags/v1.2.0"
@@ -177,3 +179,44 @@ def test_one_endpoint_for_every_job_tells_them_apart_by_who_asks() -> None:
     assert second["job_workflow_ref"] == f"{REPOSITORY}/.github/workflows/release.yml@{TAG_REF}"
     assert [a[0] for a in asking] == ["127.0.0.1", "127.0.0.1"]
     assert [r["job"] for r in oidc.requests] == [None, "publish"]
+
+
+def test_attestations_are_checked_against_the_publisher_as_pypi_does(
+    tmp_path: Path, sigstore_standin: SigstoreStandIn
+) -> None:
+    """PyPI takes an attestation whose certificate names the publisher's repository and, as
+    Build Config URI, its workflow: one signed in upm-release.yml called from the publisher's
+    release.yml passes (the calling workflow is the build config); one signed in another
+    repository's release is refused, and nothing is stored."""
+    dists = make_distributions(tmp_path / "dist", "upm-sample", "1.2.0")
+    own = _attested(dists[1], sigstore_standin, REPOSITORY, CALLED)
+    other = _attested(dists[0], sigstore_standin, "mallory/upm-sample", None)
+    with PypiStandIn(
+        password=PYPI_TOKEN, capture=True, trusted_publisher=TrustedPublisher(REPOSITORY)
+    ) as index:
+        target = pypi.IndexTarget(index.upload_url, index.simple_url, PYPI_TOKEN)
+        pypi.upload(target, "upm-sample", [_planned(dists[1], own)])
+        assert set(index.files()) == {dists[1].name}
+        with pytest.raises(PolicyError, match="Invalid attestations"):
+            pypi.upload(target, "upm-sample", [_planned(dists[0], other)])
+        assert set(index.files()) == {dists[1].name}
+        [(name, problems)] = index.rejected_attestations
+        assert name == dists[0].name and "mallory/upm-sample" in problems[0]
+
+
+def _attested(dist: Path, standin: SigstoreStandIn, repository: str, reusable: str | None) -> Path:
+    identity = (
+        f"https://github.com/{reusable}"
+        if reusable
+        else f"https://github.com/{repository}/.github/workflows/release.yml@{TAG_REF}"
+    )
+    token = mint_github_token(repository=repository, ref=TAG_REF, reusable_workflow=reusable)
+    with ReleaseSigner(
+        token, expected_identity=identity, trust_config=standin.trust_config_path
+    ) as signer:
+        return signer.sign_pep740(dist)
+
+
+def _planned(dist: Path, attestation: Path) -> pypi.PlannedFile:
+    sha = hashlib.sha256(dist.read_bytes()).hexdigest()
+    return pypi.PlannedFile(dist.name, dist, sha, "upload", attestation)

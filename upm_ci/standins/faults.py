@@ -260,8 +260,8 @@ class FaultProxy:
 
     ``fault_body`` shapes status answers as the service would (S3 answers XML);
     ``on_forward`` sees every forwarded request with its answer's status; ``answer`` may
-    answer a request itself (method, path, body -> status, content type, body; None forwards
-    it), after the plan had its say; ``key`` maps a path
+    answer a request itself (method, path, headers, body -> status, content type, body;
+    None forwards it), after the plan had its say; ``key`` maps a path
     to what the plan decides on (e.g. without ids the server makes up, so a seed stays
     reproducible across runs).
     """
@@ -275,7 +275,8 @@ class FaultProxy:
         upstream_host: str = "127.0.0.1",
         fault_body: FaultBody = json_fault_body,
         on_forward: Callable[[Forwarded], None] | None = None,
-        answer: Callable[[str, str, bytes], tuple[int, str, bytes] | None] | None = None,
+        answer: Callable[[str, str, Mapping[str, str], bytes], tuple[int, str, bytes] | None]
+        | None = None,
         exempt: Callable[[str], bool] = lambda path: False,
         key: Callable[[str], str] = lambda path: path,
     ) -> None:
@@ -343,7 +344,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             kind = owner.plan.decide(method, owner.key(self.path))
             if kind is not None and answer_fault(self, kind, owner.plan, owner.fault_body):
                 return
-        own = owner.answer(method, self.path, body) if owner.answer is not None else None
+        own = (
+            owner.answer(method, self.path, dict(self.headers.items()), body)
+            if owner.answer is not None
+            else None
+        )
         if own is not None:
             status, content_type, data = own
             self.send_response(status)

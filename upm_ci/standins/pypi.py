@@ -17,7 +17,12 @@ publisher's workflow file in that repository (and its ``environment`` the publis
 is set). PyPI matches ``job_workflow_ref``, the workflow file the *job* runs in, so a job of a
 reusable workflow of another repository (upm-release.yml called from the project) is refused
 with ``invalid-publisher``, however it was called: pypi/warehouse#11096. The upload token it
-hands out is the stand-in's upload password (pypiserver has one user).
+hands out is the stand-in's upload password (pypiserver has one user). With a trusted
+publisher the index also checks each upload's PEP 740 attestations as PyPI does for a GitHub
+publisher: the signing certificate's Source Repository URI must be the publisher's repository
+and its Build Config URI (the *calling* workflow, from ``workflow_ref``) the publisher's
+workflow file; otherwise the upload is refused (400) and nothing is stored. So attestations
+signed inside upm-release's reusable workflow, called from the publisher's release.yml, pass.
 
 Use::
 
@@ -37,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +114,46 @@ def publisher_problems(publisher: TrustedPublisher, claims: dict[str, Any] | Non
     return problems
 
 
+#: Fulcio's certificate extensions PyPI reads from an attestation (DER UTF8String values).
+SOURCE_REPOSITORY_URI_OID = "1.3.6.1.4.1.57264.1.12"
+BUILD_CONFIG_URI_OID = "1.3.6.1.4.1.57264.1.18"
+
+
+def attestation_problems(publisher: TrustedPublisher, attestation: dict[str, Any]) -> list[str]:
+    """Why PyPI refuses this PEP 740 attestation from ``publisher`` (none: ok); the signature
+    itself is not checked here (upm-ci verify does that)."""
+    import base64
+
+    from cryptography import x509
+
+    try:
+        der = base64.b64decode(attestation["verification_material"]["certificate"])
+        cert = x509.load_der_x509_certificate(der)
+    except (KeyError, TypeError, ValueError) as e:
+        return [f"no readable signing certificate ({type(e).__name__})"]
+    found: dict[str, str] = {}
+    for ext in cert.extensions:
+        if isinstance(ext.value, x509.UnrecognizedExtension):
+            raw = ext.value.value
+            if len(raw) >= 2 and raw[0] == 0x0C and raw[1] < 0x80:  # short-form UTF8String
+                found[ext.oid.dotted_string] = raw[2 : 2 + raw[1]].decode("utf-8", "replace")
+            elif len(raw) >= 3 and raw[0] == 0x0C and raw[1] == 0x81:
+                found[ext.oid.dotted_string] = raw[3 : 3 + raw[2]].decode("utf-8", "replace")
+    problems = []
+    repository = f"https://github.com/{publisher.repository}"
+    if found.get(SOURCE_REPOSITORY_URI_OID) != repository:
+        problems.append(
+            f"source repository {found.get(SOURCE_REPOSITORY_URI_OID) or '(none)'} is not"
+            f" {repository}"
+        )
+    config = found.get(BUILD_CONFIG_URI_OID, "").split("@", 1)[0]
+    if config != f"{repository}/{publisher.workflow}":
+        problems.append(
+            f"build config {config or '(none)'} is not {repository}/{publisher.workflow}"
+        )
+    return problems
+
+
 @dataclass
 class CapturedUpload:
     """One POST the proxy forwarded: its form fields (file parts by file name) and answer."""
@@ -137,6 +182,7 @@ class PypiStandIn(StandIn):
         self.username = username
         self.trusted_publisher = trusted_publisher
         self.exchanges: list[Exchange] = []
+        self.rejected_attestations: list[tuple[str, list[str]]] = []
         self.password = password
         self.capture = capture
         self._owns_dir = package_dir is None
@@ -274,7 +320,9 @@ class PypiStandIn(StandIn):
             answer=self._oidc if self.trusted_publisher is not None else None,
         )
 
-    def _oidc(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes] | None:
+    def _oidc(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str, bytes] | None:
         """Trusted Publishing's two endpoints (see the module docstring); None: forward."""
         from upm_ci.standins.oidc import check_jwt
 
@@ -283,6 +331,8 @@ class PypiStandIn(StandIn):
             return None
         if method == "GET" and path == "/_/oidc/audience":
             return _json(200, {"audience": PYPI_AUDIENCE})
+        if method == "POST" and path != "/_/oidc/mint-token":
+            return self._check_attestations(publisher, headers.get("Content-Type", ""), body)
         if path != "/_/oidc/mint-token":
             return None
         if method != "POST":
@@ -302,6 +352,29 @@ class PypiStandIn(StandIn):
             return _json(422, {"message": "Token request failed", "errors": errors})
         self.exchanges.append(Exchange(claims or {}, 200))
         return _json(200, {"success": True, "token": self.password, "expires": 0})
+
+    def _check_attestations(
+        self, publisher: TrustedPublisher, content_type: str, body: bytes
+    ) -> tuple[int, str, bytes] | None:
+        """An upload whose attestations PyPI would refuse is answered 400 (not forwarded)."""
+        fields, filename = _multipart_fields(content_type, body)
+        problems: list[str] = []
+        for text in fields.get("attestations", []):
+            try:
+                attestations = json.loads(text)
+            except ValueError:
+                problems.append("attestations are not JSON")
+                continue
+            for attestation in attestations if isinstance(attestations, list) else [None]:
+                if not isinstance(attestation, dict):
+                    problems.append("an attestation is not a JSON object")
+                    continue
+                problems += attestation_problems(publisher, attestation)
+        if not problems:
+            return None
+        self.rejected_attestations.append((filename, problems))
+        message = f"Invalid attestations supplied during upload: {'; '.join(problems)}\n"
+        return 400, "text/plain", message.encode()
 
     @property
     def minted(self) -> list[dict[str, Any]]:
@@ -367,5 +440,6 @@ __all__ = [
     "Exchange",
     "PypiStandIn",
     "TrustedPublisher",
+    "attestation_problems",
     "publisher_problems",
 ]
