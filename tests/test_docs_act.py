@@ -705,6 +705,7 @@ def test_the_trusted_publishing_snippet_releases_flat_scm_on_a_tag_push(
     assert wheel in files
     sent = {u.filename: u.fields.get("attestations", []) for u in index.uploads}
     assert sent[wheel] and all(sent.values()), sent
+    assert index.rejected_attestations == []  # PyPI's check of them against the publisher
     assert release and not release["draft"], release
     assert wheel in {a["name"] for a in release["assets"]}
     assert verified["passed"] is True
