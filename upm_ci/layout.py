@@ -109,6 +109,11 @@ GPG_SIG_SUFFIX = ".asc"
 GPG_KEY_SUFFIX = ".pub.asc"
 #: The release's checksum file (``sha256sum`` format).
 CHECKSUMS = "SHA256SUMS"
+#: Sigstore bundle (DSSE) whose payload is the in-toto Statement with the VSA predicate.
+RELEASE_STATEMENT = "release-statement.sigstore.json"
+VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
+#: Signed like other files: ``toolchain.cdx.json.sigstore.json``.
+TOOLCHAIN_SBOM = "toolchain.cdx.json"
 
 
 def release_file_name(name: str) -> str:
