@@ -10,6 +10,7 @@ the release is signed by the real sign phase against that rehearsal's Sigstore, 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shlex
@@ -25,6 +26,7 @@ import pytest
 
 from tests.conftest import EXAMPLE, make_git_project
 from tests.test_sign import make_release
+from upm_ci import identity as upm_identity
 from upm_ci import provenance, sign
 from upm_ci.manifest import Manifest
 from upm_ci.project import load_project
@@ -75,22 +77,74 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         yield Rehearsal(out, services)
 
 
-def _signed_release(root: Path, rehearsal: Rehearsal, identity: str, **claims: Any) -> Path:
-    """A release (sdist, wheel, SBOMs) signed by the sign phase; returns its dist directory."""
+def _signed_release(
+    root: Path, rehearsal: Rehearsal, identity: str | None, ref: str = REF, **claims: Any
+) -> Path:
+    """A release (sdist, wheel, SBOMs) signed by the sign phase; returns its dist directory.
+    ``identity`` None: the signer sign expects for a dry run at ``ref`` (``--dry-run``)."""
     project_dir = make_release(root)
     (project_dir / "CHANGELOG.md").write_text("# Changelog\n\n## [1.2.0] - 2026-11-26\n\n- A.\n")
+    _bind_sboms(project_dir)
+    project = load_project(project_dir)
+    token = mint_github_token(repository=REPOSITORY, ref=ref, **claims)
+    expected = identity or upm_identity.expected_signer(
+        upm_identity.decode_claims(token),
+        repository=REPOSITORY,
+        tag=project.tag,
+        release_workflow=project.config.release_workflow,
+        dry_run=True,
+    )
     sign.sign_release(
-        load_project(project_dir),
+        project,
         Manifest.load(project_dir / "release-manifest.json"),
         dist_dir=project_dir / "dist",
-        identity_token=mint_github_token(repository=REPOSITORY, ref=REF, **claims),
+        identity_token=token,
         trust_config=rehearsal.services.trust_config,
         rekor_version=1,
         gpg_key=None,
         gpg_passphrase=None,
-        expected_identity=identity,
+        expected_identity=expected,
     )
     return project_dir / "dist"
+
+
+def _bind_sboms(project_dir: Path) -> None:
+    """SBOMs that describe the wheel by its digest, as the sbom phase writes them (so that
+    `upm-ci verify` binds them)."""
+    dist = project_dir / "dist"
+    digest = hashlib.sha256((dist / WHEEL).read_bytes()).hexdigest()
+    cdx = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "metadata": {
+            "component": {
+                "type": "library",
+                "name": "upm-sample",
+                "version": "1.2.0",
+                "hashes": [{"alg": "SHA-256", "content": digest}],
+            }
+        },
+        "components": [{"type": "library", "name": "click", "version": "8.1.7"}],
+    }
+    spdx = {
+        "spdxVersion": "SPDX-2.3",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "documentDescribes": ["SPDXRef-wheel"],
+        "packages": [
+            {
+                "SPDXID": "SPDXRef-wheel",
+                "name": "upm-sample",
+                "checksums": [{"algorithm": "SHA256", "checksumValue": digest}],
+            }
+        ],
+    }
+    manifest = Manifest.load(project_dir / "release-manifest.json")
+    for suffix, document in ((".cdx.json", cdx), (".spdx.json", spdx)):
+        path = dist / f"{WHEEL}{suffix}"
+        path.write_text(json.dumps(document))
+        manifest.add_file(path, "sbom")
+    manifest.save()
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +360,110 @@ def test_release_notes_gh_commands_verify(
     for line in lines:
         result = verified(run_gh(shlex.split(line)[1:], rehearsal.trusted_root, cwd=where))
         assert result["statement"]["subject"]
+
+
+# ------------------------------------------------ every command the notes print, run verbatim
+
+BRANCH = "refs/heads/main"
+
+
+@pytest.fixture(scope="module")
+def branch_dist(tmp_path_factory: pytest.TempPathFactory, rehearsal: Rehearsal) -> Path:
+    """The same files as ``dist``, signed by a dry run of the release workflow on main."""
+    return _signed_release(tmp_path_factory.mktemp("own-branch"), rehearsal, None, ref=BRANCH)
+
+
+@pytest.fixture(scope="module")
+def called_branch_dist(tmp_path_factory: pytest.TempPathFactory, rehearsal: Rehearsal) -> Path:
+    """The same files as ``called_dist``, signed by a dry run of the reusable workflow on main."""
+    return _signed_release(
+        tmp_path_factory.mktemp("called-branch"),
+        rehearsal,
+        None,
+        ref=BRANCH,
+        reusable_workflow=f"{CALLED}@refs/tags/v1",
+    )
+
+
+def notes_commands(notes: str) -> list[str]:
+    """The command lines of the notes' Verify section, as a user copies them."""
+    section = notes.split("\n## Verify\n", 1)[1]
+    blocks = section.split("```")[1::2]
+    return [ln for block in blocks for ln in block.strip("\n").splitlines() if ln.strip()]
+
+
+def run_verbatim(
+    line: str, rehearsal: Rehearsal, cwd: Path, github_api_url: str
+) -> subprocess.CompletedProcess[str]:
+    """``line`` in a shell, with only the rehearsal's trust root added: sigstore's
+    ``--trust-config`` (its only way to take one), gh's ``--custom-trusted-root`` and
+    ``UPM_TRUST_CONFIG``; the GitHub stand-in's URL for ``--github-release``."""
+    trust = rehearsal.services.trust_config
+    if line.startswith("sigstore "):
+        line = line.replace("sigstore ", f"sigstore --trust-config {shlex.quote(str(trust))} ", 1)
+    elif line.startswith("gh "):
+        line += f" --custom-trusted-root {shlex.quote(str(rehearsal.trusted_root))}"
+    home = rehearsal.out / ".gh-home"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(home),
+        "GH_CONFIG_DIR": str(home / "config"),
+        "GH_TOKEN": "not-a-real-token",
+        "GH_NO_UPDATE_NOTIFIER": "1",
+        "GH_PROMPT_DISABLED": "1",
+        "UPM_TRUST_CONFIG": str(trust),
+        "UPM_GITHUB_API_URL": github_api_url,
+        "GITHUB_TOKEN": "not-a-real-token",
+    }
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("which", ["own", "called"])
+def test_every_command_the_notes_print_accepts_the_release_and_refuses_a_branch_build(
+    request: pytest.FixtureRequest, rehearsal: Rehearsal, tmp_path: Path, which: str
+) -> None:
+    """The notes of a release (phase actions: the project's own workflow signed; reusable:
+    upm-release.yml signed for the caller), each line run as printed: every one accepts the
+    release and refuses the same files signed by a dry run on ``refs/heads/main``."""
+    from upm_ci.standins.github import GitHubStandIn
+
+    good = request.getfixturevalue("dist" if which == "own" else "called_dist")
+    branch = request.getfixturevalue("branch_dist" if which == "own" else "called_branch_dist")
+    assert {p.name for p in good.iterdir()} == {p.name for p in branch.iterdir()}
+    for name in (WHEEL, SDIST, "SHA256SUMS"):
+        assert (good / name).read_bytes() == (branch / name).read_bytes()
+    notes = release_notes(
+        load_project(good.parent),
+        Manifest.load(good.parent / "release-manifest.json"),
+        repository=REPOSITORY,
+        tag="v1.2.0",
+    )
+    commands = notes_commands(notes)
+    tools = {shlex.split(c)[0] for c in commands}
+    assert tools == {"upm-ci", "sigstore", "gh"}, commands
+    assert any("&& sha256sum -c SHA256SUMS" in c for c in commands)
+    assert f"gh release download v1.2.0 --repo {REPOSITORY}" in notes
+    assert "pipx install upm-release" in notes and "pip install upm-release" in notes
+    gh_lines = [c for c in commands if c.startswith("gh attestation verify ")]
+    assert len(gh_lines) == 3 and all(f"--source-ref {REF}" in c for c in gh_lines)
+    for where, accepted in ((good, True), (branch, False)):
+        with GitHubStandIn(token={"not-a-real-token": "consumer"}) as github:
+            repo = github.add_repo(OWNER, "upm-sample")
+            github.add_tag(repo, "v1.2.0", github.add_commit(repo, message="release"))
+            github.add_release(
+                repo, "v1.2.0", assets={p.name: p.read_bytes() for p in where.iterdir()}
+            )
+            for line in commands:
+                cwd = tmp_path / f"{where.name}-{accepted}-{commands.index(line)}"
+                if "--github-release" in line:
+                    cwd.mkdir()
+                else:
+                    shutil.copytree(where, cwd)
+                result = run_verbatim(line, rehearsal, cwd, github.api_url)
+                said = f"{line}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+                assert (result.returncode == 0) is accepted, said
+                if not accepted and line.startswith(("upm-ci", "sigstore")):
+                    assert BRANCH in said or "ref" in said.lower(), said

@@ -132,14 +132,18 @@ def test_release_notes_carry_changelog_checksums_and_verify_commands(
     assert "Greeting plugin." in body and "Typo." not in body
     sums = (manifest_path.parent / "dist" / "SHA256SUMS").read_text().strip()
     assert sums in body
-    assert f"upm-ci verify --github-release v1.2.0 --repository {REPO}" in body
     identity = f"https://github.com/{REPO}/.github/workflows/release.yml@refs/tags/v1.2.0"
-    assert (
+    pins = f"--repository {REPO} --ref refs/tags/v1.2.0 --identity {identity}"
+    assert f"upm-ci verify --github-release v1.2.0 {pins}" in body
+    assert f"upm-ci verify . {pins}" in body
+    [line] = [ln for ln in body.splitlines() if ln.startswith("sigstore verify github ")]
+    assert line.startswith(
         f"sigstore verify github --cert-identity {identity} --repository {REPO}"
-        " --ref refs/tags/v1.2.0 --bundle "
-        "upm_sample-1.2.0-py3-none-any.whl.sigstore.json upm_sample-1.2.0-py3-none-any.whl"
-    ) in body
-    assert "sha256sum -c SHA256SUMS" in body
+        " --ref refs/tags/v1.2.0 SHA256SUMS "
+    )
+    assert " upm_sample-1.2.0-py3-none-any.whl " in line
+    assert line.endswith(" && sha256sum -c SHA256SUMS")
+    assert f"gh release download v1.2.0 --repo {REPO}" in body
     assert release["prerelease"] is False
 
 

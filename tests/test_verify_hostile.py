@@ -683,8 +683,69 @@ def test_release_notes_pin_the_identity_sign_recorded(tmp_path: Path) -> None:
     body = release_notes(load_project(path.parent), manifest, repository=repo, tag="v1.2.0")
 
     wheel = "upm_sample-1.2.0-py3-none-any.whl"
-    assert (
+    [line] = [ln for ln in body.splitlines() if ln.startswith("sigstore verify github ")]
+    assert line.startswith(
         f"sigstore verify github --cert-identity {reusable} --repository {repo}"
-        f" --ref refs/tags/v1.2.0 --bundle {wheel}.sigstore.json {wheel}"
+        " --ref refs/tags/v1.2.0 SHA256SUMS "
+    )
+    assert f" {wheel} " in line and line.endswith(" && sha256sum -c SHA256SUMS")
+    assert (
+        f"upm-ci verify --github-release v1.2.0 --repository {repo} --ref refs/tags/v1.2.0"
+        f" --identity {reusable}"
     ) in body
     assert f"{repo}/.github/workflows/release.yml@" not in body
+
+
+def _with_statement(tmp_path: Path, payload: bytes) -> tuple[Any, Any, str]:
+    """A release whose manifest lists a release statement (a DSSE bundle with ``payload``)."""
+    import base64
+
+    from upm_ci.layout import RELEASE_STATEMENT
+    from upm_ci.manifest import Manifest
+    from upm_ci.project import load_project
+
+    path = make_release(tmp_path / "proj")
+    manifest = Manifest.load(path)
+    statement = manifest.resolve(manifest.distributions()[0]).with_name(RELEASE_STATEMENT)
+    envelope = {"payload": base64.b64encode(payload).decode(), "payloadType": "x", "signatures": []}
+    statement.write_text(json.dumps({"dsseEnvelope": envelope}))
+    manifest.add_file(statement, "sigstore-bundle")  # its own kind once sign writes it
+    return load_project(path.parent), manifest, f"{SAMPLE_OWNER}/{SAMPLE_NAME}"
+
+
+def test_release_notes_print_gh_for_every_file_of_the_release_statement(tmp_path: Path) -> None:
+    from upm_ci.layout import RELEASE_STATEMENT, VSA_PREDICATE_TYPE
+    from upm_ci.publish.notes import release_notes
+
+    names = ["upm_sample-1.2.0-py3-none-any.whl", "SHA256SUMS", "unipkg.yaml"]
+    subjects = [{"name": n, "digest": {"sha256": "ab" * 32}} for n in names]
+    subjects.append({"name": "127.0.0.1:5000/upm/sample", "digest": {"sha256": "cd" * 32}})
+    statement = {"_type": "https://in-toto.io/Statement/v1", "subject": subjects}
+    project, manifest, repo = _with_statement(tmp_path, json.dumps(statement).encode())
+
+    body = release_notes(project, manifest, repository=repo, tag="v1.2.0")
+
+    lines = [ln for ln in body.splitlines() if f"--bundle {RELEASE_STATEMENT}" in ln]
+    assert [ln.split()[3] for ln in lines] == names  # the image is checked from its registry
+    identity = f"https://github.com/{repo}/.github/workflows/release.yml@refs/tags/v1.2.0"
+    for line in lines:
+        assert line.startswith("gh attestation verify ")
+        assert f"--repo {repo} --cert-identity {identity}" in line
+        assert "--source-ref refs/tags/v1.2.0" in line
+        assert line.endswith(f"--predicate-type {VSA_PREDICATE_TYPE}")
+    assert f"`{RELEASE_STATEMENT}`" in body
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b'{"subject": [{"name": "a"}]}', b"[]"],
+    ids=["json", "subject", "list"],
+)
+def test_release_notes_refuse_an_unreadable_release_statement(
+    tmp_path: Path, payload: bytes
+) -> None:
+    from upm_ci.publish.notes import release_notes
+
+    project, manifest, repo = _with_statement(tmp_path, payload)
+    with pytest.raises(InputError, match="release-statement.sigstore.json"):
+        release_notes(project, manifest, repository=repo, tag="v1.2.0")

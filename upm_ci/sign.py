@@ -619,6 +619,8 @@ def sign_release(
         issuer=GITHUB_ISSUER,
         repository=expected.repository,
         ref=expected.ref,
+        trigger=claims.event_name,
+        runner_environment=claims.runner_environment,
         bundles=len(signed),
         attestations=len(attestations),
         gpg=bool(gpg_signed),
