@@ -174,6 +174,44 @@ class IdentityPolicy:
             checks.append(policy.GitHubWorkflowTrigger(self.trigger))
         return policy.AllOf(checks)
 
+    def mismatches(self, cert: Certificate) -> list[str]:
+        """What in ``cert`` differs from this policy, one "field: expected X, found Y" each
+        (repository, ref, trigger, identity, issuer); empty when the certificate satisfies it.
+        Read from the same certificate extensions sigstore's GitHub policies check."""
+        from sigstore.verify import policy
+
+        problems = [
+            f"{label}: expected {wanted}, found {found or '(none)'}"
+            for label, wanted, oid in (
+                ("repository", self.repository, policy.GitHubWorkflowRepository.oid),
+                ("ref", self.ref, policy.GitHubWorkflowRef.oid),
+                ("trigger", self.trigger, policy.GitHubWorkflowTrigger.oid),
+            )
+            if wanted and (found := _extension_text(cert, oid)) != wanted
+        ]
+        wanted = (self.identity, *self.alternatives)
+        sans = certificate_identities(cert)
+        if not any(
+            fnmatch.fnmatchcase(san, w) if "*" in w else san == w for san in sans for w in wanted
+        ):
+            problems.append(
+                f"identity: expected {' or '.join(wanted)},"
+                f" found {', '.join(sorted(sans)) or '(none)'}"
+            )
+        issuer = certificate_issuer(cert)
+        if issuer != self.issuer:
+            problems.append(f"issuer: expected {self.issuer}, found {issuer or '(none)'}")
+        return problems
+
+    def explain(self, bundle: Bundle, error: str) -> str:
+        """``error`` (a failed verification of ``bundle``) as the fields of its certificate
+        that differ from this policy, when some do; else ``error`` itself."""
+        try:
+            problems = self.mismatches(bundle.signing_certificate)
+        except Exception:  # noqa: BLE001 - a certificate we cannot read: keep sigstore's reason
+            return error
+        return "signer differs: " + "; ".join(problems) if problems else error
+
     def describe(self) -> dict[str, str]:
         return {
             k: ", ".join(v) if isinstance(v, (tuple, list)) else v
@@ -217,6 +255,17 @@ def certificate_identities(cert: Certificate) -> set[str]:
     return set(san.get_values_for_type(x509.UniformResourceIdentifier)) | set(
         san.get_values_for_type(x509.RFC822Name)
     )
+
+
+def _extension_text(cert: Certificate, oid: Any) -> str:
+    """A Fulcio v1 extension's value (raw UTF-8, as sigstore's GitHub policies read it)."""
+    from cryptography import x509
+
+    try:
+        raw = cert.extensions.get_extension_for_oid(oid).value.public_bytes()
+    except x509.ExtensionNotFound:
+        return ""
+    return str(raw.decode("utf-8", "replace"))
 
 
 def certificate_issuer(cert: Certificate) -> str:
@@ -355,6 +404,25 @@ def run_sigstore_check(fn: Callable[[], object]) -> str:
         return str(e)
     except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
         return f"could not be verified: {describe(e)}"
+    return ""
+
+
+def bundle_json_problem(raw: bytes | str) -> str:
+    """What a bundle's JSON lacks that sigstore-python only reports as a parse error deep in
+    its models: '' when nothing is found (the parser's own reason then stands)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return ""
+    material = data.get("verificationMaterial") if isinstance(data, dict) else None
+    entries = material.get("tlogEntries") if isinstance(material, dict) else None
+    if isinstance(entries, list):
+        for number, entry in enumerate(entries):
+            if isinstance(entry, dict) and not entry.get("inclusionProof"):
+                return (
+                    f"inclusion proof missing (transparency log entry {number}): nothing"
+                    " proves the signature is in the log"
+                )
     return ""
 
 

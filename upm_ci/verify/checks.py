@@ -44,6 +44,7 @@ from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
 from upm_ci.retry import describe
 from upm_ci.sigstore_trust import (
     IdentityPolicy,
+    bundle_json_problem,
     hashed_sha256,
     log_entry_json,
     run_sigstore_check,
@@ -305,16 +306,17 @@ class ReleaseVerification:
             lambda: self.verifier.verify_artifact(hashed, bundle, self.sigstore_policy)
         )
         if error:
-            return FAIL, f"{bundle_name}: {error}"
+            return FAIL, f"{bundle_name}: {self.policy.explain(bundle, error)}"
         return PASS, f"{bundle_name}: {self.log_summary(bundle)}"
 
     def load_bundle(self, path: Path) -> tuple[Bundle | None, str]:
         from sigstore.models import Bundle
 
+        raw = path.read_bytes()
         try:
-            return Bundle.from_json(path.read_bytes()), ""
+            return Bundle.from_json(raw), ""
         except Exception as e:  # noqa: BLE001 - any parse failure means "not a valid bundle"
-            return None, f"not a valid Sigstore bundle: {describe(e)}"
+            return None, bundle_json_problem(raw) or f"not a valid Sigstore bundle: {describe(e)}"
 
     @staticmethod
     def run_verify(fn: Callable[[], object]) -> str:
@@ -362,14 +364,15 @@ class ReleaseVerification:
         try:
             bundle = Bundle.from_json(line)
         except Exception as e:  # noqa: BLE001
-            entry.add("sigstore", FAIL, f"not a valid Sigstore bundle: {describe(e)}")
+            reason = bundle_json_problem(line) or f"not a valid Sigstore bundle: {describe(e)}"
+            entry.add("sigstore", FAIL, reason)
             return None
         result: list[tuple[str, bytes]] = []
         error = self.run_verify(
             lambda: result.append(self.verifier.verify_dsse(bundle, self.sigstore_policy))
         )
         if error:
-            entry.add("sigstore", FAIL, error)
+            entry.add("sigstore", FAIL, self.policy.explain(bundle, error))
             return None
         entry.add("sigstore", PASS, self.log_summary(bundle))
         payload_type, payload = result[0]
