@@ -521,3 +521,20 @@ def test_copy_helper_is_isolated(release_kit: ReleaseKit, tmp_path: Path) -> Non
     (dist / WHEEL).write_bytes(b"x")
     shutil.rmtree(dist)
     assert run(release_kit, release_kit.copy(tmp_path / "again"))
+
+
+def test_not_checked_is_never_a_pass() -> None:
+    """A row whose checks could not run is not passed; the verdict covers what was checked,
+    and lists the rest."""
+    from upm_ci.verify import NOT_CHECKED, ArtifactReport, Check, VerifyReport
+
+    skipped = ArtifactReport("s3://b/k", "", [Check("audit log S3 copy", NOT_CHECKED, "why")])
+    checked = ArtifactReport("f", "ab", [Check("sigstore", "pass", "ok")])
+    assert not skipped.passed and not skipped.checked
+    assert not VerifyReport({}, [skipped]).passed  # nothing checked: no pass
+    report = VerifyReport({}, [checked, skipped])
+    assert report.passed
+    assert report.to_json()["not_checked"] == ["s3://b/k: audit log S3 copy"]
+    assert [a["passed"] for a in report.to_json()["artifacts"]] == [True, False]
+    failing = ArtifactReport("g", "cd", [Check("sigstore", "fail", "bad")])
+    assert not VerifyReport({}, [checked, skipped, failing]).passed

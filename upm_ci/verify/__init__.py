@@ -33,7 +33,16 @@ from upm_ci.errors import InputError
 from upm_ci.retry import describe
 from upm_ci.sigstore_trust import IdentityPolicy, load_trusted_root, make_verifier
 from upm_ci.verify.checks import ReleaseVerification, available_cpus, release_files
-from upm_ci.verify.report import FAIL, PASS, SCHEMA, WARN, ArtifactReport, Check, VerifyReport
+from upm_ci.verify.report import (
+    FAIL,
+    NOT_CHECKED,
+    PASS,
+    SCHEMA,
+    WARN,
+    ArtifactReport,
+    Check,
+    VerifyReport,
+)
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
@@ -42,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAIL",
+    "NOT_CHECKED",
     "PASS",
     "SCHEMA",
     "WARN",
