@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,61 @@ def test_readme_states_the_exit_codes_the_cli_uses() -> None:
 if __name__ == "__main__":
     README.write_text(regenerate(README.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"regenerated the blocks of {README}", file=sys.stderr)
+
+
+#: The release the README's "Verifying a release" commands are for.
+SAMPLE_REPO, SAMPLE_TAG = "OWNER/REPO", "v1.2.0"
+SAMPLE_SIGNER = (
+    "https://github.com/unexpected/upm-release/.github/workflows/upm-release.yml@refs/tags/v1"
+)
+
+
+def _notes_commands_of_a_sample_release(root: Path) -> str:
+    """What the release notes print for upm-sample 1.2.0 of OWNER/REPO, signed by upm-release's
+    reusable workflow at v1 on a tag push (a GitHub-hosted runner), as sign records it."""
+    from tests.test_sign import make_release
+    from upm_ci.layout import BUNDLE_SUFFIX
+    from upm_ci.manifest import AttestationRecord, Manifest, SignatureRecord
+    from upm_ci.project import load_project
+    from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
+    from upm_ci.publish.notes import verify_commands
+
+    project_dir = make_release(root)
+    manifest = Manifest.load(project_dir / "release-manifest.json")
+    for art in manifest.artifacts:
+        manifest.add_signature(
+            SignatureRecord(art.name, art.sha256, art.name + BUNDLE_SUFFIX, "sigstore")
+        )
+    dists: list[dict[str, Any]] = [
+        {"name": a.name, "digest": {"sha256": a.sha256}} for a in manifest.distributions()
+    ]
+    wheel = [d for d in dists if str(d["name"]).endswith(".whl")]
+    manifest.add_attestation(
+        AttestationRecord("upm_sample-1.2.0.intoto.jsonl", SLSA_PROVENANCE_V1, dists)
+    )
+    manifest.add_attestation(
+        AttestationRecord(f"{wheel[0]['name']}.cdx.intoto.jsonl", CYCLONEDX_BOM, wheel)
+    )
+    manifest.record_phase(
+        "sign",
+        "pass",
+        identity=SAMPLE_SIGNER,
+        repository=SAMPLE_REPO,
+        ref=f"refs/tags/{SAMPLE_TAG}",
+        trigger="push",
+        runner_environment="github-hosted",
+    )
+    commands = verify_commands(
+        load_project(project_dir), manifest, repository=SAMPLE_REPO, tag=SAMPLE_TAG
+    )
+    lines = [commands.install[0], commands.all_at_once, commands.download, *commands.by_hand]
+    return "\n".join(lines) + "\n"
+
+
+def test_readme_shows_the_verify_commands_as_the_release_notes_print_them(
+    tmp_path: Path,
+) -> None:
+    assert snippet("release-notes-verify") == _notes_commands_of_a_sample_release(tmp_path), (
+        "README snippet release-notes-verify is stale: print "
+        "tests.test_readme._notes_commands_of_a_sample_release(tmp) into it"
+    )

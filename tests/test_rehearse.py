@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -95,6 +97,51 @@ def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
     for path in out.rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             assert b"ghs_" not in path.read_bytes(), path
+
+    _verify_offline_as_the_readme_says(out, tmp_path, capsys)
+
+
+def _verify_offline_as_the_readme_says(
+    out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stand-ins stopped: the README's command verifies the rehearsal's output offline. The
+    audit log's S3 copy (the pipeline's own read-back) is reported not checked, never passed;
+    asked for, it fails closed; a changed file still fails."""
+    from tests.test_readme import snippet
+
+    command = snippet("rehearsal-offline-verify").replace("\\\n", " ")
+    args = shlex.split(command.replace("rehearsal/", f"{out}/"))
+    assert args[:2] == ["upm-ci", "verify"]
+    consumer = tmp_path / "consumer"  # no project, no AWS, no UPM_* settings
+    consumer.mkdir()
+    report_path = consumer / "report.json"
+    code = main([*args[1:], "--project", str(consumer), "--report-json", str(report_path)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.out + printed.err
+    assert "audit log S3 copy: not checked (" in printed.out + printed.err
+    assert "verification passed for what was checked" in printed.out
+    report = json.loads(report_path.read_text())
+    assert report["passed"] is True
+    assert any(n.endswith(".audit.jsonl: audit log S3 copy") for n in report["not_checked"])
+    rows = {a["name"]: a for a in report["artifacts"]}
+    s3_rows = [a for n, a in rows.items() if n.startswith("s3://")]
+    assert s3_rows and all(a["passed"] is False for a in s3_rows)  # not checked is no pass
+    audit = next(n for n in rows if n.endswith(".audit.jsonl") and not n.startswith("s3://"))
+    assert rows[audit]["passed"] and "sigstore" in {c["check"] for c in rows[audit]["checks"]}
+
+    # Asked for explicitly, the S3 copy is checked or the verification fails (no key: exit 2).
+    s3_url = s3_rows[0]["name"]
+    assert main([*args[1:], "--project", str(consumer), "--audit-log", s3_url]) == 2
+    assert "KMS key" in capsys.readouterr().err
+
+    # The rest still runs: a changed wheel in a copy fails, naming it.
+    copy = tmp_path / "dist-copy"
+    shutil.copytree(out / "dist", copy)
+    wheel = next(copy.glob("*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    changed = [a if a != f"{out}/dist" else str(copy) for a in args[1:]]
+    assert main([*changed, "--project", str(consumer)]) == 1
+    assert wheel.name in capsys.readouterr().out
 
 
 def _rehearse_gate_only(project: Path, out: Path, *extra: str) -> tuple[int, str]:

@@ -128,7 +128,8 @@ def command(
     the runner's OIDC token, all on 127.0.0.1. OUT holds gate-report.json,
     release-manifest.json, dist/, published.json, verify-report.json, logs/ and
     trusted_root.jsonl (the local Sigstore's root, for gh attestation verify
-    --custom-trusted-root).
+    --custom-trusted-root) with .sigstore/trust-config.json (the same root, for upm-ci and
+    sigstore --trust-config).
     Needs Node.js (Sigstore's own @sigstore/mock runs the local Sigstore).
     """
     from upm_ci.rehearse import SUPPORTED, FaultSettings, rehearse
