@@ -156,7 +156,9 @@ def test_other_identity_fails(release_kit: ReleaseKit, attested: Path) -> None:
     finally:
         other.close()
     [(status, reason)] = checks(verify(release_kit, attested), SDIST + PEP740_SUFFIX)
-    assert status == "fail" and "refs/heads/main" in reason, reason
+    assert status == "fail" and "ref: expected refs/tags/v1.2.0, found refs/heads/main" in reason, (
+        reason
+    )
 
 
 def test_rekor_v2_entry_cannot_be_verified(release_kit: ReleaseKit, attested: Path) -> None:

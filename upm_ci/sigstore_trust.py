@@ -347,8 +347,12 @@ def verify_pep740(
     *,
     verifier: Verifier,
     policy: VerificationPolicy,
+    explain: Callable[[Bundle, str], str] | None = None,
 ) -> str:
     """Verify a PEP 740 publish attestation (``<dist>.publish.attestation``) of one file.
+
+    ``explain`` turns a failed verification into its reason (``IdentityPolicy.explain``:
+    the certificate field that differs).
 
     pypi-attestations' ``Attestation.verify`` only chooses between Sigstore production and
     staging, so a private or local trust root cannot be used with it. This runs the same
@@ -367,7 +371,7 @@ def verify_pep740(
     try:
         payload_type, payload = verifier.verify_dsse(bundle, policy)
     except VerificationError as e:
-        raise PolicyError(str(e)) from None
+        raise PolicyError(explain(bundle, str(e)) if explain else str(e)) from None
     except Exception as e:  # noqa: BLE001 - a malformed bundle may raise anything
         raise PolicyError(f"could not be verified: {describe(e)}") from None
     if payload_type != IN_TOTO_PAYLOAD_TYPE:

@@ -546,7 +546,12 @@ def verify_uploads(
     from sigstore.models import Bundle
     from sigstore_models.common.v1 import HashAlgorithm
 
-    from upm_ci.sigstore_trust import load_trusted_root, make_verifier, run_sigstore_check
+    from upm_ci.sigstore_trust import (
+        bundle_json_problem,
+        load_trusted_root,
+        make_verifier,
+        run_sigstore_check,
+    )
     from upm_ci.verify import ArtifactReport
 
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
@@ -584,16 +589,17 @@ def verify_uploads(
         try:
             bundle = Bundle.from_json(bundle_bytes)
         except Exception as e:  # noqa: BLE001 - any parse failure means "not a bundle"
-            entry.add(
-                "sigstore", "fail", f"{bundle_url}: not a valid Sigstore bundle: {describe(e)}"
+            reason = bundle_json_problem(bundle_bytes) or (
+                f"not a valid Sigstore bundle: {describe(e)}"
             )
+            entry.add("sigstore", "fail", f"{bundle_url}: {reason}")
             continue
         hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(actual))
         error = run_sigstore_check(
             functools.partial(verifier.verify_artifact, hashed, bundle, policy.sigstore_policy())
         )
         if error:
-            entry.add("sigstore", "fail", f"{bundle_url}: {error}")
+            entry.add("sigstore", "fail", f"{bundle_url}: {policy.explain(bundle, error)}")
         else:
             entry.add("sigstore", "pass", f"{bundle_url}: signature and identity verified")
     return reports

@@ -419,6 +419,7 @@ class ReleaseVerification:
                 self.digests[dist],
                 verifier=self.verifier,
                 policy=self.sigstore_policy,
+                explain=self.policy.explain,
             )
         except PolicyError as e:
             entry.add("pep740", FAIL, str(e))
