@@ -451,6 +451,7 @@ def test_every_command_the_notes_print_accepts_the_release_and_refuses_a_branch_
     assert len(gh_lines) == 3 and all(f"--source-ref {REF}" in c for c in gh_lines)
     # sign recorded a tag push on a GitHub-hosted runner: the commands pin both
     assert all("--deny-self-hosted-runners" in c for c in gh_lines)
+    assert all("--source-digest " in c for c in gh_lines)
     assert all("--trigger push" in c for c in commands if not c.startswith("gh "))
     for where, accepted in ((good, True), (branch, False)):
         with GitHubStandIn(token={"not-a-real-token": "consumer"}) as github:

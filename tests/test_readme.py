@@ -207,6 +207,7 @@ def _notes_commands_of_a_sample_release(root: Path) -> str:
         ref=f"refs/tags/{SAMPLE_TAG}",
         trigger="push",
         runner_environment="github-hosted",
+        sha="d6cd1e2bd19e03a81132a23b2025920577f84e37",
     )
     commands = verify_commands(
         load_project(project_dir), manifest, repository=SAMPLE_REPO, tag=SAMPLE_TAG

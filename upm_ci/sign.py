@@ -621,6 +621,7 @@ def sign_release(
         ref=expected.ref,
         trigger=claims.event_name,
         runner_environment=claims.runner_environment,
+        sha=claims.sha,
         bundles=len(signed),
         attestations=len(attestations),
         gpg=bool(gpg_signed),

@@ -5,15 +5,16 @@ RELEASE.md asks for ``CHANGELOG.md`` in the release notes (whatever the changelo
 docs, so the notes carry the exact commands (:func:`verify_commands`, the one place that writes
 them). Each command is as strict as ``upm-ci verify``: it pins the repository, the workflow that
 signed (its exact certificate identity: the reusable workflow's when it signed there), the tag
-ref and the trigger (the OIDC issuer, and the event and runner when sign recorded them), so a
-dry run signed on a branch, or another repository's release by the same reusable workflow,
-never passes.
+ref and the trigger (the OIDC issuer; the event, the runner and the commit when sign recorded
+them), so a dry run signed on a branch, or another repository's release by the same reusable
+workflow, never passes. ``upm-ci verify`` has no commit pin; gh and sigstore get one.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ class Signer:
     expected: ExpectedSigner
     trigger: str = ""
     runner_environment: str = ""
+    #: The commit the workflow ran at (the token's ``sha``, the certificate's source digest).
+    sha: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,13 @@ def recorded_signer(project: Project, manifest: Manifest, repository: str, tag: 
         ref=ref,
         issuer=text("issuer") or GITHUB_ISSUER,
     )
-    return Signer(expected, text("trigger"), text("runner_environment"))
+    sha = text("sha")
+    return Signer(
+        expected,
+        text("trigger"),
+        text("runner_environment"),
+        sha if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else "",
+    )
 
 
 def verify_commands(
@@ -111,7 +120,7 @@ def verify_commands(
         }
         pins = [
             "--cert-identity", exp.identity, "--repository", exp.repository, "--ref", exp.ref,
-            *trigger,
+            *trigger, *(["--sha", signer.sha] if signer.sha else []),
         ]  # fmt: skip
         odd = [n for n in signed if bundles[n] != n + BUNDLE_SUFFIX]
         plain = [n for n in signed if n not in odd]
@@ -124,6 +133,7 @@ def verify_commands(
     gh = [
         "--repo", exp.repository, "--cert-identity", exp.identity,
         "--cert-oidc-issuer", exp.issuer, "--source-ref", exp.ref,
+        *(["--source-digest", signer.sha] if signer.sha else []),
         *(["--deny-self-hosted-runners"] if signer.runner_environment == "github-hosted" else []),
     ]  # fmt: skip
     for att in (a for a in manifest.attestations if a.file.endswith(ATTESTATION_SUFFIX)):
