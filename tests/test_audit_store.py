@@ -423,6 +423,21 @@ def test_publish_uploads_before_undrafting_and_verify_reads_it_back(
     assert main(other) == 1
     assert "not trusted" in capsys.readouterr().out
 
+    # Without the key (a consumer, who has no access to the bucket): the S3 copy is reported
+    # not checked, never passed; in GitHub Actions (the pipeline's verify) it stays required.
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)  # this repository's CI runs there
+    no_key = [*verify[:-2], "--report-json", str(report)]
+    assert main(no_key) in (0, 1)  # as above: the dist dir's own verdict
+    written = json.loads(report.read_text())
+    rows = {a["name"]: a for a in written["artifacts"]}
+    assert rows[url]["passed"] is False
+    assert [c["status"] for c in rows[url]["checks"]] == ["not-checked"]
+    assert written["not_checked"] == [f"{url}: audit log S3 copy"]
+    assert "audit log S3 copy: not checked (" in capsys.readouterr().err
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main(verify[:-2]) == 2
+    assert "KMS key" in capsys.readouterr().err
+
 
 def test_verify_fails_a_log_replaced_in_the_bucket(
     s3: S3StandIn,
