@@ -471,3 +471,66 @@ def test_every_command_the_notes_print_accepts_the_release_and_refuses_a_branch_
                 assert (result.returncode == 0) is accepted, said
                 if not accepted and line.startswith(("upm-ci", "sigstore")):
                     assert BRANCH in said or "ref" in said.lower(), said
+
+
+def _sign_statement(rehearsal: Rehearsal, dist: Path, ref: str, **claims: Any) -> None:
+    """A release statement over every file of ``dist`` (VSA predicate), signed in the workflow
+    run ``ref`` names, as sign will make it: written as ``RELEASE_STATEMENT`` in ``dist``."""
+    from sigstore import dsse
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    from upm_ci.layout import RELEASE_STATEMENT, VSA_PREDICATE_TYPE
+    from upm_ci.provenance import STATEMENT_TYPE
+
+    files = sorted(p for p in dist.iterdir() if p.name != RELEASE_STATEMENT)
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {"name": p.name, "digest": {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()}}
+            for p in files
+        ],
+        "predicateType": VSA_PREDICATE_TYPE,
+        "predicate": {
+            "verifier": {"id": "https://github.com/unexpected/upm-release"},
+            "verificationResult": "PASSED",
+        },
+    }
+    config = ClientTrustConfig.from_json(rehearsal.services.trust_config.read_text())
+    config.force_tlog_version = 1
+    token = IdentityToken(mint_github_token(repository=REPOSITORY, ref=ref, **claims))
+    with SigningContext.from_trust_config(config).signer(token) as signer:
+        bundle = signer.sign_dsse(dsse.Statement(json.dumps(statement).encode()))
+    (dist / RELEASE_STATEMENT).write_text(bundle.to_json())
+
+
+@pytest.mark.parametrize("which", ["own", "called"])
+def test_the_notes_release_statement_lines_accept_the_release_and_refuse_a_branch_build(
+    request: pytest.FixtureRequest, rehearsal: Rehearsal, tmp_path: Path, which: str
+) -> None:
+    """Once the manifest lists the release statement, the notes print a gh line per file with
+    the VSA predicate type; each, run as printed, accepts the release and refuses the same
+    files with a statement signed by a dry run on ``refs/heads/main``."""
+    from upm_ci.layout import RELEASE_STATEMENT
+
+    claims = {} if which == "own" else {"reusable_workflow": f"{CALLED}@refs/tags/v1"}
+    good = request.getfixturevalue("dist" if which == "own" else "called_dist")
+    branch = request.getfixturevalue("branch_dist" if which == "own" else "called_branch_dist")
+    copies = {}
+    for where, ref in ((good, REF), (branch, BRANCH)):
+        copy = tmp_path / ref.replace("/", "-")
+        shutil.copytree(where.parent, copy)
+        _sign_statement(rehearsal, copy / "dist", ref, **claims)
+        copies[ref] = copy
+    manifest = Manifest.load(copies[REF] / "release-manifest.json")
+    manifest.add_file(copies[REF] / "dist" / RELEASE_STATEMENT, "sigstore-bundle")
+    notes = release_notes(load_project(copies[REF]), manifest, repository=REPOSITORY, tag="v1.2.0")
+    lines = [c for c in notes_commands(notes) if f"--bundle {RELEASE_STATEMENT}" in c]
+    released = {p.name for p in good.iterdir()}
+    assert {shlex.split(c)[3] for c in lines} == released
+    assert f"`{RELEASE_STATEMENT}`" in notes
+    for ref, accepted in ((REF, True), (BRANCH, False)):
+        for line in lines:
+            result = run_verbatim(line, rehearsal, copies[ref] / "dist", "")
+            assert (result.returncode == 0) is accepted, f"{line}\n{result.stderr[-2000:]}"
