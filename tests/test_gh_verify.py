@@ -10,6 +10,7 @@ the release is signed by the real sign phase against that rehearsal's Sigstore, 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -77,6 +78,44 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         yield Rehearsal(out, services)
 
 
+@contextlib.contextmanager
+def _workflow_signer(rehearsal: Rehearsal, ref: str, **claims: Any) -> Iterator[Any]:
+    """A sigstore signer (public API) for the release workflow's run at ``ref``."""
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    config = ClientTrustConfig.from_json(rehearsal.services.trust_config.read_text())
+    config.force_tlog_version = 1
+    token = IdentityToken(mint_github_token(repository=REPOSITORY, ref=ref, **claims))
+    with SigningContext.from_trust_config(config).signer(token) as signer:
+        yield signer
+
+
+def _add_audit_log(project_dir: Path, rehearsal: Rehearsal, ref: str, **claims: Any) -> None:
+    """What publish adds to the release after signing: the audit log and its bundle, signed in
+    the same workflow run (the notes are for the published release)."""
+    from upm_ci.layout import BUNDLE_SUFFIX
+    from upm_ci.manifest import SignatureRecord
+    from upm_ci.publish.audit_log import audit_log_name
+
+    project = load_project(project_dir)
+    manifest = Manifest.load(project_dir / "release-manifest.json")
+    log = project_dir / "dist" / audit_log_name(project.normalized_name, project.version)
+    log.write_text(json.dumps({"event": "github-draft-created", "ref": ref}) + "\n")
+    with _workflow_signer(rehearsal, ref, **claims) as signer:
+        bundle = log.with_name(log.name + BUNDLE_SUFFIX)
+        bundle.write_text(signer.sign_artifact(log.read_bytes()).to_json())
+    manifest.add_file(log, "audit-log")
+    manifest.add_file(bundle, "sigstore-bundle")
+    manifest.add_signature(
+        SignatureRecord(
+            log.name, hashlib.sha256(log.read_bytes()).hexdigest(), bundle.name, "sigstore"
+        )
+    )
+    manifest.save()
+
+
 def _signed_release(
     root: Path, rehearsal: Rehearsal, identity: str | None, ref: str = REF, **claims: Any
 ) -> Path:
@@ -105,6 +144,7 @@ def _signed_release(
         gpg_passphrase=None,
         expected_identity=expected,
     )
+    _add_audit_log(project_dir, rehearsal, ref, **claims)
     return project_dir / "dist"
 
 
@@ -144,6 +184,14 @@ def _bind_sboms(project_dir: Path) -> None:
         path = dist / f"{WHEEL}{suffix}"
         path.write_text(json.dumps(document))
         manifest.add_file(path, "sbom")
+    # The checklist passed, as the gate records it (a release statement carries its verdict).
+    checks = ("version-bump", "tests", "changelog")
+    manifest.record_phase(
+        "gate",
+        "pass",
+        checks={c: "pass" for c in checks},
+        summaries={c: f"{c}: ok" for c in checks},
+    )
     manifest.save()
 
 
@@ -355,7 +403,11 @@ def test_release_notes_gh_commands_verify(
     project = load_project(where.parent)
     manifest = Manifest.load(where.parent / "release-manifest.json")
     notes = release_notes(project, manifest, repository=REPOSITORY, tag="v1.2.0")
-    lines = [ln for ln in notes.splitlines() if ln.startswith("gh attestation verify ")]
+    lines = [
+        ln
+        for ln in notes.splitlines()
+        if ln.startswith("gh attestation verify ") and "release-statement" not in ln
+    ]
     assert sorted(shlex.split(ln)[3] for ln in lines) == sorted([SDIST, WHEEL, WHEEL])
     for line in lines:
         result = verified(run_gh(shlex.split(line)[1:], rehearsal.trusted_root, cwd=where))
@@ -433,7 +485,7 @@ def test_every_command_the_notes_print_accepts_the_release_and_refuses_a_branch_
     good = request.getfixturevalue("dist" if which == "own" else "called_dist")
     branch = request.getfixturevalue("branch_dist" if which == "own" else "called_branch_dist")
     assert {p.name for p in good.iterdir()} == {p.name for p in branch.iterdir()}
-    for name in (WHEEL, SDIST, "SHA256SUMS"):
+    for name in (WHEEL, SDIST, f"{WHEEL}.cdx.json", f"{WHEEL}.spdx.json"):  # what was built
         assert (good / name).read_bytes() == (branch / name).read_bytes()
     notes = release_notes(
         load_project(good.parent),
@@ -448,7 +500,9 @@ def test_every_command_the_notes_print_accepts_the_release_and_refuses_a_branch_
     assert f"gh release download v1.2.0 --repo {REPOSITORY}" in notes
     assert "pipx install upm-release" in notes and "pip install upm-release" in notes
     gh_lines = [c for c in commands if c.startswith("gh attestation verify ")]
-    assert len(gh_lines) == 3 and all(f"--source-ref {REF}" in c for c in gh_lines)
+    attestation_lines = [c for c in gh_lines if "release-statement.sigstore.json" not in c]
+    assert len(attestation_lines) == 3  # provenance of both dists, the wheel's SBOM attestation
+    assert all(f"--source-ref {REF}" in c for c in gh_lines)
     # sign recorded a tag push on a GitHub-hosted runner: the commands pin both
     assert all("--deny-self-hosted-runners" in c for c in gh_lines)
     assert all("--source-digest " in c for c in gh_lines)
@@ -477,9 +531,6 @@ def _sign_statement(rehearsal: Rehearsal, dist: Path, ref: str, **claims: Any) -
     """A release statement over every file of ``dist`` (VSA predicate), signed in the workflow
     run ``ref`` names, as sign will make it: written as ``RELEASE_STATEMENT`` in ``dist``."""
     from sigstore import dsse
-    from sigstore.models import ClientTrustConfig
-    from sigstore.oidc import IdentityToken
-    from sigstore.sign import SigningContext
 
     from upm_ci.layout import RELEASE_STATEMENT, VSA_PREDICATE_TYPE
     from upm_ci.provenance import STATEMENT_TYPE
@@ -497,10 +548,7 @@ def _sign_statement(rehearsal: Rehearsal, dist: Path, ref: str, **claims: Any) -
             "verificationResult": "PASSED",
         },
     }
-    config = ClientTrustConfig.from_json(rehearsal.services.trust_config.read_text())
-    config.force_tlog_version = 1
-    token = IdentityToken(mint_github_token(repository=REPOSITORY, ref=ref, **claims))
-    with SigningContext.from_trust_config(config).signer(token) as signer:
+    with _workflow_signer(rehearsal, ref, **claims) as signer:
         bundle = signer.sign_dsse(dsse.Statement(json.dumps(statement).encode()))
     (dist / RELEASE_STATEMENT).write_text(bundle.to_json())
 
@@ -527,7 +575,7 @@ def test_the_notes_release_statement_lines_accept_the_release_and_refuse_a_branc
     manifest.add_file(copies[REF] / "dist" / RELEASE_STATEMENT, "sigstore-bundle")
     notes = release_notes(load_project(copies[REF]), manifest, repository=REPOSITORY, tag="v1.2.0")
     lines = [c for c in notes_commands(notes) if f"--bundle {RELEASE_STATEMENT}" in c]
-    released = {p.name for p in good.iterdir()}
+    released = {p.name for p in good.iterdir()} - {RELEASE_STATEMENT}
     assert {shlex.split(c)[3] for c in lines} == released
     assert f"`{RELEASE_STATEMENT}`" in notes
     for ref, accepted in ((REF, True), (BRANCH, False)):
