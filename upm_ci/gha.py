@@ -145,6 +145,29 @@ def annotate(
         (stream or sys.stderr).write(f"{level}: {where}{message}\n")
 
 
+_ANNOTATION = re.compile(r"^::(error|warning|notice)(?: ([^:]*))?::(.*)$")
+
+
+def plain_annotation(line: str) -> str:
+    """A logged ``::error file=F,line=N::msg`` line as the terminal shows it outside Actions
+    (``error: F:N: msg``, escapes undone); any other line unchanged."""
+    match = _ANNOTATION.match(line.rstrip("\r\n"))
+    if not match:
+        return line
+    level, props, data = match.groups()
+    fields = dict(p.split("=", 1) for p in (props or "").split(",") if "=" in p)
+    where = _unescape(fields.get("file", ""))
+    if where and fields.get("line"):
+        where += f":{_unescape(fields['line'])}"
+    return f"{level}: {where + ': ' if where else ''}{_unescape(data)}"
+
+
+def _unescape(value: str) -> str:
+    for escaped, raw in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        value = value.replace(escaped, raw)
+    return value
+
+
 def _escape_data(value: str) -> str:
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 

@@ -732,7 +732,9 @@ def _run_phase(
     if code:
         tail = log_file.read_text(encoding="utf-8").splitlines()[-15:]
         for line in tail:
-            on_progress(f"  {phase} | {line}")
+            # the phase ran as in Actions; a terminal shows its annotations as plain text
+            for shown in gha.plain_annotation(line).splitlines() or [""]:
+                on_progress(f"  {phase} | {shown}")
     return PhaseOutcome(
         phase,
         status,

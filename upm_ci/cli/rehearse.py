@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from upm_ci import gha
 from upm_ci.cli._common import echo, option
 from upm_ci.errors import InputError
 from upm_ci.tables import markdown_table, table
+
+if TYPE_CHECKING:
+    from upm_ci.rehearse import RehearsalResult
 
 
 @click.command("rehearse")
@@ -158,25 +162,40 @@ def command(
         image_base=image_base,
         fresh=fresh,
     )
-    headers = ["phase", "status", "duration", "produced"]
-    rows = [[p.phase, p.status, f"{p.seconds:.1f} s", p.produced] for p in result.phases]
     echo()
-    echo(table(headers, rows))
-    echo()
-    for label, counts in result.faults.items():
-        shown = ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
-        echo(f"faults injected by the {label} stand-in: {sum(counts.values())} ({shown})")
-    for line in result.image:
-        echo(line)
-    echo(f"gate's tests ran in {result.test_venv}")
-    if timings:
-        echo()
-        echo(table(["step", "seconds"], [[t.step, f"{t.seconds:.2f}"] for t in result.timings]))
-        echo()
-    verdict = "every phase passed" if result.passed else "the release would fail"
-    echo(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
+    echo(summary_text(project, result, timings=timings))
+    headers, rows = _summary_rows(result)
     image = "".join(f"\n    {line}" for line in result.image)
     gha.add_summary(
         "## upm-ci rehearse\n\n" + markdown_table(headers, rows) + (f"\n{image}\n" if image else "")
     )
     return result.exit_code
+
+
+def _summary_rows(result: RehearsalResult) -> tuple[list[str], list[list[str]]]:
+    headers = ["phase", "status", "duration", "produced"]
+    rows = [[p.phase, p.status, f"{p.seconds:.1f} s", p.produced] for p in result.phases]
+    return headers, rows
+
+
+def summary_text(
+    project: Path, result: RehearsalResult, *, width: int | None = None, timings: bool = False
+) -> str:
+    """The rehearsal's terminal summary: the phase table sized to ``width`` [default: the
+    terminal's], the faults injected, the image's steps, the gate's test venv, where the time
+    went (``timings``) and the verdict."""
+    from upm_ci.tables import fit_lines, terminal_width
+
+    width = terminal_width() if width is None else width
+    out = [table(*_summary_rows(result), width=width), ""]
+    for label, counts in result.faults.items():
+        shown = ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
+        out.append(f"faults injected by the {label} stand-in: {sum(counts.values())} ({shown})")
+    out += result.image
+    out.append(f"gate's tests ran in {result.test_venv}")
+    if timings:
+        steps = [[t.step, f"{t.seconds:.2f}"] for t in result.timings]
+        out += ["", table(["step", "seconds"], steps, width=width), ""]
+    verdict = "every phase passed" if result.passed else "the release would fail"
+    out.append(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
+    return "\n".join(fit_lines("\n".join(out), width))

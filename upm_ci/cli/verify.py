@@ -31,6 +31,7 @@ from upm_ci.cli._common import (
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 from upm_ci.image.registry import credentials_options
+from upm_ci.tables import fit_lines
 
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
@@ -526,4 +527,6 @@ def _render(report: VerifyReport) -> None:
     gha.set_output("passed", "true" if report.passed else "false")
     for name, check in report.failures():
         gha.annotate("error", f"{name}: {check.check}: {check.reason}")
-    echo(f"verification {verdict}: {len(report.artifacts)} files, policy {report.policy}")
+    policy = "; ".join(f"{key} {value}" for key, value in report.policy.items())
+    verdict_line = f"verification {verdict}: {len(report.artifacts)} files; policy: {policy}"
+    echo("\n".join(fit_lines(verdict_line)))
