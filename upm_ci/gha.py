@@ -20,6 +20,19 @@ Level = Literal["error", "warning", "notice"]
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
+#: Where workflow commands (``::add-mask::``, ``::error::``) go in Actions: stdout, or
+#: stderr while stdout carries a JSON report (the runner reads commands on both).
+_command_stream: TextIO | None = None
+
+
+def commands_to_stderr(enabled: bool = True) -> None:
+    """Send workflow commands to stderr (``--format json``: stdout holds only the report)."""
+    global _command_stream
+    _command_stream = sys.stderr if enabled else None
+
+
+def _commands() -> TextIO:
+    return _command_stream or sys.stdout
 
 
 def in_actions() -> bool:
@@ -45,8 +58,8 @@ def mask(value: str) -> None:
     if in_actions():
         for line in value.splitlines():
             if line.strip():
-                sys.stdout.write(f"::add-mask::{_escape_data(line)}\n")
-        sys.stdout.flush()
+                _commands().write(f"::add-mask::{_escape_data(line)}\n")
+        _commands().flush()
 
 
 #: ``scheme://user:password@`` or ``scheme://token@`` in any URL.
@@ -138,7 +151,7 @@ def annotate(
         if title:
             props.append(f"title={_escape_property(title)}")
         head = f"::{level} {','.join(props)}" if props else f"::{level}"
-        out = stream or sys.stdout
+        out = stream or _commands()
         out.write(f"{head}::{_escape_data(message)}\n")
     else:
         where = f"{file}:{line}: " if file is not None and line else f"{file}: " if file else ""

@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +153,18 @@ def _approval(item: Any, where: str) -> Approval:
     except ValueError:
         raise InputError(f"{where}.date: {item['date']!r} is not a YYYY-MM-DD date") from None
     return Approval(digest, str(item["reviewer"]), date, str(item["reason"]))
+
+
+REPORT_SCHEMA = "upm-release/trust-report/v1"
+
+
+def report_json(decisions: Sequence[TrustDecision]) -> dict[str, Any]:
+    """The decisions as ``upm-ci trust --format json`` prints them."""
+    return {
+        "schema": REPORT_SCHEMA,
+        "accepted": bool(decisions) and all(d.accepted for d in decisions),
+        "decisions": [asdict(d) for d in decisions],
+    }
 
 
 class _AnyIdentity:

@@ -63,6 +63,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     2 bad input or usage; 3 a service still failing after retries.
     """
     ctx.obj = {"debug": debug}
+    gha.commands_to_stderr(False)  # until a subcommand's --format json says otherwise
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("upm-ci: %(message)s"))
     root = logging.getLogger("upm_ci")

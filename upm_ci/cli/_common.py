@@ -6,6 +6,7 @@ which redacts masked secrets.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -234,6 +235,34 @@ def maybe_project(root: Path) -> Project | None:
     from upm_ci.project import load_project
 
     return load_project(root) if (root / "pyproject.toml").is_file() else None
+
+
+def _set_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # eager: decided before any other option's callback masks a secret, so that in Actions
+    # even ``::add-mask::`` goes to stderr and stdout holds nothing but the report
+    gha.commands_to_stderr(value == "json")
+    return value
+
+
+def format_option(f: F) -> F:
+    """``--format text|json``: json prints the command's report (what ``--report-json``
+    writes) on stdout and nothing else there; logs and annotations stay on stderr."""
+    return option(
+        "--format",
+        "output_format",
+        env="FORMAT",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        is_eager=True,
+        callback=_set_format,
+        help="text: a table for people; json: the report on stdout, nothing else there.",
+    )(f)
+
+
+def echo_json(data: Any) -> None:
+    """A JSON report on stdout, every string redacted."""
+    click.echo(json.dumps(gha.redact_data(data), indent=2, ensure_ascii=False))
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:

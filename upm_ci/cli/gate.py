@@ -19,6 +19,8 @@ from upm_ci import gha
 from upm_ci.cli._common import (
     FILE,
     echo,
+    echo_json,
+    format_option,
     github_api_url_option,
     github_token_option,
     manifest_option,
@@ -67,6 +69,7 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 @github_token_option
 @repository_option
 @osv_url_option
+@format_option
 def command(
     project: Path,
     tag: str | None,
@@ -79,6 +82,7 @@ def command(
     github_token: str,
     repository: str | None,
     osv_url: str | None,
+    output_format: str,
 ) -> int:
     """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
     from upm_ci.config import display_path
@@ -128,7 +132,8 @@ def command(
             test_python=test_python,
         )
 
-    echo(render_text(report))
+    if output_format == "text":
+        echo(render_text(report))
     gha.add_summary(render_markdown(report))
     workspace = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
     for check in report.checks:
@@ -153,6 +158,8 @@ def command(
 
     gha.set_output("passed", "true" if report.passed else "false")
     gha.set_output("report", json.dumps(data, separators=(",", ":")))
+    if output_format == "json":
+        echo_json(data)
     if report.passed:
         return EXIT_OK
     failed = ", ".join(check.id for check in report.failed)

@@ -10,6 +10,8 @@ from upm_ci import gha
 from upm_ci.cli._common import (
     FILE,
     echo,
+    echo_json,
+    format_option,
     markdown_table,
     maybe_project,
     offline_option,
@@ -37,6 +39,7 @@ from upm_ci.image.registry import credentials_options
 @trust_config_option
 @offline_option
 @credentials_options
+@format_option
 def command(
     files: tuple[str, ...],
     project: Path,
@@ -47,6 +50,7 @@ def command(
     offline: bool,
     registry_username: str | None,
     registry_password: str | None,
+    output_format: str,
 ) -> int:
     """Decide each FILE by the Artifact Trust Policy: accepted, needs-review or blocked.
 
@@ -56,6 +60,8 @@ def command(
     release workflow, config official-identities) are accepted; other valid signers need an
     approval record (config trust-approvals: [{sha256, reviewer, date, reason}]); unsigned
     files and bad signatures are blocked. Exit 0 only when every FILE is accepted.
+    With --format json: {schema, accepted, decisions: [{artifact, sha256, signer, row,
+    decision, reason}]} on stdout.
     """
     from upm_ci import trust
     from upm_ci.sigstore_trust import load_trusted_root, make_verifier
@@ -104,7 +110,10 @@ def command(
         )
     headers = ["artifact", "signer", "policy row", "decision", "why"]
     rows = [[d.artifact, d.signer or "-", d.row, d.decision, d.reason] for d in decisions]
-    echo(table(headers, rows))
+    if output_format == "json":
+        echo_json(trust.report_json(decisions))
+    else:
+        echo(table(headers, rows))
     gha.add_summary("### Artifact trust policy\n\n" + markdown_table(headers, rows))
     for d in decisions:
         if not d.accepted:

@@ -17,6 +17,8 @@ from upm_ci.cli._common import (
     audit_access_options,
     audit_store_settings,
     echo,
+    echo_json,
+    format_option,
     github_api_url_option,
     github_token_option,
     markdown_table,
@@ -133,6 +135,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
     " registry stopped with it): each is reported as not checked, never as a pass.",
 )
 @credentials_options
+@format_option
 def command(
     directory: Path | None,
     project: Path,
@@ -162,6 +165,7 @@ def command(
     skip_images: bool,
     registry_username: str | None,
     registry_password: str | None,
+    output_format: str,
 ) -> int:
     """Verify a release: bundles, identity, transparency log, SHA256SUMS, provenance, SBOM, GPG.
 
@@ -261,7 +265,7 @@ def command(
             **({"not_checked": unchecked} if unchecked else {}),
         )
         loaded.save()
-    _render(report)
+    _render(report, as_json=output_format == "json")
     return EXIT_OK if report.passed else EXIT_POLICY
 
 
@@ -506,7 +510,7 @@ def _policy(
     return dataclasses.replace(policy, alternatives=(UPM_RELEASE_IDENTITY,))
 
 
-def _render(report: VerifyReport) -> None:
+def _render(report: VerifyReport, *, as_json: bool) -> None:
     headers = ["artifact", "result", "checks"]
     rows = []
     for a in report.artifacts:
@@ -516,7 +520,10 @@ def _render(report: VerifyReport) -> None:
         detail = "; ".join(failed or warned or unchecked) or ", ".join(c.check for c in a.checks)
         result = "ok" if a.passed else ("FAIL" if a.checked else "NOT CHECKED")
         rows.append([a.name, result, detail])
-    echo(table(headers, rows))
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        echo(table(headers, rows))
     verdict = "passed" if report.passed else "FAILED"
     skipped = report.not_checked()
     for name, check in skipped:
@@ -529,4 +536,4 @@ def _render(report: VerifyReport) -> None:
         gha.annotate("error", f"{name}: {check.check}: {check.reason}")
     policy = "; ".join(f"{key} {value}" for key, value in report.policy.items())
     verdict_line = f"verification {verdict}: {len(report.artifacts)} files; policy: {policy}"
-    echo("\n".join(fit_lines(verdict_line)))
+    echo("\n".join(fit_lines(verdict_line)), err=as_json)
