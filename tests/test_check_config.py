@@ -165,3 +165,55 @@ def test_the_entrypoint_block_default_reads_back_exactly() -> None:
     row = next(r for r in reference_markdown().splitlines() if r.startswith("| `entrypoint-block`"))
     cell = row.split(" | ")[1].strip("`")
     assert cell.startswith('"if __name__ == \\"__main__\\":\\n')
+
+
+# --- every error at once, a suggestion for a typo, no table ----------------------------------
+def test_two_errors_are_both_reported_with_the_nearest_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", PYPROJECT + 'tag-prefx = "v"\ncheck-reproducible = "yes"\n')
+    assert main(["check-config", str(root)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert "unknown key 'tag-prefx' (did you mean 'tag-prefix'?)" in lines[0]
+    assert "check-reproducible: expected true or false, got 'yes'" in lines[1]
+    assert "is valid" not in out and "Traceback" not in err
+    # a phase refuses the same table in one line that says there is more
+    assert main(["build", "--project", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "tag-prefx" in err and "(and 1 more: upm-ci check-config lists them)" in err
+
+
+def test_a_key_far_from_every_valid_one_lists_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path / "p", PYPROJECT + 'zzzz = "v"\n')
+    assert main(["check-config", str(root)]) == 2
+    assert "valid keys: audit-allow, " in capsys.readouterr().err
+
+
+def test_no_table_says_defaults_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = project(tmp_path / "p", '[project]\nname = "demo-pkg"\nversion = "1.2.0"\n')
+    assert main(["check-config", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"{root / 'pyproject.toml'}: no [tool.upm-release] table: defaults apply" in out
+    assert "is valid" not in out
+
+
+def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    root = project(tmp_path / "p", PYPROJECT + 'tag-prefx = "v"\nosv-url = "ftp://x"\n')
+    assert main(["check-config", str(root), "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data["schema"] == "upm-release/check-config/v1" and data["valid"] is False
+    assert len(data["errors"]) == 2 and "did you mean 'tag-prefix'?" in data["errors"][0]
+    assert "osv-url" in data["errors"][1]
+    assert err == ""
+    good = project(tmp_path / "q")
+    assert main(["check-config", str(good), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["valid"] is True and data["table"] is True
+    assert (data["project"], data["version"], data["tag"]) == ("demo-pkg", "1.2.0", "v1.2.0")

@@ -3,13 +3,16 @@
 Every key is a field of :class:`Config` with its default and a one-line doc (the field's
 ``metadata["doc"]``); the README's configuration reference is generated from these fields and a
 test keeps the two in step. Unknown keys and wrong types are :class:`InputError` s that name the
-key and list the valid ones.
+key and suggest the nearest valid one; a table's problems are all found at once
+(:class:`ConfigErrors`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
+import functools
 import json
 import re
 import types
@@ -206,32 +209,82 @@ def check_http_url(value: str, *, where: str) -> str:
     return value
 
 
+class ConfigErrors(InputError):
+    """Every problem of one ``[tool.upm-release]`` table, found in one pass (``problems``);
+    the message is the first one's, with how many more there are."""
+
+    def __init__(self, problems: list[InputError]) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: upm-ci check-config lists them)"
+        super().__init__(
+            first.message + (more if len(problems) > 1 else ""),
+            hint=first.hint if len(problems) == 1 else None,
+        )
+        self.problems = problems
+
+
+def unknown_key_hint(key: str, known: typing.Iterable[str]) -> str:
+    """``did you mean 'tag-prefix'?`` for a near miss, else the list of valid keys."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"valid keys: {', '.join(sorted(known))}"
+
+
 def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") -> Config:
-    """Validate a ``[tool.upm-release]`` table and build the :class:`Config`."""
+    """Validate a ``[tool.upm-release]`` table and build the :class:`Config`.
+
+    Every key is checked before anything is refused: :class:`ConfigErrors` carries all the
+    problems at once.
+    """
     known = Config.keys()
     hints = typing.get_type_hints(Config)
     values: dict[str, Any] = {}
+    problems: list[InputError] = []
+
+    def check(run: typing.Callable[[], Any]) -> None:
+        try:
+            run()
+        except InputError as e:
+            problems.append(e)
+
     for key, raw in table.items():
         if key not in known:
-            raise InputError(
-                f"{source}: [tool.upm-release] has unknown key {key!r}",
-                hint=f"valid keys: {', '.join(sorted(known))}",
+            problems.append(
+                InputError(
+                    f"{source}: [tool.upm-release] has unknown key {key!r}",
+                    hint=unknown_key_hint(key, known),
+                )
             )
+            continue
         name = known[key].name
-        values[name] = _coerce(raw, hints[name], f"{source}: [tool.upm-release] {key}")
+
+        def coerce(name: str = name, raw: Any = raw, key: str = key) -> None:
+            values[name] = _coerce(raw, hints[name], f"{source}: [tool.upm-release] {key}")
+
+        check(coerce)
     for name in URL_KEYS:
         if values.get(name):
-            check_http_url(
-                values[name], where=f"{source}: [tool.upm-release] {name.replace('_', '-')}"
-            )
+            where = f"{source}: [tool.upm-release] {name.replace('_', '-')}"
+            check(functools.partial(check_http_url, values[name], where=where))
     if values.get("review_without_token", "skip") not in ("skip", "fail"):
-        raise InputError(f"{source}: [tool.upm-release] review-without-token must be skip or fail")
-    if values.get("make_latest", "true") not in ("true", "false", "legacy"):
-        raise InputError(f"{source}: [tool.upm-release] make-latest must be true, false or legacy")
-    if "gpg_fingerprint" in values:
-        values["gpg_fingerprint"] = normalize_fingerprint(
-            values["gpg_fingerprint"], where=f"{source}: [tool.upm-release] gpg-fingerprint"
+        problems.append(
+            InputError(f"{source}: [tool.upm-release] review-without-token must be skip or fail")
         )
+    if values.get("make_latest", "true") not in ("true", "false", "legacy"):
+        problems.append(
+            InputError(f"{source}: [tool.upm-release] make-latest must be true, false or legacy")
+        )
+    if "gpg_fingerprint" in values:
+
+        def fingerprint() -> None:
+            values["gpg_fingerprint"] = normalize_fingerprint(
+                values["gpg_fingerprint"], where=f"{source}: [tool.upm-release] gpg-fingerprint"
+            )
+
+        check(fingerprint)
+    if problems:
+        raise ConfigErrors(problems)
     return Config(**values)
 
 
