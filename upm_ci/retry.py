@@ -1,6 +1,8 @@
 """Retry what is safe to retry: 5xx, 429 and secondary rate limits (honouring Retry-After),
 connection resets. Never other 4xx: a bad request stays bad, and retrying it only hides the
-message. Used by every phase that talks to a service (GitHub, PyPI, Sigstore, OSV).
+message. A host that cannot be reached at all (its name does not resolve, or it refuses the
+connection) is no rate limit: one quick retry, then a ServiceError naming the whole host.
+Used by every phase that talks to a service (GitHub, PyPI, Sigstore, OSV).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import logging
 import math
 import os
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +73,19 @@ def call_with_retry(
             retry_after = classify(exc)
             if retry_after is None:
                 raise
+            gone = unreachable(exc)
+            if gone is not None:
+                host, why = gone
+                if attempt >= 1 or attempt + 1 >= policy.attempts:
+                    raise ServiceError(
+                        f"{what}: host unreachable: {host} ({why})",
+                        hint="check this machine's network, DNS and proxy, and that the URL "
+                        "is right; re-run when the host answers",
+                    ) from exc
+                pause = min(policy.delay(attempt, 0.0), 1.0)
+                log.info("%s: host %s: %s; one retry in %.1fs", what, host, why, pause)
+                policy.sleep(pause)
+                continue
             if attempt + 1 >= policy.attempts:
                 raise ServiceError(
                     f"{what}: still failing after {policy.attempts} attempts: {describe(exc)}",
@@ -155,6 +171,42 @@ def is_connection_error(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def unreachable(exc: BaseException) -> tuple[str, str] | None:
+    """``(host, why)`` when ``exc`` (at any depth) is a host name that does not resolve or a
+    refused connection, else None. ``host`` is the whole ``host[:port]`` the client asked for
+    (requests' request URL, urllib3's connection or pool)."""
+    why = ""
+    host = ""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) and not why:
+            why = "its name does not resolve"
+        elif isinstance(current, ConnectionRefusedError) and not why:
+            why = "connection refused"
+        if not host:
+            host = _host_of(current)
+        current = current.__cause__ or current.__context__
+    if not why:
+        return None
+    return host or "the service", why
+
+
+def _host_of(exc: BaseException) -> str:
+    from urllib.parse import urlsplit
+
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if isinstance(url, str) and urlsplit(url).netloc:
+        return urlsplit(url).netloc.rpartition("@")[2]
+    for holder in (getattr(exc, "conn", None), getattr(exc, "pool", None)):
+        name = getattr(holder, "host", None)
+        if isinstance(name, str) and name:
+            port = getattr(holder, "port", None)
+            return f"{name}:{port}" if isinstance(port, int) else name
+    return ""
 
 
 def describe(exc: BaseException) -> str:
