@@ -29,7 +29,7 @@ test-fast: lint
 	$(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 rehearse: $(STAMP)
-	$(BIN)/upm-ci rehearse examples/upm-sample --out rehearsal --image-base standin
+	$(BIN)/upm-ci rehearse examples/upm-sample --out rehearsal
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

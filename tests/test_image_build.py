@@ -399,3 +399,46 @@ def test_image_option_overrides_the_configured_repository(tmp_path: Path, base_i
     image = Manifest.load(manifest).images[0]
     assert image.repository == "127.0.0.1:5999/o/n"
     assert image.ref == "127.0.0.1:5999/o/n:1.2.0"
+
+
+# --- the base image ---------------------------------------------------------------------------
+def test_the_base_a_dockerfile_starts_from(tmp_path: Path) -> None:
+    from upm_ci.image.build import dockerfile_base
+
+    example = EXAMPLE / "Dockerfile"
+    assert dockerfile_base(example) == "python:3.11-slim"  # its ARG BASE_IMAGE default
+    assert dockerfile_base(example, BASE) == BASE
+    fixed = tmp_path / "Dockerfile"
+    fixed.write_text("FROM --platform=linux/amd64 debian:12-slim\nRUN true\n")
+    assert dockerfile_base(fixed, BASE) == "debian:12-slim"  # the build arg is not read
+
+
+@needs_engine
+def test_the_rehearsal_uses_the_standin_base_unless_the_engine_has_the_dockerfiles() -> None:
+    from upm_ci.image.engine import image_exists
+    from upm_ci.project import load_project
+    from upm_ci.rehearse import auto_base
+
+    base, note = auto_base(load_project(EXAMPLE))
+    if image_exists("python:3.11-slim"):
+        assert (base, note) == ("", "python:3.11-slim (the Dockerfile's, on this engine)")
+    else:
+        assert base == "standin"
+        assert note.startswith("stand-in for python:3.11-slim (not on this engine")
+
+
+@needs_engine
+@pytest.mark.slow
+def test_a_base_that_cannot_be_pulled_names_it_and_the_offline_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = image_project(tmp_path / "upm-sample")
+    missing = "registry.upm-release-test.invalid/python:3.11-slim"
+    args = ["build", "--project", str(project), "--manifest", str(tmp_path / "m.json")]
+    code = main([*args, "--no-check-reproducible", "--image-base", missing])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    (line,) = [x for x in err.splitlines() if x.startswith("upm-ci: error:")]
+    assert f"the engine could not pull the base image {missing}" in line
+    assert "upm-ci rehearse --image-base standin" in line
+    assert "::error" not in err and "%0A" not in err

@@ -32,12 +32,16 @@ def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "rehearsal"
+    monkeypatch.setenv("COLUMNS", "100")
+    # no --image-base: the README's line as written; offline the stand-in base is taken
     code = main(
         ["rehearse", str(EXAMPLE), "--out", str(out), "--rekor-version", "2"]
-        + ["--github-fault-rate", "0.1", "--image-base", "standin", "--timings"]
+        + ["--github-fault-rate", "0.1", "--timings"]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
+    for line in captured.out.splitlines():
+        assert len(line) <= 100 and line == line.rstrip(), line
     # --timings: where the time went, in the summary and in rehearsal.json
     steps = [t["step"] for t in json.loads((out / "rehearsal.json").read_text())["timings"]]
     for step in ("start Sigstore stand-in", "start PyPI stand-in", "gate", "gate: tests"):
@@ -50,6 +54,7 @@ def test_whole_release_of_the_example_with_rekor_v2_and_flaky_github(
         assert image == [f"image: skipped ({engine_problem() or registry_problem()})"]
     else:
         assert image[0].startswith("image 127.0.0.1:") and "@sha256:" in image[0], image
+        assert image[1].startswith("  base: "), image  # which base the rehearsal chose
         assert "  signed: signature, provenance, sbom-attestation" in image, image
         assert image[-1].endswith("3/3 referrers stored; verified from the registry"), image
         assert "image 127.0.0.1:" in captured.out

@@ -175,7 +175,9 @@ def rehearse(
     test venv; ``tag`` is the release tag (default: the project's version with its prefix).
     ``faults`` makes every stand-in fail some requests transiently (the retries rehearsed).
     ``image_base`` is the Dockerfile's ``BASE_IMAGE`` build arg (``standin``: a base made
-    locally from this machine's Python, for engines that cannot pull).
+    locally from this machine's Python, for engines that cannot pull); "" (the default) is
+    the Dockerfile's own base when the engine already has it, else the stand-in base: a
+    rehearsal pulls nothing, as it reaches no other service (:func:`auto_base`).
     ``fresh`` makes the gate's test venv anew instead of reusing the cached one (which is
     never used in CI: :func:`gate_venv_cache`).
     """
@@ -198,7 +200,7 @@ def rehearse(
             timings=result.timings,
             tag=release_tag,
         ) as services,
-        _image_registry(project, image_base) as (image_env, skipped),
+        _image_registry(project, image_base) as (image_env, skipped, base_note),
     ):
         env = _runner_env(project, out_dir, services, release_tag)
         env.update(image_env)
@@ -226,6 +228,8 @@ def rehearse(
             on_progress(f"{phase}: {outcome.status} ({outcome.seconds:.1f} s)")
         result.faults = {label: plan.counts() for label, plan in services.fault_plans.items()}
     result.image = _image_summary(project, out_dir, skipped)
+    if base_note and not skipped and result.image[0].startswith("image "):
+        result.image.insert(1, f"  base: {base_note}")
     _write_summary(result)
     return result
 
@@ -507,12 +511,13 @@ def _timed_into(timings: list[Timing] | None, step: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _image_registry(project: Project, image_base: str) -> Iterator[tuple[dict[str, str], str]]:
+def _image_registry(project: Project, image_base: str) -> Iterator[tuple[dict[str, str], str, str]]:
     """With ``image`` configured: a local registry the image is pushed to instead of the
     configured one (same name under the local host), and the build's base image. Yields the
-    phases' environment and, when the image cannot be rehearsed here, why (never silent)."""
+    phases' environment, when the image cannot be rehearsed here why (never silent), and
+    which base the build uses when upm-ci chose it."""
     if not project.config.image:
-        yield {}, ""
+        yield {}, "", ""
         return
     from upm_ci.image.engine import engine_problem
     from upm_ci.image.registry import parse_reference
@@ -521,9 +526,12 @@ def _image_registry(project: Project, image_base: str) -> Iterator[tuple[dict[st
     problem = engine_problem() or registry_problem()
     if problem:
         # The build must not make an image no registry here can take: off for this rehearsal.
-        yield {"UPM_SKIP_IMAGE": "true"}, problem
+        yield {"UPM_SKIP_IMAGE": "true"}, problem, ""
         return
     env: dict[str, str] = {}
+    note = ""
+    if not image_base:
+        image_base, note = auto_base(project)
     if image_base == "standin":
         from upm_ci.standins.base_image import make_base_image
 
@@ -533,7 +541,29 @@ def _image_registry(project: Project, image_base: str) -> Iterator[tuple[dict[st
     name = parse_reference(project.config.image, where="[tool.upm-release] image").name
     with RegistryStandIn() as registry:
         env["UPM_IMAGE"] = f"{registry.host}/{name}"
-        yield env, ""
+        yield env, "", note
+
+
+def auto_base(project: Project) -> tuple[str, str]:
+    """The rehearsal's base image when ``--image-base`` is not given, and a line saying so:
+    "" (the Dockerfile's own) when the engine already has it, else ``standin``. A Dockerfile
+    without ``ARG BASE_IMAGE`` in its ``FROM`` cannot take another base: "" as well."""
+    from upm_ci.image.build import dockerfile_base, dockerfile_path
+    from upm_ci.image.engine import image_exists
+
+    try:
+        dockerfile = dockerfile_path(project)
+    except InputError:
+        return "", ""  # the build phase names the missing Dockerfile
+    own = dockerfile_base(dockerfile)
+    if not own or dockerfile_base(dockerfile, "standin") != "standin":
+        return "", ""
+    if image_exists(own):
+        return "", f"{own} (the Dockerfile's, on this engine)"
+    return "standin", (
+        f"stand-in for {own} (not on this engine, and a rehearsal pulls nothing; "
+        "--image-base IMAGE uses another)"
+    )
 
 
 def _image_summary(project: Project, out_dir: Path, skipped: str) -> list[str]:

@@ -36,14 +36,15 @@ def fit_lines(text: str, width: int | None = None) -> list[str]:
         if len(line) <= width:
             out.append(line.rstrip())
             continue
-        lead = " " * (len(line) - len(line.lstrip()))
-        out += textwrap.wrap(
-            line,
-            width,
-            subsequent_indent=lead + _INDENT,
-            break_long_words=True,
-            break_on_hyphens=False,
-        )
+        lead = " " * (len(line) - len(line.lstrip())) + _INDENT
+        room = max(10, width - len(lead))
+        if any(len(word) > room for word in line.split()):
+            # a digest or URL longer than a line: cut it where the line ends, not before it
+            rest = line[width:].strip()
+            out.append(line[:width].rstrip())
+            out += [(lead + rest[i : i + room]).rstrip() for i in range(0, len(rest), room)]
+            continue
+        out += textwrap.wrap(line, width, subsequent_indent=lead, break_on_hyphens=False)
     return out
 
 

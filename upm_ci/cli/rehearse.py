@@ -94,7 +94,8 @@ if TYPE_CHECKING:
     env="IMAGE_BASE",
     default="",
     help="Base image for the Dockerfile's BASE_IMAGE build arg (with `image` configured); "
-    "`standin` makes one from this machine's Python, for an engine that cannot pull.",
+    "`standin` makes one from this machine's Python [default: the Dockerfile's own base when "
+    "the engine has it, else `standin`: a rehearsal pulls nothing].",
 )
 @option(
     "--fresh",

@@ -15,7 +15,9 @@ Decisions worth knowing:
   release digest. The same engine image always gives the same bytes, so a registry that
   receives these blobs by digest holds exactly the digest recorded here.
 - A missing Dockerfile is bad input (exit 2); a failing build is a policy failure (exit 1)
-  with the build's last lines; no engine is not a failure but never silent: the caller shows
+  with the build's last lines; a base image the engine cannot pull is a service failure
+  (exit 3) that names the image and the offline way (``--image-base standin`` in a
+  rehearsal); no engine is not a failure but never silent: the caller shows
   ``image: skipped (<reason>)``.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,6 +98,43 @@ def dockerfile_path(project: Project) -> Path:
             "[tool.upm-release]",
         )
     return path
+
+
+_ARG_BASE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)", re.M | re.I)
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", re.M | re.I)
+
+
+def dockerfile_base(dockerfile: Path, base_image: str | None = None) -> str:
+    """The base image a build of ``dockerfile`` starts from: ``base_image`` (the
+    ``BASE_IMAGE`` build arg) when given and the Dockerfile reads it, else the Dockerfile's
+    ``ARG BASE_IMAGE=`` default, else its first ``FROM``; "" when none can be read."""
+    text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    first = _FROM.search(text)
+    reads_arg = first is not None and "BASE_IMAGE" in first.group(1)
+    if base_image and reads_arg:
+        return base_image
+    default = _ARG_BASE.search(text)
+    if reads_arg:
+        return default.group(1).strip("\"'") if default else ""
+    return first.group(1) if first else ""
+
+
+#: What the classic builder prints when the FROM image cannot be fetched.
+_PULL_FAILED = re.compile(
+    r"pull access denied|manifest unknown|not found: manifest|no such host|dial tcp|"
+    r"i/o timeout|TLS handshake timeout|connection refused|toomanyrequests|"
+    r"failed to resolve source metadata|error pulling image|Client\.Timeout",
+    re.I,
+)
+
+
+def pull_failed(output: str) -> bool:
+    """True when a failed ``docker build`` stopped at its ``FROM`` step fetching the base."""
+    steps = re.findall(r"^Step \d+/\d+ : (\S+)", output, re.M)
+    at_from = bool(steps) and steps[-1].upper() == "FROM"
+    return (at_from or "failed to resolve source metadata" in output) and bool(
+        _PULL_FAILED.search(output)
+    )
 
 
 # --- context ------------------------------------------------------------------------------
@@ -270,7 +310,17 @@ def build_image(
         done = docker([*args, str(context)], check=False)
         if done.returncode != 0:
             out = (done.stdout or b"") + b"\n" + (done.stderr or b"")
-            lines = out.decode("utf-8", "replace").strip().splitlines()[-BUILD_TAIL_LINES:]
+            text = out.decode("utf-8", "replace").strip()
+            lines = text.splitlines()[-BUILD_TAIL_LINES:]
+            if pull_failed(text):
+                image = dockerfile_base(dockerfile, base_image) or "its FROM image"
+                raise ServiceError(
+                    f"{dockerfile}: the engine could not pull the base image {image} "
+                    f"({lines[-1].strip()[:300]})",
+                    hint="offline, rehearse with `upm-ci rehearse --image-base standin` (a base "
+                    "made from this machine's Python); in CI let the runner reach the "
+                    "registry, or pass --image-base (input image-base) an image it can pull",
+                )
             raise PolicyError(
                 f"{dockerfile}: docker build failed (exit {done.returncode}); last lines:\n"
                 + "\n".join(lines)
