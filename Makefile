@@ -34,11 +34,12 @@ rehearse: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
-# The composite actions install upm-ci's dependencies from this hash-pinned, universal lock.
+# The composite actions install upm-ci's dependencies from this hash-pinned, universal lock:
+# the light install and the pipeline and image extras (every phase).
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.10 \
-		--no-header -o actions/setup/requirements.txt
+	$(BIN)/uv pip compile pyproject.toml --extra pipeline --extra image --generate-hashes \
+		--universal --python-version 3.10 --no-header -o actions/setup/requirements.txt
 	printf 'uv==%s\n' "$$($(BIN)/uv --version | cut -d' ' -f2)" | $(BIN)/uv pip compile - \
 		--generate-hashes --universal --no-header -o actions/setup/uv.txt
 

@@ -252,7 +252,9 @@ def lock_pins() -> dict[str, list[str]]:
 def test_lock_pins_every_dependency_with_hashes() -> None:
     project = read_toml(REPO_ROOT / "pyproject.toml")
     pins = lock_pins()
-    for spec in project["project"]["dependencies"]:
+    extras = project["project"]["optional-dependencies"]
+    # the light install and every extra a phase needs: the actions run them all
+    for spec in project["project"]["dependencies"] + extras["pipeline"] + extras["image"]:
         req = Requirement(spec)
         assert canonicalize_name(req.name) in pins, f"{req.name} is not in the lock"
         for version in pins[canonicalize_name(req.name)]:

@@ -107,11 +107,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # only a user's path
             echo(f"upm-ci: error: {e.filename}: file name too long", err=True)
             return EXIT_INPUT
+        if isinstance(e, ModuleNotFoundError) and _missing_extra(e, args):
+            return EXIT_INPUT
         if debug:
             traceback.print_exc()
         echo(f"upm-ci: internal error: {type(e).__name__}: {e} (re-run with --debug)", err=True)
         return EXIT_SERVICE
     return result if isinstance(result, int) else 0
+
+
+def _missing_extra(e: ModuleNotFoundError, args: list[str]) -> bool:
+    """A module of an extra that is not installed (the light install): one line naming the
+    extra to install. False for any other missing module (an internal error)."""
+    from upm_ci.extras import extra_of, missing_extra_error
+
+    extra = extra_of(e.name or "")
+    if extra is None:
+        return False
+    command = next((a for a in args if a in cli.commands), "")
+    echo(f"upm-ci: error: {missing_extra_error(command, extra, [e.name or ''])}", err=True)
+    return True
 
 
 def _env_flag(name: str) -> bool:

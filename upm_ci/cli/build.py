@@ -75,6 +75,9 @@ def command(
     image is reported as skipped. `--image` (UPM_IMAGE) names the repository for this run
     instead of the config key; exit 2 when it is not HOST/NAME. `--skip-image` builds none.
     """
+    from upm_ci.extras import require
+
+    require("build", "pipeline")
     from upm_ci.build import build_release, release_info
     from upm_ci.manifest import Manifest
     from upm_ci.project import load_project

@@ -85,6 +85,9 @@ def command(
     output_format: str,
 ) -> int:
     """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
+    from upm_ci.extras import require
+
+    require("gate", "pipeline")
     from upm_ci.config import display_path
     from upm_ci.gate import run_gate
     from upm_ci.gate.model import GitHubAccess

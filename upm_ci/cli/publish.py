@@ -168,6 +168,9 @@ def command(
     distributions to the index, then un-draft. Safe to re-run: what is there with the same
     digest is skipped; exit 1 when something there has other bytes.
     """
+    from upm_ci.extras import require
+
+    require("publish", "pipeline")
     from upm_ci.manifest import Manifest, write_json_atomic
     from upm_ci.project import load_project, resolve_tag
     from upm_ci.publish import PublishSettings, check_handoff, publish_release

@@ -137,6 +137,9 @@ def command(
     sigstore --trust-config).
     Needs Node.js (Sigstore's own @sigstore/mock runs the local Sigstore).
     """
+    from upm_ci.extras import require
+
+    require("rehearse", "rehearse", "pipeline", "image")
     from upm_ci.rehearse import SUPPORTED, FaultSettings, rehearse
     from upm_ci.standins.faults import parse_kinds
 

@@ -29,6 +29,9 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
     build recorded get syft SBOMs bound to their digest and the same audit (PyPI and Debian
     packages; exit 1 on fixable findings or an SBOM of another image).
     """
+    from upm_ci.extras import require
+
+    require("sbom", "pipeline")
     from upm_ci.manifest import Manifest
     from upm_ci.project import load_project
     from upm_ci.sbom import AuditFailed, make_sboms

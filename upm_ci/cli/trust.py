@@ -64,7 +64,11 @@ def command(
     decision, reason}]} on stdout.
     """
     from upm_ci import trust
+    from upm_ci.extras import require
     from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+
+    if any(target.startswith("oci://") for target in files):
+        require("trust of an image", "image")  # oras
 
     proj = maybe_project(project)
     repo = repository or (proj.repository if proj else "")

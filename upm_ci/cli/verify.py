@@ -329,6 +329,9 @@ def _image_reports(
 ) -> list[ArtifactReport]:
     """One row per image of the manifest, verified from its registry (digest, tags, the
     signature and attestations stored next to it) for the same identity policy."""
+    from upm_ci.extras import require
+
+    require("verify of the manifest's images", "image")  # oras
     from upm_ci.image.registry import RegistryCredentials
     from upm_ci.image.verify import verify_images
     from upm_ci.sigstore_trust import load_trusted_root, make_verifier
@@ -388,6 +391,9 @@ def _audit_log_reports(
             "verify: the audit log in S3 needs the KMS key it must be encrypted with",
             hint="pass --audit-kms-key (key id or ARN) or set config audit-kms-key",
         )
+    from upm_ci.extras import require
+
+    require("verify of the audit log in S3", "pipeline")  # boto3
     store = audit_store.AuditStore(settings)
     return audit_store.verify_uploads(
         store, urls, policy=policy, trust_config=trust_config, offline=offline
