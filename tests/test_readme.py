@@ -223,3 +223,42 @@ def test_readme_shows_the_verify_commands_as_the_release_notes_print_them(
         "README snippet release-notes-verify is stale: print "
         "tests.test_readme._notes_commands_of_a_sample_release(tmp) into it"
     )
+
+
+def test_readme_is_in_the_order_its_readers_need() -> None:
+    """What it is, adopting it, what consumers run, developing upm-release last."""
+    headings = re.findall(r"^## (.+)$", README.read_text(encoding="utf-8"), re.M)
+    order = [
+        headings.index("Adopting it in a workflow"),
+        headings.index("Verifying a release (as a consumer)"),
+        headings.index("Developing upm-release"),
+    ]
+    assert order == sorted(order) and order[-1] == len(headings) - 1, headings
+
+
+def test_the_jobs_diagram_is_the_reusable_workflows() -> None:
+    """Every job, its needs and its permissions, as the workflow file says."""
+    import yaml
+
+    workflow = yaml.safe_load(
+        (README.parent / ".github/workflows/upm-release.yml").read_text(encoding="utf-8")
+    )
+    diagram = snippet("reusable-workflow-jobs")
+    assert diagram.startswith("flowchart LR\n")
+    nodes = dict(re.findall(r'^  (\w+)\["(.*?)"\]$', diagram, re.M))
+    edges = set(re.findall(r"^  (\w+) --(?: \".*?\" --)?> (\w+)$", diagram, re.M))
+    assert set(nodes) == set(workflow["jobs"])
+    for name, job in workflow["jobs"].items():
+        shown = nodes[name].split("<br/>")[1:]
+        granted = job.get("permissions") or {}
+        wanted = [f"{k}: {v}" for k, v in granted.items()] or ["permissions: none"]
+        assert [line for line in shown if not line.startswith("environment")] == wanted, name
+        needs = job.get("needs", [])
+        for need in [needs] if isinstance(needs, str) else needs:
+            assert (need, name) in edges, f"{need} --> {name}"
+    needed = {
+        (need, name)
+        for name, job in workflow["jobs"].items()
+        for need in ([job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", []))
+    }
+    assert edges == needed
