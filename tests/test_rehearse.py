@@ -175,6 +175,10 @@ def test_changed_version_stops_at_the_gate(
         "verify": "not run",
     }
     assert not (tmp_path / "out" / "dist").exists()
+    # the phase ran as in Actions; the terminal shows its annotations as plain text
+    err = capsys.readouterr().err
+    assert "  gate | error: " in err and "version" in err, err
+    assert "::error" not in err and "%0A" not in err, err
 
 
 def test_missing_entrypoint_block_names_file_and_line(
