@@ -100,3 +100,23 @@ def test_verify_against_an_unreachable_api_exits_3(tmp_path: Path, where: str) -
     assert f"host unreachable: {host} ({why})" in proc.stderr
     (error,) = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert error.startswith("upm-ci: error: GitHub release v1 of o/n: host unreachable:"), error
+
+
+def test_verify_without_a_trust_config_names_the_tuf_host(tmp_path: Path) -> None:
+    if _resolves("tuf-repo-cdn.sigstore.dev"):
+        pytest.skip("tuf-repo-cdn.sigstore.dev resolves here: this machine has a network")
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "a.txt").write_text("x")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPM_", "GITHUB_"))}
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "c"))
+    env["XDG_DATA_HOME"] = str(tmp_path / "d")  # no TUF root cached: it must be fetched
+    proc = subprocess.run(
+        [UPM_CI, "verify", "dist", "--repository", "o/n", "--ref", "v1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "host unreachable: tuf-repo-cdn.sigstore.dev (its name does not resolve)" in proc.stderr

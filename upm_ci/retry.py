@@ -205,7 +205,7 @@ def _host_of(exc: BaseException) -> str:
         name = getattr(holder, "host", None)
         if isinstance(name, str) and name:
             port = getattr(holder, "port", None)
-            return f"{name}:{port}" if isinstance(port, int) else name
+            return f"{name}:{port}" if isinstance(port, int) and port not in (80, 443) else name
     return ""
 
 

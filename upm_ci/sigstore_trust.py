@@ -35,6 +35,7 @@ from upm_ci.retry import (
     describe,
     http_failure,
     is_connection_error,
+    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -81,8 +82,10 @@ def load_trust_config(
         except UpmError:
             raise
         except Exception as e:  # noqa: BLE001 - TUF raises many kinds
+            gone = unreachable(e)
+            why = f"host unreachable: {gone[0]} ({gone[1]})" if gone else describe(e)
             raise ServiceError(
-                f"Sigstore trust root could not be loaded from TUF: {describe(e)}",
+                f"Sigstore trust root could not be loaded from TUF: {why}",
                 hint="pass --trust-config FILE, or --offline to use the cached root",
             ) from None
     else:
