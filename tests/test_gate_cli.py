@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -274,6 +275,20 @@ def test_text_and_markdown_rendering() -> None:
     )
     assert "- `API.md:3`: broken link to X.md" in md
     assert "  line b" in md
+
+
+def test_a_long_status_is_shown_whole_below_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    report = small_report()
+    reason = "1 of 3 plugin files: " + ", ".join(
+        f"src/upm_sample/plugins/p{i}.py" for i in range(9)
+    )
+    report.checks[1] = CheckResult("docs", "Docs updated", "fail", reason)
+    text = render_text(report)
+    for line in text.splitlines():
+        assert len(line) <= 100 and line == line.rstrip(), line
+    assert reason in " ".join(line.strip() for line in text.splitlines())  # nothing cut off
+    assert re.search(r"^Docs updated\s+Developer, Reviewer", text, re.M), text
 
 
 # --- upm-ci gate -------------------------------------------------------------------------

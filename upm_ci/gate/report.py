@@ -15,7 +15,6 @@ from upm_ci.tables import markdown_table, table
 
 SCHEMA = "upm-release/gate-report/v1"
 HEADERS = ["Task", "Who", "Tool/Doc Reference", "Status"]
-_STATUS_WIDTH = 100  # the terminal table's Status cells; JSON and Markdown keep all of it
 
 
 @dataclass(frozen=True)
@@ -108,22 +107,20 @@ def status_text(check: CheckResult) -> str:
     return f"{check.status}: {check.reason}"
 
 
-def _rows(report: GateReport, *, width: int | None = None) -> list[list[str]]:
+def _rows(report: GateReport) -> list[list[str]]:
     rows = []
     for check in report.checks:
         row = _ROWS.get(check.id, ChecklistRow(check.id, check.task, "", ""))
-        status = status_text(check)
-        if width is not None and len(status) > width:
-            status = status[: width - 1] + "…"
-        rows.append([row.task, row.who, row.reference, status])
+        rows.append([row.task, row.who, row.reference, status_text(check)])
     return rows
 
 
 def render_text(report: GateReport) -> str:
-    """The filled-in checklist as a plain terminal table, with a verdict line."""
+    """The filled-in checklist as a plain terminal table, with a verdict line; a Status too
+    long for the terminal is shown whole below its row."""
     verdict = "passed" if report.passed else f"BLOCKED ({len(report.failed)} failed)"
     head = f"Release gate for {report.project} {report.version} ({report.tag}): {verdict}"
-    return f"{head}\n\n{table(HEADERS, _rows(report, width=_STATUS_WIDTH))}"
+    return f"{head}\n\n{table(HEADERS, _rows(report))}"
 
 
 def render_markdown(report: GateReport) -> str:
