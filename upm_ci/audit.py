@@ -14,9 +14,11 @@ and a stale entry would silently allow the next advisory that reuses the id's al
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
 import subprocess
@@ -33,6 +35,7 @@ from packaging.version import InvalidVersion, Version
 
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, ServiceError
+from upm_ci.osv_http import BoundedOsvProxy, OsvLimitExceeded, OsvSession
 from upm_ci.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
@@ -143,7 +146,10 @@ class PipAuditRun:
 
 
 def run_pip_audit(requirements: Path, *, osv_url: str, timeout: float = 300) -> PipAuditRun:
-    """Run real pip-audit over a pinned requirements file (the seam unit tests replace)."""
+    """Run real pip-audit over a pinned requirements file (the seam unit tests replace).
+
+    ``osv_url`` is the audit's bounded proxy (:mod:`upm_ci.osv_http`); ``timeout`` bounds the
+    process and is also pip-audit's socket timeout, so the proxy's deadline decides first."""
     report_path = requirements.with_name("pip-audit.json")
     command = [
         sys.executable,
@@ -157,7 +163,9 @@ def run_pip_audit(requirements: Path, *, osv_url: str, timeout: float = 300) -> 
         "--vulnerability-service",
         "osv",
         "--osv-url",
-        osv_url or OSV_QUERY_URL,
+        osv_url,
+        "--timeout",
+        str(max(1, math.ceil(timeout))),
         "--format",
         "json",
         "--aliases=on",
@@ -167,6 +175,7 @@ def run_pip_audit(requirements: Path, *, osv_url: str, timeout: float = 300) -> 
         "--output",
         str(report_path),
     ]
+    report_path.unlink(missing_ok=True)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -187,8 +196,14 @@ def audit_packages(
     allow: Sequence[AuditAllowance],
     today: dt.date,
     policy: RetryPolicy | None = None,
+    session: OsvSession | None = None,
 ) -> AuditOutcome:
     """Audit exactly ``packages`` (name, version pins) and apply the allow-list.
+
+    pip-audit asks OSV through a bounded proxy (:mod:`upm_ci.osv_http`; ``session`` when the
+    audit shares its limits with other queries, else a new one with the ``UPM_OSV_*``
+    settings): an answer over a size limit, or an audit past its deadline, fails the audit
+    naming the URL and the limit, and is not retried.
 
     A pip-audit run that fails on the service (5xx, unreachable) is retried per ``policy``;
     if it keeps failing, or fails in any other way, the outcome carries the problem and does
@@ -201,12 +216,17 @@ def audit_packages(
         return outcome
     policy = policy or RetryPolicy.from_env()
     url = osv_url or OSV_QUERY_URL
-    with tempfile.TemporaryDirectory(prefix="upm-audit-") as tmp:
+    session = session or OsvSession(url)
+    policy = dataclasses.replace(policy, sleep=session.sleep)
+    with (
+        tempfile.TemporaryDirectory(prefix="upm-audit-") as tmp,
+        BoundedOsvProxy(session) as proxy,
+    ):
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("".join(f"{n}=={v}\n" for n, v in pins), encoding="utf-8")
         try:
             run = call_with_retry(
-                lambda: _checked_run(requirements, osv_url),
+                lambda: _checked_run(requirements, session, proxy.query_url),
                 what=f"vulnerability audit ({url})",
                 classify=lambda exc: 0.0 if isinstance(exc, Unavailable) else None,
                 policy=policy,
@@ -220,6 +240,9 @@ def audit_packages(
                 f"vulnerability audit: still failing after {policy.attempts} attempts: "
                 f"{cause.explain(url)}"
             )
+            return outcome
+        except OsvLimitExceeded as e:
+            outcome.problems.append(f"vulnerability audit: {e}")
             return outcome
         except _AuditFailed as e:
             outcome.problems.append(str(e))
@@ -275,11 +298,21 @@ _UNREACHABLE = (
 )
 
 
-def _checked_run(requirements: Path, osv_url: str) -> PipAuditRun:
-    run = run_pip_audit(requirements, osv_url=osv_url)
+def _checked_run(requirements: Path, session: OsvSession, proxy_url: str) -> PipAuditRun:
+    session.record_unavailable(None)
+    session.check_deadline()
+    run = run_pip_audit(requirements, osv_url=proxy_url, timeout=session.remaining() + 5)
+    # What the proxy met on the way to the service says more than pip-audit's words for it.
+    if session.exceeded:
+        raise OsvLimitExceeded(session.exceeded)
     # pip-audit exits 1 both for "vulnerabilities found" (with a report) and for crashes.
     if run.report is not None and run.returncode in (0, 1):
         return run
+    if run.returncode == 124:
+        session.check_deadline()
+    met = session.unavailable
+    if met is not None:
+        raise Unavailable("", met.reason) if met.status else Unavailable(met.reason)
     last = _last_line(run.stderr)
     if run.returncode == 124:
         raise Unavailable(f"no answer: {last}")

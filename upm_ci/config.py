@@ -125,7 +125,11 @@ class Config:
         [], "Allowed vulnerabilities: tables with `id`, `reason`, `expires` (a TOML date)."
     )
     osv_url: str = _key(
-        "", "OSV API URL for the vulnerability audit; empty: pip-audit's default (OSV)."
+        "",
+        "OSV API URL for the vulnerability audit; empty: pip-audit's default (OSV). Its answers "
+        "are bounded: 32 MiB each, 256 MiB and 600 s per audit (`UPM_OSV_MAX_ANSWER`, "
+        "`UPM_OSV_MAX_TOTAL` in bytes, `UPM_OSV_DEADLINE` in seconds); over a limit the audit "
+        "fails.",
     )
     # --- build ---------------------------------------------------------------------------
     check_reproducible: bool = _key(False, "Build twice and fail on any byte difference.")

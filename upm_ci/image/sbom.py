@@ -20,14 +20,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +45,11 @@ from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.image.build import layout_path
 from upm_ci.image.engine import tail
 from upm_ci.manifest import Artifact, ImageRecord, Manifest, SbomRecord, write_text_atomic
+from upm_ci.osv_http import OsvAnswerError, OsvLimitExceeded, OsvSession, OsvUnavailable
 from upm_ci.retry import RetryPolicy, call_with_retry
 from upm_ci.sbom import validate_cyclonedx, validate_spdx
 
 SYFT_TIMEOUT = 600.0
-OSV_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -232,30 +231,27 @@ def _debian_package(purl: str, name: str, version: str) -> ImagePackage:
 
 
 # --- audit --------------------------------------------------------------------------------
-class _OsvUnavailable(Exception):
-    """OSV did not answer or answered 5xx/429 (retried)."""
-
-
-def _osv_query(url: str, package: ImagePackage) -> list[dict[str, Any]]:
+def _osv_query(session: OsvSession, package: ImagePackage) -> list[dict[str, Any]]:
+    """One OSV query within the audit's limits (size per answer and in total, deadline)."""
     body = json.dumps(
         {
             "package": {"name": package.name, "ecosystem": package.ecosystem},
             "version": package.version,
         }
     ).encode()
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
     try:
-        with urllib.request.urlopen(request, timeout=OSV_TIMEOUT) as answer:  # noqa: S310
-            data = json.loads(answer.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        if e.code >= 500 or e.code == 429:
-            raise _OsvUnavailable(f"answered HTTP {e.code}") from None
-        raise ServiceError(f"OSV query at {url} answered HTTP {e.code}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        raise _OsvUnavailable(str(getattr(e, "reason", e))) from None
-    vulns: list[dict[str, Any]] = data.get("vulns", []) or []
+        answer = session.post(body)
+    except OsvAnswerError as e:
+        raise ServiceError(f"OSV query at {session.url} answered HTTP {e.status}") from None
+    try:
+        data = json.loads(answer or b"{}")
+    except (ValueError, RecursionError):
+        raise ServiceError(
+            f"OSV query at {session.url}: the answer is not JSON (starts {answer[:20]!r})"
+        ) from None
+    vulns = data.get("vulns", []) if isinstance(data, dict) else None
+    if not isinstance(vulns, list) or not all(isinstance(v, dict) and "id" in v for v in vulns):
+        raise ServiceError(f"OSV query at {session.url}: the answer is not an OSV query result")
     return vulns
 
 
@@ -277,22 +273,29 @@ def audit_debian(
     allow: Sequence[AuditAllowance],
     today: dt.date,
     policy: RetryPolicy | None = None,
+    session: OsvSession | None = None,
 ) -> tuple[list[Vulnerability], list[Vulnerability], list[str]]:
-    """Ask OSV about each Debian source package: (fixable, unfixed, problems)."""
+    """Ask OSV about each Debian source package: (fixable, unfixed, problems).
+
+    Every answer is bounded (``session``: size per answer and in total, deadline); past a
+    limit the audit stops with a problem naming the URL and the limit."""
     url = osv_url or OSV_QUERY_URL
+    session = session or OsvSession(url)
     fixable: list[Vulnerability] = []
     unfixed: list[Vulnerability] = []
-    policy = policy or RetryPolicy.from_env()
+    policy = dataclasses.replace(policy or RetryPolicy.from_env(), sleep=session.sleep)
     for package in packages:
         try:
             advisories = call_with_retry(
-                lambda package=package: _osv_query(url, package),  # type: ignore[misc]
+                lambda package=package: _osv_query(session, package),  # type: ignore[misc]
                 what=f"vulnerability audit ({url})",
-                classify=lambda exc: 0.0 if isinstance(exc, _OsvUnavailable) else None,
+                classify=lambda exc: 0.0 if isinstance(exc, OsvUnavailable) else None,
                 policy=policy,
             )
         except ServiceError as e:
             return fixable, unfixed, [str(e)]
+        except OsvLimitExceeded as e:
+            return fixable, unfixed, [f"vulnerability audit: {e}"]
         for advisory in advisories:
             aliases = tuple(str(a) for a in advisory.get("aliases", []))
             ids = {str(advisory["id"]).upper(), *(a.upper() for a in aliases)}
@@ -318,10 +321,13 @@ def audit_image(
     today: dt.date,
 ) -> tuple[AuditOutcome, list[Vulnerability]]:
     """The PyPI packages through upm_ci.audit, the Debian ones through OSV; one outcome."""
+    session = OsvSession(osv_url or OSV_QUERY_URL)  # one deadline and budget for both
     pypi = [(p.name, p.version) for p in packages if p.ecosystem == "PyPI"]
-    outcome = audit_packages(pypi, osv_url=osv_url, allow=allow, today=today)
+    outcome = audit_packages(pypi, osv_url=osv_url, allow=allow, today=today, session=session)
     debian = [p for p in packages if p.ecosystem.startswith("Debian")]
-    fixable, unfixed, problems = audit_debian(debian, osv_url=osv_url, allow=allow, today=today)
+    fixable, unfixed, problems = audit_debian(
+        debian, osv_url=osv_url, allow=allow, today=today, session=session
+    )
     outcome.packages = (*outcome.packages, *((p.name, p.version) for p in debian))
     outcome.vulnerabilities += fixable
     outcome.problems += problems
