@@ -27,6 +27,7 @@ def _no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests start outside GitHub Actions unless they opt in (CI itself may set these)."""
     for name in (
         "GITHUB_ACTIONS",
+        "CI",
         "GITHUB_OUTPUT",
         "GITHUB_STEP_SUMMARY",
         "GITHUB_TOKEN",

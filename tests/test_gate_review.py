@@ -183,8 +183,31 @@ def test_head_falls_back_to_the_local_head_when_the_tag_is_not_pushed(
 def test_without_token_skipped_with_a_warning_never_pass(tmp_path: Path) -> None:
     result = check_code_review(context(make_project(tmp_path), None))
     assert result.status == "skipped"
-    assert result.reason.startswith("no GitHub token")
+    assert result.reason.startswith("no token, local run: ")
     assert not result.blocks
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("GITHUB_ACTIONS", "true"), ("CI", "true"), ("CI", "1")]
+)
+def test_without_token_in_ci_fails_saying_what_to_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    # Even the default review-without-token = "skip" does not let CI drop the review row.
+    result = check_code_review(context(make_project(tmp_path), None))
+    assert result.status == "fail" and result.blocks
+    assert result.reason.startswith(f"no GitHub token in CI ({variable}={value}): ")
+    assert "github-token input" in result.reason and "pull-requests:read" in result.reason
+
+
+@pytest.mark.parametrize("value", ["false", "0", ""])
+def test_ci_false_is_a_local_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CI", value)
+    monkeypatch.setenv("GITHUB_ACTIONS", "false")
+    assert check_code_review(context(make_project(tmp_path), None)).status == "skipped"
 
 
 def test_without_token_fails_when_configured(tmp_path: Path, github_standin: GitHubStandIn) -> None:
@@ -309,4 +332,16 @@ def test_cli_gate_without_token_skips_review(
 ) -> None:
     _, check = run_gate_cli(make_project(tmp_path / "p", upm_release=PREVIOUS))
     assert check["status"] == "skipped"
-    assert "no GitHub token" in capsys.readouterr().out
+    assert "skipped: no token, local run" in capsys.readouterr().out
+
+
+def test_cli_gate_in_github_actions_without_token_fails_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    code, check = run_gate_cli(make_project(tmp_path / "p", upm_release=PREVIOUS))
+    assert code == 1
+    assert check["status"] == "fail"
+    assert check["reason"].startswith("no GitHub token in CI (GITHUB_ACTIONS=true)")
+    out = capsys.readouterr().out
+    assert "fail: no GitHub token in CI" in out and "--github-token" in out

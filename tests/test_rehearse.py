@@ -209,6 +209,25 @@ def test_vulnerable_pin_fails_the_dependency_audit(sample_copy: Path, tmp_path: 
     assert "GHSA-jjg7-2v4v-x38h" in json.dumps(check) or "CVE-2024-3651" in json.dumps(check)
 
 
+def test_ci_true_around_the_rehearsal_still_checks_reviews_with_the_standin_token(
+    sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI sets CI=true (and may set GITHUB_ACTIONS): a rehearsal there is still green on
+    review, because it hands the gate the GitHub stand-in's token; no token reaches it from
+    outside, and a missing one would fail the row in CI (issue 27)."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_TOKEN", "")
+    pyproject = sample_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"idna>=3.7"', '"idna==3.6"'))
+    git(sample_copy, "commit", "-qam", "pin a vulnerable idna (stops the rehearsal at the gate)")
+    code, _ = _rehearse_gate_only(sample_copy, tmp_path / "out")
+    assert code == 1
+    checks = _checks(tmp_path / "out")
+    assert checks["dependency-audit"]["status"] == "fail"
+    assert checks["code-review"]["status"] == "pass", checks["code-review"]
+
+
 def test_unreachable_vulnerability_service_fails_closed(sample_copy: Path, tmp_path: Path) -> None:
     code, _ = _rehearse_gate_only(
         sample_copy, tmp_path / "out", "--osv-url", "http://127.0.0.1:9/v1/query"

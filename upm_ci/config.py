@@ -117,7 +117,10 @@ class Config:
     )
     # --- gate: code review, docs, audit, version -------------------------------------------
     review_without_token: str = _key(
-        "skip", "`code-review` without a GitHub token: `skip` (warn) or `fail`."
+        "skip",
+        "`code-review` without a GitHub token on a local run: `skip` (the row says "
+        '"skipped: no token, local run") or `fail`. In CI (`GITHUB_ACTIONS=true` or '
+        "`CI=true`) a missing token always fails the row.",
     )
     previous_tag: str = _key("", "Previous release tag; empty: the highest lower version tag.")
     required_docs: list[str] = _key(RELEASE_MD_DOCS, "Documents that must exist and not be empty.")

@@ -40,6 +40,15 @@ def in_actions() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
+def in_ci() -> str:
+    """What says this is a CI run (``GITHUB_ACTIONS=true`` or ``CI=true``/``1``), or "" for a
+    local run. Checks that may be skipped locally fail closed where this is not empty."""
+    if in_actions():
+        return "GITHUB_ACTIONS=true"
+    ci = os.environ.get("CI", "").strip().lower()
+    return f"CI={ci}" if ci in ("true", "1") else ""
+
+
 def remember_secret(value: str) -> bool:
     """Redact ``value`` from everything upm-ci prints; False if too short to be a secret."""
     value = value.strip()

@@ -13,9 +13,11 @@ or DISMISSED review counts (COMMENTED does not change a verdict), at least one r
 than the author approved, and no reviewer's latest verdict is CHANGES_REQUESTED. The author's
 own approval never counts.
 
-Without a token the check is ``skipped`` with a warning (``review-without-token = "fail"``
-makes it fail); GitHub failing after retries, a rejected token or a missing repository fail
-it. Nothing here ever passes on an error.
+Without a token the check is ``skipped`` ("no token, local run") only on a local run; in CI
+(``GITHUB_ACTIONS=true`` or ``CI=true``, :func:`upm_ci.gha.in_ci`) it fails saying what to
+pass, and ``review-without-token = "fail"`` makes it fail locally too. GitHub failing after
+retries, a rejected token or a missing repository fail it. Nothing here ever passes on an
+error.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from upm_ci import gha
 from upm_ci.errors import InputError, ServiceError
-from upm_ci.gate.model import CheckResult, Finding, GateContext, GitHubAccess, Status
+from upm_ci.gate.model import CheckResult, Finding, GateContext, GitHubAccess
 from upm_ci.gate.version import highest_tag_below
 from upm_ci.project import git, parse_version
 from upm_ci.retry import call_with_retry, classify, describe
@@ -71,14 +73,7 @@ def check_code_review(ctx: GateContext) -> CheckResult:
     """Check every commit since the previous release tag; see the module docstring."""
     access = ctx.github
     if access is None or not access.token.strip():
-        status: Status = "fail" if ctx.project.config.review_without_token == "fail" else "skipped"
-        return CheckResult(
-            ID,
-            TASK,
-            status,
-            "no GitHub token: pull-request reviews were not checked "
-            "(give upm-ci a token with pull-requests:read)",
-        )
+        return _without_token(ctx)
     gha.mask(access.token)
     if not access.repository:
         raise InputError(
@@ -91,6 +86,32 @@ def check_code_review(ctx: GateContext) -> CheckResult:
         return CheckResult(ID, TASK, "fail", f"GitHub kept failing, reviews not checked: {e}")
     except _Refused as e:
         return CheckResult(ID, TASK, "fail", str(e))
+
+
+_PASS_A_TOKEN = (
+    "pass a GitHub token with pull-requests:read and contents:read (the gate action's "
+    "github-token input, default the job's github.token; --github-token, GITHUB_TOKEN or "
+    "UPM_GITHUB_TOKEN)"
+)
+
+
+def _without_token(ctx: GateContext) -> CheckResult:
+    """No token: skipped on a local run only; in CI (or with ``review-without-token = "fail"``)
+    the row fails, since a missing or mis-wired token must not drop the review."""
+    ci = gha.in_ci()
+    if ci:
+        reason = f"no GitHub token in CI ({ci}): pull-request reviews were not checked; "
+        return CheckResult(ID, TASK, "fail", reason + _PASS_A_TOKEN)
+    if ctx.project.config.review_without_token == "fail":
+        reason = "no GitHub token (review-without-token = fail): reviews were not checked; "
+        return CheckResult(ID, TASK, "fail", reason + _PASS_A_TOKEN)
+    return CheckResult(
+        ID,
+        TASK,
+        "skipped",
+        "no token, local run: pull-request reviews were not checked (in CI this fails; "
+        "give upm-ci a token with pull-requests:read to check them here)",
+    )
 
 
 def _review(ctx: GateContext, access: GitHubAccess) -> CheckResult:
