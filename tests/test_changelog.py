@@ -502,6 +502,88 @@ def test_two_sections_for_one_version_are_a_problem(tmp_path: Path) -> None:
     )
 
 
+# --- judged where the release is (issue 23) ---------------------------------------------------
+TWINE_HISTORY_MD = """\
+# Changelog
+
+<!-- towncrier release notes start -->
+
+## Twine 6.1.0 (2025-01-17)
+
+### Features
+
+- Attestations are uploaded with the distributions. (#1154)
+
+## Twine 6.0.0 (2024-11-29)
+
+### Removals
+
+- Python 3.8 support. (#1153)
+
+## Twine 5.1.0 (2024-05-15)
+
+### Features
+
+- Metadata 2.4. (#1095)
+
+## Twine 5.1.0 (2024-05-15)
+
+### Bugfixes
+
+- Upload a wheel with a long description. (#1094)
+
+## Twine 5.0.0 (2024-02-10)
+
+## Fixed
+
+- Retries on connection resets. (#1083)
+"""
+
+
+def test_old_duplicates_and_stray_headings_are_history_not_blocking(tmp_path: Path) -> None:
+    changelog = read_changelog(write(tmp_path, "CHANGELOG.md", TWINE_HISTORY_MD))
+    blocking, history = changelog.judged_for("6.1.0")
+    assert blocking == []
+    assert [(p.line, p.message.split(" (")[0].split(":")[0]) for p in history] == [
+        (line_of(TWINE_HISTORY_MD, "## Twine 5.1.0") + 6, "a second section for 5.1.0"),
+        (line_of(TWINE_HISTORY_MD, "## Fixed"), "cannot read a version in heading 'Fixed'"),
+    ]
+    # The release's own section is read as before.
+    section = changelog.section_for("6.1.0")
+    assert section is not None and "Attestations" in section.body
+
+
+def test_a_problem_in_or_above_the_release_blocks(tmp_path: Path) -> None:
+    # A stray '## Fixed' inside the release's own section (before the next version heading).
+    text = TWINE_HISTORY_MD.replace("### Features\n\n- Attestations", "## Features\n\n- Att", 1)
+    blocking, history = read_changelog(write(tmp_path, "a.md", text)).judged_for("6.1.0")
+    assert [p.line for p in blocking] == [line_of(text, "## Features")]
+    assert len(history) == 2
+    # The release's version written twice blocks, wherever the second section is.
+    text = TWINE_HISTORY_MD + "\n## Twine 6.1.0 (2025-01-17)\n\n- again\n"
+    blocking, _ = read_changelog(write(tmp_path, "b.md", text)).judged_for("6.1.0")
+    assert [p.message.split(" (")[0] for p in blocking] == ["a second section for 6.1.0"]
+    # Above the release: an unreadable heading in what comes next.
+    text = TWINE_HISTORY_MD.replace("## Twine 6.1.0", "## 6.2 soonish\n\n## Twine 6.1.0", 1)
+    blocking, _ = read_changelog(write(tmp_path, "c.md", text)).judged_for("6.1.0")
+    assert [p.line for p in blocking] == [line_of(text, "## 6.2 soonish")]
+    # Releasing an old version: what is above it is no longer history.
+    blocking, history = read_changelog(write(tmp_path, "d.md", TWINE_HISTORY_MD)).judged_for(
+        "5.0.0"
+    )
+    assert len(blocking) == 2 and history == []
+
+
+def test_the_version_level_is_where_the_newest_entry_is(tmp_path: Path) -> None:
+    """Years of history one level up (``# 0.x``) must not move the level the release is read at,
+    even when there are more of them."""
+    old = "".join(f"# 0.{n}.0\n\n- old {n}\n\n" for n in range(9, 0, -1))
+    text = "# Changelog\n\n## 1.1.0\n\n- new\n\n## 1.0.0\n\n- first stable\n\n" + old
+    changelog = read_changelog(write(tmp_path, "CHANGELOG.md", text))
+    assert [s.version for s in changelog.sections] == ["1.1.0", "1.0.0"]
+    assert changelog.judged_for("1.1.0") == ([], [])
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
@@ -569,6 +651,50 @@ def test_the_gate_reports_an_unreadable_heading_as_a_docs_finding_not_exit_2(
     assert (finding["file"], finding["line"]) == ("CHANGELOG.md", line_of(text, "## 1.1.0 of"))
     assert finding["message"].startswith("cannot read a version in heading '1.1.0 of Oct'")
     assert checks["version-bump"]["status"] == "pass"
+
+
+def test_the_gate_warns_about_old_history_with_file_and_line_and_passes_docs(
+    sample_copy: Path,
+    sample_junit: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    changelog = sample_copy / "CHANGELOG.md"
+    text = changelog.read_text()
+    old = "## [1.0.0] - 2026-09-01\n\n## Fixed\n\n- a stray heading of long ago\n\n"
+    old += "## [1.0.0] - 2026-09-01\n\n- written twice\n"
+    changelog.write_text(text + "\n" + old)
+    text = changelog.read_text()
+    monkeypatch.chdir(tmp_path)
+    report = tmp_path / "gate.json"
+    main(
+        [
+            "gate",
+            "--project",
+            str(sample_copy),
+            "--junit-xml",
+            str(sample_junit),
+            "--report-json",
+            str(report),
+            "--osv-url",
+            "http://127.0.0.1:9/v1/query",  # the audit fails; it is not this test's subject
+        ]
+    )
+    out = capsys.readouterr().out
+    docs = {c["id"]: c for c in json.loads(report.read_text())["checks"]}["docs"]
+    assert docs["status"] == "warn", docs
+    assert [(f["file"], f["line"]) for f in docs["findings"]] == [
+        ("CHANGELOG.md", line_of(text, "## Fixed")),
+        ("CHANGELOG.md", len(text.splitlines()) - 2),
+    ]
+    assert docs["findings"][0]["message"] == (
+        "in an older section, does not block: cannot read a version in heading 'Fixed': "
+        "write it like '## [1.2.0] - 2026-11-26', '## 1.2.0 (2026-11-26)' or '## Version 1.2.0'"
+    )
+    assert "a second section for 1.0.0" in docs["findings"][1]["message"]
+    assert f"(first: CHANGELOG.md:{line_of(text, '## Fixed')}: cannot read" in docs["reason"]
+    assert "warn: " in out and "2 problems in older changelog sections" in out
 
 
 # --- release notes ---------------------------------------------------------------------------

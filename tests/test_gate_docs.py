@@ -121,3 +121,33 @@ def test_required_docs_are_configurable(sample_copy: Path, tmp_path: Path) -> No
     )
     result = check_docs(ctx_for(sample_copy, tmp_path))
     assert [f.file for f in result.findings] == ["docs/X.md"]
+
+
+OLD_HISTORY = (
+    "\n## [1.0.0] - 2026-09-01\n\n## Fixed\n\n- a stray heading of long ago\n\n"
+    "## [1.0.0] - 2026-09-01\n\n- written twice\n"
+)
+
+
+def test_problems_in_old_sections_warn_and_do_not_block(sample_copy: Path, tmp_path: Path) -> None:
+    changelog = sample_copy / "CHANGELOG.md"
+    changelog.write_text(changelog.read_text() + OLD_HISTORY)
+    result = check_docs(ctx_for(sample_copy, tmp_path))
+    assert result.status == "warn" and not result.blocks
+    assert [f.message.split(":")[0] for f in result.findings] == [
+        "in an older section, does not block",
+        "in an older section, does not block",
+    ]
+    assert all(f.file == "CHANGELOG.md" and f.line for f in result.findings)
+
+
+def test_the_releases_version_written_twice_still_blocks(sample_copy: Path, tmp_path: Path) -> None:
+    changelog = sample_copy / "CHANGELOG.md"
+    changelog.write_text(
+        changelog.read_text() + OLD_HISTORY + "\n## [1.2.0] - 2026-11-26\n\n- once more\n"
+    )
+    result = check_docs(ctx_for(sample_copy, tmp_path))
+    assert result.status == "fail" and result.blocks
+    assert result.reason.startswith("CHANGELOG.md: a second section for 1.2.0 (the first is at")
+    # The old history is still reported, as what it is.
+    assert sum(f.message.startswith("in an older section") for f in result.findings) == 2

@@ -4,9 +4,10 @@ The gate compares the top section with the version, and publish uses the section
 notes, so both read it the same way here.
 
 Two formats, chosen by the file's suffix: reStructuredText for ``.rst``, else Markdown. The
-version sections are the headings of the level whose titles carry versions (the level with
-the most of them); headings above it, and headings at it before the first version, are the
-document's title (``# Changelog``). Titles read as versions when they look like:
+version sections are the headings of the level of the first title that carries a version
+(the newest entry, where the release is); headings above it, and headings at it before the
+first version, are the document's title (``# Changelog``). Titles read as versions when
+they look like:
 
 - Keep a Changelog: ``## [1.2.0] - 2026-11-26``, ``## [Unreleased]``, ``[YANKED]``;
 - towncrier: ``## [26.1.0](https://…/compare/v26.0.0...v26.1.0) - 2026-01-02``,
@@ -16,8 +17,10 @@ document's title (``# Changelog``). Titles read as versions when they look like:
 
 A section whose title or first line says it is not released yet (``Unreleased``, ``TBD``,
 ``in development``) is not a release. A heading at the version level that carries no version
-is not an error here: it is a :class:`Problem` that the ``docs`` gate check reports. Only a
-changelog that is missing, unreadable, or has no version section at all is an InputError.
+is not an error here: it is a :class:`Problem` that the ``docs`` gate check reports, and so
+is a second section for one version. A problem in or above the released version's section
+blocks; one below it is history, a warning (:meth:`Changelog.judged_for`). Only a changelog
+that is missing, unreadable, or has no version section at all is an InputError.
 """
 
 from __future__ import annotations
@@ -106,10 +109,12 @@ class Section:
 
 @dataclass(frozen=True)
 class Problem:
-    """A heading at the version level that cannot be read, with its line."""
+    """A heading at the version level that cannot be read, or a second section for a version
+    (``version``), with its line."""
 
     line: int
     message: str
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,25 @@ class Changelog:
     def section_for(self, version: str) -> Section | None:
         """The released section for ``version`` (compared as PEP 440 versions when both parse)."""
         return next((s for s in self.released if same_version(s.version, version)), None)
+
+    def judged_for(self, version: str) -> tuple[list[Problem], list[Problem]]:
+        """The problems as a release of ``version`` sees them: ``(blocking, history)``.
+
+        The release's own section (its heading down to the next version heading) and
+        everything above it must be readable and unique, and ``version`` must have one
+        section only: those problems block. Problems below it are in sections released long
+        ago (a towncrier section written twice, ``## Fixed`` at the version level): history,
+        reported but not blocking. Without a section for ``version`` every problem blocks."""
+        own = next((s for s in self.sections if same_version(s.version, version)), None)
+        if own is None:
+            return list(self.problems), []
+        below = next((s.line for s in self.sections if s.line > own.line), None)
+        blocking: list[Problem] = []
+        history: list[Problem] = []
+        for problem in self.problems:
+            ours = bool(problem.version) and same_version(problem.version, version)
+            (blocking if ours or below is None or problem.line < below else history).append(problem)
+        return blocking, history
 
 
 def same_version(a: str, b: str) -> bool:
@@ -206,6 +230,7 @@ def read_changelog(path: Path) -> Changelog:
                         heading.line,
                         f"a second section for {title.version} (the first is at line "
                         f"{seen[key]}): merge them",
+                        title.version,
                     )
                 )
             seen.setdefault(key, heading.line)
@@ -294,14 +319,13 @@ def _unreadable(title: str, rst: bool) -> str:
 
 
 def _version_level(headings: list[_Heading], titles: dict[int, _Title | None]) -> int | None:
-    """The heading level with the most version titles (ties: the higher level)."""
-    counts: dict[int, int] = {}
-    for heading in headings:
-        if titles[heading.line] is not None:
-            counts[heading.level] = counts.get(heading.level, 0) + 1
-    if not counts:
-        return None
-    return min(counts, key=lambda level: (-counts[level], level))
+    """The level of the first heading that carries a version (or says ``Unreleased``).
+
+    The newest entries are at the top, where the release is; what years of history did
+    differently further down (a few versions one level deeper, subheadings written at the
+    version level) must not move the level the release is read at. Stray headings further
+    down at this level read as the history they are (problems that do not block)."""
+    return next((h.level for h in headings if titles[h.line] is not None), None)
 
 
 def _no_versions(path: Path, headings: list[_Heading]) -> InputError:

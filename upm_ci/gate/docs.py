@@ -1,8 +1,10 @@
 """Check ``docs``: the documents RELEASE.md names exist, say something, and link correctly.
 
 Required documents (config ``required-docs``) must exist and not be blank; the CHANGELOG
-must have a non-empty, released section for this version, and every heading at its version
-level must be readable (see :mod:`upm_ci.changelog`); relative Markdown links in the required
+must have a non-empty, released section for this version, and that section and everything
+above it must be readable and unique (see :mod:`upm_ci.changelog`); problems in older
+sections (a version written twice, ``## Fixed`` at the version level) make the row ``warn``
+with file and line, and do not block; relative Markdown links in the required
 documents (``[x](OTHER.md)``, ``[x](OTHER.md#anchor)``) must point at existing files. Links
 inside code blocks and code spans are not links and are ignored.
 """
@@ -13,7 +15,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
-from upm_ci.changelog import read_changelog
+from upm_ci.changelog import Changelog, read_changelog
 from upm_ci.errors import InputError
 from upm_ci.gate.model import CheckResult, Finding, GateContext
 from upm_ci.gate.report import task_of
@@ -48,14 +50,30 @@ def broken_links(path: Path, root: Path) -> list[Finding]:
     return findings
 
 
-def _changelog_findings(ctx: GateContext) -> list[Finding]:
+#: How a problem in an old changelog section is told apart from one that blocks.
+HISTORY = "in an older section, does not block: "
+
+
+def _changelog_findings(ctx: GateContext) -> tuple[list[Finding], list[Finding]]:
+    """``(blocking, warnings)``: the release's section and above block, older ones warn."""
     project = ctx.project
     path = project.path(project.config.changelog)
     rel = project.config.changelog
     if not path.is_file():
-        return [Finding("changelog is missing", file=rel)]
+        return [Finding("changelog is missing", file=rel)], []
     changelog = read_changelog(path)
-    findings = [Finding(p.message, file=rel, line=p.line) for p in changelog.problems]
+    blocking, history = changelog.judged_for(project.version)
+    findings = [Finding(p.message, file=rel, line=p.line) for p in blocking]
+    warnings = [Finding(HISTORY + p.message, file=rel, line=p.line) for p in history]
+    return _section_findings(ctx, changelog, findings), warnings
+
+
+def _section_findings(
+    ctx: GateContext, changelog: Changelog, findings: list[Finding]
+) -> list[Finding]:
+    project = ctx.project
+    path = changelog.path
+    rel = project.config.changelog
     wanted = parse_version(project.version, where=f"{project.root / 'pyproject.toml'} version")
     for section in changelog.sections:
         if section.version.lower() == "unreleased":
@@ -95,7 +113,8 @@ def check_docs(ctx: GateContext) -> CheckResult:
             findings.append(Finding("required document is empty", file=name, line=1))
             continue
         present.append(path)
-    findings += _changelog_findings(ctx)
+    blocking, warnings = _changelog_findings(ctx)
+    findings += blocking
     for path in present:
         if path.suffix.lower() in (".md", ".markdown"):
             findings += broken_links(path, root)
@@ -104,7 +123,14 @@ def check_docs(ctx: GateContext) -> CheckResult:
         first = findings[0]
         where = f"{first.file}: " if first.file else ""
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        return CheckResult("docs", task, "fail", f"{where}{first.message}{more}", findings)
-    return CheckResult(
-        "docs", task, "pass", f"{len(present)} documents, changelog {ctx.project.version}"
-    )
+        reason = f"{where}{first.message}{more}"
+        return CheckResult("docs", task, "fail", reason, findings + warnings)
+    reason = f"{len(present)} documents, changelog {ctx.project.version}"
+    if warnings:
+        first = warnings[0]
+        reason += (
+            f"; {len(warnings)} problems in older changelog sections, not blocking "
+            f"(first: {first.file}:{first.line}: {first.message.removeprefix(HISTORY)})"
+        )
+        return CheckResult("docs", task, "warn", reason, warnings)
+    return CheckResult("docs", task, "pass", reason)
