@@ -222,6 +222,41 @@ def test_the_release_has_the_changelogs_top_version(release: tuple[Fixture, Rehe
     assert parse_sdist_filename(sdists[0]) == (fixture.dist, Version(fixture.version)), sdists
 
 
+#: What years of history left in the fixtures' changelogs, as in real projects (issue 23): a
+#: towncrier section written twice, ``### Fixed`` written as ``## Fixed``. Each is a warning of
+#: the docs row, at (file, the line starting so, its nth occurrence), and blocks nothing.
+HISTORY = {
+    "flat-scm": [("CHANGELOG.md", "## [1.2.0](", 2, "a second section for 1.2.0")],
+    "src-hatchvcs": [
+        ("CHANGELOG.md", "## Fixed", 1, "cannot read a version in heading 'Fixed'"),
+        ("CHANGELOG.md", "## Fixed", 2, "cannot read a version in heading 'Fixed'"),
+    ],
+}
+
+
+def _nth_line(text: str, start: str, nth: int) -> int:
+    numbers = [i for i, line in enumerate(text.splitlines(), 1) if line.startswith(start)]
+    return numbers[nth - 1]
+
+
+def test_old_changelog_history_is_a_warning_with_file_and_line(
+    release: tuple[Fixture, Rehearsal],
+) -> None:
+    fixture, run = release
+    docs = run.checks()["docs"]
+    expected = HISTORY.get(fixture.dir)
+    if not expected:
+        assert docs["status"] == "pass", docs
+        return
+    assert docs["status"] == "warn", docs
+    found = [(f["file"], f["line"], f["message"]) for f in docs["findings"]]
+    assert len(found) == len(expected), found
+    for (file, line, message), (name, start, nth, words) in zip(found, expected, strict=True):
+        text = (run.project / name).read_text(encoding="utf-8")
+        assert (file, line) == (name, _nth_line(text, start, nth)), found
+        assert message.startswith(f"in an older section, does not block: {words}"), message
+
+
 def test_verify_passed_for_the_published_release(release: tuple[Fixture, Rehearsal]) -> None:
     fixture, run = release
     path = run.out / "verify-report.json"
@@ -284,6 +319,22 @@ def _changelog_top_for_another_version(project: Path) -> None:
     changelog.write_text(text.replace("1.1.0 (2026-09-30)", newer + "1.1.0 (2026-09-30)", 1))
 
 
+def _changelog_release_written_twice(project: Path) -> None:
+    changelog = project / "CHANGELOG.md"
+    text = changelog.read_text()
+    again = "## [1.4.0](https://github.com/example/slugkit/tree/1.4.0) - 2026-11-20\n\n- Again.\n"
+    changelog.write_text(text + "\n\n" + again)
+
+
+def _stray_heading_in_the_releases_section(project: Path) -> None:
+    changelog = project / "CHANGELOG.md"
+    text = changelog.read_text()
+    assert "### Changed\n\n- Plugins take" in text
+    changelog.write_text(
+        text.replace("### Changed\n\n- Plugins take", "## Changed\n\n- Plugins take")
+    )
+
+
 @dataclass(frozen=True)
 class Breakage:
     project: str
@@ -306,6 +357,16 @@ BROKEN = {
         "flit-version", _bump_only_dunder_version, "version-bump", "0.9.1"
     ),
     "test-extra-missing": Breakage("flit-version", _drop_test_extra, "tests", "hypothesis"),
+    # History below the release warns; the release's own section (and above) still blocks.
+    "changelog-release-written-twice": Breakage(
+        "flat-scm", _changelog_release_written_twice, "docs", "a second section for 1.4.0"
+    ),
+    "changelog-stray-heading-in-the-release": Breakage(
+        "src-hatchvcs",
+        _stray_heading_in_the_releases_section,
+        "docs",
+        "cannot read a version in heading 'Changed'",
+    ),
     "changelog-top-is-another-version": Breakage(
         "setuptools-rst", _changelog_top_for_another_version, "version-bump", "1.2.0"
     ),
