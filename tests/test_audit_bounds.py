@@ -6,6 +6,7 @@ proxy) and the image's (its own OSV queries) are both held to it."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import subprocess
@@ -63,6 +64,14 @@ class HostileOsv:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hostile.requests += 1
                 try:
+                    if hostile.mode == "gzip":
+                        body = gzip.compress(b'{"vulns": []}')
+                        self.send_response(200)
+                        self.send_header("Content-Encoding", "gzip")
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
                     if hostile.mode == "drip-headers":
                         self.wfile.write(b"HTTP/1.0 200 OK\r\n")
                         while True:
@@ -157,6 +166,16 @@ def test_a_slow_drip_ends_at_the_deadline(mode: str, monkeypatch: pytest.MonkeyP
     assert drip.url in problem
     assert "within the audit's deadline of 3 s (UPM_OSV_DEADLINE)" in problem
     assert 3 <= elapsed < 15
+
+
+def test_a_compressed_answer_is_refused_not_unpacked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """upm-ci asks for an uncompressed answer, so the size limits count what arrives (no gzip
+    bomb can unfold in the audit); a server that compresses anyway fails the audit."""
+    _fast_retries(monkeypatch)
+    with HostileOsv("gzip") as server:
+        outcome = audit_packages([("idna", "3.7")], osv_url=server.url, allow=[], today=TODAY)
+    (problem,) = outcome.problems
+    assert f"{server.url} answered compressed (Content-Encoding 'gzip')" in problem
 
 
 def test_bad_limit_settings_are_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:

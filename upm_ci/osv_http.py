@@ -200,7 +200,12 @@ class OsvSession:
                 box["response"] = requests.post(
                     self.url,
                     data=body,
-                    headers={"Content-Type": "application/json", "Accept": "application/json"},
+                    # Uncompressed: the limits count what arrives, and no gzip bomb unfolds.
+                    headers={
+                        "Content-Type": "application/json",
+                        "Accept": "application/json",
+                        "Accept-Encoding": "identity",
+                    },
                     stream=True,
                     allow_redirects=False,
                     timeout=(limit, limit),
@@ -228,12 +233,20 @@ class OsvSession:
             if time.monotonic() > ends:
                 raise OsvUnavailable("no answer in time")
             try:
-                chunk = response.raw.read1(min(CHUNK, limit + 1 - got))
+                chunk = response.raw.read1(min(CHUNK, limit + 1 - got), decode_content=False)
             except Exception as e:  # noqa: BLE001 - urllib3's errors, in words
                 self.check_deadline()
                 raise OsvUnavailable(unreachable_reason(e)) from e
             if not chunk:
-                return b"".join(parts)
+                body = b"".join(parts)
+                encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity") and not truncate:
+                    raise self._exceed(
+                        f"the vulnerability service at {self.url} answered compressed "
+                        f"(Content-Encoding {encoding[:30]!r}) though asked not to: its answers "
+                        "are held to their size as sent"
+                    )
+                return body
             got += len(chunk)
             with self._lock:
                 self.total += len(chunk)

@@ -249,7 +249,7 @@ def _osv_query(session: OsvSession, package: ImagePackage) -> list[dict[str, Any
         raise ServiceError(
             f"OSV query at {session.url}: the answer is not JSON (starts {answer[:20]!r})"
         ) from None
-    vulns = data.get("vulns", []) if isinstance(data, dict) else None
+    vulns = (data.get("vulns") or []) if isinstance(data, dict) else None
     if not isinstance(vulns, list) or not all(isinstance(v, dict) and "id" in v for v in vulns):
         raise ServiceError(f"OSV query at {session.url}: the answer is not an OSV query result")
     return vulns
