@@ -327,3 +327,19 @@ def test_the_image_audit_slow_drip_ends_at_the_deadline(monkeypatch: pytest.Monk
     (problem,) = outcome.problems
     assert "deadline of 2 s (UPM_OSV_DEADLINE)" in problem and drip.url in problem
     assert elapsed < 10
+
+
+def test_pip_audit_reaches_the_local_proxy_despite_an_http_proxy_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An HTTP(S)_PROXY in the environment is for the way out to the service; pip-audit's
+    request to the audit's proxy on 127.0.0.1 must not be sent there."""
+    _fast_retries(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with OsvStandIn() as osv:
+        url = osv.query_url.replace("127.0.0.1", "localhost")
+        outcome = audit_packages([("idna", "3.6")], osv_url=url, allow=[], today=TODAY)
+    assert outcome.problems == []
+    assert ["GHSA-jjg7-2v4v-x38h" in v.ids for v in outcome.blocking] == [True]

@@ -176,8 +176,13 @@ def run_pip_audit(requirements: Path, *, osv_url: str, timeout: float = 300) -> 
         str(report_path),
     ]
     report_path.unlink(missing_ok=True)
+    # The proxy is on 127.0.0.1: never through an HTTP(S)_PROXY the environment names (upm-ci's
+    # proxy honours that one on its way to the service).
+    env = dict(os.environ)
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ",".join(filter(None, [env.get(name, ""), "127.0.0.1"]))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return PipAuditRun(124, None, f"pip-audit timed out after {timeout:.0f}s")
     report = None
