@@ -37,7 +37,7 @@ from packaging.utils import canonicalize_name
 
 from upm_ci.child_env import project_env
 from upm_ci.errors import InputError, PolicyError
-from upm_ci.layout import sha256_file
+from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
 from upm_ci.timings import timed
@@ -497,7 +497,7 @@ def build_release(
     """
     tag = resolve_tag(project, tag)
     version_from_tag(tag, project.config.tag_prefix)  # a malformed tag is bad input: fail early
-    dist_dir = dist_dir.resolve()
+    dist_dir = check_dist_dir_inside(dist_dir, manifest.base, where="dist directory")
     info = release_info(project, tag)
     epoch = source_date_epoch(project.root, tag)
     keep = [manifest.path] if manifest.path else []

@@ -238,6 +238,117 @@ def unknown_key_hint(key: str, known: typing.Iterable[str]) -> str:
     return f"valid keys: {', '.join(sorted(known))}"
 
 
+#: Keys that name one file or directory of the project ("" where the key is optional): a
+#: relative path that stays inside the project, symlinks resolved (:func:`check_project_paths`).
+PATH_KEYS = (
+    "dist_dir",
+    "changelog",
+    "version_module",
+    "junit_xml",
+    "dockerfile",
+    "release_workflow",
+    "trust_approvals",
+)
+OPTIONAL_PATH_KEYS = ("version_module", "junit_xml")
+#: Keys that are lists of such paths, and lists of globs (relative, never absolute or ``..``).
+PATH_LIST_KEYS = ("sign_files",)
+GLOB_KEYS = ("plugins", "plugin_exclude")
+#: Keys that go into git and gh command lines as one word: no control character, no dash first.
+WORD_KEYS = ("tag_prefix", "previous_tag")
+
+_REPOSITORY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _escaped(value: str) -> str:
+    """``value`` on one line (control characters escaped), at most 100 characters."""
+    return value.encode("unicode_escape").decode("ascii")[:100]
+
+
+def repository_problem(value: str) -> str | None:
+    """Why ``value`` is not exactly a GitHub ``owner/name``, or None."""
+    if not _REPOSITORY.fullmatch(value) or len(value) > 140:
+        return "is not exactly owner/name (letters, digits, - _ . ; one slash)"
+    return None
+
+
+def check_repository(value: str, *, where: str) -> str:
+    """``value`` if it is exactly ``owner/name``, else an InputError naming ``where``."""
+    problem = repository_problem(value)
+    if problem:
+        raise InputError(f"{where} {_escaped(value)!r} {problem}", hint="e.g. octo-org/octo-repo")
+    return value
+
+
+def word_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a tag or tag prefix on a command line, or None."""
+    from upm_ci.layout import line_problem
+
+    if value.startswith("-"):
+        return "starts with a dash (git would read an option)"
+    return line_problem(value)
+
+
+def check_word(value: str, *, where: str) -> str:
+    """``value`` if :func:`word_problem` finds nothing, else an InputError naming ``where``."""
+    problem = word_problem(value)
+    if problem:
+        raise InputError(
+            f"{where} {_escaped(value)!r} {problem}", hint="give a plain tag such as v1.2.0"
+        )
+    return value
+
+
+def _check_settings(values: dict[str, Any], source: str) -> None:
+    """The shape of every path, repository and tag setting: nothing read or written yet."""
+    from upm_ci.layout import check_relative_path, line_problem
+
+    def where(name: str) -> str:
+        return f"{source}: [tool.upm-release] {name.replace('_', '-')}"
+
+    for name in PATH_KEYS:
+        if name in values and (values[name] or name not in OPTIONAL_PATH_KEYS):
+            check_relative_path(values[name], where=where(name))
+    for name in PATH_LIST_KEYS + GLOB_KEYS:
+        for i, item in enumerate(values.get(name, [])):
+            check_relative_path(item, where=f"{where(name)}[{i}]")
+    for suite, spec in values.get("test_suites", {}).items():
+        kind, _, value = spec.partition(":")
+        at = f"{where('test_suites')}.{suite}"
+        if kind not in ("path", "marker") or not value.strip():
+            raise InputError(f"{at} = {spec!r} is not 'path:DIR' or 'marker:NAME'")
+        if kind == "path":
+            check_relative_path(value.strip(), where=at, what="a directory inside the project")
+        elif line_problem(value):
+            raise InputError(f"{at} = {_escaped(spec)!r} {line_problem(value)}")
+    for name in WORD_KEYS:
+        if values.get(name):
+            check_word(values[name], where=where(name))
+    if values.get("repository"):
+        check_repository(values["repository"], where=where("repository"))
+
+
+def check_project_paths(config: Config, root: Path, *, source: str) -> None:
+    """Every path setting of ``config`` stays inside ``root`` once symlinks are resolved
+    (what is not there yet is checked by its name alone): run when the project is loaded, so
+    every phase and ``check-config`` refuse the same settings before anything is written."""
+    from upm_ci.layout import check_confined
+
+    def where(name: str) -> str:
+        return f"{source}: [tool.upm-release] {name.replace('_', '-')}"
+
+    for name in PATH_KEYS:
+        value = getattr(config, name)
+        if value:
+            check_confined(root, value, where=where(name))
+    for name in PATH_LIST_KEYS:
+        for i, item in enumerate(getattr(config, name)):
+            check_confined(root, item, where=f"{where(name)}[{i}]")
+    for suite, spec in config.test_suites.items():
+        kind, _, value = spec.partition(":")
+        if kind == "path":
+            check_confined(root, value.strip(), where=f"{where('test_suites')}.{suite}")
+
+
 def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") -> Config:
     """Validate a ``[tool.upm-release]`` table and build the :class:`Config`.
 
@@ -274,6 +385,7 @@ def config_from_table(table: dict[str, Any], *, source: str = "pyproject.toml") 
         if values.get(name):
             where = f"{source}: [tool.upm-release] {name.replace('_', '-')}"
             check(functools.partial(check_http_url, values[name], where=where))
+    check(functools.partial(_check_settings, values, source))
     if values.get("review_without_token", "skip") not in ("skip", "fail"):
         problems.append(
             InputError(f"{source}: [tool.upm-release] review-without-token must be skip or fail")

@@ -68,6 +68,59 @@ def relative_path_problem(rel: str) -> str | None:
     return None
 
 
+def check_relative_path(rel: str, *, where: str, what: str = "a path inside the project") -> str:
+    """``rel`` if it is a plain relative path (:func:`relative_path_problem`), else an
+    InputError naming ``where`` (a setting) and what to give instead."""
+    problem = relative_path_problem(rel)
+    if problem:
+        raise InputError(f"{where}: {_shown(rel)!r} {problem}", hint=f"give {what}")
+    return rel
+
+
+def check_confined(root: Path, rel: str, *, where: str) -> Path:
+    """``root / rel`` when ``rel`` is a plain relative path that stays inside ``root`` after
+    symlinks (whether or not anything is there yet), else an InputError naming ``where``."""
+    check_relative_path(rel, where=where)
+    path = root / rel
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise InputError(
+            f"{where}: {_shown(rel)!r} resolves to {resolved}, outside the project",
+            hint="a release never takes files from outside the project; remove the symlink",
+        )
+    return path
+
+
+def line_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a one-line setting (a tag, a prefix, a directory), or None."""
+    return "has a control character (a newline or NUL byte?)" if _CONTROL.search(text) else None
+
+
+def check_dist_dir_setting(path: Path, *, where: str) -> Path:
+    """An artifacts directory given on the command line or in ``UPM_DIST_DIR``: one line, no
+    control character (a newline would build into ``dist\nx/``, a NUL byte is no path)."""
+    problem = line_problem(str(path))
+    if problem:
+        raise InputError(f"{where}: {_shown(str(path))!r} {problem}", hint="give a directory")
+    return path
+
+
+def check_dist_dir_inside(dist_dir: Path, base: Path, *, where: str) -> Path:
+    """``dist_dir`` resolved, if it lies inside ``base`` (the manifest's directory, which every
+    recorded path must stay inside), else an InputError: checked before anything is written,
+    so a phase never leaves artifacts outside and then refuses to record them."""
+    check_dist_dir_setting(dist_dir, where=where)
+    resolved, home = dist_dir.resolve(), base.resolve()
+    if not resolved.is_relative_to(home):
+        raise InputError(
+            f"{where}: {_shown(str(dist_dir))!r} is {resolved}, outside the manifest's "
+            f"directory {home}",
+            hint="put the artifacts directory inside the manifest's directory (e.g. dist/ "
+            "beside release-manifest.json), or move the manifest (--manifest)",
+        )
+    return resolved
+
+
 def confined_file(root: Path, rel: str, *, where: str) -> Path | None:
     """``root / rel`` if it is a regular file inside ``root``, or None if nothing is there.
 

@@ -25,7 +25,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from upm_ci.config import Config, config_from_table
+from upm_ci.config import Config, ConfigErrors, check_project_paths, config_from_table
 from upm_ci.errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -139,6 +139,10 @@ def load_project(root: Path | str) -> Project:
     if not isinstance(table, dict):
         raise InputError(f"{path}: [tool.upm-release] must be a table")
     config = config_from_table(table, source=str(path))
+    try:
+        check_project_paths(config, root, source=str(path))
+    except InputError as e:
+        raise ConfigErrors([e]) from None  # check-config reports it with the table's errors
     return Project(
         root=root, name=meta["name"], config=config, pyproject=data, static_version=version
     )

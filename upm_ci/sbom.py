@@ -31,7 +31,7 @@ from upm_ci import __version__
 from upm_ci.build import venv_with_wheel
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.layout import sha256_file
+from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
 from upm_ci.project import Project
 from upm_ci.timings import timed
@@ -320,6 +320,7 @@ def make_sboms(
     Raises :class:`AuditFailed` (a PolicyError carrying the result) when the audit does not
     pass; the SBOMs are written and recorded either way, the phase marked ``fail``.
     """
+    dist_dir = check_dist_dir_inside(dist_dir, manifest.base, where="dist directory")
     wheel, wheel_path = built_wheel(manifest)
     name, version = manifest.project.name, manifest.project.version
     raw = environment_bom(wheel_path)

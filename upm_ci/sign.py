@@ -56,6 +56,7 @@ from upm_ci.layout import (
     GPG_SIG_SUFFIX,
     PEP740_SUFFIX,
     SBOM_ATTESTATION_SUFFIX,
+    check_dist_dir_inside,
     check_plain_name,
     confined_file,
     release_file_name,
@@ -486,7 +487,7 @@ def sign_release(
         gha.mask(gpg_key)
     if gpg_passphrase:
         gha.mask(gpg_passphrase)
-    dist_dir = Path(dist_dir).resolve()
+    dist_dir = check_dist_dir_inside(Path(dist_dir), manifest.base, where="dist directory")
     if not dist_dir.is_dir():
         raise InputError(f"{dist_dir}: dist directory not found", hint="run upm-ci build first")
     subjects = _manifest_subjects(manifest)

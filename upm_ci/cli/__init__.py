@@ -62,6 +62,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     Exit codes: 0 ok; 1 policy failure (gate blocked, vulnerability, verification failed);
     2 bad input or usage; 3 a service still failing after retries.
     """
+    from upm_ci.retry import RetryPolicy
+
+    RetryPolicy.from_env()  # a bad UPM_RETRY_* is bad input at start, whether or not retried
     ctx.obj = {"debug": debug}
     gha.commands_to_stderr(False)  # until a subcommand's --format json says otherwise
     handler = logging.StreamHandler(sys.stderr)

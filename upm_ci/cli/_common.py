@@ -54,14 +54,40 @@ def manifest_option(f: F) -> F:
     )(f)
 
 
+def _dist_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``--dist-dir``: one line with no control character, else one line of bad input."""
+    from upm_ci.layout import check_dist_dir_setting
+
+    if value is None:
+        return None
+    path = check_dist_dir_setting(Path(value), where="--dist-dir (UPM_DIST_DIR)")
+    if path.exists() and not path.is_dir():
+        raise click.BadParameter(f"{value}: not a directory")
+    return path
+
+
 def dist_dir_option(f: F) -> F:
     return option(
         "--dist-dir",
         env="DIST_DIR",
-        type=click.Path(file_okay=False, path_type=Path),
         default=None,
+        callback=_dist_dir,
         help="Artifacts directory [default: the project's dist-dir, `dist`].",
     )(f)
+
+
+def dist_directory(project: Project, given: Path | None, manifest: Path) -> Path:
+    """The artifacts directory: ``--dist-dir`` or the project's ``dist-dir``, checked before
+    anything is written to lie inside the manifest's directory (every recorded path does)."""
+    from upm_ci.layout import check_dist_dir_inside
+
+    if given is not None:
+        return check_dist_dir_inside(given, manifest.parent, where="--dist-dir (UPM_DIST_DIR)")
+    return check_dist_dir_inside(
+        project.path(project.config.dist_dir),
+        manifest.parent,
+        where=f"{project.root / 'pyproject.toml'}: [tool.upm-release] dist-dir",
+    )
 
 
 def phase_options(f: F) -> F:
@@ -115,11 +141,42 @@ def github_token_option(f: F) -> F:
     )(f)
 
 
+def _repository(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--repository``: exactly ``owner/name``, else one line of bad input (exit 2)."""
+    from upm_ci.config import check_repository
+
+    if value:
+        check_repository(value, where="--repository (UPM_REPOSITORY)")
+    return value
+
+
+def tag_word(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--tag``: one word for git (no control character, no leading dash)."""
+    from upm_ci.config import check_word
+
+    if value:
+        check_word(value, where="--tag (UPM_TAG)")
+    return value
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Click callback for float options: ``nan`` and ``inf`` pass click's ranges; not here."""
+    import math
+
+    from upm_ci.errors import InputError
+
+    if value is not None and not math.isfinite(value):
+        name = f"--{param.name.replace('_', '-')}" if param.name else "option"
+        raise InputError(f"{name}: {value} is not a finite number", hint="give a number")
+    return value
+
+
 def repository_option(f: F) -> F:
     return option(
         "--repository",
         env="REPOSITORY",
         default=None,
+        callback=_repository,
         help="GitHub owner/name [default: config, $GITHUB_REPOSITORY, git origin].",
     )(f)
 
@@ -129,6 +186,7 @@ def tag_option(f: F) -> F:
         "--tag",
         env="TAG",
         default=None,
+        callback=tag_word,
         help="Release tag [default: $GITHUB_REF if it is a tag, else tag-prefix + version].",
     )(f)
 

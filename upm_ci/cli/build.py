@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, option, phase_options, tag_option
+from upm_ci.cli._common import dist_directory, echo, option, phase_options, tag_option
 from upm_ci.tables import markdown_table, table
 
 if TYPE_CHECKING:
@@ -85,11 +85,12 @@ def command(
     proj = load_project(project)
     if image or dockerfile:
         proj = _with_image(proj, image, dockerfile)
+    dist = dist_directory(proj, dist_dir, manifest)
     man = Manifest.load_or_new(manifest, release_info(proj, tag))
     result = build_release(
         proj,
         man,
-        dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+        dist_dir=dist,
         check_reproducible=(
             proj.config.check_reproducible if check_reproducible is None else check_reproducible
         ),
@@ -153,5 +154,8 @@ def _with_image(proj: Project, image: str | None, dockerfile: str | None) -> Pro
     if image is not None:
         config = dataclasses.replace(config, image=image)
     if dockerfile:
+        from upm_ci.layout import check_confined
+
+        check_confined(proj.root, dockerfile, where="--dockerfile (UPM_DOCKERFILE)")
         config = dataclasses.replace(config, dockerfile=dockerfile)
     return dataclasses.replace(proj, config=config)

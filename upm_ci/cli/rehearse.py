@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, option
+from upm_ci.cli._common import echo, finite, option
 from upm_ci.errors import InputError
 from upm_ci.tables import markdown_table, table
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     "--github-fault-rate",
     env="GITHUB_FAULT_RATE",
     type=click.FloatRange(0, 0.5),
+    callback=finite,
     default=0.0,
     show_default=True,
     help="Fraction of GitHub requests that fail transiently (exercises retries).",
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     "--fault-rate",
     env="REHEARSAL_FAULT_RATE",
     type=click.FloatRange(0, 0.5),
+    callback=finite,
     default=0.2,
     show_default=True,
     help="With --fault-seed: the fraction of requests that fail.",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, osv_url_option, phase_options
+from upm_ci.cli._common import dist_directory, echo, osv_url_option, phase_options
 from upm_ci.tables import markdown_table, table
 
 if TYPE_CHECKING:
@@ -37,13 +37,14 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
     from upm_ci.sbom import AuditFailed, make_sboms
 
     proj = load_project(project)
+    dist = dist_directory(proj, dist_dir, manifest)
     # A dynamic version is not asked of the backend here: the build recorded it.
     man = Manifest.load(manifest).expect_release(proj.name, proj.static_version)
     try:
         result = make_sboms(
             proj,
             man,
-            dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+            dist_dir=dist,
             osv_url=proj.config.osv_url if osv_url is None else osv_url,
             today=dt.date.today(),
         )
@@ -53,7 +54,7 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
             gha.annotate("error", vuln.describe(), title="vulnerable dependency")
         raise
     _report(result)
-    _image_sboms(proj, man, dist_dir or proj.path(proj.config.dist_dir), osv_url)
+    _image_sboms(proj, man, dist, osv_url)
     return 0
 
 

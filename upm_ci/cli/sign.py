@@ -15,6 +15,7 @@ import click
 
 from upm_ci import gha
 from upm_ci.cli._common import (
+    dist_directory,
     echo,
     identity_token_option,
     markdown_table,
@@ -99,6 +100,7 @@ def command(
             hint="pass the key as --gpg-key / UPM_GPG_PRIVATE_KEY, or drop the passphrase",
         )
     proj = load_project(project)
+    dist = dist_directory(proj, dist_dir, manifest)
     release = ReleaseManifest.load(manifest).expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
     expected = expected_signer(proj, token, expected_identity, dry_run=dry_run)
@@ -106,7 +108,7 @@ def command(
         result = sign.sign_release(
             proj,
             release,
-            dist_dir=dist_dir or proj.path(proj.config.dist_dir),
+            dist_dir=dist,
             identity_token=token,
             trust_config=trust_config,
             rekor_version=rekor_version,

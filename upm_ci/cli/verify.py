@@ -28,6 +28,7 @@ from upm_ci.cli._common import (
     project_option,
     repository_option,
     table,
+    tag_word,
     trust_config_option,
 )
 from upm_ci.config import GITHUB_ISSUER
@@ -58,7 +59,13 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
     default=None,
     help="Cross-check digests against this manifest, and record the verify phase in it.",
 )
-@option("--github-release", env="GITHUB_RELEASE", metavar="TAG", help="Download and verify it.")
+@option(
+    "--github-release",
+    env="GITHUB_RELEASE",
+    metavar="TAG",
+    callback=tag_word,
+    help="Download and verify it.",
+)
 @github_api_url_option
 @github_token_option
 @repository_option
