@@ -749,3 +749,161 @@ def test_release_notes_refuse_an_unreadable_release_statement(
     project, manifest, repo = _with_statement(tmp_path, payload)
     with pytest.raises(InputError, match="release-statement.sigstore.json"):
         release_notes(project, manifest, repository=repo, tag="v1.2.0")
+
+
+# ------------------------------------------------------------------------------ names, addresses
+# (issue 20) bidi and C1 controls, redirects into private networks, tokens over plain http
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "upm_sample-1.2.0-py3-none-any\u202eslx.whl",  # RIGHT-TO-LEFT OVERRIDE
+        "upm_sample-1.2.0\x85.whl",  # NEXT LINE (C1)
+        "upm_sample-1.2.0\x9b31m.whl",  # CONTROL SEQUENCE INTRODUCER (C1)
+        "upm_sample-1.2.0\x80.whl",
+        "upm_sample-1.2.0\u2066x\u2069.whl",  # isolates
+        "upm_sample-1.2.0\u200f.whl",  # RIGHT-TO-LEFT MARK
+        "upm_sample-1.2.0\u061c.whl",  # ARABIC LETTER MARK
+    ],
+    ids=["rlo", "nel", "csi", "c1-80", "isolate", "rlm", "alm"],
+)
+def test_asset_names_with_bidi_or_c1_controls_are_refused_before_any_download(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    listing = [
+        {"id": 1, "name": name, "size": 3, "state": "uploaded"},
+        {"id": 2, "name": WHEEL, "size": 3, "state": "uploaded"},
+    ]
+    hostile.release({"x": b"abc", "y": b"abc"}, listing=listing)
+    dest = tmp_path / "dl"
+
+    code = main(verify_args(hostile, dest, tmp_path))
+
+    line = one_line_error(capsys)
+    assert code == 1, line
+    assert "has a control character or a bidi control" in line
+    assert line.isascii(), line  # shown escaped, never as the character itself
+    assert hostile.asset_requests() == []
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[fe80::1]:8080/x", "link-local"),
+        ("http://[::ffff:169.254.169.254]/x", "link-local"),
+        ("http://10.0.0.7/asset", "private or reserved"),
+        ("http://192.168.1.1:9000/asset", "private or reserved"),
+        ("http://172.16.5.4/asset", "private or reserved"),
+        ("http://[fd00::1]/asset", "private or reserved"),
+        ("http://0.0.0.0:80/asset", "private or reserved"),
+        ("http://100.64.0.1/asset", "private or reserved"),
+    ],
+)
+def test_a_redirect_into_a_private_network_is_not_followed(
+    hostile: Hostile,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    message: str,
+) -> None:
+    """Refused when the redirect is read, before any connection (pytest-socket would stop one
+    to these hosts with another error)."""
+    hostile.release({WHEEL: b"abc"})
+    hostile.routes[f"{REPO_PATH}/releases/assets/1"] = redirect(target)
+    dest = tmp_path / "dl"
+
+    code = main(verify_args(hostile, dest, tmp_path))
+
+    line = one_line_error(capsys)
+    assert code == 3, line
+    assert "refused" in line and message in line
+    assert list(dest.iterdir()) == []
+
+
+def test_a_redirect_from_loopback_to_localhost_is_followed(
+    hostile: Hostile, other_host: Hostile, tmp_path: Path
+) -> None:
+    """The stand-ins redirect on this machine: loopback to loopback, by name too, stays allowed."""
+    hostile.release({WHEEL: b"wheel bytes"})
+    port = other_host.server.server_address[1]
+    hostile.routes[f"{REPO_PATH}/releases/assets/1"] = redirect(f"http://localhost:{port}/s/1")
+    other_host.routes["/s/1"] = send_bytes(b"wheel bytes")
+
+    dest = download_release(hostile.api, TOKEN, REPOSITORY, TAG, tmp_path / "dl", limits=fast())
+
+    assert (dest / WHEEL).read_bytes() == b"wheel bytes"
+    assert "authorization" not in other_host.seen[0].headers  # another origin: no token
+
+
+def _resolver(table: dict[str, str]) -> Callable[..., list[tuple[Any, ...]]]:
+    """A stand-in for ``socket.getaddrinfo`` (the one seam: no other host answers here)."""
+
+    def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        return [(0, 0, 0, "", (table[host], port))]
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "problem"),
+    [
+        ("https://api.example.com/x", "http://127.0.0.1:8080/admin", "loopback"),
+        ("https://api.example.com/x", "http://[::1]:8080/admin", "loopback"),
+        ("https://api.example.com/x", "https://rebind.example.net/a", "loopback"),
+        ("https://api.example.com/x", "https://inside.example.net/a", "private"),
+        ("https://api.example.com/x", "https://objects.example.org/a", None),
+        ("http://127.0.0.1:5000/x", "http://127.0.0.1:5001/a", None),
+        ("http://localhost:5000/x", "http://[::1]:5001/a", None),
+    ],
+)
+def test_the_redirect_address_rule(source: str, target: str, problem: str | None) -> None:
+    from upm_ci.release_download import redirect_address_problem
+
+    resolve = _resolver(
+        {
+            "api.example.com": "140.82.112.6",
+            "rebind.example.net": "127.0.0.53",
+            "inside.example.net": "10.1.2.3",
+            "objects.example.org": "185.199.108.133",
+            "localhost": "127.0.0.1",
+        }
+    )
+    found = redirect_address_problem(source, target, resolve=resolve)
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_a_token_is_never_sent_over_plain_http_to_another_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused at start, before any request (a token on the wire in clear is already lost)."""
+    from upm_ci.publish.github_release import GitHubApi
+
+    with pytest.raises(InputError, match="unencrypted"):
+        GitHubApi.at("http://github.example.com/api/v3", TOKEN)
+    assert GitHubApi.at("http://github.example.com/api/v3", "").token == ""  # no token: fine
+    assert GitHubApi.at("http://127.0.0.1:9/api/v3", TOKEN).token == TOKEN
+    https = GitHubApi.at("https://github.example.com/api/v3", TOKEN)
+    assert "Authorization" in https.headers("https://github.example.com/api/v3/x", "*/*")
+    assert "Authorization" not in https.headers("http://github.example.com/api/v3/x", "*/*")
+
+    dest = tmp_path / "dl"
+    args = [
+        "verify",
+        str(dest),
+        "--project",
+        str(tmp_path),
+        "--github-release",
+        TAG,
+        "--github-api-url",
+        "http://github.example.com/api/v3",
+        "--github-token",
+        TOKEN,
+        "--repository",
+        REPOSITORY,
+    ]
+    assert main(args) == 2
+    assert "unencrypted" in one_line_error(capsys)
+    assert not dest.exists()

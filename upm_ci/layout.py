@@ -20,6 +20,10 @@ from upm_ci.errors import InputError
 #: Longest file name most file systems and GitHub take.
 MAX_NAME = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What a release file name may not hold: C0 and C1 control characters, and the Unicode bidi
+#: controls (ALM, LRM, RLM, LRE..RLO, LRI..PDI), which make a name read as another
+#: (``evil\u202elhw.exe`` shows as ``evilexe.whl``).
+_UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown(text: str) -> str:
@@ -31,8 +35,8 @@ def plain_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a release file name, or None if it can."""
     if not name or name in (".", ".."):
         return "is empty"
-    if _CONTROL.search(name):
-        return "has a control character"
+    if _UNSAFE_IN_NAME.search(name):
+        return "has a control character or a bidi control"
     if "/" in name or "\\" in name:
         return "has a path separator"
     if name.startswith((".", "-")):

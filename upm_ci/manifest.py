@@ -97,7 +97,7 @@ def _image_digest_problem(text: str) -> str | None:
     return None if ok else "is not sha256:<64 lowercase hex digits>"
 
 
-_NAME_PATTERN = r"^(?![.-])[^/\\\x00-\x1f\x7f]+$"
+_NAME_PATTERN = r"^(?![.-])[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
 _PATH_PATTERN = r"^(?![/\\])(?![A-Za-z]:)(?!(?:.*[/\\])?\.\.(?:[/\\]|$))[^\x00-\x1f\x7f]+$"
 _LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 _SHA256_PATTERN = "^[0-9a-f]{64}$"

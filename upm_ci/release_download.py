@@ -12,13 +12,16 @@ or send what is not JSON at all. What this module holds to:
 - Size: an asset is read up to its declared ``size`` plus one byte, no further (one byte more
   is a policy failure); the declared sizes together may not exceed ``max_bytes``; an API
   answer may not exceed MAX_JSON_BYTES.
-- Names: every asset name must be a plain release file name (:func:`layout.check_plain_name`)
-  and appear once; nothing is printed or written before that holds. Files are created with
-  ``O_EXCL | O_NOFOLLOW`` relative to the download directory, which must be empty.
+- Names: every asset name must be a plain release file name (:func:`layout.check_plain_name`:
+  no C0/C1 control character, no bidi control such as U+202E) and appear once; nothing is
+  printed or written before that holds. Files are created with ``O_EXCL | O_NOFOLLOW``
+  relative to the download directory, which must be empty.
 - Answers: an answer that is not JSON, or JSON of the wrong shape, is one line (exit 3).
   Redirects are followed by hand (at most MAX_REDIRECTS, never in a loop, never from https
-  to http); the token goes only to the API's own origin, never along a redirect elsewhere
-  (GitHub itself redirects asset downloads to a storage host).
+  to http, never to a link-local, private or reserved address, nor to loopback unless the
+  redirect came from loopback: :func:`redirect_address_problem`); the token goes only to the
+  API's own origin, never along a redirect elsewhere (GitHub itself redirects asset downloads
+  to a storage host), and never over plain http except to loopback.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.client
+import ipaddress
 import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,6 +132,7 @@ class _Client:
         self.limits = limits
         self.deadline = deadline
         self.retry = dataclasses.replace(RetryPolicy.from_env(), sleep=deadline.sleep)
+        self.resolve: Resolver = socket.getaddrinfo
 
     def call(self, fn: Any, what: str) -> Any:
         return call_with_retry(fn, what=what, classify=classify, policy=self.retry)
@@ -171,6 +178,12 @@ class _Client:
             raise ServiceError(f"{what}: redirect to {_shown_url(target)}, not an http(s) URL")
         if urlsplit(url).scheme == "https" and scheme == "http":
             raise ServiceError(f"{what}: redirect from https to http ({_shown_url(target)})")
+        problem = redirect_address_problem(url, target, resolve=self.resolve)
+        if problem:
+            raise ServiceError(
+                f"{what}: redirect to {_shown_url(target)} refused: {problem}",
+                hint="a release's assets are served from public hosts; this server is not GitHub",
+            )
         return target
 
     def _send(self, url: str, headers: dict[str, str], limit: float, what: str) -> Any:
@@ -267,6 +280,55 @@ class _TooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} bytes")
         self.limit = limit
+
+
+#: ``socket.getaddrinfo``'s shape: the addresses a host name stands for.
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _addresses(url: str, resolve: Resolver) -> list[_Address]:
+    """Every address the host of ``url`` stands for (IPv4-mapped IPv6 as IPv4)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").strip("[]")
+    try:
+        found = [ipaddress.ip_address(host)]
+    except ValueError:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = resolve(host, port, proto=socket.IPPROTO_TCP)
+        found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    return [
+        a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
+        for a in found
+    ]
+
+
+def redirect_address_problem(
+    source: str, target: str, *, resolve: Resolver = socket.getaddrinfo
+) -> str | None:
+    """Why a redirect from ``source`` to ``target`` must not be followed, or None.
+
+    The target's host is resolved and every address checked: never a link-local (cloud
+    metadata at 169.254.169.254), private, shared, reserved, multicast or unspecified address,
+    and a loopback address only when the redirect comes from loopback too (the local
+    stand-ins); a remote server must not point us at this machine's own services. (The
+    address is checked when the redirect is read; the connection resolves the name again.)
+    """
+    targets = _addresses(target, resolve)
+    if not targets:
+        return "its host resolves to no address"
+    from_loopback: bool | None = None
+    for address in targets:
+        if address.is_loopback:
+            if from_loopback is None:
+                from_loopback = all(a.is_loopback for a in _addresses(source, resolve))
+            if not from_loopback:
+                return f"{address} is a loopback address and the redirect came from another host"
+        elif address.is_link_local:
+            return f"{address} is a link-local address"
+        elif not address.is_global or address.is_multicast:
+            return f"{address} is a private or reserved address, not a public one"
+    return None
 
 
 def _shown_url(url: str) -> str:

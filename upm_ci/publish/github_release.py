@@ -60,6 +60,26 @@ def url_origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address literal (127.0.0.0/8, ::1): a host whose traffic
+    never leaves this machine, the only one a token may reach over plain http."""
+    import ipaddress
+
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_origin_text(url: str) -> str:
+    """``scheme://host:port`` of ``url`` for messages (no path, query or credentials)."""
+    scheme, host, port = url_origin(url)
+    return f"{scheme}://{host}:{port}".encode("unicode_escape").decode("ascii")[:120]
+
+
 @dataclass(frozen=True)
 class GitHubApi:
     """One GitHub API and the token for it; build it with :meth:`at`."""
@@ -71,6 +91,13 @@ class GitHubApi:
     def at(cls, url: str, token: str, *, where: str = "--github-api-url") -> GitHubApi:
         """The API at ``url`` (an http(s) URL, else InputError naming ``where``)."""
         check_http_url(url, where=where)
+        scheme, host, _ = url_origin(url)
+        if token and scheme != "https" and not is_loopback_host(host):
+            raise InputError(
+                f"{where} {url_origin_text(url)}: plain http to another machine would send the "
+                "GitHub token unencrypted",
+                hint="use the https:// URL of the API (plain http is only for 127.0.0.1)",
+            )
         return cls(url.rstrip("/"), token)
 
     @property
@@ -86,7 +113,8 @@ class GitHubApi:
             "User-Agent": "upm-ci",
             "X-GitHub-Api-Version": API_VERSION,
         }
-        if self.token and url_origin(url) == self.origin:
+        scheme, host, _ = origin = url_origin(url)
+        if self.token and origin == self.origin and (scheme == "https" or is_loopback_host(host)):
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
