@@ -22,6 +22,7 @@ from tests.fixtures.release_kit import (
     TAG,
     WHEEL,
     ReleaseKit,
+    complete_manifest,
     cyclonedx,
     release_dir,
     release_kit,
@@ -154,11 +155,8 @@ def test_explicit_identity_policy(release_kit: ReleaseKit, release_dir: Path) ->
 
 def test_manifest_cross_check_and_phase_record(release_kit: ReleaseKit, tmp_path: Path) -> None:
     dist = release_kit.copy(tmp_path / "dist")
-    manifest = Manifest(ProjectInfo("upm-sample", "1.2.0", TAG, repository=REPOSITORY))
-    manifest.path = tmp_path / "release-manifest.json"
-    for name, kind in ((SDIST, "sdist"), (WHEEL, "wheel"), ("SHA256SUMS", "checksums")):
-        manifest.add_file(dist / name, kind)
-    manifest.save()
+    manifest = Manifest.load(complete_manifest(dist, tmp_path / "release-manifest.json"))
+    assert manifest.path is not None
     args = ["verify", str(dist), "--manifest", str(manifest.path)]
     args += ["--trust-config", str(release_kit.trust_config)]
 
@@ -175,9 +173,7 @@ def test_manifest_cross_check_and_phase_record(release_kit: ReleaseKit, tmp_path
 def test_manifest_file_missing_from_the_directory_fails(
     release_kit: ReleaseKit, release_dir: Path, tmp_path: Path
 ) -> None:
-    manifest = Manifest(ProjectInfo("upm-sample", "1.2.0", TAG, repository=REPOSITORY))
-    manifest.path = tmp_path / "m.json"
-    manifest.add_file(release_dir / WHEEL, "wheel")
+    manifest = Manifest.load(complete_manifest(release_dir, tmp_path / "m.json"))
     extra = tmp_path / "upm_sample-1.2.0-cp311-linux.whl"
     extra.write_bytes(b"another wheel")
     manifest.add_file(extra, "wheel")

@@ -48,6 +48,11 @@ MAX_BYTES = 16 << 20
 #: Deepest nesting of arrays and objects read (a real manifest nests four deep).
 MAX_DEPTH = 32
 
+#: Largest artifact size believed (GitHub takes assets up to 2 GiB; PyPI files are smaller).
+MAX_ARTIFACT_BYTES = 64 << 30
+#: Largest transparency log index believed: Rekor's indexes are signed 64-bit integers.
+MAX_LOG_INDEX = (1 << 63) - 1
+
 #: Kinds of files a release carries.
 KINDS = (
     "sdist",
@@ -134,10 +139,18 @@ _CHECKS: dict[str, tuple[Callable[[str], str | None], dict[str, Any]]] = {
 
 
 def _spec(
-    doc: str, check: str = "text", *, enum: tuple[str, ...] = (), default: Any = dataclasses.MISSING
+    doc: str,
+    check: str = "text",
+    *,
+    enum: tuple[str, ...] = (),
+    maximum: int | None = None,
+    default: Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field with its schema: ``check`` (a key of _CHECKS), ``enum``, ``doc``."""
-    metadata = {"doc": doc, "check": check, "enum": enum}
+    """A dataclass field with its schema: ``check`` (a key of _CHECKS), ``enum``, ``doc``,
+    and for an integer its ``maximum`` (every integer is at least 0)."""
+    metadata: dict[str, Any] = {"doc": doc, "check": check, "enum": enum}
+    if maximum is not None:
+        metadata["maximum"] = maximum
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -157,7 +170,9 @@ class Artifact:
         "POSIX path relative to the manifest's directory, inside it, ending in `name`.", "path"
     )
     sha256: str = _spec("SHA-256 of the file, 64 lowercase hex digits.", "sha256")
-    size: int = _spec("Size in bytes.")
+    size: int = _spec(
+        f"Size in bytes (at most {MAX_ARTIFACT_BYTES >> 30} GiB).", maximum=MAX_ARTIFACT_BYTES
+    )
     kind: str = _spec("What the file is.", enum=KINDS)
 
 
@@ -181,7 +196,11 @@ class SignatureRecord:
     method: str = _spec("How it was signed.", enum=tuple(SIGNATURE_KINDS))
     identity: str = _spec("Certificate identity (Sigstore) or key fingerprint (GPG).", default="")
     issuer: str = _spec("OIDC issuer of the identity (Sigstore).", default="")
-    log_index: int | None = _spec("Transparency log index (Sigstore).", default=None)
+    log_index: int | None = _spec(
+        "Transparency log index (Sigstore); the bundle's own must be the same.",
+        maximum=MAX_LOG_INDEX,
+        default=None,
+    )
 
 
 @dataclass
@@ -784,6 +803,8 @@ def _value(raw: Any, hint: Any, meta: typing.Mapping[str, Any], where: str) -> A
             raise _Bad(where, f"expected an integer, got {_type(raw)}")
         if raw < 0:
             raise _Bad(where, f"{raw} is negative")
+        if "maximum" in meta and raw > meta["maximum"]:
+            raise _Bad(where, f"{raw} is larger than {meta['maximum']}: no real value is")
         return raw
     if hint is str:
         if not isinstance(raw, str):
@@ -926,10 +947,11 @@ def _type_schema(hint: Any, meta: typing.Mapping[str, Any], defs: dict[str, Any]
         return {"type": "array", "items": _type_schema(args[0], {}, defs)}
     if origin is dict:
         return {"type": "object", "additionalProperties": _type_schema(args[1], {}, defs)}
+    bound = {"maximum": meta["maximum"]} if "maximum" in meta else {}
     if hint == (int | None):
-        return {"type": ["integer", "null"], "minimum": 0}
+        return {"type": ["integer", "null"], "minimum": 0, **bound}
     if hint is int:
-        return {"type": "integer", "minimum": 0}
+        return {"type": "integer", "minimum": 0, **bound}
     if hint is str:
         enum = meta.get("enum", ())
         return {"type": "string", "enum": list(enum)} if enum else dict(_CHECKS[check][1])

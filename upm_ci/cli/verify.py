@@ -201,7 +201,7 @@ def command(
 
     _check_project(project)
     proj = maybe_project(project)
-    loaded = _load_manifest(manifest, proj, github_release)
+    loaded = _load_manifest(manifest, proj, github_release or ref, repository)
     _check_report_path(report_json)
     fingerprint = normalize_fingerprint(
         gpg_fingerprint
@@ -407,9 +407,13 @@ def _audit_log_reports(
     )
 
 
-def _load_manifest(path: Path | None, project: Project | None, tag: str | None) -> Manifest | None:
-    """The manifest, refused when it is another release's than --project's (when given)
-    or --github-release's."""
+def _load_manifest(
+    path: Path | None, project: Project | None, tag: str | None, repository: str | None
+) -> Manifest | None:
+    """The manifest, refused when it is another release's than --project's (when given),
+    or names another tag than --github-release/--ref or another repository than the one
+    pinned (--repository, else the project's config or $GITHUB_REPOSITORY): a manifest never
+    chooses whose signatures count."""
     from upm_ci.manifest import Manifest
 
     if path is None:
@@ -418,8 +422,22 @@ def _load_manifest(path: Path | None, project: Project | None, tag: str | None) 
     source = click.get_current_context().get_parameter_source("project")
     if project is not None and source is not click.core.ParameterSource.DEFAULT:
         loaded.expect_release(project.name, project.static_version)
-    if tag:
+    if tag and (tag.startswith("refs/tags/") or not tag.startswith("refs/")):
+        if not loaded.project.tag:
+            raise InputError(
+                f"{path}: manifest project.tag is empty; it cannot be held to tag {tag}",
+                hint="pass the manifest the release's phases wrote",
+            )
         loaded.expect_release(loaded.project.name, loaded.project.version, tag)
+    pinned = repository or (
+        (project.config.repository if project else "") or os.environ.get("GITHUB_REPOSITORY", "")
+    )
+    recorded = loaded.project.repository
+    if pinned and recorded and recorded.lower() != pinned.lower():
+        raise InputError(
+            f"{path}: manifest project.repository is {recorded!r}, not the pinned {pinned!r}",
+            hint="pass the manifest of this repository's release (or the right --repository)",
+        )
     return loaded
 
 

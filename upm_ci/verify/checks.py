@@ -33,7 +33,7 @@ from upm_ci.layout import (
     artifact_kind,
     sha256_file,
 )
-from upm_ci.manifest import Manifest
+from upm_ci.manifest import Manifest, SignatureRecord
 from upm_ci.provenance import (
     CYCLONEDX_BOM,
     IN_TOTO_PAYLOAD_TYPE,
@@ -47,6 +47,7 @@ from upm_ci.sigstore_trust import (
     bundle_json_problem,
     hashed_sha256,
     log_entry_json,
+    log_index,
     run_sigstore_check,
     verify_pep740,
 )
@@ -606,7 +607,15 @@ class ReleaseVerification:
     # -- manifest
 
     def check_manifest(self, manifest: Manifest) -> None:
-        for artifact in manifest.artifacts:
+        """The manifest holds to the release: every file of the release is among its
+        ``artifacts`` (none omitted) with its digest and size, each recorded file is there,
+        and every ``signatures`` record names the file that really signs its subject (a
+        bundle recorded for A is never B's), the subject's digest, and the log index the
+        bundle itself carries. A failure names the manifest field."""
+        recorded: set[str] = set()
+        for i, artifact in enumerate(manifest.artifacts):
+            recorded.add(artifact.name)
+            at = f"manifest artifacts[{i}]"
             entry = self.entry(artifact.name)
             if artifact.name not in self.files:
                 entry.add(
@@ -616,11 +625,62 @@ class ReleaseVerification:
                 entry.add(
                     "manifest",
                     FAIL,
-                    f"sha256 {self.digests[artifact.name][:12]}... != manifest "
+                    f"{at}.sha256: file sha256 {self.digests[artifact.name][:12]}... != manifest "
                     f"{artifact.sha256[:12]}...",
+                )
+            elif artifact.size != (size := self.files[artifact.name].stat().st_size):
+                entry.add(
+                    "manifest",
+                    FAIL,
+                    f"{at}.size: the manifest records {artifact.size} bytes, the file has {size}",
                 )
             else:
                 entry.add("manifest", PASS, f"matches the manifest ({artifact.kind})")
+        for name in self.files:
+            if name not in recorded:
+                self.entry(name).add(
+                    "manifest",
+                    FAIL,
+                    "manifest artifacts: the release carries this file, the manifest omits it",
+                )
+        for i, record in enumerate(manifest.signatures):
+            self.check_signature_record(f"manifest signatures[{i}]", record)
+
+    def check_signature_record(self, at: str, record: SignatureRecord) -> None:
+        suffix = BUNDLE_SUFFIX if record.method == "sigstore" else GPG_SIG_SUFFIX
+        entry = self.entry(record.file)
+        if record.file != record.subject + suffix:
+            signs = record.file.removesuffix(suffix) if record.file.endswith(suffix) else "?"
+            entry.add(
+                "manifest",
+                FAIL,
+                f"{at}.file: {record.file} is recorded as the {record.method} signature of "
+                f"{record.subject}, but it is {signs}'s",
+            )
+        elif record.file not in self.files:
+            entry.add("manifest", FAIL, f"{at}.file: {record.file} is not in the release")
+        elif record.subject not in self.files:
+            entry.add("manifest", FAIL, f"{at}.subject: {record.subject} is not in the release")
+        elif record.subject_sha256 != self.digests[record.subject]:
+            entry.add(
+                "manifest",
+                FAIL,
+                f"{at}.subject_sha256: {record.subject_sha256[:12]}... is not "
+                f"{record.subject}'s sha256 {self.digests[record.subject][:12]}...",
+            )
+        elif record.method == "sigstore":
+            carried = log_index(self.files[record.file].read_text("utf-8", "replace"))
+            if record.log_index is not None and record.log_index != carried:
+                entry.add(
+                    "manifest",
+                    FAIL,
+                    f"{at}.log_index: the manifest records {record.log_index}, the bundle's "
+                    f"log entry is {carried}",
+                )
+            else:
+                entry.add("manifest", PASS, f"the recorded signature of {record.subject}")
+        else:
+            entry.add("manifest", PASS, f"the recorded signature of {record.subject}")
 
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
