@@ -70,7 +70,11 @@ class Config:
         "", "GitHub `owner/name`; empty: `$GITHUB_REPOSITORY`, else the git remote `origin`."
     )
     tag_prefix: str = _key("v", "Prefix of release tags (`v1.2.0`).")
-    dist_dir: str = _key("dist", "Where build writes artifacts, relative to the project.")
+    dist_dir: str = _key(
+        "dist",
+        "Where build writes artifacts, relative to the project; it must also lie inside the "
+        "manifest's directory.",
+    )
     changelog: str = _key(
         "CHANGELOG.md",
         "Changelog whose version section is the release notes: Markdown (Keep a Changelog, "
