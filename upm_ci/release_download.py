@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from upm_ci.config import check_repository
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import check_plain_name
 from upm_ci.publish.github_release import GitHubApi
@@ -363,8 +364,7 @@ def download_release(
             "only the release's own files are verified",
             hint="pass a new or empty DIRECTORY",
         )
-    if "/" not in repository or not all(repository.split("/", 1)):
-        raise InputError(f"--repository {repository!r}: not owner/name")
+    check_repository(repository, where="--repository")
     what = f"GitHub release {tag} of {repository}"
     deadline = _Deadline(limits.deadline, f"download of {what}")
     client = _Client(api_url, token, limits, deadline)

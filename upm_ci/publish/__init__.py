@@ -33,6 +33,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from upm_ci.config import repository_problem
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import ExpectedSigner
 from upm_ci.layout import sha256_file
@@ -339,9 +340,9 @@ def _check_inputs(project: Project, manifest: Manifest, settings: PublishSetting
             f"tag {settings.tag} does not match version {project.version}",
             hint=f"release tag {project.tag}",
         )
-    if not settings.skip_github and "/" not in settings.repository:
+    if not settings.skip_github and repository_problem(settings.repository):
         raise InputError(
-            f"repository {settings.repository!r} is not owner/name",
+            f"repository {settings.repository!r} is not exactly owner/name",
             hint="pass --repository or set [tool.upm-release] repository",
         )
     if not manifest.artifacts:
