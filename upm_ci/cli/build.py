@@ -80,11 +80,12 @@ def command(
     require("build", "pipeline")
     from upm_ci.build import build_release, release_info
     from upm_ci.manifest import Manifest
-    from upm_ci.project import load_project
+    from upm_ci.project import load_project, resolve_tag, version_from_tag
 
     proj = load_project(project)
     if image or dockerfile:
         proj = _with_image(proj, image, dockerfile)
+    version_from_tag(resolve_tag(proj, tag), proj.config.tag_prefix)  # a malformed tag first
     dist = dist_directory(proj, dist_dir, manifest)
     man = Manifest.load_or_new(manifest, release_info(proj, tag))
     result = build_release(
