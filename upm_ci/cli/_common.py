@@ -58,7 +58,7 @@ def _dist_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     """``--dist-dir``: one line with no control character, else one line of bad input."""
     from upm_ci.layout import check_dist_dir_setting
 
-    if value is None:
+    if not value:  # "" is the default, as an empty UPM_DIST_DIR is
         return None
     path = check_dist_dir_setting(Path(value), where="--dist-dir (UPM_DIST_DIR)")
     if path.exists() and not path.is_dir():
