@@ -198,6 +198,7 @@ def test_sign_round_trip_via_ambient_oidc(
         "upm_sample-1.2.0-py3-none-any.whl.spdx.json",
         "unipkg.yaml",
         "unipkg.lock",  # GitHub renames assets with a leading dot: the release drops it
+        "toolchain.cdx.json",
     }
     assert (dist / "unipkg.yaml").read_bytes() == (release / "unipkg.yaml").read_bytes()
     assert (dist / "unipkg.lock").read_bytes() == (release / ".unipkg.lock").read_bytes()
@@ -324,7 +325,7 @@ def test_second_run_resigns_nothing(
     assert snapshot(release / "dist") == first
     assert "kept" in capsys.readouterr().out
     manifest = Manifest.load(release / "release-manifest.json")
-    assert manifest.phases["sign"]["reused"] == 7
+    assert manifest.phases["sign"]["reused"] == 8
 
 
 def test_changed_bundle_is_resigned(
@@ -338,7 +339,8 @@ def test_changed_bundle_is_resigned(
     fresh_sigstore_standin.clear_requests()
 
     assert cli(release, fresh_sigstore_standin) == 0
-    assert len(fresh_sigstore_standin.requests(REKOR_V1)) == 1
+    # SHA256SUMS's bundle, and the release statement that names that bundle's digest
+    assert len(fresh_sigstore_standin.requests(REKOR_V1)) == 2
     verify_independently(release, fresh_sigstore_standin)
 
 

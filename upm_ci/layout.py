@@ -183,9 +183,14 @@ def release_file_name(name: str) -> str:
 
 
 def artifact_kind(name: str) -> str:
-    """What a release file is, by its name alone: ``pep740``, ``bundle``, ``attestation``,
-    ``gpg-key``, ``gpg-signature``, ``checksums``, ``wheel``, ``sdist``, ``sbom`` or ``file``.
+    """What a release file is, by its name alone: ``statement`` (the release statement),
+    ``toolchain-sbom``, ``pep740``, ``bundle``, ``attestation``, ``gpg-key``,
+    ``gpg-signature``, ``checksums``, ``wheel``, ``sdist``, ``sbom`` or ``file``.
     The longer suffixes come first (``.pub.asc`` before ``.asc``)."""
+    if name == RELEASE_STATEMENT:
+        return "statement"
+    if name == TOOLCHAIN_SBOM:
+        return "toolchain-sbom"
     if name.endswith(PEP740_SUFFIX):
         return "pep740"
     if name.endswith(BUNDLE_SUFFIX):

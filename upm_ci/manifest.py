@@ -68,11 +68,13 @@ KINDS = (
     "audit-log",
     "project-manifest",
     "plugin",
+    "toolchain-sbom",
+    "release-statement",
 )
 #: Kinds of the files that are signatures (``signatures[].file``) and signed attestations
 #: (``attestations[].file``): signed by construction, they need no signature of their own.
 SIGNATURE_KINDS = {"sigstore": "sigstore-bundle", "gpg": "gpg-signature"}
-ATTESTATION_KINDS = ("provenance", "sbom-attestation", "pep740-attestation")
+ATTESTATION_KINDS = ("provenance", "sbom-attestation", "pep740-attestation", "release-statement")
 LEDGER_STATES = ("started", "done")
 
 

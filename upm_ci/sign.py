@@ -52,10 +52,14 @@ from upm_ci.gpg import GpgSigner
 from upm_ci.layout import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
+    CHECKSUMS,
     GPG_KEY_SUFFIX,
     GPG_SIG_SUFFIX,
     PEP740_SUFFIX,
+    RELEASE_STATEMENT,
     SBOM_ATTESTATION_SUFFIX,
+    TOOLCHAIN_SBOM,
+    VSA_PREDICATE_TYPE,
     check_dist_dir_inside,
     check_plain_name,
     confined_file,
@@ -67,6 +71,7 @@ from upm_ci.manifest import (
     AttestationRecord,
     Manifest,
     SignatureRecord,
+    utcnow,
     write_text_atomic,
 )
 from upm_ci.project import Project
@@ -491,6 +496,10 @@ def sign_release(
     if not dist_dir.is_dir():
         raise InputError(f"{dist_dir}: dist directory not found", hint="run upm-ci build first")
     subjects = _manifest_subjects(manifest)
+    # SHA256SUMS is written again and signed last, once it can list every other file.
+    sums = next(s for s in subjects if s.kind == "checksums")
+    subjects = [s for s in subjects if s.kind != "checksums"]
+    policy_file = _policy_file(project)
     dists = [s for s in subjects if s.kind in PEP740_KINDS]
     for s in dists:
         pep740_distribution(s.path.name, s.sha256)  # a bad file name: InputError before writing
@@ -524,6 +533,7 @@ def sign_release(
     with contextlib.ExitStack() as stack:
         gpg = stack.enter_context(GpgSigner(gpg_key, gpg_passphrase)) if gpg_key else None
         load_trust_config(trust_config, rekor_version)  # bad file: InputError before writing
+        subjects.append(_toolchain_subject(dist_dir, claims))
         for src, kind in extras:
             dest = dist_dir / release_file_name(src.name)
             if not dest.exists() or sha256_file(dest) != sha256_file(src):
@@ -576,43 +586,55 @@ def sign_release(
             )
             result.gpg_public_key = pub.name
 
-    # Everything verified: record it.
-    by_name = {s.path.name: s for s in subjects}
-    for s in subjects:
-        if s.kind in ("project-manifest", "plugin"):
-            manifest.add_file(s.path, s.kind)
-    for item in signed:
-        bundle_path = by_name[item.subject].path.with_name(item.file)
-        manifest.add_file(bundle_path, "sigstore-bundle")
-        manifest.add_signature(
-            SignatureRecord(
-                subject=item.subject,
-                subject_sha256=by_name[item.subject].sha256,
-                file=item.file,
-                method="sigstore",
-                identity=expected_identity,
-                issuer=GITHUB_ISSUER,
-                log_index=item.log_index,
+        # Everything verified: record it.
+        by_name = {s.path.name: s for s in subjects}
+        for s in subjects:
+            if s.kind in ("project-manifest", "plugin", "toolchain-sbom"):
+                manifest.add_file(s.path, s.kind)
+        for item in signed:
+            bundle_path = by_name[item.subject].path.with_name(item.file)
+            manifest.add_file(bundle_path, "sigstore-bundle")
+            manifest.add_signature(
+                SignatureRecord(
+                    subject=item.subject,
+                    subject_sha256=by_name[item.subject].sha256,
+                    file=item.file,
+                    method="sigstore",
+                    identity=expected_identity,
+                    issuer=GITHUB_ISSUER,
+                    log_index=item.log_index,
+                )
             )
-        )
-    for path, kind, record in attestations:
-        manifest.add_file(path, kind)
-        manifest.add_attestation(record)
-        result.attestations.append(path.name)
-    for item in gpg_signed:
-        manifest.add_file(by_name[item.subject].path.with_name(item.file), "gpg-signature")
-        manifest.add_signature(
-            SignatureRecord(
-                subject=item.subject,
-                subject_sha256=by_name[item.subject].sha256,
-                file=item.file,
-                method="gpg",
-                identity=gpg.fingerprint if gpg else "",
+        for path, kind, record in attestations:
+            manifest.add_file(path, kind)
+            manifest.add_attestation(record)
+            result.attestations.append(path.name)
+        for item in gpg_signed:
+            manifest.add_file(by_name[item.subject].path.with_name(item.file), "gpg-signature")
+            manifest.add_signature(
+                SignatureRecord(
+                    subject=item.subject,
+                    subject_sha256=by_name[item.subject].sha256,
+                    file=item.file,
+                    method="gpg",
+                    identity=gpg.fingerprint if gpg else "",
+                )
             )
+        if result.gpg_public_key:
+            manifest.add_file(dist_dir / result.gpg_public_key, "gpg-public-key")
+        sealed = _seal(
+            signer,
+            gpg,
+            project,
+            manifest,
+            sums,
+            policy_file=policy_file,
+            repository=expected.repository or project.repository,
         )
-    if result.gpg_public_key:
-        manifest.add_file(dist_dir / result.gpg_public_key, "gpg-public-key")
-    result.signed = signed + gpg_signed
+        signed += [s for s in sealed if s.method == "sigstore"]
+        gpg_signed += [s for s in sealed if s.method == "gpg"]
+        result.attestations.append(RELEASE_STATEMENT)
+        result.signed = signed + gpg_signed
     manifest.record_phase(
         "sign",
         "pass",
@@ -630,6 +652,157 @@ def sign_release(
     )
     manifest.save()
     return result
+
+
+def _policy_file(project: Project) -> Path:
+    """The policy the gate checked: RELEASE.md as upm-release carries it (its Pre-Release
+    Checklist is the gate's rows, :mod:`upm_ci.gate.report`)."""
+    from upm_ci import release_statement
+
+    return release_statement.POLICY_FILE
+
+
+def _toolchain_subject(dist_dir: Path, claims: identity.TokenClaims) -> _Subject:
+    """``TOOLCHAIN_SBOM`` of the running tool, kept when only its serial and time would
+    change (a re-run keeps its bundle)."""
+    from upm_ci import toolchain
+
+    path = dist_dir / TOOLCHAIN_SBOM
+    text = toolchain.toolchain_sbom({k: str(v) for k, v in claims.raw.items()})
+    if not (path.is_file() and toolchain.same_toolchain(path.read_text("utf-8", "replace"), text)):
+        write_text_atomic(path, text)
+    return _Subject(path, "toolchain-sbom", sha256_file(path))
+
+
+def published_later(project: Project) -> list[str]:
+    """The files publish adds after signing: the audit log and its bundle."""
+    from upm_ci.publish.audit_log import audit_log_name
+
+    log_name = audit_log_name(project.normalized_name, project.version)
+    return [log_name, log_name + BUNDLE_SUFFIX]
+
+
+def _seal(
+    signer: ReleaseSigner,
+    gpg: GpgSigner | None,
+    project: Project,
+    manifest: Manifest,
+    sums: _Subject,
+    *,
+    policy_file: Path,
+    repository: str,
+) -> list[SignedFile]:
+    """Write ``SHA256SUMS`` over every other release file and sign it (Sigstore, and GPG with
+    a key); then sign the release statement over every file, SHA256SUMS included. Both are
+    recorded in the manifest; returns SHA256SUMS's signatures."""
+    from upm_ci.build import sha256sums_text
+    from upm_ci.release_statement import POLICY_URI, GateRow, build_statement, one_line
+
+    later = published_later(project)
+    unsummed = {
+        CHECKSUMS,
+        CHECKSUMS + BUNDLE_SUFFIX,
+        CHECKSUMS + GPG_SIG_SUFFIX,
+        RELEASE_STATEMENT,
+        *later,
+    }
+    listed = [
+        manifest.resolve(a)
+        for a in manifest.artifacts
+        if a.name not in unsummed and a.kind != "audit-log"
+    ]
+    write_text_atomic(sums.path, sha256sums_text(listed))
+    sums_art = manifest.add_file(sums.path, "checksums")
+    final = _Subject(sums.path, "checksums", sums_art.sha256)
+    made = [_sign_subject(signer, final)]
+    manifest.add_file(sums.path.with_name(made[0].file), "sigstore-bundle")
+    manifest.add_signature(
+        SignatureRecord(
+            subject=CHECKSUMS,
+            subject_sha256=final.sha256,
+            file=made[0].file,
+            method="sigstore",
+            identity=signer.expected_identity,
+            issuer=signer.issuer,
+            log_index=made[0].log_index,
+        )
+    )
+    if gpg is not None:
+        asc = sums.path.with_name(CHECKSUMS + GPG_SIG_SUFFIX)
+        reused = gpg.verifies(asc, sums.path)
+        if not reused:
+            gpg.sign(sums.path)
+        made.append(SignedFile(CHECKSUMS, asc.name, "gpg", reused=reused))
+        manifest.add_file(asc, "gpg-signature")
+        manifest.add_signature(
+            SignatureRecord(
+                subject=CHECKSUMS,
+                subject_sha256=final.sha256,
+                file=asc.name,
+                method="gpg",
+                identity=gpg.fingerprint,
+            )
+        )
+
+    gate = manifest.phases.get("gate", {})
+    raw_checks, raw_summaries = gate.get("checks"), gate.get("summaries")
+    checks: dict[str, Any] = raw_checks if isinstance(raw_checks, dict) else {}
+    summaries: dict[str, Any] = raw_summaries if isinstance(raw_summaries, dict) else {}
+    rows = [
+        GateRow(str(name), str(status), one_line(str(summaries.get(name, ""))))
+        for name, status in checks.items()
+    ]
+    files = {
+        a.name: a.sha256
+        for a in manifest.artifacts
+        if a.name not in (RELEASE_STATEMENT, *later) and a.kind != "audit-log"
+    }
+    out = sums.path.with_name(RELEASE_STATEMENT)
+    images = {
+        _image_name(i.repository, i.ref): i.digest.removeprefix("sha256:") for i in manifest.images
+    }
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    statement = build_statement(
+        files,
+        images=images,
+        published_later=later,
+        gate_rows=rows,
+        gate_passed=gate.get("status") == "pass",
+        time_verified=str(gate.get("at") or _previous_time(out) or utcnow()),
+        resource_uri=f"{server}/{repository}/releases/tag/{project.tag}",
+        policy_uri=POLICY_URI,
+        policy_sha256=sha256_file(policy_file),
+        tool_version=__version__,
+    )
+    sign_statement_file(signer, out, statement, "release statement")
+    manifest.add_file(out, "release-statement")
+    manifest.add_attestation(
+        AttestationRecord(RELEASE_STATEMENT, VSA_PREDICATE_TYPE, statement["subject"])
+    )
+    return made
+
+
+def _previous_time(statement_bundle: Path) -> str:
+    """The timeVerified of the statement a previous run signed, so that a re-run without a
+    gate record makes the same statement (and keeps its bundle); "" when there is none."""
+    import base64
+
+    try:
+        envelope = json.loads(statement_bundle.read_text(encoding="utf-8"))["dsseEnvelope"]
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        value = statement["predicate"]["timeVerified"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _image_name(repository: str, ref: str) -> str:
+    """An image's repository without tag or digest (``ghcr.io/o/n``): its subject name."""
+    if repository:
+        return repository
+    name = ref.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
 
 
 def _manifest_subjects(manifest: Manifest) -> list[_Subject]:

@@ -149,6 +149,8 @@ def command(
             file = display_path(loaded.root / finding.file, workspace) if finding.file else None
             gha.annotate(level, finding.message, file=file, line=finding.line, title=check.task)
 
+    from upm_ci.release_statement import one_line
+
     data = gha.redact_data(report.to_json())  # test output may hold secrets
     if report_json is not None:
         write_json_atomic(report_json.resolve(), data)
@@ -156,6 +158,10 @@ def command(
         "gate",
         "pass" if report.passed else "fail",
         checks={check.id: check.status for check in report.checks},
+        # One line per row for the release statement (redacted like the report).
+        summaries={
+            str(row.get("id")): one_line(str(row.get("reason", ""))) for row in data["checks"]
+        },
     )
     release.save()
 

@@ -26,6 +26,7 @@ from upm_ci.cli._common import (
     trust_config_option,
 )
 from upm_ci.errors import InputError, UpmError
+from upm_ci.layout import RELEASE_STATEMENT
 
 if TYPE_CHECKING:
     from upm_ci import identity
@@ -171,6 +172,8 @@ def _state(reused: bool) -> str:
 
 def _subjects(release: Manifest, attestation: str) -> list[str]:
     record = next((a for a in release.attestations if a.file == attestation), None)
+    if record is not None and attestation == RELEASE_STATEMENT:
+        return [f"the release ({len(record.subjects)} files and images)"]
     return [s["name"] for s in record.subjects] if record else []
 
 
