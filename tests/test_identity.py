@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.release_kit import CDX, cyclonedx
+from tests.fixtures.release_kit import CDX, add_audit_log, cyclonedx
 from upm_ci import identity
 from upm_ci.cli import main
 from upm_ci.errors import InputError, PolicyError, ServiceError
@@ -204,6 +204,7 @@ def _project(root: Path, repository: str) -> tuple[Path, Path]:
     (dist / CDX).write_text(json.dumps(cyclonedx(digests[WHEEL])))
     manifest.add_file(dist / CDX, "sbom")
     manifest.add_sbom(SbomRecord(CDX, "cyclonedx", WHEEL, digests[WHEEL]))
+    manifest.record_phase("gate", "pass", checks={"tests": "pass"}, summaries={"tests": "1 passed"})
     manifest.save()
     return dist, manifest.path
 
@@ -221,7 +222,12 @@ def _sign_in_reusable_workflow(
                 ["sign", "--project", str(root), "--manifest", str(manifest)]
                 + ["--trust-config", str(standin.trust_config_path)]
             )
-    assert code == 0
+            assert code == 0
+            from sigstore.oidc import detect_credential
+
+            token = detect_credential()
+            assert token is not None
+            add_audit_log(dist, token, standin.trust_config_path, CALLED_IDENTITY)
     return dist, manifest
 
 

@@ -219,7 +219,7 @@ def with_subject(name: str, digest: str = "e" * 64) -> dict[str, Any]:
     ("statement", "named"),
     [
         (with_subject("dist/a.whl"), "'dist/a.whl' has a path separator"),
-        (with_subject(".."), "'..' is empty"),
+        (with_subject(".."), "'..' is '.' or '..'"),
         (with_subject("a\nb.whl"), "has a control character"),
         (with_subject("a.whl"), "duplicate name 'a.whl'"),
         (with_subject("b.whl", "e" * 63), "is not 64 hex digits"),

@@ -387,8 +387,8 @@ CASES: list[tuple[str, Callable[[Ctx], None], list[tuple[str, str, str]], int]] 
      [(SBOM_ATTESTATION, "subjects", "digest"), (WHEEL, "sbom-attestation", "")], 1),
     ("sbom-attestation-missing", sbom_attestation_missing,
      [(WHEEL, "sbom-attestation", "no verified SBOM attestation")], 1),
-    ("cdx-metadata-hash-not-wheel", cdx_hash_wrong, [(CDX, "sbom-binding", "no wheel")], 1),
-    ("spdx-package-hash-not-wheel", spdx_hash_wrong, [(SPDX, "sbom-binding", "no wheel")], 1),
+    ("cdx-metadata-hash-not-wheel", cdx_hash_wrong, [(CDX, "sbom-binding", "neither a")], 1),
+    ("spdx-package-hash-not-wheel", spdx_hash_wrong, [(SPDX, "sbom-binding", "neither a")], 1),
     ("gpg-signature-of-other-file", gpg_of_other_file,
      [(WHEEL + ".asc", "gpg", "bad signature"), (WHEEL, "gpg", "bad signature")], 1),
     ("gpg-signature-other-key", gpg_other_key, [(WHEEL + ".asc", "gpg", "another key")], 1),
@@ -479,7 +479,8 @@ def test_untouched_release_is_accepted(release_kit: ReleaseKit, tmp_path: Path, 
     assert report.passed, report.failures()
     assert report.failures() == []
     sigstore_checks = [c for a in report.artifacts for c in a.checks if c.check == "sigstore"]
-    assert len(sigstore_checks) == 9  # 7 signed files + provenance + SBOM attestation
+    # 7 signed files + provenance + SBOM attestation + the release statement
+    assert len(sigstore_checks) == 10
     assert all(f"Rekor v{rekor}" in c.reason for c in sigstore_checks)
 
 

@@ -22,6 +22,7 @@ from tests.fixtures.release_kit import (
     TAG,
     WHEEL,
     ReleaseKit,
+    add_audit_log,
     complete_manifest,
     cyclonedx,
     release_dir,
@@ -32,13 +33,15 @@ from upm_ci.cli import main
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
 from upm_ci.sigstore_trust import make_verifier
 from upm_ci.standins.github import GitHubStandIn
-from upm_ci.standins.oidc import OidcStandIn
+from upm_ci.standins.oidc import OidcStandIn, mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
 from upm_ci.verify import SCHEMA, verify_release
 
 __all__ = ["release_dir", "release_kit"]
 
 SENTINEL_TOKEN = "ghs_sentinelVerifyToken0123456789abcdef"
+
+IDENTITY = f"https://github.com/{REPOSITORY}/.github/workflows/release.yml@refs/tags/{TAG}"
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +124,7 @@ def test_cli_passes_and_writes_the_report(
         "provenance",
         "sbom-attestation",
         "gpg",
+        "release-statement",
     }
     assert "verification passed" in out
     assert "Release verification passed" in summary.read_text()
@@ -219,6 +223,7 @@ def test_end_to_end_with_upm_ci_sign(
         manifest.add_file(dist / name, kind)
     manifest.add_file(dist / CDX, "sbom")
     manifest.add_sbom(SbomRecord(CDX, "cyclonedx", WHEEL, digests[WHEEL]))
+    manifest.record_phase("gate", "pass", checks={"tests": "pass"}, summaries={"tests": "1 passed"})
     manifest.save()
     for name, value in oidc_standin.env().items():
         monkeypatch.setenv(name, value)
@@ -226,6 +231,7 @@ def test_end_to_end_with_upm_ci_sign(
     common = ["--project", str(project), "--manifest", str(manifest.path), *trust]
     assert main(["sign", *common]) == 0, capsys.readouterr()
     capsys.readouterr()
+    add_audit_log(dist, mint_github_token(), sigstore_standin.trust_config_path, IDENTITY)
 
     assert main(["verify", *common]) == 0, capsys.readouterr().out
     (dist / "SHA256SUMS").write_text(f"{digests[SDIST]}  {SDIST}\n")
@@ -305,6 +311,7 @@ def test_gpg_signature_without_a_public_key_fails(
     release_kit: ReleaseKit, release_dir: Path
 ) -> None:
     (release_dir / "upm_sample-1.2.0.pub.asc").unlink()
+    release_kit.seal(release_dir)  # a release without the key: signed as such
     assert not run(release_kit, release_dir)
     assert run(release_kit, release_dir, gpg_public_key=release_kit.gpg.public_key)
 

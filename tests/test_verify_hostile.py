@@ -543,6 +543,7 @@ def test_a_replaced_key_and_signatures_fail_against_the_pin(
         if asc.name != PUBKEY:
             asc.unlink()
             release_kit.other_gpg.sign(release_dir / asc.name.removesuffix(".asc"))
+    release_kit.seal(release_dir)  # even with a statement over the swapped files
 
     assert main(kit_args(release_kit, release_dir)) == 1
     signer = release_kit.other_gpg.fingerprint[-16:]

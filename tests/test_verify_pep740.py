@@ -49,9 +49,10 @@ def attestations(release_kit: ReleaseKit) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def attested(release_dir: Path, attestations: dict[str, bytes]) -> Path:
+def attested(release_kit: ReleaseKit, release_dir: Path, attestations: dict[str, bytes]) -> Path:
     for name, raw in attestations.items():
         (release_dir / (name + PEP740_SUFFIX)).write_bytes(raw)
+    release_kit.seal(release_dir)  # the release statement names them, as sign's does
     return release_dir
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from upm_ci import __version__
-from upm_ci.layout import BUNDLE_SUFFIX, VSA_PREDICATE_TYPE, plain_name_problem
+from upm_ci.layout import BUNDLE_SUFFIX, MAX_NAME, VSA_PREDICATE_TYPE
 from upm_ci.provenance import STATEMENT_TYPE
 
 #: upm-release's own URI: the VSA's verifier id.
@@ -125,6 +125,22 @@ class ParsedStatement:
     policy_uri: str = ""
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a file of a release directory, or None: a statement names
+    files in one directory, never a path."""
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return "is '.' or '..'"
+    if _CONTROL.search(name):
+        return "has a control character"
+    if "/" in name or "\\" in name:
+        return "has a path separator"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME:
+        return f"is longer than {MAX_NAME} bytes"
+    return None
+
+
 def _shown(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")[:120]
 
@@ -148,7 +164,7 @@ def parse_statement(statement: Any) -> ParsedStatement:
     image_names = _names(own.get("images", []), f"predicate.{OWN_KEY}.images")
     later = _names(own.get("publishedLater", []), f"predicate.{OWN_KEY}.publishedLater")
     for later_name in later:
-        if problem := plain_name_problem(later_name):
+        if problem := name_problem(later_name):
             raise StatementProblem(
                 f"predicate.{OWN_KEY}.publishedLater: {_shown(later_name)!r} {problem}"
             )
@@ -178,7 +194,7 @@ def parse_statement(statement: Any) -> ParsedStatement:
                 raise StatementProblem(f"{where}: image name {shown!r} is not a repository")
             parsed.images[name] = digest.lower()
             continue
-        if problem := plain_name_problem(name):
+        if problem := name_problem(name):
             raise StatementProblem(f"{where}: file name {shown!r} {problem}")
         parsed.files[name] = digest.lower()
     if set(later) & set(parsed.files):

@@ -30,6 +30,7 @@ from upm_ci.layout import (
     CHECKSUMS,
     GPG_SIG_SUFFIX,
     PEP740_SUFFIX,
+    RELEASE_STATEMENT,
     artifact_kind,
     sha256_file,
 )
@@ -41,6 +42,7 @@ from upm_ci.provenance import (
     statement_subjects,
 )
 from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
+from upm_ci.release_statement import PASSED, ParsedStatement, StatementProblem, parse_statement
 from upm_ci.retry import describe
 from upm_ci.sigstore_trust import (
     IdentityPolicy,
@@ -226,6 +228,8 @@ class ReleaseVerification:
         self.verifier = verifier
         self.entries: dict[str, ArtifactReport] = {}
         self.attestations: dict[str, list[dict[str, str]]] = {}
+        #: The release statement, once it verified and parsed (check_release_statement).
+        self.statement: ParsedStatement | None = None
         self.digests = {name: sha256_file(path) for name, path in self.files.items()}
         for name in self.files:
             self.entries[name] = ArtifactReport(name, self.digests[name])
@@ -247,9 +251,10 @@ class ReleaseVerification:
     def verify_all(
         self, manifest: Manifest | None, gpg_public_key: Path | None, gpg_fingerprint: str = ""
     ) -> None:
-        signed = self.names("wheel", "sdist", "sbom", "checksums", "file")
+        signed = self.names("wheel", "sdist", "sbom", "checksums", "toolchain-sbom", "file")
         for name, (status, reason) in zip(signed, self.bundle_checks(signed)):
             self.entry(name).add("sigstore", status, reason)
+        self.check_release_statement()
         for name in self.names("attestation"):
             self.check_attestation(name)
         for name in self.names("pep740"):
@@ -343,6 +348,81 @@ class ReleaseVerification:
                 entry.add("subject", PASS, f"bundle of {subject}")
             else:
                 entry.add("subject", FAIL, f"bundle of {subject}, which is not in the release")
+
+    # -- the release statement: every file by name and digest, and the gate's verdict
+
+    def check_release_statement(self) -> None:
+        """The release is exactly what its signed statement names: every subject present with
+        its digest, every name publish adds later present, no other file (the statement
+        itself aside), and the gate's verdict PASSED. A release without one fails."""
+        entry = self.entry(RELEASE_STATEMENT)
+        if RELEASE_STATEMENT not in self.files:
+            entry.add(
+                "statement",
+                FAIL,
+                "missing: without the signed release statement nothing shows which files the "
+                "release has, nor that it passed the gate",
+            )
+            return
+        statement = self.verify_dsse_line(entry, self.files[RELEASE_STATEMENT].read_bytes())
+        if statement is None:
+            return
+        try:
+            parsed = parse_statement(statement)
+        except StatementProblem as e:
+            entry.add("statement", FAIL, f"malformed release statement: {e}")
+            return
+        self.statement = parsed
+        entry.add(
+            "statement",
+            PASS,
+            f"names {len(parsed.files)} files, {len(parsed.images)} images and "
+            f"{len(parsed.published_later)} files publish adds",
+        )
+        if parsed.result == PASSED:
+            entry.add(
+                "verdict", PASS, f"PASSED: {len(parsed.checks)} checks of {parsed.policy_uri}"
+            )
+        else:
+            failed = [c.name for c in parsed.checks if c.status == "fail"]
+            why = f" ({', '.join(failed)} failed)" if failed else ""
+            entry.add("verdict", FAIL, f"the gate's verdict is {parsed.result}{why}")
+        for name, digest in parsed.files.items():
+            target = self.entry(name)
+            if name not in self.files:
+                target.add("release-statement", FAIL, f"named by {RELEASE_STATEMENT} but missing")
+            elif self.digests[name] != digest:
+                target.add(
+                    "release-statement",
+                    FAIL,
+                    f"sha256 {self.digests[name][:12]}... != {RELEASE_STATEMENT} {digest[:12]}...",
+                )
+            else:
+                target.add(
+                    "release-statement", PASS, f"named by {RELEASE_STATEMENT} (sha256 matches)"
+                )
+        for name in parsed.published_later:
+            target = self.entry(name)
+            if name not in self.files:
+                target.add(
+                    "release-statement",
+                    FAIL,
+                    f"named by {RELEASE_STATEMENT} (added by publish) but missing",
+                )
+            else:
+                target.add(
+                    "release-statement",
+                    PASS,
+                    f"named by {RELEASE_STATEMENT} as added by publish; bound by its own bundle",
+                )
+        known = set(parsed.files) | set(parsed.published_later) | {RELEASE_STATEMENT}
+        for name in self.files:
+            if name not in known:
+                self.entry(name).add(
+                    "release-statement",
+                    FAIL,
+                    f"not part of the signed release ({RELEASE_STATEMENT} does not name it)",
+                )
 
     # -- attestations (DSSE bundles of in-toto statements)
 
@@ -525,6 +605,9 @@ class ReleaseVerification:
         image row verifies that digest in its registry). An image SBOM without a manifest
         cannot be bound here: it fails, naming what to pass."""
         wheels = {self.digests[n]: n for n in self.names("wheel")}
+        if self.statement is not None:  # the signed statement names the images' digests
+            for name, digest in self.statement.images.items():
+                wheels.setdefault(digest, f"image {name}")
         if manifest is not None:
             for image in manifest.images:
                 wheels.setdefault(image.digest.removeprefix("sha256:"), f"image {image.ref}")
@@ -545,8 +628,8 @@ class ReleaseVerification:
                 entry.add(
                     "sbom-binding",
                     FAIL,
-                    f"described component sha256 {digests[0][:12]}... is no wheel's digest "
-                    "(an image's SBOM binds only with --manifest, which names the image)",
+                    f"described component sha256 {digests[0][:12]}... is neither a wheel's "
+                    "digest nor an image's that the release statement (or --manifest) names",
                 )
 
     # -- GPG
