@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLE
-from tests.test_gh_verify import run_gh
+from tests.test_gh_verify import _gh, run_gh
+from tests.test_readme import DOCS, snippet
 from upm_ci.cli import main
 from upm_ci.layout import RELEASE_STATEMENT, TOOLCHAIN_SBOM, VSA_PREDICATE_TYPE
 from upm_ci.rehearse import TRUSTED_ROOT_JSONL
@@ -169,3 +172,31 @@ def test_gh_accepts_the_statement_for_every_file_and_refuses_a_changed_wheel(
     changed.write_bytes((release / WHEEL).read_bytes() + b"\0")
     refused = run_gh(["attestation", "verify", str(changed), *bundle, *policy], root)
     assert refused.returncode != 0 and not refused.stdout.strip()
+
+
+def test_the_docs_gh_command_runs_verbatim_on_the_rehearsal(rehearsal: Path) -> None:
+    """docs/manifest.md's command, as a consumer copies it, from the rehearsal's parent."""
+    command = snippet("release-statement-gh", DOCS / "manifest.md")
+    home = rehearsal.parent / ".gh-home"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{Path(_gh()).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "GH_CONFIG_DIR": str(home / "config"),
+        "GH_NO_UPDATE_NOTIFIER": "1",
+        "GH_PROMPT_DISABLED": "1",
+    }
+    ok = subprocess.run(
+        ["bash", "-euc", command], cwd=rehearsal.parent, env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    wheel = rehearsal / "downloaded" / WHEEL
+    original = wheel.read_bytes()
+    try:
+        wheel.write_bytes(original + b"\0")
+        bad = subprocess.run(
+            ["bash", "-euc", command], cwd=rehearsal.parent, env=env, capture_output=True
+        )
+        assert bad.returncode != 0
+    finally:
+        wheel.write_bytes(original)

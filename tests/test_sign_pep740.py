@@ -114,7 +114,8 @@ def test_rerun_keeps_valid_attestations_and_resigns_a_tampered_one(
     other = dist / (DISTS[0] + PEP740_SUFFIX)
     other.write_bytes(kept)  # the wheel's attestation under the sdist's name
     assert cli(release, fresh_sigstore_standin) == 0
-    assert len(fresh_sigstore_standin.requests(REKOR_V1)) == 1
+    # the attestation, then SHA256SUMS (which lists it) and the release statement
+    assert len(fresh_sigstore_standin.requests(REKOR_V1)) == 3
     assert other.read_bytes() != kept
     independent_check(release, fresh_sigstore_standin)
 
