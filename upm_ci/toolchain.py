@@ -6,9 +6,10 @@ Made in the sign phase from the running tool itself, with cyclonedx-python-lib's
   from (its checkout's ``HEAD``, else the runner's ``GITHUB_ACTION_REF`` of a ``uses:``-ed
   upm-release action);
 - one component per package of the interpreter's environment (the tool venv) with its
-  version, and the sha256 hashes the hash-pinned lock (``actions/setup/requirements.txt``)
-  holds for it when the installed version is the locked one (property
-  ``upm-release:locked`` says whether it is);
+  version, and the sha256 hashes the hash-pinned lock (``actions/setup/requirements.txt``,
+  which the actions' setup copies into the venv as ``upm_ci/requirements.lock``) holds for
+  it when the installed version is the locked one (property ``upm-release:locked`` says
+  whether it is);
 - the interpreter as a ``platform`` component: implementation, version and path;
 - in GitHub Actions, the refs the runner and the OIDC token give: ``GITHUB_ACTION_REPOSITORY``
   / ``GITHUB_ACTION_REF`` (the action running), ``GITHUB_WORKFLOW_REF`` / ``GITHUB_WORKFLOW_SHA``,
@@ -30,8 +31,12 @@ from pathlib import Path
 
 from upm_ci import __version__
 
-#: Where the hash-pinned lock of the tool venv is, in a checkout of upm-release.
-LOCK = Path(__file__).resolve().parent.parent / "actions" / "setup" / "requirements.txt"
+#: Where the hash-pinned lock of the tool venv is: next to the package when the actions'
+#: setup copied both into the tool venv, else in a checkout of upm-release.
+LOCKS = (
+    Path(__file__).resolve().parent / "requirements.lock",
+    Path(__file__).resolve().parent.parent / "actions" / "setup" / "requirements.txt",
+)
 #: The runner's variables recorded, as ``upm-release:github:<lower-case name>``.
 GITHUB_VARIABLES = (
     "GITHUB_ACTION_REPOSITORY",
@@ -51,9 +56,11 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked_hashes(lock: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
-    """{canonical name: (version, [sha256, ...])} of a pip-compile ``--generate-hashes`` lock."""
-    if not lock.is_file():
+def locked_hashes(lock: Path | None = None) -> dict[str, tuple[str, list[str]]]:
+    """{canonical name: (version, [sha256, ...])} of a pip-compile ``--generate-hashes`` lock
+    (default: the first of LOCKS that exists); {} when there is none."""
+    lock = lock or next((p for p in LOCKS if p.is_file()), None)
+    if lock is None or not lock.is_file():
         return {}
     out: dict[str, tuple[str, list[str]]] = {}
     current = ""
@@ -93,7 +100,7 @@ def source_commit() -> str:
     return ref if re.fullmatch(r"[0-9a-f]{40}", ref) else ""
 
 
-def toolchain_sbom(claims: Mapping[str, str] | None = None, *, lock: Path = LOCK) -> str:
+def toolchain_sbom(claims: Mapping[str, str] | None = None, *, lock: Path | None = None) -> str:
     """The toolchain SBOM's JSON text (validated CycloneDX 1.6, sorted keys).
 
     ``claims``: the OIDC token's ``job_workflow_ref`` / ``job_workflow_sha`` when known.

@@ -112,6 +112,8 @@ fi
 site="$("$python" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 rm -rf "$site/upm_ci"
 cp -R "$source_root/upm_ci" "$site/upm_ci"
+# The lock the venv was installed from, for the toolchain SBOM's hashes (upm_ci/toolchain.py).
+cp "$lock" "$site/upm_ci/requirements.lock"
 
 "$python" -I -c 'import upm_ci' || {
   echo "::error::upm-release: the tool venv at $venv cannot import upm_ci" >&2
