@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.release_kit import REPOSITORY, TAG, ReleaseKit, release_dir, release_kit
+from tests.fixtures.release_kit import release_statement as kit_statement
 from tests.test_sign import IDENTITY, make_release
 from upm_ci import __version__, sign
+from upm_ci.cli import main
 from upm_ci.config import GITHUB_ISSUER
 from upm_ci.gate.report import CHECKLIST
 from upm_ci.layout import CHECKSUMS, RELEASE_STATEMENT, TOOLCHAIN_SBOM, VSA_PREDICATE_TYPE
@@ -238,3 +241,63 @@ def test_a_gate_without_rows_or_with_a_failure_is_failed() -> None:
     parsed = parse_statement(good())
     assert parsed.images == {"ghcr.io/o/n": "c" * 64}
     assert set(parsed.files) == {"a.whl", "SHA256SUMS"}
+
+
+# ------------------------------------------------------------------------------ verify of them
+
+
+def _bad_subject(statement: dict[str, Any]) -> None:
+    statement["subject"].append({"name": "../etc/passwd", "digest": {"sha256": "f" * 64}})
+
+
+def _duplicate(statement: dict[str, Any]) -> None:
+    statement["subject"].append(dict(statement["subject"][0]))
+
+
+def _short_digest(statement: dict[str, Any]) -> None:
+    statement["subject"][0]["digest"]["sha256"] = "ab" * 16
+
+
+def _not_vsa(statement: dict[str, Any]) -> None:
+    statement["predicateType"] = "https://slsa.dev/provenance/v1"
+
+
+def _failed_verdict(statement: dict[str, Any]) -> None:
+    statement["predicate"]["verificationResult"] = "FAILED"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (_bad_subject, "has a path separator"),
+        (_duplicate, "duplicate name"),
+        (_short_digest, "is not 64 hex digits"),
+        (_not_vsa, "is not https://slsa.dev/verification_summary/v1"),
+        (_failed_verdict, "the gate's verdict is FAILED"),
+    ],
+    ids=["path", "duplicate", "short-digest", "not-vsa", "failed"],
+)
+def test_verify_names_a_bad_signed_statement_and_exits_1(
+    release_kit: ReleaseKit,
+    release_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    mutate: Any,
+    named: str,
+) -> None:
+    """Signed by the release's own identity, so only its content is wrong."""
+    statement = kit_statement(release_dir)
+    mutate(statement)
+    release_kit.signer.sign_statement(statement, release_dir / RELEASE_STATEMENT)
+    capsys.readouterr()
+    code = main(
+        ["verify", str(release_dir), "--repository", REPOSITORY, "--ref", TAG, "--offline"]
+        + ["--trust-config", str(release_kit.trust_config)]
+        + ["--gpg-public-key", str(release_kit.gpg.public_key)]
+    )
+    captured = capsys.readouterr()
+    assert code == 1, captured.out
+    assert f"{RELEASE_STATEMENT}: " in captured.err and named in captured.err
+    assert "Traceback" not in captured.out + captured.err
+
+
+__all__ = ["release_dir", "release_kit"]  # the kit's fixtures
