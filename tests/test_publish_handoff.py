@@ -78,7 +78,9 @@ def built_release(root: Path) -> Path:
     assert wheel is not None
     sbom = manifest.add_file(dist / f"{WHEEL}.cdx.json", "sbom")
     manifest.add_sbom(SbomRecord(sbom.name, "cyclonedx", wheel.name, wheel.sha256))
-    for phase in ("gate", "build", "sbom"):
+    # the gate's rows go into the release statement; a gate with none is no verdict
+    manifest.record_phase("gate", "pass", checks={"tests": "pass"}, summaries={"tests": "ok"})
+    for phase in ("build", "sbom"):
         manifest.record_phase(phase, "pass")
     manifest.save()
     return root

@@ -139,6 +139,7 @@ def check_handoff(
         gpg_public_key=None,
         gpg_fingerprint=gpg_fingerprint,
         ignore=ignore,
+        published=False,
     )
     failures = report.failures()
     if failures or not report.passed:

@@ -92,8 +92,12 @@ def verify_release(
     ignore: Collection[Path] = (),
     verifier: Verifier | None = None,
     processes: int | None = None,
+    published: bool = True,
 ) -> VerifyReport:
     """Verify every file in ``directory``; the report says what passed, per file and check.
+
+    ``published``: False for a release checked before publish (the hand-off), which cannot
+    hold yet the files the release statement says publish adds (its audit log).
 
     ``ignore``: files in the directory that are not part of the release (the report itself).
     ``verifier``: a prepared verifier to reuse (its trust root wins over ``trust_config``).
@@ -121,6 +125,7 @@ def verify_release(
             ) from None
     run = ReleaseVerification(directory, files, policy, verifier, processes or available_cpus())
     fingerprint = normalize_fingerprint(gpg_fingerprint, where="--gpg-fingerprint")
+    run.published = published
     run.verify_all(manifest, gpg_public_key, fingerprint)
     for name, kind in irregular.items():
         run.entry(name).add(
