@@ -231,7 +231,13 @@ def test_end_to_end_with_upm_ci_sign(
     common = ["--project", str(project), "--manifest", str(manifest.path), *trust]
     assert main(["sign", *common]) == 0, capsys.readouterr()
     capsys.readouterr()
-    add_audit_log(dist, mint_github_token(), sigstore_standin.trust_config_path, IDENTITY)
+    add_audit_log(
+        dist,
+        mint_github_token(),
+        sigstore_standin.trust_config_path,
+        IDENTITY,
+        manifest.path,
+    )
 
     assert main(["verify", *common]) == 0, capsys.readouterr().out
     (dist / "SHA256SUMS").write_text(f"{digests[SDIST]}  {SDIST}\n")
