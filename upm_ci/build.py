@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from upm_ci.child_env import project_env
+from upm_ci.child_env import install_env, project_env
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, write_text_atomic
@@ -412,7 +412,7 @@ def venv_with_wheel(where: Path, wheel: Path) -> tuple[Path, subprocess.Complete
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env=install_env(),  # a wheel's install runs none of its code; its index may need a login
     )
     return python, installed
 
@@ -456,6 +456,7 @@ def smoke_test(project: Project, wheel: Path) -> str:
             cwd=tmp,
             capture_output=True,
             text=True,
+            env=project_env(),  # importing the wheel runs the project's code
         )
     if proc.returncode != 0:
         raise PolicyError(

@@ -79,9 +79,13 @@ def command(
 
     require("build", "pipeline")
     from upm_ci.build import build_release, release_info
+    from upm_ci.child_env import isolate_process
     from upm_ci.manifest import Manifest
     from upm_ci.project import load_project, resolve_tag, version_from_tag
 
+    # The build backend, the smoke test and the Dockerfile are the project's code; the build
+    # needs no credential at all.
+    isolate_process()
     proj = load_project(project)
     if image or dockerfile:
         proj = _with_image(proj, image, dockerfile)

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +32,9 @@ from upm_ci.cli._common import (
     tag_option,
 )
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
+
+if TYPE_CHECKING:
+    from upm_ci.gate.model import CheckResult
 
 
 @click.command("gate")
@@ -64,6 +68,20 @@ from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
     default=None,
     help="Also write the report as JSON (schema upm-release/gate-report/v1).",
 )
+@option(
+    "--only",
+    env="ONLY",
+    multiple=True,
+    help="Run only this check (repeatable), e.g. code-review in a step of its own that runs "
+    "none of the project's code; its result goes into the manifest.",
+)
+@option(
+    "--skip",
+    env="SKIP",
+    multiple=True,
+    help="Do not run this check (repeatable): take the result an `--only` run recorded in the "
+    "manifest (none recorded: the check fails).",
+)
 @manifest_option
 @github_api_url_option
 @github_token_option
@@ -77,6 +95,8 @@ def command(
     test_python: str,
     test_install: str,
     report_json: Path | None,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
     manifest: Path,
     github_api_url: str | None,
     github_token: str,
@@ -88,6 +108,7 @@ def command(
     from upm_ci.extras import require
 
     require("gate", "pipeline")
+    from upm_ci.child_env import isolate_process
     from upm_ci.config import display_path
     from upm_ci.gate import run_gate
     from upm_ci.gate.model import GitHubAccess
@@ -95,6 +116,9 @@ def command(
     from upm_ci.manifest import Manifest, ProjectInfo, write_json_atomic
     from upm_ci.project import git, load_project, resolve_tag
 
+    # The token (already read) is for the code-review check only; the tests, the test venv's
+    # install and a dynamic version's backend are the project's code.
+    isolate_process()
     loaded = load_project(project)
     if test_install:
         loaded = dataclasses.replace(
@@ -124,6 +148,7 @@ def command(
     )
     # Refuse another release's manifest first; a gate re-run may re-stamp the tag.
     release = Manifest.load_or_new(manifest, info, restamp=True)
+    recorded = _recorded_checks(release.phases.get("gate"))
     with tempfile.TemporaryDirectory(prefix="upm-gate-") as work_dir:
         report = run_gate(
             loaded,
@@ -133,6 +158,9 @@ def command(
             osv_url=osv_url if osv_url is not None else loaded.config.osv_url,
             work_dir=Path(work_dir),
             test_python=test_python,
+            only=only,
+            skip=skip,
+            recorded=recorded,
         )
 
     if output_format == "text":
@@ -162,6 +190,8 @@ def command(
         summaries={
             str(row.get("id")): one_line(str(row.get("reason", ""))) for row in data["checks"]
         },
+        reasons={check.id: gha.redact(check.reason) for check in report.checks},
+        **({"only": list(only)} if only else {}),
     )
     release.save()
 
@@ -174,3 +204,20 @@ def command(
     failed = ", ".join(check.id for check in report.failed)
     echo(f"upm-ci: release blocked by the gate: {failed}", err=True)
     return EXIT_POLICY
+
+
+def _recorded_checks(record: Any) -> dict[str, CheckResult]:
+    """The checks an earlier gate run (``--only``) recorded in the manifest's gate record."""
+    from upm_ci.gate.model import CheckResult
+    from upm_ci.gate.report import task_of
+
+    checks = record.get("checks") if isinstance(record, dict) else None
+    reasons = record.get("reasons") if isinstance(record, dict) else None
+    if not isinstance(checks, dict) or not isinstance(reasons, dict):
+        return {}
+    found = {}
+    for check_id, status in checks.items():
+        reason = reasons.get(check_id)
+        if status in ("pass", "fail", "warn", "skipped", "n/a") and isinstance(reason, str):
+            found[check_id] = CheckResult(check_id, task_of(check_id), status, reason)
+    return found
