@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,14 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import git
+from tests.conftest import REPO_ROOT, git
+from tests.test_actions import ACTIONS, load, steps_of
 from upm_ci import child_env
 from upm_ci.errors import InputError
 from upm_ci.gate import run_gate
 from upm_ci.gate.model import CheckResult
 from upm_ci.project import load_project
 
+REUSABLE = REPO_ROOT / ".github" / "workflows" / "upm-release.yml"
 HOSTILE = Path(__file__).resolve().parent / "projects" / "hostile"
 
 SECRETS = {
@@ -228,3 +232,63 @@ def test_the_hostile_projects_code_finds_no_credential(oidc_trap: tuple[str, lis
         assert hits == []
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the YAML: which job and step holds what --------------------------------------------------
+#: The phase actions whose upm-ci step runs the project's code: tests (gate), build backend and
+#: smoke test (build), the venv of the wheel whose .pth files start with its python (sbom).
+PROJECT_CODE_ACTIONS = ("gate", "build", "sbom")
+_SECRET_REF = re.compile(r"secrets\.|inputs\.[\w-]*(token|passphrase|password|gpg-key)", re.I)
+_READ_ONLY = {"contents": "read", "pull-requests": "read"}
+
+
+def test_reusable_workflow_jobs_that_run_project_code_hold_no_credential() -> None:
+    workflow = load(REUSABLE)
+    for name, job in workflow["jobs"].items():
+        steps = job.get("steps", [])
+        uses = [str(s.get("uses", "")) for s in steps]
+        runs_code = any(
+            u.startswith(f"./.upm-release/{a}") for u in uses for a in PROJECT_CODE_ACTIONS
+        )
+        text = yaml.safe_dump(job)
+        for step in steps:
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False, (name, step)
+        if not runs_code:
+            continue
+        permissions = job.get("permissions")
+        assert isinstance(permissions, dict), f"{name}: set least-privilege permissions"
+        assert set(permissions.items()) <= set(_READ_ONLY.items()), (name, permissions)
+        assert not _SECRET_REF.search(text), f"{name}: a job that runs project code gets a secret"
+        assert "configure-aws-credentials" not in text and "environment" not in job, name
+    # and the other way round: what holds write, id-token or secrets runs no project code
+    for name, job in workflow["jobs"].items():
+        permissions = job.get("permissions") or {}
+        powerful = "write" in permissions.values() or _SECRET_REF.search(yaml.safe_dump(job))
+        if powerful:
+            uses = [str(s.get("uses", "")) for s in job.get("steps", [])]
+            assert not [u for u in uses for a in PROJECT_CODE_ACTIONS if f"/{a}" in u], name
+    assert workflow["jobs"]["gate"]["permissions"] == _READ_ONLY
+
+
+@pytest.mark.parametrize("action", [*PROJECT_CODE_ACTIONS, "."])
+def test_steps_that_run_project_code_get_no_token_and_exec_the_tool(action: str) -> None:
+    phases = PROJECT_CODE_ACTIONS
+    code_steps = [
+        step for step in steps_of(ACTIONS[action])
+        if re.search(rf"-m upm_ci ({'|'.join(phases)})\b", step.get("run", ""))
+        and "--only code-review" not in step["run"]
+    ]  # fmt: skip
+    assert code_steps, action
+    for step in code_steps:
+        env = step.get("env", {})
+        assert not [k for k in env if child_env.is_credential(k)], (action, step["name"])
+        assert not _SECRET_REF.search(json.dumps(env)), (action, step["name"])
+        assert step["run"].lstrip().splitlines()[-1].startswith("exec "), (action, step["name"])
+    if action in ("gate", "."):
+        # the code-review check is a step of its own, the only one of the gate with the token
+        review = [s for s in steps_of(ACTIONS[action]) if "--only code-review" in s.get("run", "")]
+        assert len(review) == 1 and "UPM_GITHUB_TOKEN" in review[0]["env"], action
+        assert review[0]["run"].startswith("exec ")
+        gate = [s for s in code_steps if "upm_ci gate" in s["run"]]
+        assert len(gate) == 1 and "--skip code-review" in gate[0]["run"], action

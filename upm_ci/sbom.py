@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name
 
 from upm_ci import __version__
 from upm_ci.build import venv_with_wheel
+from upm_ci.child_env import project_env
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import check_dist_dir_inside, sha256_file
@@ -118,6 +119,8 @@ def environment_bom(wheel: Path) -> dict[str, Any]:
             + ["--no-validate"],
             capture_output=True,
             text=True,
+            # cyclonedx-py starts the venv's python: a .pth file of the wheel runs there
+            env=project_env(),
         )
         if proc.returncode != 0:
             raise PolicyError(f"cyclonedx-py failed: {_last_line(proc.stderr or proc.stdout)}")
