@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from upm_ci import gha
+from upm_ci.child_env import isolate_process
 from upm_ci.errors import InputError, ServiceError
 from upm_ci.gate.testenv import CACHE_ENV
 from upm_ci.manifest import DEFAULT_NAME, Manifest
@@ -181,6 +182,10 @@ def rehearse(
     ``fresh`` makes the gate's test venv anew instead of reusing the cached one (which is
     never used in CI: :func:`gate_venv_cache`).
     """
+    # The phases below run the project's code and get the stand-ins' credentials only: none of
+    # the caller's reaches them, and this process (whose environ holds the caller's) is
+    # non-dumpable, out of reach of the project's processes.
+    isolate_process()
     out_dir = _prepare_out_dir(out_dir)
     source, wanted = _prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
