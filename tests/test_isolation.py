@@ -35,7 +35,7 @@ from upm_ci import child_env
 from upm_ci.errors import InputError
 from upm_ci.gate import run_gate
 from upm_ci.gate.model import CheckResult
-from upm_ci.project import load_project
+from upm_ci.project import load_project, pinned_to
 
 REUSABLE = REPO_ROOT / ".github" / "workflows" / "upm-release.yml"
 HOSTILE = Path(__file__).resolve().parent / "projects" / "hostile"
@@ -311,3 +311,17 @@ def test_steps_that_run_project_code_get_no_token_and_exec_the_tool(action: str)
         assert review[0]["run"].startswith("exec ")
         gate = [s for s in code_steps if "upm_ci gate" in s["run"]]
         assert len(gate) == 1 and "--skip code-review" in gate[0]["run"], action
+
+
+def test_sign_and_publish_take_a_dynamic_version_from_the_manifest(tmp_path: Path) -> None:
+    """Their jobs hold the signing identity and the upload credentials: no build backend (the
+    project's code) runs there. Outside a git checkout hatch-vcs could not compute a version
+    at all, so a version here proves the backend was not asked."""
+    project = tmp_path / "tallyho"
+    shutil.copytree(REPO_ROOT / "tests" / "projects" / "src-hatchvcs", project)
+    loaded = load_project(project)
+    assert loaded.version_is_dynamic
+    pinned = pinned_to(loaded, "2.0.0")
+    assert pinned.version == "2.0.0" and pinned.tag == "v2.0.0"
+    static = load_project(HOSTILE)
+    assert pinned_to(static, "9.9.9") is static  # a static version is the project's own

@@ -13,6 +13,7 @@ when the backend cannot run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -146,6 +147,16 @@ def load_project(root: Path | str) -> Project:
     return Project(
         root=root, name=meta["name"], config=config, pyproject=data, static_version=version
     )
+
+
+def pinned_to(project: Project, version: str) -> Project:
+    """``project`` whose dynamic version is taken as ``version`` (the build's, from the release
+    manifest), so the phases that sign and publish never run the build backend: it is the
+    project's code, and those jobs hold the signing identity and the upload credentials.
+    The manifest's release is still held to the project's name and to the tag."""
+    if not project.version_is_dynamic or not version:
+        return project
+    return dataclasses.replace(project, static_version=version)
 
 
 def backend_version(root: Path) -> str:

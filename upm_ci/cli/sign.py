@@ -93,16 +93,18 @@ def command(
     """
     from upm_ci import identity, sign
     from upm_ci.manifest import Manifest as ReleaseManifest
-    from upm_ci.project import load_project
+    from upm_ci.project import load_project, pinned_to
 
     if gpg_passphrase and not gpg_key:
         raise InputError(
             "--gpg-passphrase (UPM_GPG_PASSPHRASE) without --gpg-key: nothing to unlock",
             hint="pass the key as --gpg-key / UPM_GPG_PRIVATE_KEY, or drop the passphrase",
         )
-    proj = load_project(project)
+    loaded = ReleaseManifest.load(manifest)
+    # a dynamic version is the build's: this job (id-token, GPG key) runs no build backend
+    proj = pinned_to(load_project(project), loaded.project.version)
     dist = dist_directory(proj, dist_dir, manifest)
-    release = ReleaseManifest.load(manifest).expect_release(proj.name, proj.version)
+    release = loaded.expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
     expected = expected_signer(proj, token, expected_identity, dry_run=dry_run)
     try:
