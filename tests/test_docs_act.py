@@ -59,6 +59,7 @@ from tests.test_actions_act import (
 from tests.test_projects import PROJECTS, Fixture, make_repo
 from tests.test_readme import DOCS, README, snippet
 from upm_ci.publish.pypi import preflight_claims
+from upm_ci.rehearse_workflow import job_of_peer
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,
@@ -607,32 +608,6 @@ def test_the_root_action_snippet_releases_src_hatchvcs_with_trusted_publishing(
 
 
 # --- the recommended split: the reusable workflow signs, the caller's job publishes ---------
-def job_of_peer(address: tuple[str, int]) -> str | None:
-    """``GITHUB_JOB`` of the process on this host whose socket's own end is ``address``: act
-    gives every job the same token endpoint, so the OIDC stand-in tells the jobs apart by who
-    asks (act runs each job's steps as processes here, with the job's environment)."""
-    port = address[1]
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(f"socket:[{fields[9]}]")
-    if not inodes:
-        return None
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
-                for item in (proc / "environ").read_bytes().split(b"\0"):
-                    if item.startswith(b"GITHUB_JOB="):
-                        return item.split(b"=", 1)[1].decode()
-                return None
-    return None
-
-
 def run_trusted_publishing_snippet(
     tool_venv: Path, tmp_path: Path, *, tamper: str = ""
 ) -> tuple[ActRun, dict[str, Any], list[str], PypiStandIn, OidcStandIn, dict[str, Any]]:

@@ -183,6 +183,15 @@ def test_without_act_it_exits_3_naming_the_extra(
     assert not (tmp_path / "out").exists()
 
 
+def test_readme_shows_the_commands_the_tests_run() -> None:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "upm-ci rehearse --workflow .github/workflows/release.yml\n" in text
+    assert (
+        "upm-ci rehearse --workflow .github/workflows/release-dry-run.yml --input dry-run=true\n"
+        in (text)
+    )
+
+
 # --- slow: act runs ------------------------------------------------------------------------
 def assert_project_untouched(project: Path) -> None:
     assert git(project, "status", "--porcelain", "--ignored") == ""
@@ -216,6 +225,32 @@ def test_the_reusable_workflow_rehearses_green_with_its_jobs_claims(tmp_path: Pa
     signed = tmp_path / "out" / "act" / "artifacts" / "upm-signed" / "release-manifest.json"
     identity = json.loads(signed.read_text())["phases"]["sign"]["identity"]
     assert identity == f"https://github.com/{UPM_RELEASE_WORKFLOW}@{FAKE_SHA}"
+    assert_project_untouched(project)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_dry_run_dispatched_before_the_tag_rehearses_green(tmp_path: Path) -> None:
+    project, path = project_with("reusable-workflow-dry-run", "setuptools-rst", tmp_path, tag=False)
+    assert path == ".github/workflows/release-dry-run.yml"
+    proc = rehearse(project, path, tmp_path / "out", "--input", "dry-run=true")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert re.search(r"^upm-release/Publish\S* .*succeeded *$", proc.stdout, re.M), proc.stdout
+    published = tmp_path / "out" / "act" / "artifacts" / "upm-published" / "published.json"
+    assert json.loads(published.read_text())["dry_run"] is True
+    assert_project_untouched(project)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_split_publishes_with_trusted_publishing_green(tmp_path: Path) -> None:
+    project, path = project_with("trusted-publishing", "flat-scm", tmp_path, tag=True)
+    proc = rehearse(project, path, tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert re.search(r"^publish +succeeded *$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^upm-release/Sign\S* .*succeeded *$", proc.stdout, re.M), proc.stdout
+    log = (tmp_path / "out" / "logs" / "act.log").read_text()
+    assert "✅  Success - Main upm-ci verify" in log
     assert_project_untouched(project)
 
 

@@ -258,7 +258,12 @@ def upm_release_copy(root: Path, dest: Path) -> Path:
         elif src.is_file():
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / part)
-    shutil.copytree(Path(upm_ci.__file__).resolve().parent, dest / "upm_ci", ignore=ignore)
+    package = Path(upm_ci.__file__).resolve().parent
+    shutil.copytree(
+        package,
+        dest / "upm_ci",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "upm_release"),
+    )
     return dest
 
 
