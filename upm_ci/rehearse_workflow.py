@@ -513,6 +513,8 @@ def rehearse_workflow(
                 "UPM_ACT_SOURCES": str(work / "sources"),
                 "UPM_ACT_ARTIFACTS": str(work / "artifacts"),
             }
+            if os.environ.get("UPM_ACT_TAMPER"):  # the download stub's switch: a test's tamper
+                env["UPM_ACT_TAMPER"] = os.environ["UPM_ACT_TAMPER"]
             for key, value in variables.items():
                 args += ["--var", f"{key}={value}"]
             for key, value in secrets_.items():
