@@ -34,6 +34,8 @@ from upm_ci.cli import main
 from upm_ci.rehearse_workflow import (
     SERVED,
     STUBS,
+    JobOutcome,
+    job_outcomes,
     plan_actions,
     runnable_workflow,
     upm_release_root,
@@ -183,6 +185,22 @@ def test_without_act_it_exits_3_naming_the_extra(
     assert not (tmp_path / "out").exists()
 
 
+def test_each_job_is_one_line_as_act_ended_it() -> None:
+    doc = pinned(load_yaml(snippet("trusted-publishing", ACTIONS_MD)))
+    doc["jobs"]["notify"] = {"needs": "publish", "runs-on": "ubuntu-latest", "steps": []}
+    log = (
+        "[release/upm-release/Sign] ⭐ Run Main upm-ci sign\n"
+        "[release/upm-release/Sign] 🏁  Job succeeded\n"
+        "[release/publish]   ❌  Failure - Main unexpected/upm-release/publish\n"
+        "[release/publish] 🏁  Job failed\n"
+    )
+    assert job_outcomes(log, doc) == [
+        JobOutcome("release/upm-release/Sign", "succeeded"),
+        JobOutcome("publish", "failed"),
+        JobOutcome("notify", "not run"),
+    ]
+
+
 def test_readme_shows_the_commands_the_tests_run() -> None:
     text = (Path(__file__).parent.parent / "README.md").read_text()
     assert "upm-ci rehearse --workflow .github/workflows/release.yml\n" in text
@@ -221,7 +239,7 @@ def test_the_reusable_workflow_rehearses_green_with_its_jobs_claims(tmp_path: Pa
     proc = rehearse(project, path, tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     for job in ("Gate", "Sign", "Publish", "Verify the published release"):
-        assert re.search(rf"^upm-release/{job}\S* .*succeeded *$", proc.stdout, re.M), job
+        assert re.search(rf"^release/upm-release/{job}\S* .*succeeded *$", proc.stdout, re.M), job
     signed = tmp_path / "out" / "act" / "artifacts" / "upm-signed" / "release-manifest.json"
     identity = json.loads(signed.read_text())["phases"]["sign"]["identity"]
     assert identity == f"https://github.com/{UPM_RELEASE_WORKFLOW}@{FAKE_SHA}"
@@ -235,7 +253,9 @@ def test_the_dry_run_dispatched_before_the_tag_rehearses_green(tmp_path: Path) -
     assert path == ".github/workflows/release-dry-run.yml"
     proc = rehearse(project, path, tmp_path / "out", "--input", "dry-run=true")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert re.search(r"^upm-release/Publish\S* .*succeeded *$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^release/upm-release/Publish\S* .*succeeded *$", proc.stdout, re.M), (
+        proc.stdout
+    )
     published = tmp_path / "out" / "act" / "artifacts" / "upm-published" / "published.json"
     assert json.loads(published.read_text())["dry_run"] is True
     assert_project_untouched(project)
@@ -248,7 +268,7 @@ def test_the_split_publishes_with_trusted_publishing_green(tmp_path: Path) -> No
     proc = rehearse(project, path, tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert re.search(r"^publish +succeeded *$", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^upm-release/Sign\S* .*succeeded *$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^release/upm-release/Sign\S* .*succeeded *$", proc.stdout, re.M), proc.stdout
     log = (tmp_path / "out" / "logs" / "act.log").read_text()
     assert "✅  Success - Main upm-ci verify" in log
     assert_project_untouched(project)

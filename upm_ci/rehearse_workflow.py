@@ -543,7 +543,7 @@ def rehearse_workflow(
     result.log = out_dir / "logs" / "act.log"
     result.log.write_text(log)
     result.returncode = proc.returncode
-    result.jobs = _jobs(log, doc)
+    result.jobs = job_outcomes(log, doc)
     return result
 
 
@@ -610,12 +610,21 @@ def _named_stub(stubs: Path, template: str, action: str) -> Path:
     return target
 
 
-def _jobs(log: str, doc: dict[str, Any]) -> list[JobOutcome]:
+def job_outcomes(log: str, doc: dict[str, Any]) -> list[JobOutcome]:
     """Each job act ran, with how it ended; the workflow's jobs it never started as ``not run``."""
-    seen: dict[str, str] = {}
+    shown_as = {
+        str(job.get("name") or key) if isinstance(job, dict) else str(key): key
+        for key, job in doc["jobs"].items()
+    }
     prefix = f"{doc.get('name')}/" if doc.get("name") else ""
+    seen: dict[str, str] = {}
     for match in _JOB_LINE.finditer(log):
-        seen[match["job"].removeprefix(prefix)] = match["status"]
+        # act labels a job `<workflow name>/<job name>`, a called workflow's job
+        # `<calling job>/<called workflow's name>/<job name>`: the former shown as the job's name.
+        label = match["job"]
+        if label.startswith(prefix) and label.removeprefix(prefix) in shown_as:
+            label = label.removeprefix(prefix)
+        seen[label] = match["status"]
     jobs = [JobOutcome(name, status) for name, status in seen.items()]
     for key, job in doc["jobs"].items():
         shown = str(job.get("name") or key) if isinstance(job, dict) else str(key)
