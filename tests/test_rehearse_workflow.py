@@ -192,7 +192,7 @@ def test_each_job_is_one_line_as_act_ended_it() -> None:
         "[release/upm-release/Sign] ⭐ Run Main upm-ci sign\n"
         "[release/upm-release/Sign] 🏁  Job succeeded\n"
         "[release/publish]   ❌  Failure - Main unexpected/upm-release/publish\n"
-        "[release/publish] 🏁  Job failed\n"
+        "[release/publish                 ] 🏁  Job failed\n"
     )
     assert job_outcomes(log, doc) == [
         JobOutcome("release/upm-release/Sign", "succeeded"),
@@ -212,7 +212,10 @@ def test_readme_shows_the_commands_the_tests_run() -> None:
 
 # --- slow: act runs ------------------------------------------------------------------------
 def assert_project_untouched(project: Path) -> None:
-    assert git(project, "status", "--porcelain", "--ignored") == ""
+    """Nothing changed or added; of ignored files only what asking setuptools for a dynamic
+    version leaves (``load_project``, as ``upm-ci rehearse`` does too)."""
+    lines = git(project, "status", "--porcelain", "--ignored").splitlines()
+    assert all(line.startswith("!! ") and line.endswith(".egg-info/") for line in lines), lines
 
 
 @pytest.mark.slow

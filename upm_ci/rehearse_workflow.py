@@ -621,7 +621,7 @@ def job_outcomes(log: str, doc: dict[str, Any]) -> list[JobOutcome]:
     for match in _JOB_LINE.finditer(log):
         # act labels a job `<workflow name>/<job name>`, a called workflow's job
         # `<calling job>/<called workflow's name>/<job name>`: the former shown as the job's name.
-        label = match["job"]
+        label = match["job"].strip()  # act pads the labels of a run to one width
         if label.startswith(prefix) and label.removeprefix(prefix) in shown_as:
             label = label.removeprefix(prefix)
         seen[label] = match["status"]
