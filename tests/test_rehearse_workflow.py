@@ -292,3 +292,22 @@ def test_a_file_changed_between_the_jobs_of_the_split_fails_it(tmp_path: Path) -
     log = (tmp_path / "out" / "logs" / "act.log").read_text()
     assert "tampered with" in log
     assert "the handed-over release does not verify" in log
+
+
+def test_upm_release_is_the_checkout_or_the_copy_the_wheel_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import upm_ci
+    from upm_ci.errors import InputError
+
+    assert (upm_release_root() / ".github" / "workflows" / "upm-release.yml").is_file()
+    package = tmp_path / "site-packages" / "upm_ci"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(upm_ci, "__file__", str(package / "__init__.py"))
+    with pytest.raises(InputError, match="carries no action files"):
+        upm_release_root()
+    carried = package / "upm_release"  # pyproject.toml's force-include
+    (carried / ".github" / "workflows").mkdir(parents=True)
+    (carried / "action.yml").write_text("name: upm-release\n")
+    (carried / ".github" / "workflows" / "upm-release.yml").write_text("on: workflow_call\n")
+    assert upm_release_root() == carried
