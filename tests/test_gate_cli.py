@@ -6,8 +6,9 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_mock import MockerFixture
@@ -16,13 +17,18 @@ from tests.conftest import EXAMPLE
 from tests.fixtures.github import SAMPLE_NAME, SAMPLE_OWNER
 from upm_ci import gate as gate_pkg
 from upm_ci.cli import main
+from upm_ci.dependency_provenance import shipped_files
 from upm_ci.errors import InputError
 from upm_ci.gate import run_gate
 from upm_ci.gate.model import CheckResult, Finding
 from upm_ci.gate.report import CHECKLIST, GateReport, render_markdown, render_text
 from upm_ci.project import load_project
+from upm_ci.standins.faults import FaultRule
 from upm_ci.standins.github import GitHubStandIn
+from upm_ci.standins.integrity import DEMO_PUBLISHERS
 from upm_ci.standins.osv import OsvStandIn
+from upm_ci.standins.pypi import PypiStandIn
+from upm_ci.standins.sigstore_server import SigstoreStandIn
 
 IDS = [
     "tests",
@@ -31,6 +37,7 @@ IDS = [
     "code-review",
     "docs",
     "dependency-audit",
+    "dependency-provenance",
     "version-bump",
 ]
 SECRET = "ghp_" + "Zq8vS3cr3tT0k3n" * 3
@@ -51,12 +58,20 @@ def sample_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def audit_passes(mocker: MockerFixture) -> None:
-    """The dependency audit (another module's subject) passes without a network."""
+    """The dependency audit and provenance rows (other modules' subjects) pass without a
+    network."""
     mocker.patch(
         "upm_ci.gate.audit.check_dependency_audit",
         autospec=True,
         side_effect=lambda ctx: CheckResult(
             "dependency-audit", "Dependency/SBOM audit", "pass", "2 ok"
+        ),
+    )
+    mocker.patch(
+        "upm_ci.gate.provenance.check_dependency_provenance",
+        autospec=True,
+        side_effect=lambda ctx: CheckResult(
+            "dependency-provenance", "Dependency provenance (PEP 740)", "pass", "2 ok"
         ),
     )
 
@@ -90,7 +105,7 @@ def break_plugin(root: Path) -> None:
 # --- the runner --------------------------------------------------------------------------
 
 
-def test_run_gate_runs_the_seven_rows_in_order(
+def test_run_gate_runs_the_eight_rows_in_order(
     sample_copy: Path, tmp_path: Path, sample_junit: Path, audit_passes: None
 ) -> None:
     report = run_gate(
@@ -125,7 +140,7 @@ def test_a_crashing_check_fails_closed_and_the_rest_still_run(
     )
     docs = next(c for c in report.checks if c.id == "docs")
     assert (docs.status, docs.reason) == ("fail", "check could not run: RuntimeError: disk on fire")
-    assert not report.passed and len(report.checks) == 7
+    assert not report.passed and len(report.checks) == 8
 
 
 def test_an_input_error_in_a_check_stops_the_gate(
@@ -135,6 +150,7 @@ def test_an_input_error_in_a_check_stops_the_gate(
         "upm_ci.gate.version.check_version_bump", autospec=True, side_effect=InputError("bad x")
     )
     mocker.patch("upm_ci.gate.audit.check_dependency_audit", autospec=True)
+    mocker.patch("upm_ci.gate.provenance.check_dependency_provenance", autospec=True)
     with pytest.raises(InputError, match="bad x"):
         run_gate(
             load_project(sample_copy),
@@ -294,16 +310,39 @@ def test_a_long_status_is_shown_whole_below_its_row(monkeypatch: pytest.MonkeyPa
 # --- upm-ci gate -------------------------------------------------------------------------
 
 
+@pytest.fixture
+def provenance_index(
+    sample_copy: Path, local_index: Callable[..., Path], sigstore_standin: SigstoreStandIn
+) -> Iterator[tuple[PypiStandIn, list[str]]]:
+    """The example's dependencies as local wheels, and an index whose Integrity API serves
+    their provenance from the publishers the example's lock records; yields the index and the
+    gate arguments that point at it."""
+    local_index("packaging", "24.2")
+    local_index("idna", "3.10")
+    with PypiStandIn(integrity=True) as pypi:
+        pypi.integrity.trust_config = sigstore_standin.trust_config()
+        for file in shipped_files(load_project(sample_copy)):
+            publisher = DEMO_PUBLISHERS[file.name]
+            pypi.integrity.publish(file.name, file.version, file.filename, file.sha256, publisher)
+        yield (
+            pypi,
+            [
+                "--pypi-index-url",
+                pypi.simple_url,
+                "--trust-config",
+                str(sigstore_standin.trust_config_path),
+            ],
+        )
+
+
 def test_cli_passes_end_to_end_with_real_audit(
     sample_copy: Path,
     sample_junit: Path,
     in_tmp: Path,
     osv_standin: OsvStandIn,
-    local_index: Callable[..., Path],
+    provenance_index: tuple[PypiStandIn, list[str]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    local_index("packaging", "24.2")
-    local_index("idna", "3.10")
     code = main(
         [
             "gate",
@@ -315,6 +354,7 @@ def test_cli_passes_end_to_end_with_real_audit(
             osv_standin.query_url,
             "--report-json",
             "gate.json",
+            *provenance_index[1],
         ]
     )
     out, err = capsys.readouterr()
@@ -322,7 +362,11 @@ def test_cli_passes_end_to_end_with_real_audit(
     assert "Release gate for upm-sample 1.2.0 (v1.2.0): passed" in out
     report = json.loads((in_tmp / "gate.json").read_text())
     assert report["passed"] is True
-    assert {c["id"]: c["status"] for c in report["checks"]}["dependency-audit"] == "pass"
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["dependency-audit"]["status"] == "pass"
+    assert checks["dependency-provenance"]["status"] == "pass"
+    assert "idna 3.10: GitHub kjd/idna deploy.yml" in checks["dependency-provenance"]["reason"]
+    assert "packaging 24.2: GitHub pypa/packaging" in checks["dependency-provenance"]["reason"]
     manifest = json.loads((in_tmp / "release-manifest.json").read_text())
     assert manifest["project"]["tag"] == "v1.2.0"
     assert len(manifest["project"]["commit"]) == 40
@@ -523,3 +567,104 @@ def test_a_manifest_of_another_release_is_refused_before_anything_runs(
     assert code == 2 and not spy.called
     assert "manifest is for x 9, not upm-sample 1.2.0" in capsys.readouterr().err
     assert not (in_tmp / "gate.json").exists()
+
+
+# --- dependency-provenance on a copy of the example ------------------------------------------
+@pytest.fixture
+def only_audit_passes(mocker: MockerFixture) -> None:
+    mocker.patch(
+        "upm_ci.gate.audit.check_dependency_audit",
+        autospec=True,
+        side_effect=lambda ctx: CheckResult(
+            "dependency-audit", "Dependency/SBOM audit", "pass", ""
+        ),
+    )
+
+
+def _gate_provenance(
+    sample_copy: Path, sample_junit: Path, args: list[str]
+) -> tuple[int, dict[str, Any]]:
+    code = main(
+        ["gate", "--project", str(sample_copy), "--junit-xml", str(sample_junit)]
+        + ["--report-json", "gate.json", *args]
+    )
+    report = json.loads(Path("gate.json").read_text())
+    return code, {c["id"]: c for c in report["checks"]}["dependency-provenance"]
+
+
+def _edit_lock(sample_copy: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = sample_copy / "upm-provenance.json"
+    data = json.loads(path.read_text())
+    edit(data["packages"])
+    path.write_text(json.dumps(data))
+
+
+def test_gate_blocks_a_publisher_repository_changed_in_the_lock(
+    sample_copy: Path,
+    sample_junit: Path,
+    in_tmp: Path,
+    provenance_index: tuple[PypiStandIn, list[str]],
+    only_audit_passes: None,
+) -> None:
+    _edit_lock(sample_copy, lambda p: p["idna"]["publisher"].update(repository="kjd/idna-old"))
+    code, row = _gate_provenance(sample_copy, sample_junit, provenance_index[1])
+    assert code == 1 and row["status"] == "fail"
+    assert "idna 3.10" in row["reason"] and "kjd/idna-old" in row["reason"]
+    assert "packaging" not in row["reason"]  # only the blocked package is named
+    assert [f["file"] for f in row["findings"]] == ["upm-provenance.json"]
+
+
+def test_gate_blocks_an_unsigned_package_unless_approved(
+    sample_copy: Path,
+    sample_junit: Path,
+    in_tmp: Path,
+    provenance_index: tuple[PypiStandIn, list[str]],
+    only_audit_passes: None,
+) -> None:
+    pypi, args = provenance_index
+    pypi.integrity.drop("idna-3.10-py3-none-any.whl")
+    _edit_lock(sample_copy, lambda p: p.update(idna={"unsigned": True}))
+    code, row = _gate_provenance(sample_copy, sample_junit, args)
+    assert code == 1 and "idna 3.10: unsigned (no provenance) and not approved" in row["reason"]
+    approval = {"by": "dana", "reason": "checked by hand", "expires": "2099-12-31"}
+    _edit_lock(sample_copy, lambda p: p["idna"].update(approval=approval))
+    code, row = _gate_provenance(sample_copy, sample_junit, args)
+    assert code == 0 and row["status"] == "pass"
+    assert "idna 3.10: unsigned, approved by dana until 2099-12-31" in row["reason"]
+
+
+def test_gate_with_a_hand_broken_lock_is_exit_2(
+    sample_copy: Path,
+    sample_junit: Path,
+    in_tmp: Path,
+    provenance_index: tuple[PypiStandIn, list[str]],
+    only_audit_passes: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _edit_lock(sample_copy, lambda p: p["idna"]["publisher"].pop("workflow"))
+    code = main(
+        ["gate", "--project", str(sample_copy), "--junit-xml", str(sample_junit)]
+        + provenance_index[1]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "upm-provenance.json: packages.idna.publisher.workflow" in err
+    assert "Traceback" not in err
+
+
+def test_gate_exits_3_when_the_index_keeps_failing(
+    sample_copy: Path,
+    sample_junit: Path,
+    in_tmp: Path,
+    provenance_index: tuple[PypiStandIn, list[str]],
+    only_audit_passes: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0")
+    pypi, args = provenance_index
+    pypi.faults.add_rule(FaultRule("503", path_regex="^/integrity/", count=100))
+    code = main(["gate", "--project", str(sample_copy), "--junit-xml", str(sample_junit), *args])
+    assert code == 3
+    assert "still failing after 2 attempts" in capsys.readouterr().err

@@ -428,6 +428,17 @@ def runtime_requirements(pyproject: dict[str, Any], *, source: str) -> list[str]
     return list(deps)
 
 
+@dataclass(frozen=True)
+class ResolvedFile:
+    """One pin as pip would install it: the distribution file and its sha256 ("" when pip's
+    report names none, e.g. a local directory)."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
 def resolve_pins(
     requirements: Sequence[str], *, python: str = sys.executable, timeout: float = 600
 ) -> list[tuple[str, str]]:
@@ -439,6 +450,15 @@ def resolve_pins(
     install), see benchmarks/bench_audit.py. A resolution failure is a ServiceError when the
     index could not be reached, else an InputError naming the requirement pip rejected.
     """
+    return [
+        (f.name, f.version) for f in resolve_files(requirements, python=python, timeout=timeout)
+    ]
+
+
+def resolve_files(
+    requirements: Sequence[str], *, python: str = sys.executable, timeout: float = 600
+) -> list[ResolvedFile]:
+    """:func:`resolve_pins` with the file each pin installs and its digest (one pip run)."""
     if not requirements:
         return []
     command = [
@@ -466,7 +486,16 @@ def resolve_pins(
             raise ServiceError(f"resolving dependencies: the package index failed: {last}")
         raise InputError(f"resolving dependencies failed: {last}", hint="check the requirements")
     report = json.loads(done.stdout)
-    return [
-        (str(item["metadata"]["name"]), str(item["metadata"]["version"]))
-        for item in report.get("install", [])
-    ]
+    return [_resolved(item) for item in report.get("install", [])]
+
+
+def _resolved(item: dict[str, Any]) -> ResolvedFile:
+    info = item.get("download_info") or {}
+    url = str(info.get("url", ""))
+    hashes = (info.get("archive_info") or {}).get("hashes") or {}
+    return ResolvedFile(
+        name=str(item["metadata"]["name"]),
+        version=str(item["metadata"]["version"]),
+        filename=url.rstrip("/").rsplit("/", 1)[-1].split("#", 1)[0] if url else "",
+        sha256=str(hashes.get("sha256", "")).lower(),
+    )

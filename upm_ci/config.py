@@ -138,6 +138,12 @@ class Config:
         "`UPM_OSV_MAX_TOTAL` in bytes, `UPM_OSV_DEADLINE` in seconds); over a limit the audit "
         "fails.",
     )
+    provenance_lock: str = _key(
+        "upm-provenance.json",
+        "The provenance lock (`upm-ci trust lock` writes it): each runtime dependency's PEP 740 "
+        "publisher, or unsigned with an approval; the gate's `dependency-provenance` row checks "
+        "the index against it.",
+    )
     # --- build ---------------------------------------------------------------------------
     check_reproducible: bool = _key(False, "Build twice and fail on any byte difference.")
     smoke_imports: list[str] = _key(

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upm_ci import gha
 from upm_ci.child_env import isolate_process
@@ -42,6 +42,10 @@ from upm_ci.project import Project, git, load_project
 from upm_ci.standins.faults import COMMON_KINDS
 from upm_ci.timings import TIMINGS_ENV, Timing
 from upm_ci.timings import read as read_timings
+
+if TYPE_CHECKING:
+    from upm_ci.standins.pypi import PypiStandIn
+    from upm_ci.standins.sigstore_server import SigstoreStandIn
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +432,7 @@ def local_services(
     }
     servers: dict[str, Any] = {
         "GitHub": GitHubStandIn(token, **github_plan),
-        "PyPI": PypiStandIn(password=pypi_token, **plan("PyPI")),
+        "PyPI": PypiStandIn(password=pypi_token, integrity=True, **plan("PyPI")),
         "Sigstore": SigstoreStandIn(workdir=out_dir / ".sigstore", **plan("Sigstore")),
         "OIDC": OidcStandIn(
             repository=repository,
@@ -453,6 +457,8 @@ def local_services(
             _seed_history(github, repo, project.root)
             if "OSV" in started:
                 osv_url, plans["OSV"] = started["OSV"].query_url, started["OSV"].faults
+            with _timed_into(timings, "serve dependency provenance"):
+                _serve_provenance(project, pypi, sigstore)
             plans.update(PyPI=pypi.faults, Sigstore=sigstore.faults)
             # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
             sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
@@ -513,6 +519,22 @@ def _timed_into(timings: list[Timing] | None, step: str) -> Iterator[None]:
     finally:
         if timings is not None:
             timings.append(Timing(step, time.monotonic() - begin))
+
+
+def _serve_provenance(project: Project, pypi: PypiStandIn, sigstore: SigstoreStandIn) -> None:
+    """The index's Integrity API serves PEP 740 provenance for the files the project's
+    dependencies resolve to (the gate resolves the same way): signed through the local
+    Sigstore by each package's demo publisher; a package without one has no provenance."""
+    from packaging.utils import canonicalize_name
+
+    from upm_ci.dependency_provenance import shipped_files
+    from upm_ci.standins.integrity import DEMO_PUBLISHERS
+
+    pypi.integrity.trust_config = sigstore.trust_config()
+    for file in shipped_files(project):
+        publisher = DEMO_PUBLISHERS.get(canonicalize_name(file.name))
+        if publisher is not None and file.filename and file.sha256:
+            pypi.integrity.publish(file.name, file.version, file.filename, file.sha256, publisher)
 
 
 @contextlib.contextmanager

@@ -24,12 +24,15 @@ from upm_ci.cli._common import (
     format_option,
     github_api_url_option,
     github_token_option,
+    http_url,
     manifest_option,
+    offline_option,
     option,
     osv_url_option,
     project_option,
     repository_option,
     tag_option,
+    trust_config_option,
 )
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 
@@ -88,6 +91,15 @@ if TYPE_CHECKING:
 @repository_option
 @osv_url_option
 @format_option
+@option(
+    "--pypi-index-url",
+    env="PYPI_INDEX_URL",
+    default=None,
+    callback=http_url,
+    help="Index whose Integrity API serves the dependencies' PEP 740 provenance [config].",
+)
+@trust_config_option
+@offline_option
 def command(
     project: Path,
     tag: str | None,
@@ -103,6 +115,9 @@ def command(
     repository: str | None,
     osv_url: str | None,
     output_format: str,
+    pypi_index_url: str | None,
+    trust_config: Path | None,
+    offline: bool,
 ) -> int:
     """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
     from upm_ci.extras import require
@@ -161,6 +176,9 @@ def command(
             only=only,
             skip=skip,
             recorded=recorded,
+            index_url=pypi_index_url or loaded.config.pypi_index_url,
+            trust_config=trust_config,
+            offline=offline,
         )
 
     if output_format == "text":

@@ -1,8 +1,11 @@
-"""`upm-ci trust`: RELEASE.md's Artifact Trust Policy applied to files."""
+"""`upm-ci trust`: RELEASE.md's Artifact Trust Policy applied to files (`upm-ci trust FILE...`)
+and to the release's dependencies (`upm-ci trust lock` writes the provenance lock)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,6 +15,7 @@ from upm_ci.cli._common import (
     echo,
     echo_json,
     format_option,
+    http_url,
     markdown_table,
     maybe_project,
     offline_option,
@@ -21,11 +25,27 @@ from upm_ci.cli._common import (
     table,
     trust_config_option,
 )
-from upm_ci.errors import EXIT_OK, EXIT_POLICY
+from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
 from upm_ci.image.registry import credentials_options
 
 
-@click.command("trust")
+class _TrustGroup(click.Group):
+    """``upm-ci trust FILE...`` stays the file check; ``upm-ci trust lock`` is the lock command
+    (a file named like a subcommand is given as ``./lock``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("trust", cls=_TrustGroup)
+def command() -> None:
+    """Decide each FILE by the Artifact Trust Policy (`trust FILE...`); `trust lock` records
+    the dependencies' PEP 740 publishers."""
+
+
+@command.command("check")
 @click.argument("files", nargs=-1, required=True)
 @project_option
 @option("--approvals", env="TRUST_APPROVALS", type=FILE, help="Approval records [config].")
@@ -40,7 +60,7 @@ from upm_ci.image.registry import credentials_options
 @offline_option
 @credentials_options
 @format_option
-def command(
+def check(
     files: tuple[str, ...],
     project: Path,
     approvals: Path | None,
@@ -125,3 +145,99 @@ def command(
                 "error" if d.decision == "blocked" else "warning", f"{d.artifact}: {d.reason}"
             )
     return EXIT_OK if all(d.accepted for d in decisions) else EXIT_POLICY
+
+
+@command.command("lock")
+@project_option
+@option(
+    "--pypi-index-url",
+    env="PYPI_INDEX_URL",
+    default=None,
+    callback=http_url,
+    help="Index whose Integrity API serves the provenance [default: config pypi-index-url].",
+)
+@trust_config_option
+@offline_option
+@option(
+    "--accept-changed",
+    env="ACCEPT_CHANGED",
+    multiple=True,
+    help="Record this package's new publisher after reviewing the change (repeatable).",
+)
+@option(
+    "--approve-unsigned",
+    env="APPROVE_UNSIGNED",
+    multiple=True,
+    help="Approve this unsigned package (repeatable); needs --by, --reason and --until.",
+)
+@option("--by", "approved_by", env="APPROVED_BY", default="", help="Who approves.")
+@option("--reason", env="APPROVAL_REASON", default="", help="Why it is approved.")
+@option("--until", env="APPROVED_UNTIL", default="", help="Approval expiry, YYYY-MM-DD.")
+def lock(
+    project: Path,
+    pypi_index_url: str | None,
+    trust_config: Path | None,
+    offline: bool,
+    accept_changed: tuple[str, ...],
+    approve_unsigned: tuple[str, ...],
+    approved_by: str,
+    reason: str,
+    until: str,
+) -> int:
+    """Write or update the provenance lock (config provenance-lock, upm-provenance.json).
+
+    Resolves the runtime dependencies to the files that would be installed, fetches and
+    verifies each file's PEP 740 provenance, and records every new package's publisher
+    (running this is the review of a new publisher). A changed publisher is recorded only with
+    --accept-changed NAME; an unsigned package only with --approve-unsigned NAME --by WHO
+    --reason WHY --until DATE. Exit 0 when every dependency is recorded, 1 when some are not.
+    """
+    from upm_ci import dependency_provenance as dp
+    from upm_ci.project import load_project
+    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+
+    approval = _approval(approve_unsigned, approved_by, reason, until)
+    loaded = load_project(project)
+    lock_path = loaded.path(loaded.config.provenance_lock)
+    current = dp.load_lock(lock_path)
+    files = dp.shipped_files(loaded)
+    verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
+    fetcher = dp.ProvenanceFetcher(pypi_index_url or loaded.config.pypi_index_url, verifier)
+    observations = fetcher.observe_all(files)
+    update = dp.update_lock(
+        current,
+        observations,
+        now=lambda: dt.datetime.now(dt.timezone.utc),
+        accept_changed=accept_changed,
+        unsigned=approval,
+        unsigned_names=approve_unsigned,
+    )
+    current.save()
+    rows = [["recorded", line] for line in update.added]
+    rows += [["unchanged", line] for line in update.kept]
+    rows += [["NOT recorded", line] for line in update.refused]
+    echo(table(["lock", "package"], rows))
+    gha.add_summary("### Provenance lock\n\n" + markdown_table(["lock", "package"], rows))
+    for line in update.refused:
+        gha.annotate("error", line, title="provenance lock")
+    echo(f"upm-ci: wrote {lock_path}", err=True)
+    return EXIT_OK if update.complete else EXIT_POLICY
+
+
+def _approval(names: tuple[str, ...], by: str, reason: str, until: str) -> Any:
+    from upm_ci.dependency_provenance import Approval
+
+    if not names:
+        if by or reason or until:
+            raise InputError("--by/--reason/--until need --approve-unsigned NAME")
+        return None
+    missing = [
+        flag for flag, v in (("--by", by), ("--reason", reason), ("--until", until)) if not v
+    ]
+    if missing:
+        raise InputError(f"--approve-unsigned needs {', '.join(missing)}")
+    try:
+        expires = dt.date.fromisoformat(until)
+    except ValueError:
+        raise InputError(f"--until: {until!r} is not a YYYY-MM-DD date") from None
+    return Approval(by.strip(), reason.strip(), expires)

@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from upm_ci.errors import InputError
+from upm_ci.errors import InputError, ServiceError
 from upm_ci.gate.model import CheckResult, GateContext, GitHubAccess
 from upm_ci.gate.report import CHECKLIST, GateReport, task_of
 from upm_ci.project import Project
@@ -42,9 +42,12 @@ CHECKS = {
     "code-review": ("upm_ci.gate.review", "check_code_review"),
     "docs": ("upm_ci.gate.docs", "check_docs"),
     "dependency-audit": ("upm_ci.gate.audit", "check_dependency_audit"),
+    "dependency-provenance": ("upm_ci.gate.provenance", "check_dependency_provenance"),
     "version-bump": ("upm_ci.gate.version", "check_version_bump"),
 }
 _USES_TEST_RESULTS = {"tests", "plugin-sandbox"}
+#: Checks whose service failure (after retries) stops the gate with exit 3.
+_SERVICE_STOPS = {"dependency-provenance"}
 
 
 def run_gate(
@@ -60,11 +63,16 @@ def run_gate(
     only: Collection[str] = (),
     skip: Collection[str] = (),
     recorded: Mapping[str, CheckResult] | None = None,
+    index_url: str = "",
+    trust_config: Path | None = None,
+    offline: bool = False,
 ) -> GateReport:
-    """Run the seven checks for ``project`` at ``tag`` (default: the project's own tag).
+    """Run every check for ``project`` at ``tag`` (default: the project's own tag).
 
     ``only``: run just these rows (the report holds only them); ``skip``: take these rows
-    from ``recorded`` instead of running them (see the module docstring).
+    from ``recorded`` instead of running them (see the module docstring). A ServiceError from
+    ``dependency-provenance`` (the index still failing after retries) stops the gate with exit
+    3: what could not be checked is neither a pass nor a verdict.
     """
     for name, ids in (("--only", only), ("--skip", skip)):
         unknown = sorted(set(ids) - set(CHECKS))
@@ -82,6 +90,9 @@ def run_gate(
         osv_url=osv_url,
         today=today or dt.date.today(),
         test_python=test_python,
+        index_url=index_url,
+        trust_config=trust_config,
+        offline=offline,
     )
     test_results: TestRun | CheckResult | None = None
     results: list[CheckResult] = []
@@ -108,6 +119,8 @@ def run_gate(
             except InputError:
                 raise
             except Exception as e:  # noqa: BLE001 - fail closed: a crashed check is a failed check
+                if isinstance(e, ServiceError) and row.id in _SERVICE_STOPS:
+                    raise
                 log.debug("gate: %s crashed", row.id, exc_info=True)
                 result = CheckResult(row.id, row.task, "fail", f"check could not run: {_brief(e)}")
         results.append(result)

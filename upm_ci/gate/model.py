@@ -65,6 +65,12 @@ class GateContext:
     today: dt.date = field(default_factory=dt.date.today)
     #: Interpreter for test-command's ``python``; empty: a new venv (:mod:`upm_ci.gate.testenv`).
     test_python: str = ""
+    #: The package index (simple URL) whose Integrity API serves the dependencies' provenance;
+    #: empty: config ``pypi-index-url``.
+    index_url: str = ""
+    #: Sigstore trust config for the dependencies' attestations; None: public Sigstore.
+    trust_config: Path | None = None
+    offline: bool = False
 
 
 Check = Callable[[GateContext], CheckResult]

@@ -49,6 +49,12 @@ CHECKLIST = [
         "dependency-audit", "Dependency/SBOM audit", "DevOps, Security", "`pip-audit`, `syft`"
     ),
     ChecklistRow(
+        "dependency-provenance",
+        "Dependency provenance (PEP 740)",
+        "DevOps, Security",
+        "Artifact Trust Policy, `upm-provenance.json`",
+    ),
+    ChecklistRow(
         "version-bump", "Version bump in manifests", "Developer", "`pyproject.toml`, `CHANGELOG.md`"
     ),
 ]

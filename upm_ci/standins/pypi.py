@@ -7,7 +7,12 @@ proxy (``capture=True``) sits in front of it, records the multipart fields of ev
 (to prove twine-style uploads carried them) and can be told to fail the next requests
 (``fail_next``) so a client's retries meet a 503 or a dropped connection. The same proxy applies
 a seeded fault plan (``fault_rate``/``fault_seed``/``fault_kinds``: 5xx, 429, reset, slow; see
-:mod:`upm_ci.standins.faults`); it runs whenever capturing or faults are asked for.
+:mod:`upm_ci.standins.faults`); it runs whenever capturing, faults or the Integrity API are
+asked for.
+
+``integrity=True`` serves PyPI's Integrity API (PEP 740 provenance) from the proxy:
+:attr:`PypiStandIn.integrity` is the :class:`~upm_ci.standins.integrity.IntegrityStore` the
+tests and the rehearsal fill (real attestations through the local Sigstore) and switch.
 
 Trusted Publishing (``trusted_publisher=TrustedPublisher(repository, workflow)``): the proxy
 also answers ``GET /_/oidc/audience`` and ``POST /_/oidc/mint-token`` as PyPI does. A token is
@@ -178,7 +183,10 @@ class PypiStandIn(StandIn):
         fault_kinds: Sequence[str] = DEFAULT_FAULT_KINDS,
         retry_after: int = 1,
         trusted_publisher: TrustedPublisher | None = None,
+        integrity: bool = False,
     ) -> None:
+        from upm_ci.standins.integrity import IntegrityStore
+
         self.username = username
         self.trusted_publisher = trusted_publisher
         self.exchanges: list[Exchange] = []
@@ -197,6 +205,8 @@ class PypiStandIn(StandIn):
             rate=fault_rate, seed=fault_seed, kinds=fault_kinds, retry_after=retry_after
         )
         self._log_path: Path | None = None
+        self.serve_integrity = integrity
+        self.integrity = IntegrityStore()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> PypiStandIn:
@@ -233,7 +243,12 @@ class PypiStandIn(StandIn):
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
-        if self.capture or self.faults.active or self.trusted_publisher is not None:
+        if (
+            self.capture
+            or self.faults.active
+            or self.trusted_publisher is not None
+            or self.serve_integrity
+        ):
             self._start_proxy()
         return self
 
@@ -289,6 +304,11 @@ class PypiStandIn(StandIn):
         return f"{self.url}/simple/"
 
     @property
+    def integrity_url(self) -> str:
+        """The Integrity API's base: ``<url>/integrity/<project>/<version>/<file>/provenance``."""
+        return f"{self.url}/integrity/"
+
+    @property
     def auth(self) -> tuple[str, str]:
         return (self.username, self.password)
 
@@ -317,8 +337,20 @@ class PypiStandIn(StandIn):
             label="pypi",
             fault_body=_fault,
             on_forward=self._captured,
-            answer=self._oidc if self.trusted_publisher is not None else None,
+            answer=self._answer,
         )
+
+    def _answer(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str, bytes] | None:
+        """The proxy's own answers: the Integrity API, then Trusted Publishing; None: forward."""
+        if self.serve_integrity:
+            own = self.integrity.answer(method, path)
+            if own is not None:
+                return own
+        if self.trusted_publisher is not None:
+            return self._oidc(method, path, headers, body)
+        return None
 
     def _oidc(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes

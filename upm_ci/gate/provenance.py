@@ -1,0 +1,45 @@
+"""Checklist row "Dependency provenance (PEP 740)": the Artifact Trust Policy for every
+runtime dependency the release ships (:mod:`upm_ci.dependency_provenance`).
+
+Each dependency's file (by digest) must carry PEP 740 provenance from the publisher the
+project's provenance lock records, or be an unsigned package the lock approves until a date.
+The row lists each package with its publisher or the reason it is blocked. A malformed lock is
+exit 2; an index that keeps failing is exit 3 (a ServiceError the gate lets through).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from upm_ci.errors import ServiceError
+from upm_ci.gate.model import CheckResult, Finding, GateContext
+
+log = logging.getLogger(__name__)
+
+ID = "dependency-provenance"
+TASK = "Dependency provenance (PEP 740)"
+
+
+def check_dependency_provenance(ctx: GateContext) -> CheckResult:
+    """Resolve the shipped files, fetch and verify their provenance, judge them by the lock."""
+    from upm_ci import dependency_provenance as dp
+    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+
+    project = ctx.project
+    lock_path = project.path(project.config.provenance_lock)
+    lock = dp.load_lock(lock_path)
+    try:
+        files = dp.shipped_files(project)
+    except ServiceError as e:
+        return CheckResult(ID, TASK, "fail", f"could not resolve the dependencies: {e}")
+    if not files:
+        return CheckResult(ID, TASK, "pass", "no runtime dependencies")
+    log.info("checking the provenance of %d dependency files", len(files))
+    verifier = make_verifier(load_trusted_root(ctx.trust_config, offline=ctx.offline))
+    fetcher = dp.ProvenanceFetcher(ctx.index_url or project.config.pypi_index_url, verifier)
+    outcome = dp.check_files(files, lock, fetcher, today=ctx.today)
+    lock_name = project.config.provenance_lock
+    findings = [Finding(verdict.line(), lock_name) for verdict in outcome.failing]
+    if not lock_path.is_file() and not outcome.passed:
+        findings.append(Finding(f"no {lock_name} yet: run upm-ci trust lock first", lock_name))
+    return CheckResult(ID, TASK, "pass" if outcome.passed else "fail", outcome.summary(), findings)
