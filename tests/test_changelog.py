@@ -627,6 +627,7 @@ def test_the_gate_reports_an_unreadable_heading_as_a_docs_finding_not_exit_2(
     changelog = sample_copy / "CHANGELOG.md"
     text = changelog.read_text().replace("## [1.1.0] - 2026-10-01", "## 1.1.0 of Oct")
     changelog.write_text(text)
+    (sample_copy / "upm-provenance.json").unlink()  # that row fails without asking an index
     monkeypatch.chdir(tmp_path)
     report = tmp_path / "gate.json"
     code = main(

@@ -301,6 +301,7 @@ def test_credentials_in_urls_never_reach_output_or_files(
 def test_an_unreachable_osv_url_with_credentials_is_not_printed(
     sample_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (sample_copy / "upm-provenance.json").unlink()  # that row fails without asking an index
     report = tmp_path / "gate.json"
     code = main(
         [

@@ -26,7 +26,8 @@ def check_dependency_provenance(ctx: GateContext) -> CheckResult:
     from upm_ci.sigstore_trust import load_trusted_root, make_verifier
 
     project = ctx.project
-    lock_path = project.path(project.config.provenance_lock)
+    lock_name = project.config.provenance_lock
+    lock_path = project.path(lock_name)
     lock = dp.load_lock(lock_path)
     try:
         files = dp.shipped_files(project)
@@ -34,12 +35,14 @@ def check_dependency_provenance(ctx: GateContext) -> CheckResult:
         return CheckResult(ID, TASK, "fail", f"could not resolve the dependencies: {e}")
     if not files:
         return CheckResult(ID, TASK, "pass", "no runtime dependencies")
+    if not lock_path.is_file():
+        # Nothing could pass without a lock (every publisher would be new): say what to run.
+        names = ", ".join(f"{f.name} {f.version}" for f in files)
+        reason = f"no {lock_name}: run upm-ci trust lock first to record the publishers of {names}"
+        return CheckResult(ID, TASK, "fail", reason, [Finding(reason, lock_name)])
     log.info("checking the provenance of %d dependency files", len(files))
     verifier = make_verifier(load_trusted_root(ctx.trust_config, offline=ctx.offline))
     fetcher = dp.ProvenanceFetcher(ctx.index_url or project.config.pypi_index_url, verifier)
     outcome = dp.check_files(files, lock, fetcher, today=ctx.today)
-    lock_name = project.config.provenance_lock
     findings = [Finding(verdict.line(), lock_name) for verdict in outcome.failing]
-    if not lock_path.is_file() and not outcome.passed:
-        findings.append(Finding(f"no {lock_name} yet: run upm-ci trust lock first", lock_name))
     return CheckResult(ID, TASK, "pass" if outcome.passed else "fail", outcome.summary(), findings)
