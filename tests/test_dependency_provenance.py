@@ -483,3 +483,22 @@ def test_trust_files_still_works_as_before(
     config = ["--trust-config", str(sigstore_standin.trust_config_path)]
     assert main(["trust", "--project", str(tmp_path), str(tmp_path / "f.whl"), *config]) == 1
     assert "3rd-party unsigned" in capsys.readouterr().out
+
+
+def test_the_docs_lock_example_is_a_valid_lock(tmp_path: Path) -> None:
+    from tests.test_readme import DOCS, snippet
+
+    path = tmp_path / "upm-provenance.json"
+    path.write_text(snippet("provenance-lock", DOCS / "provenance.md"))
+    lock = dp.load_lock(path)
+    assert lock.get("idna").publisher.repository == "kjd/idna"  # type: ignore[union-attr]
+    assert lock.get("text-unidecode").approval.by == "alice"  # type: ignore[union-attr]
+
+
+def test_the_example_commits_a_valid_lock_for_its_dependencies() -> None:
+    from tests.conftest import EXAMPLE
+    from upm_ci.standins.integrity import DEMO_PUBLISHERS
+
+    lock = dp.load_lock(EXAMPLE / "upm-provenance.json", required=True)
+    for name, demo in DEMO_PUBLISHERS.items():
+        assert lock.get(name).publisher == as_publisher(demo)  # type: ignore[union-attr]

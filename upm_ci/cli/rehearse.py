@@ -221,7 +221,7 @@ def command(
     echo()
     echo(summary_text(project, result, timings=timings))
     headers, rows = _summary_rows(result)
-    image = "".join(f"\n    {line}" for line in result.image)
+    image = "".join(f"\n    {line}" for line in [result.provenance, *result.image] if line)
     gha.add_summary(
         "## upm-ci rehearse\n\n" + markdown_table(headers, rows) + (f"\n{image}\n" if image else "")
     )
@@ -247,6 +247,8 @@ def summary_text(
     for label, counts in result.faults.items():
         shown = ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
         out.append(f"faults injected by the {label} stand-in: {sum(counts.values())} ({shown})")
+    if result.provenance:
+        out.append(result.provenance)
     out += result.image
     out.append(f"gate's tests ran in {result.test_venv}")
     if timings:
