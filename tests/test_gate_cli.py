@@ -372,6 +372,10 @@ def test_cli_passes_end_to_end_with_real_audit(
     assert len(manifest["project"]["commit"]) == 40
     assert manifest["phases"]["gate"]["status"] == "pass"
     assert manifest["phases"]["gate"]["checks"]["version-bump"] == "pass"
+    recorded = {d["name"]: d for d in manifest["phases"]["gate"]["dependencies"]}
+    assert recorded["idna"]["publisher"]["repository"] == "kjd/idna"
+    assert recorded["idna"]["file"] == "idna-3.10-py3-none-any.whl"
+    assert recorded["idna"]["provenance"].startswith(provenance_index[0].integrity_url)
 
 
 def test_cli_blocks_with_summary_annotations_and_outputs(

@@ -184,3 +184,26 @@ def _statement(bundle: Path) -> dict[str, Any]:
     envelope = json.loads(bundle.read_text())["dsseEnvelope"]
     statement: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
     return statement
+
+
+def test_slsa_provenance_lists_the_dependencies_by_digest() -> None:
+    from upm_ci.provenance import dependency_descriptor, slsa_provenance
+
+    dep = dependency_descriptor(
+        "pkg:pypi/idna@3.21", "idna-3.21-py3-none-any.whl", "ef" * 32,
+        "GitHub kjd/idna deploy.yml", "https://pypi.example/integrity/idna/3.21/x/provenance",
+    )  # fmt: skip
+    claims = decode_claims(mint_github_token())
+    subjects = [provenance.subject("a.whl", "ab" * 32)]
+    statement = slsa_provenance(subjects, claims, dependencies=[dep])
+    resolved = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert resolved[0]["uri"].startswith("git+")
+    assert resolved[1] == {
+        "uri": "pkg:pypi/idna@3.21",
+        "name": "idna-3.21-py3-none-any.whl",
+        "digest": {"sha256": "ef" * 32},
+        "annotations": {
+            "pep740_publisher": "GitHub kjd/idna deploy.yml",
+            "pep740_provenance": "https://pypi.example/integrity/idna/3.21/x/provenance",
+        },
+    }

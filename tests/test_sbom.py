@@ -374,3 +374,84 @@ def test_invalid_spdx_is_never_written(tmp_path: Path, mocker: MockerFixture) ->
     assert sorted(p.name for p in wheel.parent.iterdir()) == [WHEEL_ART.name]
     assert Manifest.load(tmp_path / "m.json").sboms == []
     auditor.assert_not_called()
+
+
+# --- PEP 740 publishers from the gate's dependency-provenance record -------------------------
+def _gate_phases(publisher: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "gate": {
+            "status": "pass",
+            "dependencies": [
+                {
+                    "name": "packaging",
+                    "version": "26.4",
+                    "file": "packaging-26.4-py3-none-any.whl",
+                    "sha256": "cd" * 32,
+                    "decision": "accepted" if publisher else "approved-unsigned",
+                    "publisher": publisher,
+                    "provenance": "https://pypi.example/integrity/packaging/26.4/"
+                    "packaging-26.4-py3-none-any.whl/provenance"
+                    if publisher
+                    else "",
+                    "log_index": "7",
+                },
+                {"name": "bogus", "sha256": "not hex"},  # a hand-edited manifest: left out
+            ],
+        }
+    }
+
+
+PYPA = {"kind": "GitHub", "repository": "pypa/packaging", "workflow": "release.yml",
+        "environment": "pypi"}  # fmt: skip
+
+
+def test_sboms_carry_each_components_publisher_and_attestation() -> None:
+    from upm_ci.dependency_provenance import recorded_dependencies
+    from upm_ci.sbom import (
+        PUBLISHER_PROPERTY,
+        annotate_provenance,
+        provenance_by_ref,
+        spdx_document,
+        validate_spdx,
+    )
+
+    bom, components = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
+    shipped = recorded_dependencies(_gate_phases(PYPA))
+    assert [d.name for d in shipped] == ["packaging"]
+    provenance = provenance_by_ref(components, shipped)
+    annotate_provenance(bom, provenance)
+    validate_cyclonedx(json.dumps(bom))
+    (comp,) = bom["components"]
+    assert {"name": PUBLISHER_PROPERTY, "value": "GitHub pypa/packaging release.yml, "
+            "environment pypi"} in comp["properties"]  # fmt: skip
+    (ref,) = [r for r in comp["externalReferences"] if r["type"] == "attestation"]
+    assert ref["url"].endswith("/packaging-26.4-py3-none-any.whl/provenance")
+    assert ref["hashes"] == [{"alg": "SHA-256", "content": "cd" * 32}]
+    doc = spdx_document(
+        name="demo-pkg", version="1.2.0", wheel=WHEEL_ART, root_ref="demo-pkg==1.2.0",
+        root_depends_on=["packaging==26.4"], components=components,
+        created=dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc), provenance=provenance,
+    )  # fmt: skip
+    spdx = json.loads(validate_spdx(doc))
+    (pkg,) = [p for p in spdx["packages"] if p["name"] == "packaging"]
+    assert (
+        pkg["comment"] == "PEP 740 publisher: GitHub pypa/packaging release.yml, environment pypi"
+    )
+    refs = {r["referenceType"]: r["referenceLocator"] for r in pkg["externalRefs"]}
+    assert refs["pep740-provenance"] == ref["url"]
+
+
+def test_an_approved_unsigned_component_says_so() -> None:
+    from upm_ci.dependency_provenance import recorded_dependencies
+    from upm_ci.sbom import PUBLISHER_PROPERTY, annotate_provenance, provenance_by_ref
+
+    bom, components = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
+    annotate_provenance(
+        bom, provenance_by_ref(components, recorded_dependencies(_gate_phases(None)))
+    )
+    (comp,) = bom["components"]
+    assert comp["properties"] == [
+        {"name": PUBLISHER_PROPERTY, "value": "unsigned (no PEP 740 provenance)"}
+    ]
+    assert not any(r["type"] == "attestation" for r in comp.get("externalReferences", []))
+    validate_cyclonedx(json.dumps(bom))

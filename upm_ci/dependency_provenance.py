@@ -457,6 +457,17 @@ class ProvenanceFetcher:
         return Observation(file, found, url=url, log_index=index)
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (a private index's credentials never get recorded)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=host))
+
+
 def _brief(error: BaseException) -> str:
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
@@ -480,6 +491,21 @@ class Verdict:
 
     def line(self) -> str:
         return f"{self.file.name} {self.file.version}: {self.reason}"
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest keeps of it (the gate phase's ``dependencies``), for the SBOMs
+        and the SLSA provenance."""
+        seen = self.observation.publisher
+        return {
+            "name": self.file.name,
+            "version": self.file.version,
+            "file": self.file.filename,
+            "sha256": self.file.sha256,
+            "decision": self.decision,
+            "publisher": seen.as_json() if seen is not None else None,
+            "provenance": _without_userinfo(self.observation.url) if seen is not None else "",
+            "log_index": self.observation.log_index,
+        }
 
 
 def judge(observation: Observation, lock: ProvenanceLock, today: dt.date) -> Verdict:
@@ -572,6 +598,48 @@ def check_files(
     """Fetch, verify and judge every file (ServiceError when the index cannot answer)."""
     observations = fetcher.observe_all(files)
     return ProvenanceOutcome([judge(o, lock, today) for o in observations])
+
+
+# --------------------------------------------------------------------------- recorded
+@dataclass(frozen=True)
+class ShippedDependency:
+    """A dependency as the gate recorded it in the manifest: its file and what vouches for it."""
+
+    name: str
+    version: str
+    file: str
+    sha256: str
+    publisher: Publisher | None
+    provenance: str
+    log_index: str
+
+    @property
+    def purl(self) -> str:
+        return f"pkg:pypi/{canonicalize_name(self.name)}@{self.version}"
+
+
+def recorded_dependencies(phases: dict[str, Any]) -> list[ShippedDependency]:
+    """The gate phase's ``dependencies`` from a manifest's ``phases``; entries that are not
+    well formed (a hand-edited or hostile manifest) are left out, never trusted."""
+    raw = (phases.get("gate") or {}).get("dependencies")
+    out: list[ShippedDependency] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        fields = {k: item.get(k, "") for k in ("name", "version", "file", "sha256")}
+        extra = {k: item.get(k, "") for k in ("provenance", "log_index")}
+        if not all(isinstance(v, str) for v in (*fields.values(), *extra.values())):
+            continue
+        if not fields["name"] or not _SHA256.match(str(fields["sha256"])):
+            continue
+        publisher = None
+        if isinstance(item.get("publisher"), dict):
+            try:
+                publisher = _publisher(item["publisher"], "manifest")
+            except InputError:
+                continue
+        out.append(ShippedDependency(publisher=publisher, **fields, **extra))
+    return out
 
 
 # --------------------------------------------------------------------------- the lock command

@@ -62,8 +62,12 @@ def slsa_provenance(
     server_url: str = "https://github.com",
     tag: str = "",
     tool_version: str = "",
+    dependencies: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A SLSA v1 provenance statement over ``subjects``, built from the token's claims.
+
+    ``dependencies`` (resource descriptors, see :func:`dependency_descriptor`) follow the
+    source in ``resolvedDependencies``: the runtime dependencies by file digest.
 
     Field for field what ``@actions/attest`` builds from the same claims; ``tag`` and
     ``tool_version`` go to ``internalParameters.upm_release``.
@@ -100,7 +104,8 @@ def slsa_provenance(
                 {
                     "uri": f"git+{repo_url}@{claims.ref}",
                     "digest": {"gitCommit": claims.sha},
-                }
+                },
+                *(dependencies or []),
             ],
         },
         "runDetails": {
@@ -114,6 +119,17 @@ def slsa_provenance(
         "predicateType": SLSA_PROVENANCE_V1,
         "predicate": predicate,
     }
+
+
+def dependency_descriptor(
+    purl: str, file: str, sha256: str, publisher: str, attestation: str
+) -> dict[str, Any]:
+    """A runtime dependency as a SLSA resource descriptor: its package URL, the file by
+    sha256, and who published it (PEP 740) with where its provenance is."""
+    annotations = {"pep740_publisher": publisher}
+    if attestation:
+        annotations["pep740_provenance"] = attestation
+    return {"uri": purl, "name": file, "digest": {"sha256": sha256}, "annotations": annotations}
 
 
 def sbom_statement(sbom_path: Path, describes: str, describes_sha256: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from upm_ci.timings import timed
 
 if TYPE_CHECKING:
     from upm_ci.audit import AuditOutcome
+    from upm_ci.dependency_provenance import ShippedDependency
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,46 @@ def bind_to_wheel(
     return bom, parsed
 
 
+PUBLISHER_PROPERTY = "upm-release:pep740:publisher"
+
+
+def provenance_by_ref(
+    components: Sequence[Component], shipped: Sequence[ShippedDependency]
+) -> dict[str, ShippedDependency]:
+    """Component ref -> the gate's record of the same package and version (PEP 740)."""
+    by_pin = {(canonicalize_name(d.name), d.version): d for d in shipped}
+    out = {}
+    for c in components:
+        found = by_pin.get((canonicalize_name(c.name), c.version))
+        if found is not None:
+            out[c.ref] = found
+    return out
+
+
+def annotate_provenance(bom: dict[str, Any], provenance: dict[str, ShippedDependency]) -> None:
+    """Each component the gate checked carries its publisher (a property) and a reference to
+    its PEP 740 attestation (``attestation``: the Integrity API URL, the file's sha256)."""
+    for comp in bom.get("components", []):
+        dep = provenance.get(comp.get("bom-ref", ""))
+        if dep is None:
+            continue
+        publisher = (
+            dep.publisher.describe() if dep.publisher else "unsigned (no PEP 740 provenance)"
+        )
+        comp.setdefault("properties", []).append({"name": PUBLISHER_PROPERTY, "value": publisher})
+        if dep.publisher is None or not dep.provenance:
+            continue
+        log_index = f", Rekor log index {dep.log_index}" if dep.log_index else ""
+        comp.setdefault("externalReferences", []).append(
+            {
+                "type": "attestation",
+                "url": dep.provenance,
+                "comment": f"PEP 740 provenance of {dep.file}{log_index}",
+                "hashes": [{"alg": "SHA-256", "content": dep.sha256}],
+            }
+        )
+
+
 def validate_cyclonedx(text: str) -> None:
     """CycloneDX 1.6 JSON schema validation; an invalid document is never written."""
     from cyclonedx.schema import SchemaVersion
@@ -227,6 +268,7 @@ def spdx_document(
     root_depends_on: Sequence[str],
     components: Sequence[Component],
     created: dt.datetime,
+    provenance: dict[str, ShippedDependency] | None = None,
 ) -> Any:
     """An SPDX 2.3 document (spdx-tools model): the wheel DESCRIBED, its deps DEPENDS_ON."""
     from spdx_tools.spdx.model.actor import Actor, ActorType
@@ -261,6 +303,23 @@ def spdx_document(
     root.checksums = [Checksum(ChecksumAlgorithm.SHA256, wheel.sha256)]
     ids = {root_ref: root_id} | {c.ref: _spdx_id(f"{c.name}-{c.version}") for c in components}
     packages = [root] + [package(ids[c.ref], c.name, c.version, c.purl) for c in components]
+    for c, pkg in zip(components, packages[1:], strict=True):
+        dep = (provenance or {}).get(c.ref)
+        if dep is None:
+            continue
+        if dep.publisher is None:
+            pkg.comment = "PEP 740 publisher: unsigned (no provenance on the index)"
+            continue
+        pkg.comment = f"PEP 740 publisher: {dep.publisher.describe()}"
+        if dep.provenance:
+            pkg.external_references.append(
+                ExternalPackageRef(
+                    ExternalPackageRefCategory.OTHER,
+                    "pep740-provenance",
+                    dep.provenance,
+                    f"PEP 740 provenance of {dep.file} (sha256 {dep.sha256})",
+                )
+            )
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, root_id)]
     relationships += [
         Relationship(root_id, RelationshipType.DEPENDS_ON, ids[ref])
@@ -328,6 +387,10 @@ def make_sboms(
     name, version = manifest.project.name, manifest.project.version
     raw = environment_bom(wheel_path)
     bom, components = bind_to_wheel(raw, name=name, version=version, wheel=wheel)
+    from upm_ci.dependency_provenance import recorded_dependencies
+
+    provenance = provenance_by_ref(components, recorded_dependencies(manifest.phases))
+    annotate_provenance(bom, provenance)
     root_ref = bom["metadata"]["component"]["bom-ref"]
     root_deps = next(d["dependsOn"] for d in bom["dependencies"] if d["ref"] == root_ref)
     cdx_text = json.dumps(bom, indent=2, sort_keys=True) + "\n"
@@ -340,6 +403,7 @@ def make_sboms(
         root_depends_on=root_deps,
         components=components,
         created=_created(manifest),
+        provenance=provenance,
     )
     spdx_text = validate_spdx(doc)
 

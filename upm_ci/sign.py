@@ -964,13 +964,26 @@ def _sign_provenance(
     claims: identity.TokenClaims,
     dist_dir: Path,
 ) -> tuple[Path, str, AttestationRecord]:
+    from upm_ci.dependency_provenance import recorded_dependencies
+
     subjects = [provenance.subject(a.name, a.sha256) for a in manifest.distributions()]
+    dependencies = [
+        provenance.dependency_descriptor(
+            d.purl,
+            d.file,
+            d.sha256,
+            d.publisher.describe() if d.publisher else "unsigned",
+            d.provenance,
+        )
+        for d in recorded_dependencies(manifest.phases)
+    ]
     statement = provenance.slsa_provenance(
         subjects,
         claims,
         server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
         tag=project.tag,
         tool_version=__version__,
+        dependencies=dependencies,
     )
     out = dist_dir / f"{project.dist_name}-{project.version}{ATTESTATION_SUFFIX}"
     sign_statement_file(signer, out, statement, "SLSA provenance")

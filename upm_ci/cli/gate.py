@@ -200,6 +200,7 @@ def command(
     data = gha.redact_data(report.to_json())  # test output may hold secrets
     if report_json is not None:
         write_json_atomic(report_json.resolve(), data)
+    details = {k: v for check in report.checks for k, v in check.details.items()}
     release.record_phase(
         "gate",
         "pass" if report.passed else "fail",
@@ -210,6 +211,7 @@ def command(
         },
         reasons={check.id: gha.redact(check.reason) for check in report.checks},
         **({"only": list(only)} if only else {}),
+        **details,
     )
     release.save()
 

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from upm_ci.project import Project
 
@@ -36,6 +36,8 @@ class CheckResult:
     status: Status
     reason: str
     findings: list[Finding] = field(default_factory=list)
+    #: Machine data the gate records with its phase in the manifest (not in the report).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def blocks(self) -> bool:

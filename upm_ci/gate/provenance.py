@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from upm_ci.errors import ServiceError
-from upm_ci.gate.model import CheckResult, Finding, GateContext
+from upm_ci.gate.model import CheckResult, Finding, GateContext, Status
 
 log = logging.getLogger(__name__)
 
@@ -45,4 +45,6 @@ def check_dependency_provenance(ctx: GateContext) -> CheckResult:
     fetcher = dp.ProvenanceFetcher(ctx.index_url or project.config.pypi_index_url, verifier)
     outcome = dp.check_files(files, lock, fetcher, today=ctx.today)
     findings = [Finding(verdict.line(), lock_name) for verdict in outcome.failing]
-    return CheckResult(ID, TASK, "pass" if outcome.passed else "fail", outcome.summary(), findings)
+    status: Status = "pass" if outcome.passed else "fail"
+    details = {"dependencies": [v.record() for v in outcome.verdicts]}
+    return CheckResult(ID, TASK, status, outcome.summary(), findings, details)
