@@ -174,7 +174,9 @@ class Config:
     # --- publish -------------------------------------------------------------------------
     pypi_upload_url: str = _key("https://upload.pypi.org/legacy/", "Index upload URL (twine).")
     pypi_index_url: str = _key(
-        "https://pypi.org/simple/", "Index read URL used to find already-uploaded files."
+        "https://pypi.org/simple/",
+        "Index read URL used to find already-uploaded files; its Integrity API (`/integrity/` "
+        "next to `/simple/`) serves the dependencies' PEP 740 provenance to the gate.",
     )
     github_api_url: str = _key("https://api.github.com", "GitHub REST API base URL.")
     make_latest: str = _key("true", "Release `make_latest`: `true`, `false` or `legacy`.")

@@ -26,7 +26,6 @@ from upm_ci.cli._common import (
     github_token_option,
     http_url,
     manifest_option,
-    offline_option,
     option,
     osv_url_option,
     project_option,
@@ -99,7 +98,6 @@ if TYPE_CHECKING:
     help="Index whose Integrity API serves the dependencies' PEP 740 provenance [config].",
 )
 @trust_config_option
-@offline_option
 def command(
     project: Path,
     tag: str | None,
@@ -117,7 +115,6 @@ def command(
     output_format: str,
     pypi_index_url: str | None,
     trust_config: Path | None,
-    offline: bool,
 ) -> int:
     """Run the Pre-Release Checklist (RELEASE.md); exit 1 if the release is blocked."""
     from upm_ci.extras import require
@@ -178,7 +175,6 @@ def command(
             recorded=recorded,
             index_url=pypi_index_url or loaded.config.pypi_index_url,
             trust_config=trust_config,
-            offline=offline,
         )
 
     if output_format == "text":

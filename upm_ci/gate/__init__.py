@@ -65,7 +65,6 @@ def run_gate(
     recorded: Mapping[str, CheckResult] | None = None,
     index_url: str = "",
     trust_config: Path | None = None,
-    offline: bool = False,
 ) -> GateReport:
     """Run every check for ``project`` at ``tag`` (default: the project's own tag).
 
@@ -92,7 +91,6 @@ def run_gate(
         test_python=test_python,
         index_url=index_url,
         trust_config=trust_config,
-        offline=offline,
     )
     test_results: TestRun | CheckResult | None = None
     results: list[CheckResult] = []

@@ -72,7 +72,6 @@ class GateContext:
     index_url: str = ""
     #: Sigstore trust config for the dependencies' attestations; None: public Sigstore.
     trust_config: Path | None = None
-    offline: bool = False
 
 
 Check = Callable[[GateContext], CheckResult]

@@ -41,7 +41,7 @@ def check_dependency_provenance(ctx: GateContext) -> CheckResult:
         reason = f"no {lock_name}: run upm-ci trust lock first to record the publishers of {names}"
         return CheckResult(ID, TASK, "fail", reason, [Finding(reason, lock_name)])
     log.info("checking the provenance of %d dependency files", len(files))
-    verifier = make_verifier(load_trusted_root(ctx.trust_config, offline=ctx.offline))
+    verifier = make_verifier(load_trusted_root(ctx.trust_config, offline=False))
     fetcher = dp.ProvenanceFetcher(ctx.index_url or project.config.pypi_index_url, verifier)
     outcome = dp.check_files(files, lock, fetcher, today=ctx.today)
     findings = [Finding(verdict.line(), lock_name) for verdict in outcome.failing]
