@@ -236,6 +236,35 @@ def test_unreachable_vulnerability_service_fails_closed(sample_copy: Path, tmp_p
     assert _checks(tmp_path / "out")["dependency-audit"]["status"] == "fail"
 
 
+@pytest.mark.parametrize(
+    ("switch", "expected"),
+    [
+        ("resign:idna", ["idna", "publisher changed", "kjd/idna", "mallory/idna"]),
+        ("drop:packaging", ["packaging", "provenance disappeared", "pypa/packaging"]),
+    ],
+)
+def test_a_provenance_switch_blocks_the_gate_naming_the_package(
+    sample_copy: Path, tmp_path: Path, switch: str, expected: list[str]
+) -> None:
+    code, summary = _rehearse_gate_only(sample_copy, tmp_path / "out", "--provenance-fault", switch)
+    assert code == 1
+    check = _checks(tmp_path / "out")["dependency-provenance"]
+    assert check["status"] == "fail"
+    reason = str(check["reason"])
+    for words in expected:
+        assert words in reason, reason
+    assert json.loads(summary)["provenance"].startswith("dependency-provenance: fail")
+
+
+def test_a_bad_provenance_switch_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["rehearse", str(EXAMPLE), "--out", str(out), "--provenance-fault", "x"]) == 2
+    assert "expected drop:PACKAGE or resign:PACKAGE" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_refuses_an_output_directory_it_did_not_make(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

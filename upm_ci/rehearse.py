@@ -174,6 +174,7 @@ def rehearse(
     faults: FaultSettings | None = None,
     image_base: str = "",
     fresh: bool = False,
+    provenance_fault: str = "",
 ) -> RehearsalResult:
     """Run every phase of ``project_dir``'s release into ``out_dir`` against local stand-ins.
 
@@ -188,7 +189,10 @@ def rehearse(
     rehearsal pulls nothing, as it reaches no other service (:func:`auto_base`).
     ``fresh`` makes the gate's test venv anew instead of reusing the cached one (which is
     never used in CI: :func:`gate_venv_cache`).
+    ``provenance_fault`` (``drop:NAME`` or ``resign:NAME``) makes the index's Integrity API
+    serve no provenance for package NAME, or provenance from another publisher.
     """
+    provenance_switch = parse_provenance_fault(provenance_fault)
     # The phases below run the project's code and get the stand-ins' credentials only: none of
     # the caller's reaches them, and this process (whose environ holds the caller's) is
     # non-dumpable, out of reach of the project's processes.
@@ -211,6 +215,7 @@ def rehearse(
             faults=faults,
             timings=result.timings,
             tag=release_tag,
+            provenance_fault=provenance_switch,
         ) as services,
         _image_registry(project, image_base) as (image_env, skipped, base_note),
     ):
@@ -405,6 +410,7 @@ def local_services(
     faults: FaultSettings | None = None,
     timings: list[Timing] | None = None,
     tag: str = "",
+    provenance_fault: tuple[str, str] | None = None,
 ) -> Iterator[Services]:
     """Start every stand-in for ``project``; stop them all on the way out, whatever happened.
 
@@ -462,7 +468,7 @@ def local_services(
             if "OSV" in started:
                 osv_url, plans["OSV"] = started["OSV"].query_url, started["OSV"].faults
             with _timed_into(timings, "serve dependency provenance"):
-                _serve_provenance(project, pypi, sigstore)
+                _serve_provenance(project, pypi, sigstore, provenance_fault)
             plans.update(PyPI=pypi.faults, Sigstore=sigstore.faults)
             # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
             sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
@@ -525,20 +531,46 @@ def _timed_into(timings: list[Timing] | None, step: str) -> Iterator[None]:
             timings.append(Timing(step, time.monotonic() - begin))
 
 
-def _serve_provenance(project: Project, pypi: PypiStandIn, sigstore: SigstoreStandIn) -> None:
+def parse_provenance_fault(text: str) -> tuple[str, str] | None:
+    """``drop:NAME``/``resign:NAME`` as (action, canonical name); "" is None."""
+    if not text:
+        return None
+    from packaging.utils import canonicalize_name
+
+    action, _, name = text.partition(":")
+    if action not in ("drop", "resign") or not name.strip():
+        raise InputError(
+            f"--provenance-fault {text!r}: expected drop:PACKAGE or resign:PACKAGE",
+            hint="e.g. --provenance-fault resign:idna",
+        )
+    return action, canonicalize_name(name.strip())
+
+
+def _serve_provenance(
+    project: Project,
+    pypi: PypiStandIn,
+    sigstore: SigstoreStandIn,
+    switch: tuple[str, str] | None = None,
+) -> None:
     """The index's Integrity API serves PEP 740 provenance for the files the project's
     dependencies resolve to (the gate resolves the same way): signed through the local
-    Sigstore by each package's demo publisher; a package without one has no provenance."""
+    Sigstore by each package's demo publisher; a package without one has no provenance.
+    ``switch``: that package's provenance is dropped, or signed by another publisher."""
     from packaging.utils import canonicalize_name
 
     from upm_ci.dependency_provenance import shipped_files
     from upm_ci.retry import call_with_retry
     from upm_ci.sigstore_trust import classify_sigstore
-    from upm_ci.standins.integrity import DEMO_PUBLISHERS
+    from upm_ci.standins.integrity import DEMO_PUBLISHERS, DemoPublisher
 
     pypi.integrity.trust_config = sigstore.trust_config()
     for file in shipped_files(project):
-        publisher = DEMO_PUBLISHERS.get(canonicalize_name(file.name))
+        key = canonicalize_name(file.name)
+        publisher = DEMO_PUBLISHERS.get(key)
+        if switch == ("drop", key):
+            continue
+        if switch == ("resign", key):
+            publisher = DemoPublisher(f"mallory/{key}", "release.yml", "pypi")
         if publisher is not None and file.filename and file.sha256:
             # The local Sigstore may run a fault plan too: sign as a client would, retrying.
             call_with_retry(

@@ -152,6 +152,13 @@ if TYPE_CHECKING:
     default=False,
     help="With --workflow: act fetches remote actions it has no local equivalent for.",
 )
+@option(
+    "--provenance-fault",
+    env="REHEARSAL_PROVENANCE_FAULT",
+    default="",
+    help="drop:PACKAGE or resign:PACKAGE: the local index serves no PEP 740 provenance for "
+    "that dependency, or provenance from another publisher (see dependency-provenance fail).",
+)
 def command(
     project: Path,
     out: Path,
@@ -171,6 +178,7 @@ def command(
     inputs: tuple[str, ...],
     skip_steps: tuple[str, ...],
     network: bool,
+    provenance_fault: str,
 ) -> int:
     """Try the whole release before you tag it: gate, build, sbom, sign, publish, verify.
 
@@ -217,6 +225,7 @@ def command(
         faults=faults,
         image_base=image_base,
         fresh=fresh,
+        provenance_fault=provenance_fault,
     )
     echo()
     echo(summary_text(project, result, timings=timings))
