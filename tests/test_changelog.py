@@ -667,6 +667,7 @@ def test_the_gate_warns_about_old_history_with_file_and_line_and_passes_docs(
     old += "## [1.0.0] - 2026-09-01\n\n- written twice\n"
     changelog.write_text(text + "\n" + old)
     text = changelog.read_text()
+    (sample_copy / "upm-provenance.json").unlink()  # that row fails without asking an index
     monkeypatch.chdir(tmp_path)
     report = tmp_path / "gate.json"
     main(
