@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -272,6 +273,8 @@ def test_a_timeout_is_retried_then_a_service_error(
     slow = fetcher(serve, verifier, timeout=0.1)
     with pytest.raises(ServiceError, match="ReadTimeout"):
         dp.check_files([pinned("alpha")], lock_of(tmp_path), slow, today=TODAY)
+    # The server's late answers meet closed connections: let that happen inside this test.
+    time.sleep(serve.integrity.latency + 0.3)
 
 
 def test_another_4xx_fails_the_row_without_retry(
@@ -502,3 +505,12 @@ def test_the_example_commits_a_valid_lock_for_its_dependencies() -> None:
     lock = dp.load_lock(EXAMPLE / "upm-provenance.json", required=True)
     for name, demo in DEMO_PUBLISHERS.items():
         assert lock.get(name).publisher == as_publisher(demo)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", ["../outside.json", "/etc/upm-provenance.json"])
+def test_a_provenance_lock_outside_the_project_is_bad_input(tmp_path: Path, value: str) -> None:
+    root = write_project(tmp_path / "p", ["alpha"], index_url="https://x.example/simple/")
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'provenance-lock = "{value}"\n')
+    assert main(["trust", "lock", "--project", str(root)]) == 2
+    assert not (tmp_path / "outside.json").exists()

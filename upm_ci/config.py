@@ -260,6 +260,7 @@ PATH_KEYS = (
     "dockerfile",
     "release_workflow",
     "trust_approvals",
+    "provenance_lock",
 )
 OPTIONAL_PATH_KEYS = ("version_module", "junit_xml")
 #: Keys that are lists of such paths, and lists of globs (relative, never absolute or ``..``).
