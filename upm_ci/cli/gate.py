@@ -196,7 +196,7 @@ def command(
     data = gha.redact_data(report.to_json())  # test output may hold secrets
     if report_json is not None:
         write_json_atomic(report_json.resolve(), data)
-    details = {k: v for check in report.checks for k, v in check.details.items()}
+    details = gha.redact_data({k: v for check in report.checks for k, v in check.details.items()})
     release.record_phase(
         "gate",
         "pass" if report.passed else "fail",
