@@ -41,6 +41,9 @@ def _no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0.01")
+    # Tables fit the terminal (tables.py); tests read whole cells, so give them a wide one.
+    # The tests of the wrapping itself set COLUMNS of their own.
+    monkeypatch.setenv("COLUMNS", "1000")
     # The example's tests need pytest: run them with this interpreter (see gate.tests).
     monkeypatch.setenv("UPM_TEST_PYTHON", sys.executable)
 

@@ -243,7 +243,7 @@ class _Raw:
         yield self.body
 
 
-def test_service_down_is_exit_3_after_retries(
+def test_service_down_is_exit_3_naming_the_unreachable_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3: S3StandIn
 ) -> None:
     monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "3")
@@ -254,7 +254,9 @@ def test_service_down_is_exit_3_after_retries(
         endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
     path, sha = _file(tmp_path)
-    with pytest.raises(ServiceError, match="still failing after 3 attempts") as caught:
+    # A refused connection is an unreachable host, not a busy one: one quick retry, then it
+    # is named (retry.py), however many attempts a busy service would get.
+    with pytest.raises(ServiceError, match=r"host unreachable: 127\.0\.0\.1:\d+") as caught:
         AuditStore(settings).put(path, f"x/{LOG}", sha256=sha)
     assert caught.value.exit_code == 3
 

@@ -100,10 +100,11 @@ def command(
             "--gpg-passphrase (UPM_GPG_PASSPHRASE) without --gpg-key: nothing to unlock",
             hint="pass the key as --gpg-key / UPM_GPG_PRIVATE_KEY, or drop the passphrase",
         )
+    found = load_project(project)
+    dist = dist_directory(found, dist_dir, manifest)  # checked before anything is read or written
     loaded = ReleaseManifest.load(manifest)
     # a dynamic version is the build's: this job (id-token, GPG key) runs no build backend
-    proj = pinned_to(load_project(project), loaded.project.version)
-    dist = dist_directory(proj, dist_dir, manifest)
+    proj = pinned_to(found, loaded.project.version)
     release = loaded.expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
     expected = expected_signer(proj, token, expected_identity, dry_run=dry_run)
