@@ -356,37 +356,12 @@ def prepared_tool_venv(venv: Path) -> Path:
     """A tool venv carrying the lock's key whose packages are this test environment's.
 
     What setup.sh would install from the lock is already installed here; a ``.pth`` file
-    lends it, so tests exercise the reuse path without downloading the lock again.
+    lends it, so tests exercise the reuse path without downloading the lock again. The same
+    venv ``upm-ci rehearse --workflow`` gives its act runs.
     """
-    base = Path(sys.base_prefix) / "bin" / "python3"
-    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-I",
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('purelib'))",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    ours = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
-    (Path(site) / "upm-test-deps.pth").write_text(ours + "\n")
-    key = subprocess.run(
-        [
-            str(base),
-            "-I",
-            str(SETUP / "lock_key.py"),
-            str(SETUP / "requirements.txt"),
-            str(SETUP / "uv.txt"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (venv / ".upm-release-key").write_text(key + "\n")
-    return venv
+    from upm_ci.rehearse_workflow import tool_venv
+
+    return tool_venv(REPO_ROOT, venv)
 
 
 def test_setup_reuses_a_venv_whose_key_matches(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ from tests.test_actions_act import (
 from tests.test_projects import PROJECTS, Fixture, make_repo
 from tests.test_readme import DOCS, README, snippet
 from upm_ci.publish.pypi import preflight_claims
-from upm_ci.rehearse_workflow import job_of_peer
+from upm_ci.rehearse_workflow import STANDIN_INPUTS, job_of_peer
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,
@@ -71,16 +71,6 @@ ACTIONS_MD = DOCS / "actions.md"
 #: The made-up upm-release commit every ``<sha>`` of the docs becomes.
 FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
 UPM_RELEASE = "unexpected/upm-release"
-#: Inputs the test adds where a snippet has none: the stand-ins' addresses and the prepared
-#: tool venv, each from the act variable ``UPM_ACT_<NAME>`` (see ``test_actions_act.standins``).
-STANDIN_INPUTS = (
-    "github-api-url",
-    "osv-url",
-    "trust-config",
-    "pypi-upload-url",
-    "pypi-index-url",
-    "tool-venv",
-)
 PHASE_JOB = REPO_ROOT / "tests" / "act" / "docs" / "phase-actions-job.yml"
 PERMISSION = re.compile(r"\b(contents|id-token|pull-requests|packages): (read|write)\b")
 
