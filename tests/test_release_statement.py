@@ -191,7 +191,11 @@ def test_the_policy_is_the_seed_release_md_the_gate_runs() -> None:
     sample = Path(__file__).parent.parent / "examples" / "upm-sample" / "RELEASE.md"
     assert POLICY_FILE.read_bytes() == sample.read_bytes()
     text = POLICY_FILE.read_text()
-    assert all(row.task in text for row in CHECKLIST)
+    # Each row is a line of the Pre-Release Checklist, or applies a section the policy names
+    # (dependency-provenance: the Artifact Trust Policy).
+    for row in CHECKLIST:
+        section = row.reference.split(",")[0].strip()
+        assert row.task in text or f"## ✅ {section}" in text, row
 
 
 # ------------------------------------------------------------------------------ bad statements
