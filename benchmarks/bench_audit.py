@@ -23,8 +23,8 @@ from pathlib import Path
 
 from benchmarks._harness import BenchResult, timed
 from tests.fixtures.osv import write_wheel
-from upm_ci.audit import audit_packages, resolve_pins
 from upm_ci.standins.osv import OsvStandIn
+from upm_ci.vulnerability_audit import audit_packages, resolve_pins
 
 DIRECT = 20
 VULNERABLE = {"idna": "3.6", "requests": "2.31.0", "jinja2": "3.1.3"}

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from benchmarks._harness import BenchResult, timed
 from upm_ci import dependency_provenance as dp
-from upm_ci.audit import ResolvedFile
-from upm_ci.sigstore_trust import make_verifier
+from upm_ci.sigstore_common import make_verifier
 from upm_ci.standins.integrity import DemoPublisher
 from upm_ci.standins.pypi import PypiStandIn
 from upm_ci.standins.sigstore_server import SigstoreStandIn
+from upm_ci.vulnerability_audit import ResolvedFile
 
 FILES = 40
 LATENCY = 0.05

@@ -331,7 +331,7 @@ def test_the_reusable_workflow_releases_from_a_callers_repository(
     expected-identity input, and the workflow's own verify job accepts them."""
     from sigstore.models import Bundle
 
-    from upm_ci.sigstore_trust import certificate_identities
+    from upm_ci.sigstore_common import certificate_identities
 
     run, release, services = run_reusable(workspace, tool_venv, tmp_path, dry_run=False)
     assert run.returncode == 0, run.log[-6000:]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from upm_ci.audit import audit_packages
 from upm_ci.image.sbom import ImagePackage, audit_image
 from upm_ci.osv_http import OsvLimits, OsvSession
 from upm_ci.standins.osv import OsvStandIn
+from upm_ci.vulnerability_audit import audit_packages
 
 TODAY = dt.date(2026, 11, 26)
 #: The bound the audit's memory is held to, child processes included (issue 27: 200 MB).

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from upm_ci import dependency_provenance as dp
-from upm_ci.audit import ResolvedFile
 from upm_ci.cli import main
 from upm_ci.errors import InputError, ServiceError
 from upm_ci.retry import RetryPolicy
-from upm_ci.sigstore_trust import make_verifier
+from upm_ci.sigstore_common import make_verifier
 from upm_ci.standins.faults import FaultRule
 from upm_ci.standins.integrity import DemoPublisher
 from upm_ci.standins.pypi import PypiStandIn
 from upm_ci.standins.sigstore_server import SigstoreStandIn
+from upm_ci.vulnerability_audit import ResolvedFile
 
 TODAY = dt.date(2026, 12, 6)
 ALPHA = DemoPublisher("alpha-org/alpha", "release.yml", "pypi")

@@ -11,7 +11,7 @@ import pytest
 
 from upm_ci.cli import main
 from upm_ci.errors import InputError
-from upm_ci.gate.audit import check_dependency_audit
+from upm_ci.gate.dependency_audit import check_dependency_audit
 from upm_ci.gate.model import GateContext
 from upm_ci.project import load_project
 from upm_ci.standins.osv import OsvStandIn

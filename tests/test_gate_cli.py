@@ -61,7 +61,7 @@ def audit_passes(mocker: MockerFixture) -> None:
     """The dependency audit and provenance rows (other modules' subjects) pass without a
     network."""
     mocker.patch(
-        "upm_ci.gate.audit.check_dependency_audit",
+        "upm_ci.gate.dependency_audit.check_dependency_audit",
         autospec=True,
         side_effect=lambda ctx: CheckResult(
             "dependency-audit", "Dependency/SBOM audit", "pass", "2 ok"
@@ -149,7 +149,7 @@ def test_an_input_error_in_a_check_stops_the_gate(
     mocker.patch(
         "upm_ci.gate.version.check_version_bump", autospec=True, side_effect=InputError("bad x")
     )
-    mocker.patch("upm_ci.gate.audit.check_dependency_audit", autospec=True)
+    mocker.patch("upm_ci.gate.dependency_audit.check_dependency_audit", autospec=True)
     mocker.patch("upm_ci.gate.provenance.check_dependency_provenance", autospec=True)
     with pytest.raises(InputError, match="bad x"):
         run_gate(
@@ -577,7 +577,7 @@ def test_a_manifest_of_another_release_is_refused_before_anything_runs(
 @pytest.fixture
 def only_audit_passes(mocker: MockerFixture) -> None:
     mocker.patch(
-        "upm_ci.gate.audit.check_dependency_audit",
+        "upm_ci.gate.dependency_audit.check_dependency_audit",
         autospec=True,
         side_effect=lambda ctx: CheckResult(
             "dependency-audit", "Dependency/SBOM audit", "pass", ""

@@ -16,7 +16,7 @@ from upm_ci import identity
 from upm_ci.cli import main
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
-from upm_ci.sigstore_trust import certificate_identities
+from upm_ci.sigstore_common import certificate_identities
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,

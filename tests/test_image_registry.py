@@ -41,7 +41,7 @@ from upm_ci.image.verify import inspect_image, verify_image
 from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
 from upm_ci.project import load_project
 from upm_ci.retry import RetryPolicy
-from upm_ci.sigstore_trust import IdentityPolicy, load_trusted_root, make_verifier
+from upm_ci.sigstore_common import IdentityPolicy, load_trusted_root, make_verifier
 from upm_ci.standins._server import free_port
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.registry import RegistryProxy, RegistryStandIn, registry_problem

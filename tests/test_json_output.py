@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.release_kit import REPOSITORY, TAG, WHEEL, ReleaseKit, release_dir, release_kit
+from tests.test_artifact_policy import community_signer, files, project
 from tests.test_gate_cli import audit_passes, break_plugin, in_tmp, sample_junit
-from tests.test_trust import community_signer, files, project
 from upm_ci.cli import main
 from upm_ci.verify import SCHEMA
 

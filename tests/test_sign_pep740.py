@@ -19,7 +19,7 @@ from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import PolicyError
 from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import Manifest
-from upm_ci.sigstore_trust import (
+from upm_ci.sigstore_common import (
     PYPI_PUBLISH_V1,
     certificate_identities,
     certificate_issuer,

@@ -37,7 +37,7 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.provenance import CYCLONEDX_BOM
-from upm_ci.sigstore_trust import IdentityPolicy
+from upm_ci.sigstore_common import IdentityPolicy
 from upm_ci.standins.sigstore_server import SigstoreStandIn
 from upm_ci.verify import VerifyReport, verify_release
 

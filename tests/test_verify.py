@@ -31,7 +31,7 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
-from upm_ci.sigstore_trust import make_verifier
+from upm_ci.sigstore_common import make_verifier
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import OidcStandIn, mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn

@@ -25,7 +25,7 @@ from tests.fixtures.release_kit import (
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
 from upm_ci.layout import PEP740_SUFFIX
-from upm_ci.sigstore_trust import make_verifier, verify_pep740
+from upm_ci.sigstore_common import make_verifier, verify_pep740
 from upm_ci.verify import VerifyReport, verify_release
 
 __all__ = ["release_dir", "release_kit"]

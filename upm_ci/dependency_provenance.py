@@ -2,10 +2,11 @@
 
 Every runtime dependency is taken at the exact file that would be installed, by digest: the
 project's ``pylock.toml`` (PEP 751) when it has one, else the same pip resolution the
-dependency audit uses (:func:`upm_ci.audit.resolve_files`). Each file's provenance comes from
+dependency audit uses
+(:func:`upm_ci.vulnerability_audit.resolve_files`). Each file's provenance comes from
 the index's Integrity API (``GET <index>/integrity/<project>/<version>/<file>/provenance``) and
 is verified with pypi-attestations' models and sigstore's stock verifier against the trust root
-in use (:func:`upm_ci.sigstore_trust.verify_pep740`): the attestation must be for this file's
+in use (:func:`upm_ci.sigstore_common.verify_pep740`): the attestation must be for this file's
 name and sha256, and its certificate must be the publisher's (repository and workflow).
 
 What was seen is compared with the project's provenance lock (``upm-provenance.json``, config
@@ -41,11 +42,11 @@ from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
-from upm_ci.audit import ResolvedFile, resolve_files, runtime_requirements
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.manifest import write_json_atomic
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify, describe
-from upm_ci.sigstore_trust import IdentityPolicy, verify_pep740
+from upm_ci.sigstore_common import IdentityPolicy, verify_pep740
+from upm_ci.vulnerability_audit import ResolvedFile, resolve_files, runtime_requirements
 
 if TYPE_CHECKING:
     import requests

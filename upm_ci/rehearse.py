@@ -560,7 +560,7 @@ def _serve_provenance(
 
     from upm_ci.dependency_provenance import shipped_files
     from upm_ci.retry import call_with_retry
-    from upm_ci.sigstore_trust import classify_sigstore
+    from upm_ci.sigstore_common import classify_sigstore
     from upm_ci.standins.integrity import DEMO_PUBLISHERS, DemoPublisher
 
     pypi.integrity.trust_config = sigstore.trust_config()

@@ -38,8 +38,8 @@ from upm_ci.project import Project
 from upm_ci.timings import timed
 
 if TYPE_CHECKING:
-    from upm_ci.audit import AuditOutcome
     from upm_ci.dependency_provenance import ShippedDependency
+    from upm_ci.vulnerability_audit import AuditOutcome
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +420,7 @@ def make_sboms(
     log.info("sbom: %d components; auditing them", len(components))
 
     if auditor is None:
-        from upm_ci.audit import audit_packages
+        from upm_ci.vulnerability_audit import audit_packages
 
         auditor = audit_packages
     allow: Sequence[AuditAllowance] = project.config.audit_allow

@@ -79,7 +79,7 @@ from upm_ci.retry import (
     RetryPolicy,
     call_with_retry,
 )
-from upm_ci.sigstore_trust import (
+from upm_ci.sigstore_common import (
     PYPI_PUBLISH_V1,
     MissingTimestamp,
     classify_sigstore,
@@ -162,7 +162,7 @@ class ReleaseSigner:
         from sigstore.sign import SigningContext
         from sigstore.verify import policy
 
-        from upm_ci.sigstore_trust import IdentityPolicy, make_verifier
+        from upm_ci.sigstore_common import IdentityPolicy, make_verifier
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)

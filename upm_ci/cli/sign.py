@@ -189,7 +189,7 @@ def _interactive_token(trust_config: Path | None) -> str:
         )
     from sigstore.oidc import Issuer
 
-    from upm_ci.sigstore_trust import load_trust_config
+    from upm_ci.sigstore_common import load_trust_config
 
     config = load_trust_config(trust_config)
     token = str(Issuer(config.signing_config.get_oidc_url()).identity_token())

@@ -83,9 +83,9 @@ def check(
     With --format json: {schema, accepted, decisions: [{artifact, sha256, signer, row,
     decision, reason}]} on stdout.
     """
-    from upm_ci import trust
+    from upm_ci import artifact_policy
     from upm_ci.extras import require
-    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+    from upm_ci.sigstore_common import load_trusted_root, make_verifier
 
     if any(target.startswith("oci://") for target in files):
         require("trust of an image", "image")  # oras
@@ -94,19 +94,21 @@ def check(
     repo = repository or (proj.repository if proj else "")
     identities = list(official_identity) or (proj.config.official_identities if proj else [])
     workflow = proj.config.release_workflow if proj else ".github/workflows/release.yml"
-    official = trust.official_policies(repo, workflow, identities)
+    official = artifact_policy.official_policies(repo, workflow, identities)
     if approvals is not None:
-        records = trust.load_approvals(approvals, required=True)
+        records = artifact_policy.load_approvals(approvals, required=True)
     elif proj is not None:
-        records = trust.load_approvals(proj.path(proj.config.trust_approvals), required=False)
+        records = artifact_policy.load_approvals(
+            proj.path(proj.config.trust_approvals), required=False
+        )
     else:
         records = []
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
     decisions = []
     for target in files:
         if target.startswith("oci://"):
+            from upm_ci.image.artifact_policy import evaluate_image
             from upm_ci.image.registry import RegistryCredentials
-            from upm_ci.image.trust import evaluate_image
 
             decisions.append(
                 evaluate_image(
@@ -123,7 +125,7 @@ def check(
         path = Path(target)
         bundle = path.with_name(path.name + ".sigstore.json")
         decisions.append(
-            trust.evaluate(
+            artifact_policy.evaluate(
                 path,
                 bundle if bundle.is_file() else None,
                 official=official,
@@ -135,7 +137,7 @@ def check(
     headers = ["artifact", "signer", "policy row", "decision", "why"]
     rows = [[d.artifact, d.signer or "-", d.row, d.decision, d.reason] for d in decisions]
     if output_format == "json":
-        echo_json(trust.report_json(decisions))
+        echo_json(artifact_policy.report_json(decisions))
     else:
         echo(table(headers, rows))
     gha.add_summary("### Artifact trust policy\n\n" + markdown_table(headers, rows))
@@ -194,7 +196,7 @@ def lock(
     """
     from upm_ci import dependency_provenance as dp
     from upm_ci.project import load_project
-    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+    from upm_ci.sigstore_common import load_trusted_root, make_verifier
 
     approval = _approval(approve_unsigned, approved_by, reason, until)
     loaded = load_project(project)

@@ -39,7 +39,7 @@ from upm_ci.tables import fit_lines
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.sigstore_trust import IdentityPolicy
+    from upm_ci.sigstore_common import IdentityPolicy
     from upm_ci.verify import ArtifactReport, VerifyReport
 
 
@@ -341,7 +341,7 @@ def _image_reports(
     require("verify of the manifest's images", "image")  # oras
     from upm_ci.image.registry import RegistryCredentials
     from upm_ci.image.verify import verify_images
-    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+    from upm_ci.sigstore_common import load_trusted_root, make_verifier
 
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
     credentials = RegistryCredentials(username or "", password or "")
@@ -481,7 +481,7 @@ def _policy(
     refs), both only for that repository and tag.
     """
     from upm_ci.identity import UPM_RELEASE_IDENTITY
-    from upm_ci.sigstore_trust import IdentityPolicy, normalize_ref
+    from upm_ci.sigstore_common import IdentityPolicy, normalize_ref
 
     repo = (
         repository

@@ -41,7 +41,7 @@ CHECKS = {
     "plugin-entrypoint": ("upm_ci.gate.plugins", "check_plugin_entrypoint"),
     "code-review": ("upm_ci.gate.review", "check_code_review"),
     "docs": ("upm_ci.gate.docs", "check_docs"),
-    "dependency-audit": ("upm_ci.gate.audit", "check_dependency_audit"),
+    "dependency-audit": ("upm_ci.gate.dependency_audit", "check_dependency_audit"),
     "dependency-provenance": ("upm_ci.gate.provenance", "check_dependency_provenance"),
     "version-bump": ("upm_ci.gate.version", "check_version_bump"),
 }

@@ -23,7 +23,7 @@ TASK = "Dependency provenance (PEP 740)"
 def check_dependency_provenance(ctx: GateContext) -> CheckResult:
     """Resolve the shipped files, fetch and verify their provenance, judge them by the lock."""
     from upm_ci import dependency_provenance as dp
-    from upm_ci.sigstore_trust import load_trusted_root, make_verifier
+    from upm_ci.sigstore_common import load_trusted_root, make_verifier
 
     project = ctx.project
     lock_name = project.config.provenance_lock

@@ -10,7 +10,8 @@ Decisions worth knowing:
   nothing is written (exit 1: an SBOM of another image). The CycloneDX root component then
   gets the repository as its name and the digest as its SHA-256 hash, as the Python SBOMs
   carry the wheel's; each document is validated as those are (upm_ci.sbom's validators).
-- Audit: PyPI components go through upm_ci.audit (pip-audit against OSV, fail closed, the
+- Audit: PyPI components go through upm_ci.vulnerability_audit (pip-audit against OSV, fail
+  closed, the
   same allow-list); Debian packages (``pkg:deb/debian/...``) are asked of the same OSV API
   by their source package and version (ecosystem ``Debian:<release>``). A Debian advisory
   blocks when it names a fixed version (fixable); unfixed ones are listed, not blocking, as
@@ -33,13 +34,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from upm_ci.audit import (
-    OSV_QUERY_URL,
-    AuditOutcome,
-    Vulnerability,
-    allowance_for,
-    audit_packages,
-)
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.image.build import layout_path
@@ -48,6 +42,13 @@ from upm_ci.manifest import Artifact, ImageRecord, Manifest, SbomRecord, write_t
 from upm_ci.osv_http import OsvAnswerError, OsvLimitExceeded, OsvSession, OsvUnavailable
 from upm_ci.retry import RetryPolicy, call_with_retry
 from upm_ci.sbom import validate_cyclonedx, validate_spdx
+from upm_ci.vulnerability_audit import (
+    OSV_QUERY_URL,
+    AuditOutcome,
+    Vulnerability,
+    allowance_for,
+    audit_packages,
+)
 
 SYFT_TIMEOUT = 600.0
 
@@ -320,7 +321,7 @@ def audit_image(
     allow: Sequence[AuditAllowance],
     today: dt.date,
 ) -> tuple[AuditOutcome, list[Vulnerability]]:
-    """The PyPI packages through upm_ci.audit, the Debian ones through OSV; one outcome."""
+    """The PyPI packages through :mod:`upm_ci.vulnerability_audit`, the Debian ones through OSV."""
     session = OsvSession(osv_url or OSV_QUERY_URL)  # one deadline and budget for both
     pypi = [(p.name, p.version) for p in packages if p.ecosystem == "PyPI"]
     outcome = audit_packages(pypi, osv_url=osv_url, allow=allow, today=today, session=session)

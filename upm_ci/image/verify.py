@@ -4,7 +4,7 @@
 each Sigstore bundle referrer found through the referrers API or the ``sha256-<hex>``
 fallback index) and verifies every bundle cryptographically against the trust root with
 sigstore-python's own ``Verifier``, noting who signed it and whether that identity satisfies
-the release's :class:`~upm_ci.sigstore_trust.IdentityPolicy`.
+the release's :class:`~upm_ci.sigstore_common.IdentityPolicy`.
 
 :func:`verify_image` turns that into one verify-report row (``ArtifactReport``):
 
@@ -37,7 +37,7 @@ from upm_ci.image.registry import (
 from upm_ci.manifest import ImageRecord
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from upm_ci.retry import RetryPolicy
-from upm_ci.sigstore_trust import (
+from upm_ci.sigstore_common import (
     IdentityPolicy,
     certificate_identities,
     first_line,

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from upm_ci.manifest import Manifest
-    from upm_ci.sigstore_trust import IdentityPolicy
+    from upm_ci.sigstore_common import IdentityPolicy
     from upm_ci.verify import ArtifactReport
 
 log = logging.getLogger(__name__)
@@ -546,7 +546,7 @@ def verify_uploads(
     from sigstore.models import Bundle
     from sigstore_models.common.v1 import HashAlgorithm
 
-    from upm_ci.sigstore_trust import (
+    from upm_ci.sigstore_common import (
         bundle_json_problem,
         load_trusted_root,
         make_verifier,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import UPM_RELEASE_IDENTITY, ExpectedSigner
-from upm_ci.sigstore_trust import IdentityPolicy
+from upm_ci.sigstore_common import IdentityPolicy
 
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest

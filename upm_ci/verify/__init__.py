@@ -16,7 +16,7 @@ trust root from Sigstore's TUF repository when no ``--trust-config`` is given; `
 then uses the TUF cache instead. With ``--trust-config`` nothing goes over the network.
 
 Where things are: :mod:`upm_ci.verify.checks` (the checks, and the forked processes for a
-large release's bundles), :mod:`upm_ci.verify.report` (the report), :mod:`upm_ci.sigstore_trust`
+large release's bundles), :mod:`upm_ci.verify.report` (the report), :mod:`upm_ci.sigstore_common`
 (trust root, identity policy, bundle verification), :mod:`upm_ci.release_download` (fetching
 a GitHub release to verify).
 """
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from upm_ci.config import normalize_fingerprint
 from upm_ci.errors import InputError
 from upm_ci.retry import describe
-from upm_ci.sigstore_trust import IdentityPolicy, load_trusted_root, make_verifier
+from upm_ci.sigstore_common import IdentityPolicy, load_trusted_root, make_verifier
 from upm_ci.verify.checks import ReleaseVerification, available_cpus, release_files
 from upm_ci.verify.report import (
     FAIL,

@@ -44,7 +44,7 @@ from upm_ci.provenance import (
 from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
 from upm_ci.release_statement import PASSED, ParsedStatement, StatementProblem, parse_statement
 from upm_ci.retry import describe
-from upm_ci.sigstore_trust import (
+from upm_ci.sigstore_common import (
     IdentityPolicy,
     bundle_json_problem,
     hashed_sha256,

@@ -29,7 +29,7 @@ from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError
 from upm_ci.identity import UPM_RELEASE_IDENTITY, workflow_identity
 from upm_ci.layout import sha256_file
-from upm_ci.sigstore_trust import (
+from upm_ci.sigstore_common import (
     IdentityPolicy,
     certificate_identities,
     certificate_issuer,

@@ -4,7 +4,7 @@ RELEASE.md's rows for registries, decided from what the registry holds next to t
 (its Sigstore bundle referrers, see :mod:`upm_ci.image.verify`):
 
 - **Official Docker/Hub**: a bundle bound to the image digest that verifies for an official
-  identity (the same ones as for files: ``upm_ci.trust.official_policies``) -> accepted;
+  identity (the same ones as for files: ``upm_ci.artifact_policy.official_policies``) -> accepted;
 - **Community (signed)**: bundles that verify, but only for other identities -> needs
   review, accepted once an approval record names the image digest (as for PyPI packages);
 - **3rd-party unsigned**: no bundle that verifies for this digest -> blocked.
@@ -18,12 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from upm_ci.errors import InputError, PolicyError
-from upm_ci.image.registry import OciRegistry, RegistryCredentials, parse_reference
-from upm_ci.image.verify import inspect_image
-from upm_ci.retry import RetryPolicy
-from upm_ci.sigstore_trust import IdentityPolicy, certificate_issuer, verify_bundle
-from upm_ci.trust import (
+from upm_ci.artifact_policy import (
     ACCEPTED,
     BLOCKED,
     NEEDS_REVIEW,
@@ -32,6 +27,11 @@ from upm_ci.trust import (
     Approval,
     TrustDecision,
 )
+from upm_ci.errors import InputError, PolicyError
+from upm_ci.image.registry import OciRegistry, RegistryCredentials, parse_reference
+from upm_ci.image.verify import inspect_image
+from upm_ci.retry import RetryPolicy
+from upm_ci.sigstore_common import IdentityPolicy, certificate_issuer, verify_bundle
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier

@@ -1,7 +1,8 @@
 """Checklist row "Dependency/SBOM audit": no known vulnerability in the runtime dependencies.
 
 The project's ``[project] dependencies`` are resolved to the exact pins pip would install,
-and those pins are audited with :func:`upm_ci.audit.audit_packages` (pip-audit against OSV,
+and those pins are audited with :func:`upm_ci.vulnerability_audit.audit_packages`
+(pip-audit against OSV,
 fail closed). Allowed vulnerabilities come from ``audit-allow``; an expired entry fails.
 Findings point at the line of ``pyproject.toml`` to change: the dependency that pulls in a
 vulnerable package when it is a direct one, the allow-list entry when it expired.
@@ -15,9 +16,14 @@ import re
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from upm_ci.audit import AuditOutcome, audit_packages, resolve_pins, runtime_requirements
 from upm_ci.errors import ServiceError
 from upm_ci.gate.model import CheckResult, Finding, GateContext, Status
+from upm_ci.vulnerability_audit import (
+    AuditOutcome,
+    audit_packages,
+    resolve_pins,
+    runtime_requirements,
+)
 
 log = logging.getLogger(__name__)
 

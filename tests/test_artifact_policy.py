@@ -19,11 +19,7 @@ from tests.fixtures.release_kit import (
     release_kit,
     sha256,
 )
-from upm_ci.cli import main
-from upm_ci.errors import InputError
-from upm_ci.identity import UPM_RELEASE_IDENTITY
-from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
-from upm_ci.trust import (
+from upm_ci.artifact_policy import (
     ACCEPTED,
     BLOCKED,
     NEEDS_REVIEW,
@@ -34,6 +30,10 @@ from upm_ci.trust import (
     evaluate,
     official_policies,
 )
+from upm_ci.cli import main
+from upm_ci.errors import InputError
+from upm_ci.identity import UPM_RELEASE_IDENTITY
+from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
 
 __all__ = ["release_kit"]
 
