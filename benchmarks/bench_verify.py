@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks._harness import BenchResult, timed
-from upm_ci.config import GITHUB_ISSUER
+from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.layout import sha256_file
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1, STATEMENT_TYPE
 from upm_ci.standins.oidc import mint_github_token

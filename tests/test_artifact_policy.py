@@ -28,11 +28,10 @@ from upm_ci.artifact_policy import (
     ROW_UNSIGNED,
     Approval,
     evaluate,
-    official_policies,
 )
 from upm_ci.cli import main
 from upm_ci.errors import InputError
-from upm_ci.identity import UPM_RELEASE_IDENTITY
+from upm_ci.identity import UPM_RELEASE_IDENTITY, official_signers
 from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
 
 __all__ = ["release_kit"]
@@ -70,7 +69,7 @@ def decide(kit: ReleaseKit, path: Path, approvals: list[Approval] | None = None)
     decision = evaluate(
         path,
         bundle if bundle.exists() else None,
-        official=official_policies("unexpected/upm-sample", ".github/workflows/release.yml", []),
+        official=official_signers("unexpected/upm-sample", ".github/workflows/release.yml", []),
         approvals=approvals or [],
         trust_config=kit.trust_config,
     )
@@ -108,7 +107,7 @@ def test_configured_official_identity_is_accepted(release_kit: ReleaseKit, files
     decision = evaluate(
         files / PLUGIN,
         files / (PLUGIN + ".sigstore.json"),
-        official=official_policies("", "", [f"{identity} from {COMMUNITY_REPO}"]),
+        official=official_signers("", "", [f"{identity} from {COMMUNITY_REPO}"]),
         approvals=[],
         trust_config=release_kit.trust_config,
     )
@@ -118,15 +117,15 @@ def test_configured_official_identity_is_accepted(release_kit: ReleaseKit, files
 
 def test_official_identity_without_a_repository_is_refused() -> None:
     with pytest.raises(InputError, match="names no repository") as err:
-        official_policies("", "", [UPM_RELEASE_IDENTITY])
+        official_signers("", "", [UPM_RELEASE_IDENTITY])
     assert f"{UPM_RELEASE_IDENTITY} from OWNER/REPO" in (err.value.hint or "")
-    (pinned,) = official_policies("", "", [f"{UPM_RELEASE_IDENTITY} from owner/project"])
+    (pinned,) = official_signers("", "", [f"{UPM_RELEASE_IDENTITY} from owner/project"])
     assert pinned.repository == "owner/project"
     # the old plain form is pinned to the project's repository
-    policies = official_policies("owner/project", ".github/workflows/release.yml", ["X"])
+    policies = official_signers("owner/project", ".github/workflows/release.yml", ["X"])
     assert [p.repository for p in policies] == ["owner/project"] * 3
     # another issuer's identity (an e-mail) has no repository to pin
-    (mail,) = official_policies("", "", ["a@example.org|https://accounts.example.org"])
+    (mail,) = official_signers("", "", ["a@example.org|https://accounts.example.org"])
     assert (mail.repository, mail.issuer) == ("", "https://accounts.example.org")
 
 
@@ -154,7 +153,7 @@ def test_the_reusable_workflow_is_official_only_for_this_repository(
         decision = evaluate(
             artifact,
             bundle,
-            official=official_policies(
+            official=official_signers(
                 "unexpected/upm-sample", ".github/workflows/release.yml", configured
             ),
             approvals=[],

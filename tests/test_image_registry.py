@@ -41,7 +41,7 @@ from upm_ci.image.verify import inspect_image, verify_image
 from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
 from upm_ci.project import load_project
 from upm_ci.retry import RetryPolicy
-from upm_ci.sigstore_common import IdentityPolicy, load_trusted_root, make_verifier
+from upm_ci.sigstore_common import load_trusted_root, make_verifier
 from upm_ci.standins._server import free_port
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.registry import RegistryProxy, RegistryStandIn, registry_problem
@@ -170,7 +170,7 @@ def sign(project: Path, standin: SigstoreStandIn) -> list[attest.ImageSigned]:
 
 def verify(record: ImageRecord, standin: SigstoreStandIn, **kw: Any) -> dict[str, tuple[str, str]]:
     verifier = make_verifier(load_trusted_root(standin.trust_config_path, offline=True))
-    policy = IdentityPolicy(identity=IDENTITY, repository=REPOSITORY, ref=TAG_REF)
+    policy = identity.ExpectedSigner(identity=IDENTITY, repository=REPOSITORY, ref=TAG_REF)
     report = verify_image(record, verifier=verifier, policy=policy, retry=FAST, **kw)
     return {c.check: (c.status, c.reason) for c in report.checks}
 
@@ -461,7 +461,7 @@ def test_another_signer_is_not_the_release_identity(
 ) -> None:
     record = load(signed_pushed).images[0]
     verifier = make_verifier(load_trusted_root(sigstore_standin.trust_config_path, offline=True))
-    someone = IdentityPolicy(
+    someone = identity.ExpectedSigner(
         identity="https://github.com/else/where/.github/workflows/x.yml@refs/heads/main"
     )
     found = inspect_image(

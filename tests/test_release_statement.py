@@ -18,8 +18,8 @@ from tests.fixtures.release_kit import release_statement as kit_statement
 from tests.test_sign import IDENTITY, make_release
 from upm_ci import __version__, sign
 from upm_ci.cli import main
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.gate.report import CHECKLIST
+from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.layout import CHECKSUMS, RELEASE_STATEMENT, TOOLCHAIN_SBOM, VSA_PREDICATE_TYPE
 from upm_ci.manifest import Manifest
 from upm_ci.project import load_project

@@ -19,7 +19,7 @@ from sigstore.verify import Verifier, policy
 
 from upm_ci import sign
 from upm_ci.cli import main
-from upm_ci.config import GITHUB_ISSUER
+from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
 from upm_ci.project import load_project
 from upm_ci.standins.oidc import OidcStandIn, mint_github_token

@@ -15,8 +15,8 @@ from sigstore.verify import Verifier, policy
 from tests.test_sign import IDENTITY, REKOR_V1, cli, make_release, snapshot
 from upm_ci import sign
 from upm_ci.cli import main
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import PolicyError
+from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import Manifest
 from upm_ci.sigstore_common import (

@@ -36,8 +36,8 @@ from tests.fixtures.release_kit import (
     statement,
 )
 from upm_ci.cli import main
+from upm_ci.identity import ExpectedSigner
 from upm_ci.provenance import CYCLONEDX_BOM
-from upm_ci.sigstore_common import IdentityPolicy
 from upm_ci.standins.sigstore_server import SigstoreStandIn
 from upm_ci.verify import VerifyReport, verify_release
 
@@ -54,7 +54,7 @@ class Ctx:
     kit: ReleaseKit
     signers: Callable[..., ReleaseSigner]
     trust_config: Path
-    policy: IdentityPolicy = field(default_factory=release_policy)
+    policy: ExpectedSigner = field(default_factory=release_policy)
 
     def bundle(self, name: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.dist / (name + BUNDLE)).read_text())
@@ -320,7 +320,7 @@ def both(*changes: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
 
 
 def expect_issuer(ctx: Ctx) -> None:
-    ctx.policy = IdentityPolicy(
+    ctx.policy = ExpectedSigner(
         identity=ctx.policy.identity, issuer="https://accounts.google.com", ref=ctx.policy.ref
     )
 

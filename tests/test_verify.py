@@ -31,7 +31,7 @@ from tests.fixtures.release_kit import (
 )
 from upm_ci.cli import main
 from upm_ci.manifest import Manifest, ProjectInfo, SbomRecord
-from upm_ci.sigstore_common import make_verifier
+from upm_ci.sigstore_common import make_verifier, verification_policy
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import OidcStandIn, mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
@@ -254,7 +254,7 @@ def test_verifier_is_sigstore_s_own_and_agrees_with_it(
     root = ClientTrustConfig.from_json(release_kit.trust_config.read_text()).trusted_root
     ours, theirs = make_verifier(root), Verifier(trusted_root=root)
     assert type(ours) is Verifier
-    policy = release_policy().sigstore_policy()
+    policy = verification_policy(release_policy())
     names = [SDIST, WHEEL, CDX, SPDX, "SHA256SUMS"]
     for name in names:
         data = (release_dir / name).read_bytes()
@@ -264,7 +264,7 @@ def test_verifier_is_sigstore_s_own_and_agrees_with_it(
 
     from sigstore.errors import VerificationError
 
-    wrong = release_policy(repository="mallory/upm-sample").sigstore_policy()
+    wrong = verification_policy(release_policy(repository="mallory/upm-sample"))
     bundle = Bundle.from_json((release_dir / f"{WHEEL}.sigstore.json").read_bytes())
     for verifier in (theirs, ours):
         with pytest.raises(VerificationError, match="SANs"):
@@ -279,7 +279,7 @@ def test_corrupt_timestamp_gets_the_same_verdict_as_sigstore(
     from sigstore.errors import VerificationError
 
     root = ClientTrustConfig.from_json(release_kit.trust_config.read_text()).trusted_root
-    policy = release_policy().sigstore_policy()
+    policy = verification_policy(release_policy())
 
     def bundle(name: str, *, corrupt: bool, keep_set: bool) -> Bundle:
         data = json.loads((release_dir / f"{name}.sigstore.json").read_text())

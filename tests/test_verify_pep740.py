@@ -25,7 +25,7 @@ from tests.fixtures.release_kit import (
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
 from upm_ci.layout import PEP740_SUFFIX
-from upm_ci.sigstore_common import make_verifier, verify_pep740
+from upm_ci.sigstore_common import make_verifier, verification_policy, verify_pep740
 from upm_ci.verify import VerifyReport, verify_release
 
 __all__ = ["release_dir", "release_kit"]
@@ -181,7 +181,7 @@ def test_verify_pep740_raises_with_the_reason(
 
     root = ClientTrustConfig.from_json(release_kit.trust_config.read_text()).trusted_root
     verifier = make_verifier(root)
-    policy = release_policy().sigstore_policy()
+    policy = verification_policy(release_policy())
     digest = Distribution.from_file(release_kit.golden / SDIST).digest
     summary = verify_pep740(attestations[SDIST], SDIST, digest, verifier=verifier, policy=policy)
     assert "log index" in summary

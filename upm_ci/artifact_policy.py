@@ -25,16 +25,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError
-from upm_ci.identity import UPM_RELEASE_IDENTITY, workflow_identity
+from upm_ci.identity import ExpectedSigner
 from upm_ci.layout import sha256_file
 from upm_ci.sigstore_common import (
-    IdentityPolicy,
     certificate_identities,
     certificate_issuer,
     load_trusted_root,
     make_verifier,
+    verification_policy,
 )
 
 if TYPE_CHECKING:
@@ -73,50 +72,6 @@ class TrustDecision:
     @property
     def accepted(self) -> bool:
         return self.decision == ACCEPTED
-
-
-def official_policies(
-    repository: str, release_workflow: str, official_identities: Sequence[str]
-) -> list[IdentityPolicy]:
-    """This repository's release workflow at any tag, upm-release's reusable workflow run for
-    this repository, plus the configured identities.
-
-    A configured entry is ``IDENTITY from OWNER/REPO`` (GitHub Actions issuer, signed in a run
-    of OWNER/REPO), or a plain ``IDENTITY``, then pinned to ``repository`` (an InputError when
-    it is unknown), or ``IDENTITY|ISSUER`` for another OIDC issuer (an e-mail, say: nothing to
-    pin). ``*`` in the identity matches anything.
-    """
-    policies = []
-    if repository:
-        identity = workflow_identity(repository, release_workflow, "refs/tags/*")
-        policies.append(IdentityPolicy(identity=identity, repository=repository))
-        policies.append(IdentityPolicy(identity=UPM_RELEASE_IDENTITY, repository=repository))
-    for entry in official_identities:
-        policies.append(_official_entry(entry, repository))
-    return policies
-
-
-def _official_entry(entry: str, repository: str) -> IdentityPolicy:
-    text, sep, pinned = entry.strip().rpartition(" from ")
-    if not sep:
-        text, pinned = entry.strip(), ""
-    identity, _, issuer = text.partition("|")
-    identity, issuer, pinned = identity.strip(), issuer.strip() or GITHUB_ISSUER, pinned.strip()
-    where = f"official-identities: {entry!r}"
-    if not identity:
-        raise InputError(f"{where}: no identity", hint="write 'IDENTITY from OWNER/REPO'")
-    if issuer != GITHUB_ISSUER:
-        if pinned:
-            raise InputError(f"{where}: only GitHub Actions identities have a repository")
-        return IdentityPolicy(identity=identity, issuer=issuer)
-    pinned = pinned or repository
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", pinned):
-        raise InputError(
-            f"{where}: names no repository, and the project's is unknown: the same workflow"
-            " identity signs for every repository that runs it",
-            hint=f"write '{identity} from OWNER/REPO'",
-        )
-    return IdentityPolicy(identity=identity, issuer=issuer, repository=pinned)
 
 
 def load_approvals(path: Path, *, required: bool) -> list[Approval]:
@@ -179,7 +134,7 @@ def evaluate(
     artifact: Path,
     bundle: Path | None,
     *,
-    official: Sequence[IdentityPolicy],
+    official: Sequence[ExpectedSigner],
     approvals: Sequence[Approval],
     trust_config: Path | None,
     offline: bool = True,
@@ -211,7 +166,7 @@ def evaluate(
     signer = ", ".join(sorted(certificate_identities(cert)))
     for policy in official:
         try:
-            verifier.verify_artifact(hashed, parsed, policy.sigstore_policy())
+            verifier.verify_artifact(hashed, parsed, verification_policy(policy))
         except VerificationError:
             continue
         return TrustDecision(

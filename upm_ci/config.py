@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from upm_ci.errors import InputError
+from upm_ci.identity import DEFAULT_RELEASE_WORKFLOW
 
 #: The documents RELEASE.md references; the ``docs`` gate check requires them by default.
 RELEASE_MD_DOCS = [
@@ -42,8 +43,6 @@ if __name__ == "__main__":
 
     run_sandboxed(main)
 """
-
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ class Config:
     )
     sign_plugins: bool = _key(False, "Also sign every plugin file.")
     release_workflow: str = _key(
-        ".github/workflows/release.yml",
+        DEFAULT_RELEASE_WORKFLOW,
         "Workflow whose identity signs releases; verify expects it.",
     )
     official_identities: list[str] = _key(

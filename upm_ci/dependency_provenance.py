@@ -43,9 +43,10 @@ from urllib.parse import quote
 from packaging.utils import canonicalize_name
 
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.manifest import write_json_atomic
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify, describe
-from upm_ci.sigstore_common import IdentityPolicy, verify_pep740
+from upm_ci.sigstore_common import verification_policy, verify_pep740
 from upm_ci.vulnerability_audit import ResolvedFile, resolve_files, runtime_requirements
 
 if TYPE_CHECKING:
@@ -336,11 +337,11 @@ def provenance_url(base: str, file: ResolvedFile) -> str:
     return base + "/".join(quote(p, safe="") for p in parts) + "/provenance"
 
 
-def publisher_policy(publisher: Publisher) -> IdentityPolicy:
+def publisher_policy(publisher: Publisher) -> ExpectedSigner:
     """The certificate a GitHub Trusted Publisher's attestation carries: its workflow file in
     its repository, at any ref."""
     identity = f"https://github.com/{publisher.repository}/.github/workflows/{publisher.workflow}@*"
-    return IdentityPolicy(identity=identity, repository=publisher.repository)
+    return ExpectedSigner(identity=identity, repository=publisher.repository)
 
 
 class ProvenanceFetcher:
@@ -434,7 +435,7 @@ class ProvenanceFetcher:
             )
             if not bundle.attestations:
                 return Observation(file, None, "malformed provenance: a bundle is empty", url)
-            policy = publisher_policy(publisher).sigstore_policy()
+            policy = verification_policy(publisher_policy(publisher))
             for attestation in bundle.attestations:
                 try:
                     summary = verify_pep740(

@@ -20,32 +20,46 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from upm_ci import gha
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError
 
 __all__ = [
+    "DEFAULT_RELEASE_WORKFLOW",
     "GITHUB_ISSUER",
     "SIGSTORE_AUDIENCE",
     "UPM_RELEASE_IDENTITY",
+    "REUSABLE",
     "ExpectedSigner",
+    "RecordedSigner",
     "TokenClaims",
     "ambient_token",
     "certificate_identity",
     "decode_claims",
     "expected_signer",
+    "handoff_signer",
     "load_event",
+    "notes_signer",
+    "official_signers",
+    "pinned_signer",
     "preflight",
+    "release_signer",
+    "signer_for_token",
+    "tag_ref",
+    "verification_signer",
     "workflow_identity",
 ]
 
 log = logging.getLogger(__name__)
 
+#: The OIDC issuer of GitHub Actions' tokens (the issuer every GitHub signer is held to).
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+#: The workflow whose identity signs a release unless ``release-workflow`` names another.
+DEFAULT_RELEASE_WORKFLOW = ".github/workflows/release.yml"
 SIGSTORE_AUDIENCE = "sigstore"
 #: Triggers whose runs may execute code from outside the repository with its secrets.
 UNTRUSTED_TRIGGERS = {
@@ -58,6 +72,12 @@ _CLOCK_SKEW = 60
 UPM_RELEASE_IDENTITY = (
     "https://github.com/unexpected/upm-release/.github/workflows/upm-release.yml@*"
 )
+
+
+def tag_ref(tag: str) -> str:
+    """The git ref of a release tag: ``v1.2.0`` -> ``refs/tags/v1.2.0``; a full ref (``refs/...``)
+    stays as it is. The one rule every tag becomes a ref by."""
+    return tag if tag.startswith("refs/") else f"refs/tags/{tag}"
 
 
 def workflow_identity(repository: str, workflow_path: str, ref: str) -> str:
@@ -147,17 +167,25 @@ class TokenClaims:
 
 @dataclass(frozen=True)
 class ExpectedSigner:
-    """Who must sign a release: the certificate's SAN, pinned to the source repository and ref.
+    """Who must have signed: the certificate's identity (SAN) and OIDC issuer, pinned to the
+    source repository and ref, and optionally the trigger.
 
     ``repository`` and ``ref`` are the caller's ``repository`` and ``ref`` claims, which Fulcio
     records in the certificate (GitHub Workflow Repository/Ref extensions, as checked by
-    ``sigstore verify github --repository --ref``). Empty means not pinned.
+    ``sigstore verify github --repository --ref``). Empty means not pinned. ``identity`` may
+    contain ``*`` (e.g. ``...release.yml@refs/tags/*``: any tag); then it is matched as a glob
+    against the certificate's SANs. ``alternatives`` are identities also accepted in its place
+    (e.g. upm-release's reusable workflow); the repository, ref and trigger pins apply
+    whichever identity signed. Checked against a certificate by
+    :mod:`upm_ci.sigstore_common` (``verification_policy``, ``signer_mismatches``).
     """
 
     identity: str
     repository: str = ""
     ref: str = ""
     issuer: str = GITHUB_ISSUER
+    trigger: str = ""
+    alternatives: tuple[str, ...] = ()
 
     @property
     def reusable(self) -> bool:
@@ -170,6 +198,33 @@ class ExpectedSigner:
         pins = [f"repository {self.repository}"] if self.repository else []
         pins += [f"ref {self.ref}"] if self.ref else []
         return self.identity + (f" ({', '.join(pins)})" if pins else "")
+
+    def fields(self) -> dict[str, str]:
+        """The pins that are set, by name (a verify report's ``policy``)."""
+        return {
+            k: ", ".join(v) if isinstance(v, (tuple, list)) else v
+            for k, v in asdict(self).items()
+            if v
+        }
+
+
+def release_signer(
+    repository: str,
+    ref: str,
+    *,
+    workflow: str = DEFAULT_RELEASE_WORKFLOW,
+    trigger: str = "",
+    issuer: str = GITHUB_ISSUER,
+) -> ExpectedSigner:
+    """The release workflow of ``repository`` at ``ref`` (a tag name or a full ref)."""
+    full_ref = tag_ref(ref)
+    return ExpectedSigner(
+        identity=workflow_identity(repository, workflow, full_ref),
+        repository=repository,
+        ref=full_ref,
+        issuer=issuer,
+        trigger=trigger,
+    )
 
 
 def expected_signer(
@@ -191,7 +246,7 @@ def expected_signer(
     branch, before the tag exists) pins the ref that ran instead: its signatures are for trying
     the release, and never verify as the tag's.
     """
-    ref = claims.ref if dry_run and claims.ref else f"refs/tags/{tag}"
+    ref = claims.ref if dry_run and claims.ref else tag_ref(tag)
     if not identity:
         called = claims.job_workflow_ref
         if claims.is_github_actions and called and called != claims.workflow_ref:
@@ -199,6 +254,211 @@ def expected_signer(
         else:
             identity = workflow_identity(repository, release_workflow, ref)
     return ExpectedSigner(identity=identity, repository=repository, ref=ref)
+
+
+def pinned_signer(signer: str | ExpectedSigner, *, repository: str, tag: str) -> ExpectedSigner:
+    """``signer`` as is, or a plain certificate identity pinned to ``repository`` and ``tag``."""
+    if isinstance(signer, ExpectedSigner):
+        return signer
+    return ExpectedSigner(identity=signer, repository=repository, ref=tag_ref(tag))
+
+
+def signer_for_token(
+    token: str,
+    *,
+    repository: str,
+    tag: str,
+    release_workflow: str,
+    source: Path,
+    identity: str | None = None,
+    dry_run: bool = False,
+) -> ExpectedSigner:
+    """Who the release's signatures must come from, for the signing ``token`` (see
+    :func:`expected_signer`); ``source``: where the repository is configured (its
+    ``pyproject.toml``), named when the repository is unknown."""
+    if not repository:
+        raise InputError(
+            f"{source}: the GitHub repository is unknown",
+            hint="set [tool.upm-release] repository, $GITHUB_REPOSITORY or a github.com origin",
+        )
+    return expected_signer(
+        decode_claims(token),
+        repository=repository,
+        tag=tag,
+        release_workflow=release_workflow,
+        identity=identity,
+        dry_run=dry_run,
+    )
+
+
+#: ``--expect-signer`` for a release signed in upm-release's reusable workflow.
+REUSABLE = "reusable"
+
+
+def handoff_signer(value: str, *, repository: str, tag: str) -> ExpectedSigner:
+    """``--expect-signer``: ``reusable`` or an ``https://`` certificate identity, pinned to
+    ``repository`` and ``tag``; InputError for anything else."""
+    if "/" not in repository:
+        raise InputError(
+            f"--expect-signer: repository {repository!r} is not owner/name",
+            hint="pass --repository owner/name (the repository that released)",
+        )
+    ref = tag_ref(tag)
+    if value == REUSABLE:
+        return ExpectedSigner(identity=UPM_RELEASE_IDENTITY, repository=repository, ref=ref)
+    if value.startswith("https://") and " " not in value:
+        return ExpectedSigner(identity=value, repository=repository, ref=ref)
+    raise InputError(
+        f"--expect-signer {value!r}: not {REUSABLE!r} or an https:// certificate identity",
+        hint=f"pass {REUSABLE!r} for a release signed by upm-release's reusable workflow",
+    )
+
+
+@dataclass(frozen=True)
+class RecordedSigner:
+    """Who signed the release, as the sign phase recorded it in the manifest: the expected
+    signer (exact certificate identity, pinned repository and ref), and the trigger, runner
+    and commit of the signing job (``Manifest.recorded_signer``)."""
+
+    expected: ExpectedSigner
+    trigger: str = ""
+    runner_environment: str = ""
+    #: The commit the workflow ran at (the token's ``sha``, the certificate's source digest).
+    sha: str = ""
+
+
+def notes_signer(
+    recorded: RecordedSigner | None, *, repository: str, tag: str, release_workflow: str
+) -> RecordedSigner:
+    """The signer the release notes name: what sign recorded (the reusable workflow's
+    identity when it signed there), else ``release_workflow`` at the tag; always pinned to a
+    repository and the tag's ref."""
+    if recorded is None:
+        recorded = RecordedSigner(ExpectedSigner(identity=""))
+    exp = recorded.expected
+    ref = exp.ref or tag_ref(tag)
+    expected = ExpectedSigner(
+        identity=exp.identity or workflow_identity(repository, release_workflow, ref),
+        repository=exp.repository or repository,
+        ref=ref,
+        issuer=exp.issuer or GITHUB_ISSUER,
+    )
+    return RecordedSigner(expected, recorded.trigger, recorded.runner_environment, recorded.sha)
+
+
+def verification_signer(
+    *,
+    repository: str,
+    tag: str,
+    release_workflow: str = "",
+    recorded: ExpectedSigner | None = None,
+    workflow: str | None = None,
+    trigger: str | None = None,
+    identity: str | None = None,
+    issuer: str = GITHUB_ISSUER,
+) -> ExpectedSigner:
+    """Who must have signed a release ``upm-ci verify`` checks. A GitHub identity is always
+    pinned to ``repository`` (the caller resolves it: ``--repository``, else the manifest's,
+    the project's, or ``$GITHUB_REPOSITORY``).
+
+    ``identity`` (``--identity``) wins, pinned to ``tag`` when one is given. Else the signer
+    sign ``recorded`` in the manifest when it is for this repository and tag (and no
+    ``workflow`` is asked for), else ``workflow`` (or ``release_workflow``, or the default) at
+    the tag, or upm-release's reusable workflow (any of its refs) when no ``workflow`` is
+    asked for, both only for that repository and tag.
+    """
+    if identity:
+        if not repository and issuer == GITHUB_ISSUER:
+            raise InputError(
+                "verify: --identity names no repository: a reusable workflow's identity is the"
+                " same for every repository that calls it",
+                hint="also pass --repository owner/name (the repository that released)",
+            )
+        return ExpectedSigner(
+            identity=identity,
+            issuer=issuer,
+            repository=repository if issuer == GITHUB_ISSUER else "",
+            ref=tag_ref(tag) if tag else "",
+            trigger=trigger or "",
+        )
+    if not repository or not tag:
+        raise InputError(
+            "verify: cannot tell which identity must have signed",
+            hint="pass --repository owner/name and --ref TAG (or --identity), or --project",
+        )
+    full_ref = tag_ref(tag)
+    if (
+        recorded is not None
+        and recorded.identity
+        and not workflow
+        and recorded.repository == repository
+        and recorded.ref == full_ref
+    ):
+        # The sign phase recorded exactly whom it expected for this repository and tag.
+        return ExpectedSigner(
+            identity=recorded.identity,
+            issuer=issuer,
+            repository=repository,
+            ref=full_ref,
+            trigger=trigger or "",
+        )
+    signer = release_signer(
+        repository,
+        tag,
+        workflow=workflow or release_workflow or DEFAULT_RELEASE_WORKFLOW,
+        trigger=trigger or "",
+        issuer=issuer,
+    )
+    if workflow:
+        return signer
+    return replace(signer, alternatives=(UPM_RELEASE_IDENTITY,))
+
+
+def official_signers(
+    repository: str, release_workflow: str | None, official_identities: Sequence[str]
+) -> list[ExpectedSigner]:
+    """The Artifact Trust Policy's official signers: this repository's release workflow
+    (``release_workflow``, None or "": the default) at any tag, upm-release's reusable
+    workflow run for this repository, plus the configured identities.
+
+    A configured entry is ``IDENTITY from OWNER/REPO`` (GitHub Actions issuer, signed in a run
+    of OWNER/REPO), or a plain ``IDENTITY``, then pinned to ``repository`` (an InputError when
+    it is unknown), or ``IDENTITY|ISSUER`` for another OIDC issuer (an e-mail, say: nothing to
+    pin). ``*`` in the identity matches anything.
+    """
+    policies: list[ExpectedSigner] = []
+    if repository:
+        identity = workflow_identity(
+            repository, release_workflow or DEFAULT_RELEASE_WORKFLOW, tag_ref("*")
+        )
+        policies.append(ExpectedSigner(identity=identity, repository=repository))
+        policies.append(ExpectedSigner(identity=UPM_RELEASE_IDENTITY, repository=repository))
+    for entry in official_identities:
+        policies.append(_official_entry(entry, repository))
+    return policies
+
+
+def _official_entry(entry: str, repository: str) -> ExpectedSigner:
+    text, sep, pinned = entry.strip().rpartition(" from ")
+    if not sep:
+        text, pinned = entry.strip(), ""
+    identity, _, issuer = text.partition("|")
+    identity, issuer, pinned = identity.strip(), issuer.strip() or GITHUB_ISSUER, pinned.strip()
+    where = f"official-identities: {entry!r}"
+    if not identity:
+        raise InputError(f"{where}: no identity", hint="write 'IDENTITY from OWNER/REPO'")
+    if issuer != GITHUB_ISSUER:
+        if pinned:
+            raise InputError(f"{where}: only GitHub Actions identities have a repository")
+        return ExpectedSigner(identity=identity, issuer=issuer)
+    pinned = pinned or repository
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", pinned):
+        raise InputError(
+            f"{where}: names no repository, and the project's is unknown: the same workflow"
+            " identity signs for every repository that runs it",
+            hint=f"write '{identity} from OWNER/REPO'",
+        )
+    return ExpectedSigner(identity=identity, issuer=issuer, repository=pinned)
 
 
 def _path_of(workflow_ref: str, repository: str) -> str:

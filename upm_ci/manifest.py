@@ -32,6 +32,7 @@ from typing import Any
 
 from upm_ci import __version__
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.identity import GITHUB_ISSUER, ExpectedSigner, RecordedSigner
 from upm_ci.layout import (
     MAX_NAME,
     check_plain_name,
@@ -421,6 +422,32 @@ class Manifest:
         """Note that ``phase`` ended with ``status`` (``pass``/``fail``/...)."""
         with self._lock:
             self.phases[phase] = {"status": status, "at": utcnow(), **details}
+
+    def recorded_signer(self) -> RecordedSigner | None:
+        """Whom the sign phase expected to sign (and the signing job's trigger, runner and
+        commit), as it recorded it; None when no sign phase recorded an identity."""
+        record = self.phases.get("sign")
+        if not isinstance(record, dict):
+            return None
+
+        def text(key: str) -> str:
+            value = record.get(key)
+            return value if isinstance(value, str) else ""
+
+        if not text("identity"):
+            return None
+        sha = text("sha")
+        return RecordedSigner(
+            ExpectedSigner(
+                identity=text("identity"),
+                repository=text("repository"),
+                ref=text("ref"),
+                issuer=text("issuer") or GITHUB_ISSUER,
+            ),
+            trigger=text("trigger"),
+            runner_environment=text("runner_environment"),
+            sha=sha if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else "",
+        )
 
     # --- ledger ----------------------------------------------------------------------------
     def ledger_entry(self, destination: str, item: str) -> LedgerEntry | None:

@@ -46,9 +46,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from upm_ci import __version__, gha, identity, provenance
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
 from upm_ci.gpg import GpgSigner
+from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.layout import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -162,7 +162,7 @@ class ReleaseSigner:
         from sigstore.sign import SigningContext
         from sigstore.verify import policy
 
-        from upm_ci.sigstore_common import IdentityPolicy, make_verifier
+        from upm_ci.sigstore_common import make_verifier, verification_policy
 
         config = load_trust_config(self._trust_config_path, self._rekor_version)
         context = SigningContext.from_trust_config(config)
@@ -170,12 +170,14 @@ class ReleaseSigner:
         # Every bundle is verified right after signing, by sigstore's own Verifier.
         self._verifier = make_verifier(config.trusted_root)
         self._policy = (
-            IdentityPolicy(
-                identity=self.expected_identity,
-                issuer=self.issuer,
-                repository=self.source_repository,
-                ref=self.source_ref,
-            ).sigstore_policy()
+            verification_policy(
+                identity.ExpectedSigner(
+                    identity=self.expected_identity,
+                    issuer=self.issuer,
+                    repository=self.source_repository,
+                    ref=self.source_ref,
+                )
+            )
             if self.source_repository or self.source_ref
             else policy.Identity(identity=self.expected_identity, issuer=self.issuer)
         )
@@ -444,19 +446,6 @@ class _Subject:
     sha256: str
 
 
-def default_expected_identity(project: Project) -> str:
-    """The release workflow's identity at the release tag."""
-    repository = project.repository
-    if not repository:
-        raise InputError(
-            f"{project.root / 'pyproject.toml'}: the GitHub repository is unknown",
-            hint="set [tool.upm-release] repository, $GITHUB_REPOSITORY or a github.com origin",
-        )
-    return identity.workflow_identity(
-        repository, project.config.release_workflow, f"refs/tags/{project.tag}"
-    )
-
-
 def sign_release(
     project: Project,
     manifest: Manifest,
@@ -477,14 +466,8 @@ def sign_release(
     ``expected_identity``: the signer every bundle must verify for (``identity.expected_signer``);
     a plain SAN is pinned to the project's repository and release tag.
     """
-    expected = (
-        expected_identity
-        if isinstance(expected_identity, identity.ExpectedSigner)
-        else identity.ExpectedSigner(
-            identity=expected_identity,
-            repository=project.repository,
-            ref=f"refs/tags/{project.tag}",
-        )
+    expected = identity.pinned_signer(
+        expected_identity, repository=project.repository, tag=project.tag
     )
     expected_identity = expected.identity
     gha.mask(identity_token)

@@ -3,8 +3,9 @@
 - **Trust**: the Sigstore instance (a ``ClientTrustConfig`` file, else production via TUF)
   for signing (:func:`load_trust_config`) and its trust root for verifying
   (:func:`load_trusted_root`, :func:`make_verifier`: sigstore-python's stock ``Verifier``).
-- **Identity policy**: who must have signed (:class:`IdentityPolicy`, a glob identity, the
-  certificate's SANs and OIDC issuer).
+- **Expected signer**: a certificate checked against an :class:`~upm_ci.identity.ExpectedSigner`
+  (:func:`verification_policy`, :func:`signer_mismatches`: a glob identity, the certificate's
+  SANs, OIDC issuer and GitHub extensions).
 - **Bundle verification**: a bundle of a file or an in-toto attestation
   (:func:`verify_bundle`), a PEP 740 publish attestation (:func:`verify_pep740`), what a
   bundle's public JSON says (DSSE or not, timestamps, log index), and how sigstore-python's
@@ -20,14 +21,12 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upm_ci import gha
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
-from upm_ci.identity import workflow_identity
+from upm_ci.identity import GITHUB_ISSUER, ExpectedSigner
 from upm_ci.provenance import IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE, statement_subjects
 from upm_ci.retry import (
     call_with_retry,
@@ -116,116 +115,68 @@ def make_verifier(trusted_root: TrustedRoot) -> Verifier:
     return Verifier(trusted_root=trusted_root)
 
 
-# --------------------------------------------------------------------------- identity policy
+# --------------------------------------------------------------------------- expected signer
 
 
-@dataclass(frozen=True)
-class IdentityPolicy:
-    """Who must have signed: certificate identity + issuer, optionally pinned GitHub claims.
+def verification_policy(signer: ExpectedSigner) -> VerificationPolicy:
+    """The sigstore-python policy that checks everything ``signer`` pins."""
+    from sigstore.verify import policy
 
-    ``identity`` may contain ``*`` (e.g. ``...release.yml@refs/tags/*``: any tag); then
-    it is matched as a glob against the certificate's SANs. ``alternatives`` are identities
-    also accepted in its place (e.g. upm-release's reusable workflow); the repository, ref
-    and trigger pins apply whichever identity signed.
-    """
+    identities: list[policy.VerificationPolicy] = [
+        _IdentityGlob(identity, signer.issuer)
+        if "*" in identity
+        else policy.Identity(identity=identity, issuer=signer.issuer)
+        for identity in (signer.identity, *signer.alternatives)
+    ]
+    checks: list[policy.VerificationPolicy] = (
+        identities[:1] if len(identities) == 1 else [policy.AnyOf(identities)]
+    )
+    if signer.repository:
+        checks.append(policy.GitHubWorkflowRepository(signer.repository))
+    if signer.ref:
+        checks.append(policy.GitHubWorkflowRef(signer.ref))
+    if signer.trigger:
+        checks.append(policy.GitHubWorkflowTrigger(signer.trigger))
+    return policy.AllOf(checks)
 
-    identity: str
-    issuer: str = GITHUB_ISSUER
-    repository: str = ""
-    ref: str = ""
-    trigger: str = ""
-    alternatives: tuple[str, ...] = ()
 
-    @classmethod
-    def for_release(
-        cls,
-        repository: str,
-        ref: str,
-        *,
-        workflow: str = ".github/workflows/release.yml",
-        trigger: str = "",
-        issuer: str = GITHUB_ISSUER,
-    ) -> IdentityPolicy:
-        """The release workflow of ``repository`` at ``ref`` (a tag name or a full ref)."""
-        full_ref = normalize_ref(ref)
-        return cls(
-            identity=workflow_identity(repository, workflow, full_ref),
-            issuer=issuer,
-            repository=repository,
-            ref=full_ref,
-            trigger=trigger,
+def signer_mismatches(signer: ExpectedSigner, cert: Certificate) -> list[str]:
+    """What in ``cert`` differs from ``signer``, one "field: expected X, found Y" each
+    (repository, ref, trigger, identity, issuer); empty when the certificate satisfies it.
+    Read from the same certificate extensions sigstore's GitHub policies check."""
+    from sigstore.verify import policy
+
+    problems = [
+        f"{label}: expected {wanted}, found {found or '(none)'}"
+        for label, wanted, oid in (
+            ("repository", signer.repository, policy.GitHubWorkflowRepository.oid),
+            ("ref", signer.ref, policy.GitHubWorkflowRef.oid),
+            ("trigger", signer.trigger, policy.GitHubWorkflowTrigger.oid),
         )
-
-    def sigstore_policy(self) -> VerificationPolicy:
-        """The sigstore-python policy that checks all of this."""
-        from sigstore.verify import policy
-
-        identities: list[policy.VerificationPolicy] = [
-            _IdentityGlob(identity, self.issuer)
-            if "*" in identity
-            else policy.Identity(identity=identity, issuer=self.issuer)
-            for identity in (self.identity, *self.alternatives)
-        ]
-        checks: list[policy.VerificationPolicy] = (
-            identities[:1] if len(identities) == 1 else [policy.AnyOf(identities)]
+        if wanted and (found := _extension_text(cert, oid)) != wanted
+    ]
+    wanted = (signer.identity, *signer.alternatives)
+    sans = certificate_identities(cert)
+    if not any(
+        fnmatch.fnmatchcase(san, w) if "*" in w else san == w for san in sans for w in wanted
+    ):
+        problems.append(
+            f"identity: expected {' or '.join(wanted)}, found {', '.join(sorted(sans)) or '(none)'}"
         )
-        if self.repository:
-            checks.append(policy.GitHubWorkflowRepository(self.repository))
-        if self.ref:
-            checks.append(policy.GitHubWorkflowRef(self.ref))
-        if self.trigger:
-            checks.append(policy.GitHubWorkflowTrigger(self.trigger))
-        return policy.AllOf(checks)
-
-    def mismatches(self, cert: Certificate) -> list[str]:
-        """What in ``cert`` differs from this policy, one "field: expected X, found Y" each
-        (repository, ref, trigger, identity, issuer); empty when the certificate satisfies it.
-        Read from the same certificate extensions sigstore's GitHub policies check."""
-        from sigstore.verify import policy
-
-        problems = [
-            f"{label}: expected {wanted}, found {found or '(none)'}"
-            for label, wanted, oid in (
-                ("repository", self.repository, policy.GitHubWorkflowRepository.oid),
-                ("ref", self.ref, policy.GitHubWorkflowRef.oid),
-                ("trigger", self.trigger, policy.GitHubWorkflowTrigger.oid),
-            )
-            if wanted and (found := _extension_text(cert, oid)) != wanted
-        ]
-        wanted = (self.identity, *self.alternatives)
-        sans = certificate_identities(cert)
-        if not any(
-            fnmatch.fnmatchcase(san, w) if "*" in w else san == w for san in sans for w in wanted
-        ):
-            problems.append(
-                f"identity: expected {' or '.join(wanted)},"
-                f" found {', '.join(sorted(sans)) or '(none)'}"
-            )
-        issuer = certificate_issuer(cert)
-        if issuer != self.issuer:
-            problems.append(f"issuer: expected {self.issuer}, found {issuer or '(none)'}")
-        return problems
-
-    def explain(self, bundle: Bundle, error: str) -> str:
-        """``error`` (a failed verification of ``bundle``) as the fields of its certificate
-        that differ from this policy, when some do; else ``error`` itself."""
-        try:
-            problems = self.mismatches(bundle.signing_certificate)
-        except Exception:  # noqa: BLE001 - a certificate we cannot read: keep sigstore's reason
-            return error
-        return "signer differs: " + "; ".join(problems) if problems else error
-
-    def describe(self) -> dict[str, str]:
-        return {
-            k: ", ".join(v) if isinstance(v, (tuple, list)) else v
-            for k, v in asdict(self).items()
-            if v
-        }
+    issuer = certificate_issuer(cert)
+    if issuer != signer.issuer:
+        problems.append(f"issuer: expected {signer.issuer}, found {issuer or '(none)'}")
+    return problems
 
 
-def normalize_ref(ref: str) -> str:
-    """``v1.2.0`` -> ``refs/tags/v1.2.0``; full refs stay as they are."""
-    return ref if ref.startswith("refs/") else f"refs/tags/{ref}"
+def explain_failure(signer: ExpectedSigner, bundle: Bundle, error: str) -> str:
+    """``error`` (a failed verification of ``bundle``) as the fields of its certificate that
+    differ from ``signer``, when some do; else ``error`` itself."""
+    try:
+        problems = signer_mismatches(signer, bundle.signing_certificate)
+    except Exception:  # noqa: BLE001 - a certificate we cannot read: keep sigstore's reason
+        return error
+    return "signer differs: " + "; ".join(problems) if problems else error
 
 
 class _IdentityGlob:
@@ -354,7 +305,7 @@ def verify_pep740(
 ) -> str:
     """Verify a PEP 740 publish attestation (``<dist>.publish.attestation``) of one file.
 
-    ``explain`` turns a failed verification into its reason (``IdentityPolicy.explain``:
+    ``explain`` turns a failed verification into its reason (:func:`explain_failure`:
     the certificate field that differs).
 
     pypi-attestations' ``Attestation.verify`` only chooses between Sigstore production and

@@ -171,10 +171,10 @@ def command(
     from upm_ci.extras import require
 
     require("publish", "pipeline")
+    from upm_ci.identity import handoff_signer
     from upm_ci.manifest import Manifest, write_json_atomic
     from upm_ci.project import load_project, pinned_to, resolve_tag
     from upm_ci.publish import PublishSettings, check_handoff, publish_release
-    from upm_ci.publish.handoff import expected_signer
     from upm_ci.publish.pypi import IndexTarget
 
     _check_options(
@@ -213,7 +213,7 @@ def command(
             proj, audit_bucket, audit_kms_key, audit_region, audit_endpoint_url
         ),
         expect_signer=(
-            expected_signer(expect_signer, repository=repo, tag=release_tag)
+            handoff_signer(expect_signer, repository=repo, tag=release_tag)
             if expect_signer
             else None
         ),
@@ -356,12 +356,17 @@ def _audit_signer(
 ) -> ReleaseSigner | None:
     """A ReleaseSigner when an identity is at hand; None (unsigned, warned) otherwise."""
     from upm_ci import identity, sign
-    from upm_ci.cli.sign import expected_signer
 
     token = token or identity.ambient_token()
     if not token:
         return None
-    expected = expected_signer(project, token, None)
+    expected = identity.signer_for_token(
+        token,
+        repository=project.repository,
+        tag=project.tag,
+        release_workflow=project.config.release_workflow,
+        source=project.root / "pyproject.toml",
+    )
     return sign.ReleaseSigner(
         token,
         expected_identity=expected.identity,

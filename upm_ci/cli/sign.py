@@ -29,9 +29,7 @@ from upm_ci.errors import InputError, UpmError
 from upm_ci.layout import RELEASE_STATEMENT
 
 if TYPE_CHECKING:
-    from upm_ci import identity
     from upm_ci.manifest import Manifest
-    from upm_ci.project import Project
 
 
 @click.command("sign")
@@ -107,7 +105,15 @@ def command(
     proj = pinned_to(found, loaded.project.version)
     release = loaded.expect_release(proj.name, proj.version)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
-    expected = expected_signer(proj, token, expected_identity, dry_run=dry_run)
+    expected = identity.signer_for_token(
+        token,
+        repository=proj.repository,
+        tag=proj.tag,
+        release_workflow=proj.config.release_workflow,
+        source=proj.root / "pyproject.toml",
+        identity=expected_identity,
+        dry_run=dry_run,
+    )
     try:
         result = sign.sign_release(
             proj,
@@ -145,28 +151,6 @@ def command(
     gha.set_output("bundles", "\n".join(result.bundles))
     gha.set_output("manifest", str(release.path))
     return 0
-
-
-def expected_signer(
-    project: Project, token: str, expected_identity: str | None, *, dry_run: bool = False
-) -> identity.ExpectedSigner:
-    """Who the release's signatures must come from (see ``identity.expected_signer``)."""
-    from upm_ci import identity
-
-    repository = project.repository
-    if not repository:
-        raise InputError(
-            f"{project.root / 'pyproject.toml'}: the GitHub repository is unknown",
-            hint="set [tool.upm-release] repository, $GITHUB_REPOSITORY or a github.com origin",
-        )
-    return identity.expected_signer(
-        identity.decode_claims(token),
-        repository=repository,
-        tag=project.tag,
-        release_workflow=project.config.release_workflow,
-        identity=expected_identity,
-        dry_run=dry_run,
-    )
 
 
 def _state(reused: bool) -> str:

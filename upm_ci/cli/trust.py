@@ -83,7 +83,7 @@ def check(
     With --format json: {schema, accepted, decisions: [{artifact, sha256, signer, row,
     decision, reason}]} on stdout.
     """
-    from upm_ci import artifact_policy
+    from upm_ci import artifact_policy, identity
     from upm_ci.extras import require
     from upm_ci.sigstore_common import load_trusted_root, make_verifier
 
@@ -93,8 +93,8 @@ def check(
     proj = maybe_project(project)
     repo = repository or (proj.repository if proj else "")
     identities = list(official_identity) or (proj.config.official_identities if proj else [])
-    workflow = proj.config.release_workflow if proj else ".github/workflows/release.yml"
-    official = artifact_policy.official_policies(repo, workflow, identities)
+    workflow = proj.config.release_workflow if proj else None
+    official = identity.official_signers(repo, workflow, identities)
     if approvals is not None:
         records = artifact_policy.load_approvals(approvals, required=True)
     elif proj is not None:

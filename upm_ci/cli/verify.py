@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import tempfile
@@ -31,15 +30,15 @@ from upm_ci.cli._common import (
     tag_word,
     trust_config_option,
 )
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
+from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.image.registry import credentials_options
 from upm_ci.tables import fit_lines
 
 if TYPE_CHECKING:
+    from upm_ci.identity import ExpectedSigner
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.sigstore_common import IdentityPolicy
     from upm_ci.verify import ArtifactReport, VerifyReport
 
 
@@ -239,7 +238,7 @@ def command(
     elif audit_log and directory is None:  # only the audit log in S3
         from upm_ci.verify import VerifyReport
 
-        report = VerifyReport(policy=policy.describe(), artifacts=[])
+        report = VerifyReport(policy=policy.fields(), artifacts=[])
     else:
         dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
         report = _run(dest, policy, trust_config, offline, loaded, gpg, ignore, processes)
@@ -278,7 +277,7 @@ def command(
 
 def _run(
     dest: Path,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     trust_config: Path | None,
     offline: bool,
     manifest: Manifest | None,
@@ -328,7 +327,7 @@ def _skipped_images(manifest: Manifest) -> list[ArtifactReport]:
 
 def _image_reports(
     manifest: Manifest,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     trust_config: Path | None,
     offline: bool,
     username: str | None,
@@ -351,7 +350,7 @@ def _image_reports(
 def _audit_log_reports(
     project: Project | None,
     manifest: Manifest | None,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     trust_config: Path | None,
     offline: bool,
     audit_log: str | None,
@@ -472,16 +471,11 @@ def _policy(
     trigger: str | None,
     identity: str | None,
     issuer: str,
-) -> IdentityPolicy:
-    """Who must have signed. A GitHub identity is always pinned to a source repository:
-    ``--repository``, else the manifest's, the project's, or ``$GITHUB_REPOSITORY``.
-
-    Without ``--identity``: the identity the sign phase recorded in the manifest, else the
-    project's release workflow at the tag or upm-release's reusable workflow (any of its
-    refs), both only for that repository and tag.
-    """
-    from upm_ci.identity import UPM_RELEASE_IDENTITY
-    from upm_ci.sigstore_common import IdentityPolicy, normalize_ref
+) -> ExpectedSigner:
+    """Who must have signed (``identity.verification_signer``): the repository is
+    ``--repository``, else the manifest's, the project's, or ``$GITHUB_REPOSITORY``; the tag
+    ``--ref``/``--github-release``, else the manifest's or the project's."""
+    from upm_ci.identity import verification_signer
 
     repo = (
         repository
@@ -489,56 +483,21 @@ def _policy(
         or (project.repository if project else "")
         or os.environ.get("GITHUB_REPOSITORY", "")
     )
+    recorded = manifest.recorded_signer() if manifest else None
     if identity:
-        if not repo and issuer == GITHUB_ISSUER:
-            raise InputError(
-                "verify: --identity names no repository: a reusable workflow's identity is the"
-                " same for every repository that calls it",
-                hint="also pass --repository owner/name (the repository that released)",
-            )
-        return IdentityPolicy(
-            identity=identity,
-            issuer=issuer,
-            repository=repo if issuer == GITHUB_ISSUER else "",
-            ref=normalize_ref(ref) if ref else "",
-            trigger=trigger or "",
-        )
-    tag = ref or (manifest.project.tag if manifest else "") or (project.tag if project else "")
-    if not repo or not tag:
-        raise InputError(
-            "verify: cannot tell which identity must have signed",
-            hint="pass --repository owner/name and --ref TAG (or --identity), or --project",
-        )
-    full_ref = normalize_ref(tag)
-    signed = manifest.phases.get("sign", {}) if manifest else {}
-    recorded = signed.get("identity") if isinstance(signed, dict) else None
-    if (
-        isinstance(recorded, str)
-        and recorded
-        and not workflow
-        and signed.get("repository") == repo
-        and signed.get("ref") == full_ref
-    ):
-        # The sign phase recorded exactly whom it expected for this repository and tag.
-        return IdentityPolicy(
-            identity=recorded,
-            issuer=issuer,
-            repository=repo,
-            ref=full_ref,
-            trigger=trigger or "",
-        )
-    policy = IdentityPolicy.for_release(
-        repo,
-        tag,
-        workflow=workflow
-        or (project.config.release_workflow if project else "")
-        or ".github/workflows/release.yml",
-        trigger=trigger or "",
+        tag = ref or ""
+    else:
+        tag = ref or (manifest.project.tag if manifest else "") or (project.tag if project else "")
+    return verification_signer(
+        repository=repo,
+        tag=tag,
+        release_workflow=project.config.release_workflow if project else "",
+        recorded=recorded.expected if recorded else None,
+        workflow=workflow,
+        trigger=trigger,
+        identity=identity,
         issuer=issuer,
     )
-    if workflow:
-        return policy
-    return dataclasses.replace(policy, alternatives=(UPM_RELEASE_IDENTITY,))
 
 
 def _render(report: VerifyReport, *, as_json: bool) -> None:

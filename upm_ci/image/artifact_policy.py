@@ -28,10 +28,15 @@ from upm_ci.artifact_policy import (
     TrustDecision,
 )
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.image.registry import OciRegistry, RegistryCredentials, parse_reference
 from upm_ci.image.verify import inspect_image
 from upm_ci.retry import RetryPolicy
-from upm_ci.sigstore_common import IdentityPolicy, certificate_issuer, verify_bundle
+from upm_ci.sigstore_common import (
+    certificate_issuer,
+    verification_policy,
+    verify_bundle,
+)
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
@@ -47,7 +52,7 @@ def is_oci(target: str) -> bool:
 def evaluate_image(
     target: str,
     *,
-    official: Sequence[IdentityPolicy],
+    official: Sequence[ExpectedSigner],
     approvals: Sequence[Approval],
     verifier: Verifier,
     credentials: RegistryCredentials | None = None,
@@ -84,7 +89,7 @@ def evaluate_image(
                     issuer=policy.issuer,
                     subject_sha256=hex_digest,
                     what=name,
-                    policy=policy.sigstore_policy(),
+                    policy=verification_policy(policy),
                 )
             except PolicyError:
                 continue

@@ -4,7 +4,7 @@
 each Sigstore bundle referrer found through the referrers API or the ``sha256-<hex>``
 fallback index) and verifies every bundle cryptographically against the trust root with
 sigstore-python's own ``Verifier``, noting who signed it and whether that identity satisfies
-the release's :class:`~upm_ci.sigstore_common.IdentityPolicy`.
+the release's :class:`~upm_ci.identity.ExpectedSigner`.
 
 :func:`verify_image` turns that into one verify-report row (``ArtifactReport``):
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upm_ci.errors import PolicyError, ServiceError, UpmError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.image.attest import sbom_names_image
 from upm_ci.image.registry import (
     SIGSTORE_BUNDLE,
@@ -38,9 +39,9 @@ from upm_ci.manifest import ImageRecord
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from upm_ci.retry import RetryPolicy
 from upm_ci.sigstore_common import (
-    IdentityPolicy,
     certificate_identities,
     first_line,
+    verification_policy,
     verify_bundle,
 )
 from upm_ci.verify import FAIL, PASS, WARN, ArtifactReport
@@ -87,7 +88,7 @@ def inspect_image(
     digest: str,
     *,
     verifier: Verifier,
-    policy: IdentityPolicy | None,
+    policy: ExpectedSigner | None,
     tags: list[str] | None = None,
     credentials: RegistryCredentials | None = None,
     retry: RetryPolicy | None = None,
@@ -120,7 +121,7 @@ def _check_referrer(
     digest: str,
     descriptor: dict[str, Any],
     verifier: Verifier,
-    policy: IdentityPolicy | None,
+    policy: ExpectedSigner | None,
     record: ImageRecord,
 ) -> Referrer:
     from sigstore.models import Bundle
@@ -161,7 +162,7 @@ def _check_referrer(
                 issuer=policy.issuer,
                 subject_sha256=hex_digest,
                 what=f"referrer {referrer.digest[:19]}",
-                policy=policy.sigstore_policy(),
+                policy=verification_policy(policy),
             )
             referrer.official = referrer.valid = True
         except PolicyError as e:
@@ -211,7 +212,7 @@ def verify_image(
     record: ImageRecord,
     *,
     verifier: Verifier,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     credentials: RegistryCredentials | None = None,
     retry: RetryPolicy | None = None,
 ) -> ArtifactReport:
@@ -270,7 +271,7 @@ def verify_images(
     images: list[ImageRecord],
     *,
     verifier: Verifier,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     credentials: RegistryCredentials | None = None,
     retry: RetryPolicy | None = None,
 ) -> list[ArtifactReport]:

@@ -42,8 +42,8 @@ from upm_ci.retry import RetryPolicy, call_with_retry, describe
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from upm_ci.identity import ExpectedSigner
     from upm_ci.manifest import Manifest
-    from upm_ci.sigstore_common import IdentityPolicy
     from upm_ci.verify import ArtifactReport
 
 log = logging.getLogger(__name__)
@@ -536,7 +536,7 @@ def verify_uploads(
     store: AuditStore,
     urls: list[tuple[str, str]],
     *,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     trust_config: Path | None,
     offline: bool,
 ) -> list[ArtifactReport]:
@@ -548,9 +548,11 @@ def verify_uploads(
 
     from upm_ci.sigstore_common import (
         bundle_json_problem,
+        explain_failure,
         load_trusted_root,
         make_verifier,
         run_sigstore_check,
+        verification_policy,
     )
     from upm_ci.verify import ArtifactReport
 
@@ -596,10 +598,10 @@ def verify_uploads(
             continue
         hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(actual))
         error = run_sigstore_check(
-            functools.partial(verifier.verify_artifact, hashed, bundle, policy.sigstore_policy())
+            functools.partial(verifier.verify_artifact, hashed, bundle, verification_policy(policy))
         )
         if error:
-            entry.add("sigstore", "fail", f"{bundle_url}: {policy.explain(bundle, error)}")
+            entry.add("sigstore", "fail", f"{bundle_url}: {explain_failure(policy, bundle, error)}")
         else:
             entry.add("sigstore", "pass", f"{bundle_url}: signature and identity verified")
     return reports

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from upm_ci.errors import InputError, PolicyError
-from upm_ci.identity import UPM_RELEASE_IDENTITY, ExpectedSigner
-from upm_ci.sigstore_common import IdentityPolicy
+from upm_ci.identity import ExpectedSigner
 
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
@@ -38,29 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``--expect-signer`` for a release signed in upm-release's reusable workflow.
-REUSABLE = "reusable"
 DIGEST_PREFIX = "sha256:"
 _SHOWN_FAILURES = 6
-
-
-def expected_signer(value: str, *, repository: str, tag: str) -> ExpectedSigner:
-    """``reusable`` or an ``https://`` certificate identity, pinned to ``repository`` and
-    ``tag``; InputError for anything else."""
-    if "/" not in repository:
-        raise InputError(
-            f"--expect-signer: repository {repository!r} is not owner/name",
-            hint="pass --repository owner/name (the repository that released)",
-        )
-    ref = tag if tag.startswith("refs/") else f"refs/tags/{tag}"
-    if value == REUSABLE:
-        return ExpectedSigner(identity=UPM_RELEASE_IDENTITY, repository=repository, ref=ref)
-    if value.startswith("https://") and " " not in value:
-        return ExpectedSigner(identity=value, repository=repository, ref=ref)
-    raise InputError(
-        f"--expect-signer {value!r}: not {REUSABLE!r} or an https:// certificate identity",
-        hint=f"pass {REUSABLE!r} for a release signed by upm-release's reusable workflow",
-    )
 
 
 def own_files(manifest: Manifest) -> set[str]:
@@ -124,15 +102,9 @@ def check_handoff(
     checked = copy.copy(manifest)
     checked.artifacts = [a for a in manifest.artifacts if a.name not in own]
     ignore = [dist_dir / name for name in own] + image_files(manifest, [dist_dir])
-    policy = IdentityPolicy(
-        identity=signer.identity,
-        issuer=signer.issuer,
-        repository=signer.repository,
-        ref=signer.ref,
-    )
     report = verify_release(
         dist_dir,
-        policy=policy,
+        policy=signer,
         trust_config=trust_config,
         offline=False,
         manifest=checked,

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from upm_ci.changelog import section_for
-from upm_ci.config import GITHUB_ISSUER
 from upm_ci.errors import InputError
-from upm_ci.identity import ExpectedSigner, workflow_identity
+from upm_ci.identity import GITHUB_ISSUER, RecordedSigner, notes_signer
 from upm_ci.layout import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -40,18 +37,6 @@ INSTALL_COMMANDS = ("pipx install upm-release", "pip install upm-release")
 
 
 @dataclass(frozen=True)
-class Signer:
-    """Who signed the release, as sign recorded it: the expected signer (exact certificate
-    identity, pinned repository and ref), and the trigger and runner of the signing job."""
-
-    expected: ExpectedSigner
-    trigger: str = ""
-    runner_environment: str = ""
-    #: The commit the workflow ran at (the token's ``sha``, the certificate's source digest).
-    sha: str = ""
-
-
-@dataclass(frozen=True)
 class VerifyCommands:
     """The commands the release notes print, each a line to paste into a shell."""
 
@@ -61,33 +46,17 @@ class VerifyCommands:
     by_hand: list[str]
 
 
-def recorded_signer(project: Project, manifest: Manifest, repository: str, tag: str) -> Signer:
+def recorded_signer(
+    project: Project, manifest: Manifest, repository: str, tag: str
+) -> RecordedSigner:
     """The signer sign recorded in the manifest (the reusable workflow's identity when it signed
     there), else the project's release workflow at the tag; always pinned to ``repository``
     and the tag's ref (a reusable workflow's identity is the same for every caller)."""
-    signed = manifest.phases.get("sign", {})
-    record: dict[str, Any] = signed if isinstance(signed, dict) else {}
-
-    def text(key: str) -> str:
-        value = record.get(key)
-        return value if isinstance(value, str) else ""
-
-    ref = text("ref") or f"refs/tags/{tag}"
-    identity = text("identity") or workflow_identity(
-        repository, project.config.release_workflow, ref
-    )
-    expected = ExpectedSigner(
-        identity=identity,
-        repository=text("repository") or repository,
-        ref=ref,
-        issuer=text("issuer") or GITHUB_ISSUER,
-    )
-    sha = text("sha")
-    return Signer(
-        expected,
-        text("trigger"),
-        text("runner_environment"),
-        sha if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else "",
+    return notes_signer(
+        manifest.recorded_signer(),
+        repository=repository,
+        tag=tag,
+        release_workflow=project.config.release_workflow,
     )
 
 

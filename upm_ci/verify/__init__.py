@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 
 from upm_ci.config import normalize_fingerprint
 from upm_ci.errors import InputError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.retry import describe
-from upm_ci.sigstore_common import IdentityPolicy, load_trusted_root, make_verifier
+from upm_ci.sigstore_common import load_trusted_root, make_verifier
 from upm_ci.verify.checks import ReleaseVerification, available_cpus, release_files
 from upm_ci.verify.report import (
     FAIL,
@@ -83,7 +84,7 @@ def image_files(manifest: Manifest | None, directories: Collection[Path]) -> lis
 def verify_release(
     directory: Path,
     *,
-    policy: IdentityPolicy,
+    policy: ExpectedSigner,
     trust_config: Path | None,
     offline: bool,
     manifest: Manifest | None,
@@ -134,4 +135,4 @@ def verify_release(
             f"{kind}, not a regular file: a release directory holds regular files only",
         )
     log.info("verified %d files in %s", len(files), directory)
-    return VerifyReport(policy=policy.describe(), artifacts=run.ordered(), directory=str(directory))
+    return VerifyReport(policy=policy.fields(), artifacts=run.ordered(), directory=str(directory))

@@ -9,6 +9,7 @@ among forked processes.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from upm_ci.errors import PolicyError
 from upm_ci.gpg import verify_signatures
+from upm_ci.identity import ExpectedSigner
 from upm_ci.layout import (
     BUNDLE_SUFFIX,
     CHECKSUMS,
@@ -45,12 +47,13 @@ from upm_ci.provenance import SLSA_PROVENANCE_V1 as SLSA_PROVENANCE
 from upm_ci.release_statement import PASSED, ParsedStatement, StatementProblem, parse_statement
 from upm_ci.retry import describe
 from upm_ci.sigstore_common import (
-    IdentityPolicy,
     bundle_json_problem,
+    explain_failure,
     hashed_sha256,
     log_entry_json,
     log_index,
     run_sigstore_check,
+    verification_policy,
     verify_pep740,
 )
 from upm_ci.verify.report import FAIL, PASS, ArtifactReport
@@ -215,7 +218,7 @@ class ReleaseVerification:
         self,
         directory: Path,
         files: list[Path],
-        policy: IdentityPolicy,
+        policy: ExpectedSigner,
         verifier: Verifier,
         processes: int,
     ) -> None:
@@ -224,7 +227,7 @@ class ReleaseVerification:
         self.files = {p.name: p for p in files}
         self.kinds = {name: artifact_kind(name) for name in self.files}
         self.policy = policy
-        self.sigstore_policy = policy.sigstore_policy()
+        self.sigstore_policy = verification_policy(policy)
         self.verifier = verifier
         self.entries: dict[str, ArtifactReport] = {}
         self.attestations: dict[str, list[dict[str, str]]] = {}
@@ -314,7 +317,7 @@ class ReleaseVerification:
             lambda: self.verifier.verify_artifact(hashed, bundle, self.sigstore_policy)
         )
         if error:
-            return FAIL, f"{bundle_name}: {self.policy.explain(bundle, error)}"
+            return FAIL, f"{bundle_name}: {explain_failure(self.policy, bundle, error)}"
         return PASS, f"{bundle_name}: {self.log_summary(bundle)}"
 
     def load_bundle(self, path: Path) -> tuple[Bundle | None, str]:
@@ -457,7 +460,7 @@ class ReleaseVerification:
             lambda: result.append(self.verifier.verify_dsse(bundle, self.sigstore_policy))
         )
         if error:
-            entry.add("sigstore", FAIL, self.policy.explain(bundle, error))
+            entry.add("sigstore", FAIL, explain_failure(self.policy, bundle, error))
             return None
         entry.add("sigstore", PASS, self.log_summary(bundle))
         payload_type, payload = result[0]
@@ -504,7 +507,7 @@ class ReleaseVerification:
                 self.digests[dist],
                 verifier=self.verifier,
                 policy=self.sigstore_policy,
-                explain=self.policy.explain,
+                explain=functools.partial(explain_failure, self.policy),
             )
         except PolicyError as e:
             entry.add("pep740", FAIL, str(e))
