@@ -37,6 +37,7 @@ from packaging.utils import canonicalize_name
 
 from upm_ci.child_env import install_env, project_env
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.identity import tag_ref
 from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, ProjectInfo, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
@@ -86,7 +87,7 @@ def _in_git(root: Path) -> bool:
 def _source_ref(root: Path, tag: str) -> str:
     """The tag when it exists (the tagged commit), else HEAD (a release candidate)."""
     try:
-        git(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}")
+        git(root, "rev-parse", "--verify", "--quiet", tag_ref(tag))
     except InputError:
         return "HEAD"
     return tag

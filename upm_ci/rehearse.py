@@ -38,6 +38,7 @@ from upm_ci import gha
 from upm_ci.child_env import isolate_process
 from upm_ci.errors import InputError, ServiceError
 from upm_ci.gate.testenv import CACHE_ENV
+from upm_ci.identity import tag_ref
 from upm_ci.manifest import DEFAULT_NAME, Manifest
 from upm_ci.project import Project, git, load_project
 from upm_ci.standins.faults import COMMON_KINDS
@@ -446,7 +447,7 @@ def local_services(
         "Sigstore": SigstoreStandIn(workdir=out_dir / ".sigstore", **plan("Sigstore")),
         "OIDC": OidcStandIn(
             repository=repository,
-            ref=f"refs/tags/{tag or project.tag}",
+            ref=tag_ref(tag or project.tag),
             workflow_path=project.config.release_workflow,
             sha=head,
         ),
@@ -736,7 +737,7 @@ def _runner_env(project: Project, out_dir: Path, services: Services, tag: str) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_", "UPM_"))}
     gha_dir = out_dir / ".gha"
     (gha_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    ref = f"refs/tags/{tag}"
+    ref = tag_ref(tag)
     env.update(
         {
             "GITHUB_ACTIONS": "true",

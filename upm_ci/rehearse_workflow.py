@@ -39,6 +39,7 @@ from typing import Any
 
 import upm_ci
 from upm_ci.errors import InputError, ServiceError
+from upm_ci.identity import tag_ref
 from upm_ci.project import git, load_project
 
 UPM_RELEASE = "unexpected/upm-release"
@@ -457,7 +458,7 @@ def rehearse_workflow(
     source, wanted = _prepare_source(project, out_dir, tag)
     project = load_project(source)
     release_tag = wanted or project.tag
-    ref = f"refs/tags/{release_tag}" if chosen == "push" else "refs/heads/main"
+    ref = tag_ref(release_tag) if chosen == "push" else "refs/heads/main"
     work = out_dir / "act"
     (work / "artifacts").mkdir(parents=True)
     result = WorkflowResult(workflow=str(relative), out_dir=out_dir)
