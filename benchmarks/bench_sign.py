@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._harness import BenchResult, stopwatch
-from upm_ci.sign import ReleaseSigner
+from upm_ci.release_signer import ReleaseSigner
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
 

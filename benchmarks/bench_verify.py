@@ -52,7 +52,7 @@ def _statement(
 
 def make_release(dist: Path, trust_config: Path) -> list[Path]:
     """Write and sign the release; return the 500 signed files."""
-    from upm_ci.sign import ReleaseSigner
+    from upm_ci.release_signer import ReleaseSigner
 
     (dist / SDIST).write_bytes(b"sdist" * 200)
     (dist / WHEEL).write_bytes(b"wheel" * 200)

@@ -433,7 +433,7 @@ def test_verify_fails_for_an_sbom_attestation_of_another_image(
     manifest = load(project)
     record = manifest.images[0]
     from upm_ci import provenance
-    from upm_ci.sign import ReleaseSigner
+    from upm_ci.release_signer import ReleaseSigner
 
     wrong = tmp_path / "other.cdx.json"
     wrong.write_text(cyclonedx_of("sha256:" + "1" * 64))

@@ -19,7 +19,7 @@ from upm_ci.manifest import AttestationRecord, Manifest
 from upm_ci.project import load_project
 from upm_ci.publish import PublishSettings, publish_release, pypi, recorded_attestations
 from upm_ci.publish.pypi import IndexTarget
-from upm_ci.sign import ReleaseSigner
+from upm_ci.release_signer import ReleaseSigner
 from upm_ci.sigstore_common import PYPI_PUBLISH_V1
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import mint_github_token

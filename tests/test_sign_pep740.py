@@ -13,7 +13,7 @@ from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.verify import Verifier, policy
 
 from tests.test_sign import IDENTITY, REKOR_V1, cli, make_release, snapshot
-from upm_ci import sign
+from upm_ci import release_signer
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
 from upm_ci.identity import GITHUB_ISSUER
@@ -152,7 +152,7 @@ def test_attestation_that_does_not_verify_is_a_policy_failure_and_not_written(
     release: Path, sigstore_standin: SigstoreStandIn
 ) -> None:
     wheel = release / "dist" / DISTS[1]
-    with sign.ReleaseSigner(
+    with release_signer.ReleaseSigner(
         mint_github_token(ref="refs/heads/main"),
         expected_identity=IDENTITY,
         trust_config=sigstore_standin.trust_config_path,

@@ -19,7 +19,7 @@ import requests
 from tests.fixtures.pypi import PYPI_TOKEN, make_distributions
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.publish import pypi
-from upm_ci.sign import ReleaseSigner
+from upm_ci.release_signer import ReleaseSigner
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,

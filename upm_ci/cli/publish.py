@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from upm_ci.image.registry import PushResult
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.sign import ReleaseSigner
+    from upm_ci.release_signer import ReleaseSigner
 
 
 @click.command("publish")
@@ -355,7 +355,8 @@ def _audit_signer(
     project: Project, token: str | None, trust_config: Path | None
 ) -> ReleaseSigner | None:
     """A ReleaseSigner when an identity is at hand; None (unsigned, warned) otherwise."""
-    from upm_ci import identity, sign
+    from upm_ci import identity
+    from upm_ci.release_signer import ReleaseSigner
 
     token = token or identity.ambient_token()
     if not token:
@@ -367,7 +368,7 @@ def _audit_signer(
         release_workflow=project.config.release_workflow,
         source=project.root / "pyproject.toml",
     )
-    return sign.ReleaseSigner(
+    return ReleaseSigner(
         token,
         expected_identity=expected.identity,
         trust_config=trust_config,

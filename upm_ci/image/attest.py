@@ -1,7 +1,7 @@
 """Sign phase for container images: a signature, SLSA provenance and the SBOM attestation.
 
 For every image of the manifest, with the release's signer and identity
-(:class:`upm_ci.sign.ReleaseSigner`, same token, same expected identity and pins):
+(:class:`upm_ci.release_signer.ReleaseSigner`, same token, same expected identity and pins):
 
 - ``<name>-<version>.image.sigstore.json``: a Sigstore bundle over the image manifest digest
   (the bytes signed are the layout's manifest blob, whose sha256 *is* the digest);
@@ -33,7 +33,7 @@ from upm_ci.image.registry import layout_dir, parse_reference, read_layout
 from upm_ci.layout import check_plain_name
 from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
 from upm_ci.project import Project
-from upm_ci.sign import ReleaseSigner, sign_statement_file
+from upm_ci.release_signer import ReleaseSigner, sign_statement_file
 
 log = logging.getLogger(__name__)
 
