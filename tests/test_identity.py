@@ -328,3 +328,54 @@ def test_a_dry_run_pins_the_ref_that_ran_and_a_release_pins_the_tag() -> None:
         claims, expected_identity=None, expected_repository="o/r", expected_ref=real.ref
     )
     assert any("refs/heads/main" in p for p in problems)
+
+
+def test_one_rule_turns_a_tag_into_a_ref() -> None:
+    assert identity.tag_ref("v1.2.0") == "refs/tags/v1.2.0"
+    assert identity.tag_ref("refs/tags/v1.2.0") == "refs/tags/v1.2.0"
+    assert identity.tag_ref("refs/heads/main") == "refs/heads/main"
+
+
+def test_the_manifest_gives_the_recorded_signer_typed() -> None:
+    manifest = Manifest(ProjectInfo("upm-sample", "1.2.0", "v1.2.0", repository=REPOSITORY))
+    assert manifest.recorded_signer() is None
+    manifest.record_phase("sign", "fail", reason="preflight")
+    assert manifest.recorded_signer() is None  # a failed sign recorded no identity
+    manifest.record_phase(
+        "sign",
+        "pass",
+        identity=IDENTITY,
+        issuer=identity.GITHUB_ISSUER,
+        repository=REPOSITORY,
+        ref="refs/tags/v1.2.0",
+        trigger="push",
+        runner_environment="github-hosted",
+        sha="not-a-commit",
+        bundles=3,
+    )
+    recorded = manifest.recorded_signer()
+    assert recorded == identity.RecordedSigner(
+        identity.ExpectedSigner(IDENTITY, REPOSITORY, "refs/tags/v1.2.0"),
+        trigger="push",
+        runner_environment="github-hosted",
+        sha="",  # only a commit id is taken
+    )
+
+
+def test_verify_prefers_the_recorded_signer_only_for_its_own_repository_and_tag() -> None:
+    called = UPM_RELEASE_WORKFLOW.join(["https://github.com/", "@refs/heads/main"])
+    recorded = identity.ExpectedSigner(called, REPOSITORY, "refs/tags/v1.2.0")
+    same = identity.verification_signer(repository=REPOSITORY, tag="v1.2.0", recorded=recorded)
+    assert same == identity.ExpectedSigner(called, REPOSITORY, "refs/tags/v1.2.0")
+    other = identity.verification_signer(repository=REPOSITORY, tag="v1.3.0", recorded=recorded)
+    assert other.identity == identity.workflow_identity(
+        REPOSITORY, identity.DEFAULT_RELEASE_WORKFLOW, "refs/tags/v1.3.0"
+    )
+    assert other.alternatives == (identity.UPM_RELEASE_IDENTITY,)
+    asked = identity.verification_signer(
+        repository=REPOSITORY, tag="v1.2.0", recorded=recorded, workflow=".github/workflows/r.yml"
+    )
+    assert asked.identity.endswith("/.github/workflows/r.yml@refs/tags/v1.2.0")
+    assert asked.alternatives == ()
+    with pytest.raises(InputError, match="cannot tell which identity"):
+        identity.verification_signer(repository="", tag="v1.2.0")
