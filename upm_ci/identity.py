@@ -1,14 +1,24 @@
-"""Who will sign: the OIDC token's claims, the identity its certificate will carry, and a
-preflight that refuses untrusted triggers before anything is signed or published.
+"""Who signs a release: the one home of the expected signer.
 
-Shared by sign, verify and publish. Fulcio puts ``https://github.com/<job_workflow_ref>`` in a
-GitHub Actions certificate, so a release signed from a reusable workflow (upm-release.yml)
-carries the *called* workflow's identity, while the *caller's* repository and ref go into the
-certificate's source-repository extensions (and PyPI Trusted Publishing matches the job's
-``job_workflow_ref``, so it cannot trust the called workflow). The same reusable workflow
-called from any other repository gets the same SAN, so an expected signer is always the SAN
-**and** the caller's repository and ref (:class:`ExpectedSigner`). Tokens are never echoed:
-messages name claims, not the token.
+- :class:`ExpectedSigner`, the one type for whom a release must be signed by (sign, verify,
+  publish, trust and the image all take it; :mod:`upm_ci.sigstore_common` checks a
+  certificate against it), :data:`DEFAULT_RELEASE_WORKFLOW` and :func:`tag_ref`, the one rule
+  a tag becomes a ref by.
+- Every construction of it: for signing from the token (:func:`expected_signer`,
+  :func:`signer_for_token`), for verifying (:func:`verification_signer`,
+  :func:`release_signer`), the hand-off (:func:`handoff_signer`), the release notes
+  (:func:`notes_signer`, from the sign phase's :class:`RecordedSigner`) and the Artifact Trust
+  Policy's official signers (:func:`official_signers`).
+- The OIDC token's claims, the identity its certificate will carry, and a preflight that
+  refuses untrusted triggers before anything is signed or published.
+
+Fulcio puts ``https://github.com/<job_workflow_ref>`` in a GitHub Actions certificate, so
+a release signed from a reusable workflow (upm-release.yml) carries the *called* workflow's
+identity, while the *caller's* repository and ref go into the certificate's source-repository
+extensions (and PyPI Trusted Publishing matches the job's ``job_workflow_ref``, so it cannot
+trust the called workflow). The same reusable workflow called from any other repository gets
+the same SAN, so an expected signer is always the SAN **and** the caller's repository and ref.
+Tokens are never echoed: messages name claims, not the token.
 """
 
 from __future__ import annotations
