@@ -4,7 +4,7 @@ RELEASE.md's rows for registries, decided from what the registry holds next to t
 (its Sigstore bundle referrers, see :mod:`upm_ci.image.verify`):
 
 - **Official Docker/Hub**: a bundle bound to the image digest that verifies for an official
-  identity (the same ones as for files: ``upm_ci.artifact_policy.official_policies``) -> accepted;
+  identity (the same ones as for files: ``upm_ci.identity.official_signers``) -> accepted;
 - **Community (signed)**: bundles that verify, but only for other identities -> needs
   review, accepted once an approval record names the image digest (as for PyPI packages);
 - **3rd-party unsigned**: no bundle that verifies for this digest -> blocked.
