@@ -412,8 +412,13 @@ def local_services(
     timings: list[Timing] | None = None,
     tag: str = "",
     provenance_fault: tuple[str, str] | None = None,
+    github_token: str = "",
+    pypi_token: str = "",
 ) -> Iterator[Services]:
     """Start every stand-in for ``project``; stop them all on the way out, whatever happened.
+
+    ``github_token``/``pypi_token``: the tokens the GitHub and PyPI stand-ins accept (a
+    rehearsal's secrets, ``rehearse --workflow --secret``); empty, new random ones.
 
     They start side by side (each waits on its own server process); ``timings`` gets how long
     each took.
@@ -429,13 +434,13 @@ def local_services(
 
     repository = project.repository or f"rehearsal/{project.normalized_name}"
     owner, name = repository.split("/", 1)
-    token = f"ghs_{secrets.token_hex(18)}"
+    token = github_token or f"ghs_{secrets.token_hex(18)}"
     head = git(project.root, "rev-parse", "HEAD")
 
     def plan(label: str) -> dict[str, Any]:
         return faults.for_standin(label) if faults is not None else {}
 
-    pypi_token = f"pypi-{secrets.token_hex(16)}"
+    pypi_token = pypi_token or f"pypi-{secrets.token_hex(16)}"
     github_plan = plan("GitHub") or {
         "fault_rate": github_fault_rate,
         "fault_seed": 7,

@@ -19,6 +19,11 @@ stand-ins of ``upm-ci rehearse``:
   jobs, ``job_workflow_ref`` naming upm-release.yml for the jobs of the reusable workflow.
   act gives all jobs one token endpoint, so the stand-in tells them apart by the asking
   process's ``GITHUB_JOB`` (:func:`job_of_peer`).
+- the runner's credentials reach only the jobs GitHub gives them to: act would put its
+  ``--env`` values in every job, so the token endpoint (``ACTIONS_ID_TOKEN_REQUEST_*``) and
+  the local S3's AWS keys are act variables that a job-level ``env:`` of each job granted
+  ``id-token: write`` reads (:func:`with_runner_credentials`), in the runnable copy and in
+  the copy of upm-release's reusable workflow; a job without it has neither.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +79,11 @@ PARTS = ("action.yml", "gate", "build", "sbom", "sign", "publish", "verify", "ac
 _USES = re.compile(r"^\s*(?:-\s+)?uses:\s*['\"]?([^\s'\"#]+)", re.M)
 _JOB_LINE = re.compile(r"^\[(?P<job>[^\]]+)\]\s+🏁\s+Job (?P<status>succeeded|failed)", re.M)
 _REPLACE_SHA = re.compile(r"@[^@]*$")
+#: act variables of the runner's credentials: ``UPM_ACT_RUNNER_<NAME>`` for the variable NAME.
+RUNNER_VARIABLE = "UPM_ACT_RUNNER_"
+#: The local S3's credentials, among the runner's (configure-aws-credentials' from the OIDC
+#: token on GitHub).
+AWS_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 @dataclass
@@ -203,6 +213,28 @@ def runnable_workflow(doc: dict[str, Any], root: Path) -> dict[str, Any]:
     return runnable
 
 
+def grants_id_token(job: dict[str, Any], workflow: dict[str, Any]) -> bool:
+    """Whether GitHub gives ``job`` an ID-token endpoint: its permissions (else the
+    workflow's) are ``write-all`` or grant ``id-token: write``."""
+    permissions = job.get("permissions", workflow.get("permissions"))
+    if permissions == "write-all":
+        return True
+    return isinstance(permissions, dict) and permissions.get("id-token") == "write"
+
+
+def with_runner_credentials(doc: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``doc`` with each job that runs steps and is granted ``id-token: write`` reading the
+    runner's credentials ``names`` from act variables in its ``env:``: what GitHub gives only
+    to such jobs (an ID-token endpoint; AWS keys come from it), act would give every job."""
+    scoped = copy.deepcopy(doc)
+    for job in scoped["jobs"].values():
+        if isinstance(job, dict) and "steps" in job and grants_id_token(job, scoped):
+            env = job.setdefault("env", {})
+            for name in names:
+                env.setdefault(name, "${{ vars." + RUNNER_VARIABLE + name + " }}")
+    return scoped
+
+
 def _repo_of(uses: str) -> str | None:
     """``owner/name@ref`` of a remote ``uses:``, or None (local path, docker image)."""
     if uses.startswith(("./", "docker://")) or "@" not in uses:
@@ -302,6 +334,15 @@ def tool_venv(root: Path, venv: Path) -> Path:
     ).stdout.strip()
     (venv / ".upm-release-key").write_text(key + "\n")
     return venv
+
+
+def runner_env(base: Mapping[str, str]) -> dict[str, str]:
+    """act's own environment, which it hands every job on this host: the caller's without a
+    credential (their tokens, keys and passwords) and with no URL's ``user:password@`` -- the
+    run's credentials are only what the workflow is given (secrets, the runner's per job)."""
+    from upm_ci.child_env import is_credential, strip_url_credentials
+
+    return {k: strip_url_credentials(v) for k, v in base.items() if not is_credential(k)}
 
 
 def job_of_peer(address: tuple[str, int]) -> str | None:
@@ -428,9 +469,16 @@ def rehearse_workflow(
     skip_steps: tuple[str, ...] = (),
     network: bool = False,
     tag: str = "",
+    secrets: dict[str, str] | None = None,
     on_progress: Callable[[str], None] = lambda line: None,
 ) -> WorkflowResult:
-    """Run ``workflow`` (a file of ``project_dir``, unchanged) with act against the stand-ins."""
+    """Run ``workflow`` (a file of ``project_dir``, unchanged) with act against the stand-ins.
+
+    ``secrets``: values of ``secrets.NAME``; ``GITHUB_TOKEN`` and a name with ``PYPI`` in it
+    default to the GitHub and PyPI stand-ins' tokens, and a value given for one of them is
+    that stand-in's token."""
+    given = dict(secrets or {})
+    pypi_given = next((v for k, v in given.items() if "PYPI" in k.upper()), "")
     from upm_ci.rehearse import _prepare_out_dir, _prepare_source, local_services
 
     project_dir = project_dir.resolve()
@@ -468,7 +516,20 @@ def rehearse_workflow(
     runnable = work / "workflow.yml"
     import yaml
 
-    runnable.write_text(yaml.safe_dump(runnable_workflow(doc, root), sort_keys=False, width=200))
+    # the local S3's keys exist when the project names an audit bucket (rehearse._audit_store)
+    runner = ["ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+    runner += list(AWS_NAMES) if project.config.audit_bucket else []
+    runnable.write_text(
+        yaml.safe_dump(
+            with_runner_credentials(runnable_workflow(doc, root), runner),
+            sort_keys=False,
+            width=200,
+        )
+    )
+    if called := _reusable_call(doc):
+        path_in_copy = copy_root / called.split("@", 1)[0].removeprefix(UPM_RELEASE + "/")
+        scoped = with_runner_credentials(load_workflow(path_in_copy), runner)
+        path_in_copy.write_text(yaml.safe_dump(scoped, sort_keys=False, width=200))
 
     plan = plan_actions(
         doc, root, copy_root, work / "stubs", skip_steps=skip_steps, network=network
@@ -485,7 +546,16 @@ def rehearse_workflow(
         args += ["--input", f"{key}={value}"]
 
     with (
-        local_services(project, out_dir, 1, 0.0, "", tag=release_tag) as services,
+        local_services(
+            project,
+            out_dir,
+            1,
+            0.0,
+            "",
+            tag=release_tag,
+            github_token=given.get("GITHUB_TOKEN", ""),
+            pypi_token=pypi_given,
+        ) as services,
         _pypi(doc, services, str(relative)) as (upload_url, index_url),
     ):
         with _oidc(
@@ -508,9 +578,18 @@ def rehearse_workflow(
             for name in sorted(set(re.findall(r"secrets\.(\w+)", path.read_text()))):
                 if "PYPI" in name.upper():
                     secrets_[name] = services.pypi_token
+            secrets_.update({k: v for k, v in given.items() if k != "GITHUB_TOKEN"})
+            # the runner's credentials: only the jobs with id-token: write read these
+            credentials = {**oidc.env(), **services.audit_env}
+            for name in runner:
+                variables[RUNNER_VARIABLE + name] = credentials[name]
             env = {
-                **oidc.env(),
-                **{k: v for k, v in services.audit_env.items() if k.startswith("AWS_")},
+                "GITHUB_ACTIONS": "true",
+                **{
+                    k: v
+                    for k, v in services.audit_env.items()
+                    if k.startswith("AWS_") and k not in AWS_NAMES
+                },
                 "UPM_ACT_SOURCES": str(work / "sources"),
                 "UPM_ACT_ARTIFACTS": str(work / "artifacts"),
             }
@@ -530,7 +609,7 @@ def rehearse_workflow(
             proc = subprocess.run(
                 args,
                 cwd=source,
-                env={**os.environ, "HOME": str(home)},
+                env={**runner_env(os.environ), "HOME": str(home)},
                 capture_output=True,
                 text=True,
                 check=False,
@@ -539,8 +618,9 @@ def rehearse_workflow(
     from upm_ci import gha
 
     log = gha.redact(proc.stdout + proc.stderr)
-    for secret in (services.github_token, services.pypi_token):
-        log = log.replace(secret, "***")
+    for secret in (services.github_token, services.pypi_token, *given.values()):
+        for line in filter(None, (part.strip() for part in secret.splitlines())):
+            log = log.replace(line, "***")
     result.log = out_dir / "logs" / "act.log"
     result.log.write_text(log)
     result.returncode = proc.returncode

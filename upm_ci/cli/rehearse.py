@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,6 +139,16 @@ if TYPE_CHECKING:
     help="With --workflow --event workflow_dispatch: an input of the dispatch (repeatable).",
 )
 @option(
+    "--secret",
+    "secrets",
+    env="REHEARSAL_SECRETS",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With --workflow: the value of secrets.NAME (repeatable; e.g. a GPG key the workflow "
+    "signs with). GITHUB_TOKEN and a secret whose name has PYPI in it are the local GitHub's and "
+    "index's tokens [default: new ones].",
+)
+@option(
     "--skip-step",
     "skip_steps",
     env="REHEARSAL_SKIP_STEPS",
@@ -176,6 +187,7 @@ def command(
     workflow: Path | None,
     event: str | None,
     inputs: tuple[str, ...],
+    secrets: tuple[str, ...],
     skip_steps: tuple[str, ...],
     network: bool,
     provenance_fault: str,
@@ -199,7 +211,7 @@ def command(
 
     require("rehearse", "rehearse", "pipeline", "image")
     if workflow is not None:
-        return _workflow(project, workflow, out, tag, event, inputs, skip_steps, network)
+        return _workflow(project, workflow, out, tag, event, inputs, secrets, skip_steps, network)
     from upm_ci.rehearse import SUPPORTED, FaultSettings, rehearse
     from upm_ci.standins.faults import parse_kinds
 
@@ -275,6 +287,7 @@ def _workflow(
     tag: str,
     event: str | None,
     inputs: tuple[str, ...],
+    secrets: tuple[str, ...],
     skip_steps: tuple[str, ...],
     network: bool,
 ) -> int:
@@ -286,12 +299,23 @@ def _workflow(
         if not sep or not name:
             raise InputError(f"--input {item}: not NAME=VALUE", hint="e.g. --input dry-run=true")
         given[name] = value
+    secret_values: dict[str, str] = {}
+    for item in secrets:
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not value:
+            raise InputError(
+                "--secret: not NAME=VALUE with a value (the value is not shown)",
+                hint='e.g. --secret RELEASE_GPG_KEY="$(cat key.asc)"',
+            )
+        gha.mask(value)
+        secret_values[name] = value
     result = rehearse_workflow(
         project,
         workflow,
         out,
         event=event or "",
         inputs=given,
+        secrets=secret_values,
         skip_steps=skip_steps,
         network=network,
         tag=tag,
