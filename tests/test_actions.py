@@ -174,7 +174,9 @@ def test_the_whole_release_action_sets_only_real_options() -> None:
             continue
         known = {p.envvar for p in cli.commands[phase].params if isinstance(p.envvar, str)}
         assert set(step["env"]) - SCRIPT_ENV - known == set(), phase
-        assert step["run"].startswith(f'exec "$UPM_PYTHON" -I -m upm_ci {phase}')
+        assert re.match(
+            rf'exec (env (-u INPUT_[A-Z-]+ )+)?"\$UPM_PYTHON" -I -m upm_ci {phase}', step["run"]
+        )
 
 
 @pytest.mark.parametrize("path", list(ACTIONS.values()), ids=lambda p: p.parent.name)
@@ -182,7 +184,8 @@ def test_docker_steps_run_only_with_an_image(path: Path) -> None:
     """Third-party Docker steps only with `image` or once upm-ci says it built an image; the
     upm-ci steps always run and decide themselves from `image` or the project's config."""
     for step in steps_of(path):
-        if re.search(r'^(exec )?"\$UPM_PYTHON" -I -m upm_ci \w+', step.get("run", ""), re.M):
+        upm_ci = r'^(exec )?(env (-u INPUT_[A-Z-]+ )+)?"\$UPM_PYTHON" -I -m upm_ci \w+'
+        if re.search(upm_ci, step.get("run", ""), re.M):
             continue
         uses_docker = step.get("uses", "").startswith(DOCKER_ACTIONS)
         runs_docker = re.search(r"\b(cosign|docker)\b", step.get("run", ""))

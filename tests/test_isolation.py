@@ -304,6 +304,10 @@ def test_steps_that_run_project_code_get_no_token_and_exec_the_tool(action: str)
         assert not [k for k in env if child_env.is_credential(k)], (action, step["name"])
         assert not _SECRET_REF.search(json.dumps(env)), (action, step["name"])
         assert step["run"].lstrip().splitlines()[-1].startswith("exec "), (action, step["name"])
+        # act-based runners (act, Gitea, Forgejo) hand a composite's steps its inputs as INPUT_*
+        for name in load(ACTIONS[action]).get("inputs", {}):
+            if child_env.is_credential(name.upper().replace("-", "_")):
+                assert f"-u INPUT_{name.upper()} " in step["run"], (action, step["name"], name)
     if action in ("gate", "."):
         # the code-review check is a step of its own, the only one of the gate with the token
         review = [s for s in steps_of(ACTIONS[action]) if "--only code-review" in s.get("run", "")]
