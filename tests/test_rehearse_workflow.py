@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.test_docs_act import (
     workflow_file,
 )
 from tests.test_docs_act import runnable_workflow as docs_runnable_workflow
-from tests.test_projects import PROJECTS, make_repo
+from tests.test_projects import PROJECTS, Fixture, make_repo
 from tests.test_readme import snippet
 from upm_ci.cli import main
 from upm_ci.rehearse_workflow import (
@@ -36,9 +37,12 @@ from upm_ci.rehearse_workflow import (
     STUBS,
     JobOutcome,
     job_outcomes,
+    load_workflow,
     plan_actions,
     runnable_workflow,
+    runner_env,
     upm_release_root,
+    with_runner_credentials,
 )
 from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
 
@@ -60,10 +64,19 @@ def user_workflow(name: str) -> Any:
     return workflow
 
 
-def project_with(name: str, fixture: str, dest: Path, *, tag: bool) -> tuple[Path, str]:
-    found = PROJECTS[fixture]
+def project_with(
+    name: str,
+    fixture: str | Fixture,
+    dest: Path,
+    *,
+    tag: bool,
+    files: dict[str, str] | None = None,
+) -> tuple[Path, str]:
+    found = PROJECTS[fixture] if isinstance(fixture, str) else fixture
     project = make_repo(found, dest / found.dir)
     git(project, "remote", "add", "origin", f"https://github.com/example/{found.dist}.git")
+    for relative, text in (files or {}).items():
+        (project / relative).write_text(text)
     path = workflow_file(name)
     (project / path).parent.mkdir(parents=True)
     (project / path).write_text(yaml.safe_dump(user_workflow(name), sort_keys=False, width=200))
@@ -158,6 +171,32 @@ def test_every_remote_action_is_served_stubbed_or_named(tmp_path: Path) -> None:
     assert online.unserved == [(r, "fetched by act (--network)") for r in (lint, other)]
 
 
+def test_the_runners_credentials_reach_only_the_jobs_granted_id_token_write() -> None:
+    """act gives every job its --env; GitHub gives the token endpoint (and so the AWS role's
+    keys) only to a job with id-token: write, and a self-hosted runner's own credentials to none
+    of upm-release's jobs."""
+    reusable = load_workflow(upm_release_root() / ".github" / "workflows" / "upm-release.yml")
+    names = ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "AWS_SECRET_ACCESS_KEY"]
+    scoped = with_runner_credentials(reusable, names)
+    given = {name for name, job in scoped["jobs"].items() if set(names) <= set(job.get("env", {}))}
+    assert given == {"sign", "publish"}
+    assert scoped["jobs"]["sign"]["env"]["AWS_SECRET_ACCESS_KEY"] == (
+        "${{ vars.UPM_ACT_RUNNER_AWS_SECRET_ACCESS_KEY }}"
+    )
+    assert reusable == load_workflow(upm_release_root() / ".github/workflows/upm-release.yml")
+    caller = {"on": "push", "permissions": "write-all", "jobs": {"a": {"steps": []}}}
+    assert "env" in with_runner_credentials(caller, names)["jobs"]["a"]
+    env = runner_env(
+        {"PATH": "/bin", "GH_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "s", "TWINE_PASSWORD": "p"}
+        | {"HTTPS_PROXY": "http://u:pw@proxy:3128/", "AWS_DEFAULT_REGION": "eu-west-1"}
+    )
+    assert env == {
+        "PATH": "/bin",
+        "HTTPS_PROXY": "http://proxy:3128/",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+
+
 def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     project, path = project_with("phase-actions", "flit-version", tmp_path, tag=True)
     missing = rehearse(project, ".github/workflows/nope.yml", tmp_path / "out")
@@ -235,18 +274,204 @@ def test_the_phase_actions_in_the_users_job_rehearse_green(tmp_path: Path) -> No
     assert_project_untouched(project)
 
 
+#: tests/projects/hostile, released as 0.2.0 over its tag v0.1.0: a test, a hatch build hook
+#: and its import (the smoke test) that hunt for credentials (hostile_pkg/spy.py).
+HOSTILE_DIR = Path(__file__).parent / "projects" / "hostile"
+HOSTILE = Fixture("hostile", "hostile_pkg", "0.2.0", "v0.1.0", "CHANGELOG.md", "## [{v}] - ", 1)
+#: The secrets the reusable-workflow snippet passes, as canaries (the GitHub and PyPI stand-ins
+#: take these as their tokens; the GPG key is a real one, made by the test).
+CANARIES = {
+    "GITHUB_TOKEN": "ghs_canaryGithubTokenOfTheRun000000000",
+    "PYPI_TOKEN": "pypi-canaryPypiTokenOfTheRun0000",
+}
+#: Credentials in the caller's own environment: act's host environment must not carry them.
+CALLER_CANARIES = {
+    "AWS_ACCESS_KEY_ID": "AKIACANARYCALLERKEY01",
+    "AWS_SECRET_ACCESS_KEY": "canaryCallerAwsSecretAccessKey",
+    "AWS_SESSION_TOKEN": "canaryCallerAwsSessionToken",
+    "TWINE_PASSWORD": "pypi-canaryCallerTwinePassword",
+    "GH_TOKEN": "ghp_canaryCallerGhToken",
+}
+#: Where the project's code runs: each job of the reusable workflow and the spy labels it must
+#: have left there (the gate's test venv builds the wheel, so its hook runs there too).
+PROJECT_CODE_JOBS = {"gate": {"tests"}, "build": {"build-hook-sdist", "build-hook-wheel", "import"}}
+
+
+def act_index(ancestors: list[dict[str, Any]]) -> int | None:
+    """Index of act's process among a spy's ancestors (nearest first), or None."""
+    for i, ancestor in enumerate(ancestors):
+        argv0 = str(ancestor.get("cmdline", "")).split(" ", 1)[0]
+        if Path(argv0).name == "act":
+            return i
+    return None
+
+
+def findings_problems(report: dict[str, Any], canaries: dict[str, str]) -> list[str]:
+    """What a spy's report shows that the project's code must not reach: a canary's value (or
+    a line of a multi-line one) in its own environment or in the environ of any ancestor below
+    act (act stands in for the runner: it and what is above it are out of scope), an ID-token
+    endpoint there, or a minted token. A report that was not written under act, or whose hunt
+    broke, is a problem too (fail closed)."""
+    if "error" in report or "ancestors" not in report:
+        return [f"the spy's hunt broke: {report.get('error')}"]
+    ancestors = report["ancestors"]
+    top = act_index(ancestors)
+    if top is None:
+        return ["no act process among the ancestors: not a run under act"]
+    in_scope = [("own", report["own"])] + [
+        (f"ancestor {a['pid']} ({a['cmdline'][:60]})", a["environ"]) for a in ancestors[:top]
+    ]
+    needles = {
+        f"{name} ({line[:12]}...)": line
+        for name, value in canaries.items()
+        for line in (part.strip() for part in value.splitlines())
+        if len(line) >= 12
+    }
+    problems = []
+    for where, environ in in_scope:
+        if not isinstance(environ, dict):
+            continue  # unreadable: nothing found there
+        text = json.dumps(environ)
+        problems += [f"{where}: {what}" for what, needle in needles.items() if needle in text]
+        problems += [
+            f"{where}: {name} is set"
+            for name in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+            if environ.get(name)
+        ]
+    if report.get("oidc_minted") is not False:
+        problems.append(f"an OIDC token was minted: {report.get('oidc')}")
+    return problems
+
+
+def job_of_report(report: dict[str, Any]) -> str | None:
+    """``GITHUB_JOB`` of the nearest process that has one (the spy's own or an ancestor's)."""
+    for environ in [report.get("own"), *(a["environ"] for a in report.get("ancestors", []))]:
+        if isinstance(environ, dict) and environ.get("GITHUB_JOB"):
+            return str(environ["GITHUB_JOB"])
+    return None
+
+
+def test_the_findings_checker_catches_a_leak_below_act_and_only_there() -> None:
+    act = {"pid": 10, "cmdline": "/venv/bin/act push -s GITHUB_TOKEN=ghs_x", "environ": {}}
+    clean = {"pid": 20, "cmdline": "python -I -m upm_ci gate", "environ": {"GITHUB_JOB": "gate"}}
+    canaries = {
+        "GITHUB_TOKEN": "ghs_canaryTokenValue",
+        "KEY": "-----BEGIN-----\nbody0123456789ab\n",
+    }
+
+    def report(**change: Any) -> dict[str, Any]:
+        base: dict[str, Any] = {"label": "tests", "own": {"PATH": "/bin"}}
+        base["ancestors"] = [clean, act]
+        base.update(oidc=[], oidc_minted=False)
+        return {**base, **change}
+
+    assert findings_problems(report(), canaries) == []
+    assert job_of_report(report()) == "gate"
+    # act's own environ (the runner) is out of scope, and so is everything above it
+    runner = {**act, "environ": {"GITHUB_TOKEN": "ghs_canaryTokenValue"}}
+    assert findings_problems(report(ancestors=[clean, runner]), canaries) == []
+    leaked = {**clean, "environ": {"UPM_GITHUB_TOKEN": "ghs_canaryTokenValue"}}
+    [problem] = findings_problems(report(ancestors=[leaked, act]), canaries)
+    assert "ancestor 20" in problem and "GITHUB_TOKEN" in problem
+    [problem] = findings_problems(report(own={"K": "x body0123456789ab y"}), canaries)
+    assert problem.startswith("own: KEY")  # one line of a multi-line secret is enough
+    endpoint = {**clean, "environ": {"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/t"}}
+    assert findings_problems(report(ancestors=[endpoint, act]), canaries) == [
+        "ancestor 20 (python -I -m upm_ci gate): ACTIONS_ID_TOKEN_REQUEST_URL is set"
+    ]
+    assert findings_problems(report(oidc_minted=True), canaries)[0].startswith("an OIDC token")
+    assert findings_problems(report(ancestors=[clean]), canaries) == [
+        "no act process among the ancestors: not a run under act"
+    ]
+    assert findings_problems({"label": "x", "error": "boom"}, canaries)
+    assert findings_problems(report(oidc_minted=None), canaries)  # not recorded: not a pass
+
+
+def gpg_private_key(home: Path) -> tuple[str, str]:
+    """A new ASCII-armoured GPG private key without passphrase (the canary GPG key), and its
+    fingerprint (the project pins it, so verify can check the signatures)."""
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    gpg = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    try:
+        subprocess.run(
+            [*gpg, "--quick-gen-key", "Canary Release Key <canary@example.com>"]
+            + ["ed25519", "sign", "never"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        key = subprocess.run(
+            [*gpg, "--armor", "--export-secret-keys", "canary@example.com"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        listed = subprocess.run(
+            [*gpg, "--with-colons", "--list-secret-keys", "canary@example.com"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False)
+    fingerprint = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    return key, fingerprint
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_reusable_workflow_rehearses_green_with_its_jobs_claims(tmp_path: Path) -> None:
-    project, path = project_with("reusable-workflow", "flat-scm", tmp_path, tag=True)
-    proc = rehearse(project, path, tmp_path / "out")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spy reads /proc")
+def test_the_reusable_workflow_releases_the_hostile_project_and_its_code_finds_no_credential(
+    tmp_path: Path,
+) -> None:
+    """The docs' reusable-workflow snippet releases tests/projects/hostile on a tag push, with
+    every secret it passes a canary (and credentials in the caller's environment): the release
+    passes, every job with its claims, and where the project's code runs (the gate's tests,
+    the build backend, the smoke test) its spy found none of them in its own environment or
+    any process of its job, no ID-token endpoint, and minted no token. The code-review step's
+    own process holds the token; it is not in the project's code's tree."""
+    if not shutil.which("gpg"):
+        pytest.skip("no gpg to make the canary GPG key")
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    gpg_key, fingerprint = gpg_private_key(tmp_path / "gnupg")
+    pyproject = (HOSTILE_DIR / "pyproject.toml").read_text()  # [tool.upm-release] is last
+    files = {
+        "hostile_pkg/spy_target.txt": f"{spy}\n",
+        "pyproject.toml": pyproject + f'gpg-fingerprint = "{fingerprint}"\n',
+    }
+    project, path = project_with("reusable-workflow", HOSTILE, tmp_path, tag=True, files=files)
+    canaries = {**CANARIES, "RELEASE_GPG_KEY": gpg_key}
+    secrets = [f"--secret={name}={value}" for name, value in canaries.items()]
+    proc = rehearse(project, path, tmp_path / "out", *secrets, **CALLER_CANARIES)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    for job in ("Gate", "Sign", "Publish", "Verify the published release"):
+    for job in ("Gate", "Build", "SBOM", "Sign", "Publish", "Verify the published release"):
         assert re.search(rf"^release/upm-release/{job}\S* .*succeeded *$", proc.stdout, re.M), job
+    assert "every job passed" in proc.stdout
     signed = tmp_path / "out" / "act" / "artifacts" / "upm-signed" / "release-manifest.json"
     identity = json.loads(signed.read_text())["phases"]["sign"]["identity"]
     assert identity == f"https://github.com/{UPM_RELEASE_WORKFLOW}@{FAKE_SHA}"
+    assert list(signed.parent.rglob(f"{HOSTILE.dist}-{HOSTILE.version}.tar.gz.asc")), "no GPG"
     assert_project_untouched(project)
+
+    reports = [json.loads(p.read_text()) for p in sorted(spy.glob("*.json"))]
+    by_job: dict[str, set[str]] = {}
+    for report in reports:
+        by_job.setdefault(job_of_report(report) or "?", set()).add(report["label"])
+    for job, labels in PROJECT_CODE_JOBS.items():
+        assert labels <= by_job.get(job, set()), (job, by_job)  # the spy ran where it should
+    # what the run was given: act's command line (the runner, out of scope) holds the canaries
+    # and the token endpoint's request token of the jobs with id-token: write
+    runner = reports[0]["ancestors"][act_index(reports[0]["ancestors"]) or 0]["cmdline"]
+    for name, value in canaries.items():
+        assert f"{name}={value.splitlines()[0]}" in runner, name
+    found = re.search(r"UPM_ACT_RUNNER_ACTIONS_ID_TOKEN_REQUEST_TOKEN=(\S+)", runner)
+    assert found, "the run gave no job an ID-token endpoint"
+    everything = {**canaries, **CALLER_CANARIES, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": found[1]}
+    problems = {
+        f"{report['label']} in {job_of_report(report)}": findings_problems(report, everything)
+        for report in reports
+    }
+    assert not any(problems.values()), problems
+    # and the spy really looked: it read its job's processes' environment up to act
+    for report in reports:
+        below_act = report["ancestors"][: act_index(report["ancestors"])]
+        assert any(isinstance(a["environ"], dict) for a in below_act), report["label"]
 
 
 @pytest.mark.slow
