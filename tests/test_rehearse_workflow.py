@@ -202,13 +202,16 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     missing = rehearse(project, ".github/workflows/nope.yml", tmp_path / "out")
     (project / "notes.yml").write_text("just: a mapping\n")
     not_a_workflow = rehearse(project, "notes.yml", tmp_path / "out2")
+    bad_secret = rehearse(project, path, tmp_path / "out3", "--secret", "ghs_notNamedSecret")
     for proc, said in (
         (missing, "no such workflow file"),
         (not_a_workflow, "not a GitHub Actions workflow"),
+        (bad_secret, "--secret: not NAME=VALUE with a value (the value is not shown)"),
     ):
         assert proc.returncode == 2, proc.stderr
         assert said in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+    assert "ghs_notNamedSecret" not in bad_secret.stdout + bad_secret.stderr
+    assert not [p for p in ("out", "out2", "out3") if (tmp_path / p).exists()]
 
 
 def test_without_act_it_exits_3_naming_the_extra(
