@@ -13,6 +13,7 @@ imports inside functions and under ``if TYPE_CHECKING:`` as imports too.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,10 +47,15 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
 def imported(name: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
     """Every ``upm_ci`` module ``name`` imports anywhere in its file, with the line."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in known:
@@ -68,8 +74,17 @@ def imported(name: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]
                     yield source, node.lineno
 
 
+@functools.cache
+def _graph() -> dict[str, dict[str, int]]:
+    return _walk()
+
+
 def import_graph() -> dict[str, dict[str, int]]:
-    """module -> {module it imports: first line}."""
+    """module -> {module it imports: first line} (a fresh copy: the walk is done once)."""
+    return {name: dict(edges) for name, edges in _graph().items()}
+
+
+def _walk() -> dict[str, dict[str, int]]:
     found = modules()
     known = set(found)
     graph: dict[str, dict[str, int]] = {}
@@ -215,6 +230,6 @@ def test_the_expected_identity_is_built_in_identity_py_only() -> None:
         f"{path.relative_to(PACKAGE.parent)}:{line}: {why}"
         for name, path in modules().items()
         if name != "upm_ci.identity" and not name.startswith(SERVICES)
-        for line, why in _identity_constructions(ast.parse(path.read_text(encoding="utf-8")))
+        for line, why in _identity_constructions(parsed(path))
     ]
     assert not found, "build it with upm_ci.identity instead: " + "; ".join(found)
