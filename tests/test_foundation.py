@@ -17,7 +17,7 @@ from upm_ci.cli import main
 from upm_ci.config import Config, config_from_table, reference_markdown
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import sha256_file
-from upm_ci.manifest import SCHEMA, Manifest, ProjectInfo, merge
+from upm_ci.manifest import SCHEMA, ImageRecord, Manifest, ProjectInfo, merge
 from upm_ci.project import load_project, version_from_tag
 from upm_ci.retry import RetryPolicy, call_with_retry, classify_http, is_connection_error
 
@@ -359,6 +359,32 @@ def test_add_image_records_the_image_and_its_sbom_as_a_release_file(
     assert main([*args, "--digest", "sha256:nothex"]) == 2
     assert main([*args, "--digest", digest, "--sbom", str(tmp_path / "missing.json")]) == 2
     assert len(Manifest.load(path).images) == 1
+
+
+def test_image_hosts_reads_the_manifest_with_its_checks_and_sets_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actions send registry credentials only to these hosts (no inline json.load)."""
+    path = tmp_path / "release-manifest.json"
+    m = Manifest(project=ProjectInfo("p", "1.0", "v1.0"))
+    digest = "sha256:" + "ab" * 32
+    m.add_image(ImageRecord(ref="ghcr.io/o/p:1.0", digest=digest, repository="ghcr.io/o/p"))
+    m.add_image(ImageRecord(ref="127.0.0.1:5000/p:1.0", digest=digest))
+    m.save(path)
+    out = tmp_path / "github-output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert main(["manifest", "image-hosts", "--manifest", str(path)]) == 0
+    assert capsys.readouterr().out == "127.0.0.1:5000 ghcr.io\n"
+    assert out.read_text() == "hosts=127.0.0.1:5000 ghcr.io\n"
+    Manifest(project=ProjectInfo("p", "1.0", "v1.0")).save(path)
+    assert main(["manifest", "image-hosts", "--manifest", str(path)]) == 0
+    assert capsys.readouterr().out == "\n"
+    doc = json.loads(path.read_text())
+    doc["images"] = [{"ref": "ghcr.io/o/p:1.0", "digest": "sha256:nothex"}]
+    path.write_text(json.dumps(doc))
+    assert main(["manifest", "image-hosts", "--manifest", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "images[0].digest" in err and "Traceback" not in err
 
 
 def test_an_inner_retry_that_gave_up_is_not_retried_again() -> None:

@@ -50,6 +50,27 @@ def digest_cmd(manifest: Path) -> int:
     return 0
 
 
+@group.command("image-hosts")
+@manifest_option
+def image_hosts(manifest: Path) -> int:
+    """Print the registry hosts of the manifest's images (space-separated, sorted; nothing
+    without images); also the step output ``hosts``. The actions send registry credentials
+    only to these hosts; the manifest is read with every check a phase applies."""
+    from upm_ci import gha
+    from upm_ci.image.registry import parse_reference
+
+    m = Manifest.load(manifest)
+    hosts = sorted(
+        {
+            parse_reference(i.repository or i.ref, where=f"{m.path}: images[{n}]").host
+            for n, i in enumerate(m.images)
+        }
+    )
+    gha.set_output("hosts", " ".join(hosts))
+    echo(" ".join(hosts))
+    return 0
+
+
 @group.command("merge")
 @option(
     "--output",
