@@ -21,10 +21,11 @@ from pytest_mock import MockerFixture
 
 from tests.conftest import EXAMPLE, git, make_git_project
 from upm_ci import gha
-from upm_ci.build import BuildResult, archive_differences, build_release, clean, release_info
+from upm_ci.build import BuildResult, archive_differences, build_release, clean
 from upm_ci.cli import main
 from upm_ci.manifest import Artifact, Manifest
 from upm_ci.project import load_project
+from upm_ci.release import release_info
 
 PYPROJECT = """\
 [build-system]

@@ -16,11 +16,11 @@ from pytest_mock import MockerFixture
 
 from tests.test_build import example_build, shared_once
 from upm_ci import gha
-from upm_ci.build import release_info
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
 from upm_ci.manifest import Artifact, Manifest
 from upm_ci.project import load_project
+from upm_ci.release import release_info
 from upm_ci.sbom import bind_to_wheel, make_sboms, validate_cyclonedx
 from upm_ci.standins.osv import OsvStandIn
 

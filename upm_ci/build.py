@@ -39,8 +39,9 @@ from upm_ci.child_env import install_env, project_env
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import tag_ref
 from upm_ci.layout import check_dist_dir_inside, sha256_file
-from upm_ci.manifest import Artifact, Manifest, ProjectInfo, write_text_atomic
+from upm_ci.manifest import Artifact, Manifest, write_text_atomic
 from upm_ci.project import Project, git, resolve_tag, version_from_tag
+from upm_ci.release import release_info
 from upm_ci.timings import timed
 
 if TYPE_CHECKING:
@@ -91,21 +92,6 @@ def _source_ref(root: Path, tag: str) -> str:
     except InputError:
         return "HEAD"
     return tag
-
-
-def release_info(project: Project, tag: str | None) -> ProjectInfo:
-    """The manifest's project record for this build (commit of the tag, or HEAD)."""
-    resolved = resolve_tag(project, tag)
-    commit = ""
-    if _in_git(project.root):
-        commit = git(project.root, "rev-parse", f"{_source_ref(project.root, resolved)}^{{commit}}")
-    return ProjectInfo(
-        name=project.name,
-        version=project.version,
-        tag=resolved,
-        commit=commit,
-        repository=project.repository,
-    )
 
 
 def source_date_epoch(root: Path, tag: str) -> str:

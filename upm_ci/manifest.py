@@ -380,24 +380,44 @@ class Manifest:
         ]
 
     def expect_release(
-        self, name: str, version: str | None, tag: str = "", *, hint: str = ""
+        self,
+        name: str | None,
+        version: str | None,
+        tag: str = "",
+        *,
+        repository: str = "",
+        hint: str = "",
     ) -> Manifest:
-        """``self`` if it is the manifest of release ``name`` ``version`` (any version when
-        None, e.g. a dynamic one not yet asked of the backend; the tag only when both know
-        one), else an InputError naming both releases."""
+        """``self`` if it is the manifest of release ``name`` ``version`` at ``tag`` of
+        ``repository``, else an InputError naming both releases. What is None or empty is not
+        compared; a tag is never matched by a manifest that records none. The rule the phases
+        apply through :mod:`upm_ci.release`."""
         mine = self.project
         where = str(self.path or "manifest")
         hint = hint or "pass the manifest of this release (--manifest), or a fresh path"
-        if mine.name != name or (version is not None and mine.version != version):
-            wanted = f"{name} {version}" if version is not None else name
+        if (name is not None and mine.name != name) or (
+            version is not None and mine.version != version
+        ):
+            wanted = " ".join(part for part in (name or mine.name, version) if part)
             raise InputError(
                 f"{where}: manifest is for {mine.name} {mine.version}, not {wanted}", hint=hint
             )
-        if tag and mine.tag and _tag(mine.tag) != _tag(tag):
+        if tag and not mine.tag:
+            raise InputError(
+                f"{where}: manifest project.tag is empty; it cannot be held to tag {_tag(tag)}",
+                hint="pass the manifest the release's phases wrote",
+            )
+        if tag and _tag(mine.tag) != _tag(tag):
             raise InputError(
                 f"{where}: manifest is for {mine.name} {mine.version} at tag {mine.tag}, "
                 f"not tag {_tag(tag)}",
                 hint=hint,
+            )
+        if repository and mine.repository and mine.repository.lower() != repository.lower():
+            raise InputError(
+                f"{where}: manifest project.repository is {mine.repository!r}, not the pinned "
+                f"{repository!r}",
+                hint="pass the manifest of this repository's release (or the right --repository)",
             )
         return self
 

@@ -78,10 +78,10 @@ def command(
     from upm_ci.extras import require
 
     require("build", "pipeline")
-    from upm_ci.build import build_release, release_info
+    from upm_ci.build import build_release
     from upm_ci.child_env import isolate_process
-    from upm_ci.manifest import Manifest
     from upm_ci.project import load_project, resolve_tag, version_from_tag
+    from upm_ci.release import open_manifest
 
     # The build backend, the smoke test and the Dockerfile are the project's code; the build
     # needs no credential at all.
@@ -91,7 +91,7 @@ def command(
         proj = _with_image(proj, image, dockerfile)
     version_from_tag(resolve_tag(proj, tag), proj.config.tag_prefix)  # a malformed tag first
     dist = dist_directory(proj, dist_dir, manifest)
-    man = Manifest.load_or_new(manifest, release_info(proj, tag))
+    man, proj = open_manifest(manifest, proj, tag=tag, new=True)
     result = build_release(
         proj,
         man,

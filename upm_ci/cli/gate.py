@@ -125,8 +125,9 @@ def command(
     from upm_ci.gate import run_gate
     from upm_ci.gate.model import GitHubAccess
     from upm_ci.gate.report import render_markdown, render_text
-    from upm_ci.manifest import Manifest, ProjectInfo, write_json_atomic
-    from upm_ci.project import git, load_project, resolve_tag
+    from upm_ci.manifest import write_json_atomic
+    from upm_ci.project import load_project
+    from upm_ci.release import open_manifest
 
     # The token (already read) is for the code-review check only; the tests, the test venv's
     # install and a dynamic version's backend are the project's code.
@@ -145,21 +146,11 @@ def command(
             token=github_token,
             repository=repository or loaded.repository,
         )
-    commit = ""
-    try:
-        commit = git(loaded.root, "rev-parse", "HEAD")
-    except InputError:
-        pass  # not a git checkout: the manifest records no commit
-    release_tag = resolve_tag(loaded, tag)
-    info = ProjectInfo(
-        name=loaded.name,
-        version=loaded.version,
-        tag=release_tag,
-        commit=commit,
-        repository=repository or loaded.repository,
-    )
     # Refuse another release's manifest first; a gate re-run may re-stamp the tag.
-    release = Manifest.load_or_new(manifest, info, restamp=True)
+    release, loaded = open_manifest(
+        manifest, loaded, tag=tag, repository=repository or "", new=True, restamp=True
+    )
+    release_tag = release.project.tag
     recorded = _recorded_checks(release.phases.get("gate"))
     with tempfile.TemporaryDirectory(prefix="upm-gate-") as work_dir:
         report = run_gate(

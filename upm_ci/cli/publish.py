@@ -172,10 +172,11 @@ def command(
 
     require("publish", "pipeline")
     from upm_ci.identity import handoff_signer
-    from upm_ci.manifest import Manifest, write_json_atomic
-    from upm_ci.project import load_project, pinned_to, resolve_tag
+    from upm_ci.manifest import write_json_atomic
+    from upm_ci.project import load_project, resolve_tag
     from upm_ci.publish import PublishSettings, check_handoff, publish_release
     from upm_ci.publish.pypi import IndexTarget
+    from upm_ci.release import open_manifest
 
     _check_options(
         skip_github=skip_github,
@@ -184,9 +185,8 @@ def command(
         pypi_token=pypi_token,
         published_json=published_json,
     )
-    release = Manifest.load(manifest)
     # a dynamic version is the build's: this job (contents: write, index token) runs no backend
-    proj = pinned_to(load_project(project), release.project.version)
+    release, proj = open_manifest(manifest, load_project(project), tag=tag)
     config = proj.config
     repo = repository or proj.repository
     release_tag = resolve_tag(proj, tag)

@@ -32,14 +32,14 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
     from upm_ci.extras import require
 
     require("sbom", "pipeline")
-    from upm_ci.manifest import Manifest
     from upm_ci.project import load_project
+    from upm_ci.release import open_manifest
     from upm_ci.sbom import AuditFailed, make_sboms
 
-    proj = load_project(project)
-    dist = dist_directory(proj, dist_dir, manifest)
+    found = load_project(project)
+    dist = dist_directory(found, dist_dir, manifest)
     # A dynamic version is not asked of the backend here: the build recorded it.
-    man = Manifest.load(manifest).expect_release(proj.name, proj.static_version)
+    man, proj = open_manifest(manifest, found)
     try:
         result = make_sboms(
             proj,

@@ -90,8 +90,8 @@ def command(
     a re-run keeps what still verifies.
     """
     from upm_ci import identity, sign
-    from upm_ci.manifest import Manifest as ReleaseManifest
-    from upm_ci.project import load_project, pinned_to
+    from upm_ci.project import load_project
+    from upm_ci.release import open_manifest
 
     if gpg_passphrase and not gpg_key:
         raise InputError(
@@ -100,10 +100,8 @@ def command(
         )
     found = load_project(project)
     dist = dist_directory(found, dist_dir, manifest)  # checked before anything is read or written
-    loaded = ReleaseManifest.load(manifest)
     # a dynamic version is the build's: this job (id-token, GPG key) runs no build backend
-    proj = pinned_to(found, loaded.project.version)
-    release = loaded.expect_release(proj.name, proj.version)
+    release, proj = open_manifest(manifest, found)
     token = identity_token or identity.ambient_token() or _interactive_token(trust_config)
     expected = identity.signer_for_token(
         token,

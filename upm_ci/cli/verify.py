@@ -413,31 +413,17 @@ def _load_manifest(
     or names another tag than --github-release/--ref or another repository than the one
     pinned (--repository, else the project's config or $GITHUB_REPOSITORY): a manifest never
     chooses whose signatures count."""
-    from upm_ci.manifest import Manifest
+    from upm_ci.release import open_manifest
 
     if path is None:
         return None
-    loaded = Manifest.load(path)
     source = click.get_current_context().get_parameter_source("project")
-    if project is not None and source is not click.core.ParameterSource.DEFAULT:
-        loaded.expect_release(project.name, project.static_version)
-    if tag and (tag.startswith("refs/tags/") or not tag.startswith("refs/")):
-        if not loaded.project.tag:
-            raise InputError(
-                f"{path}: manifest project.tag is empty; it cannot be held to tag {tag}",
-                hint="pass the manifest the release's phases wrote",
-            )
-        loaded.expect_release(loaded.project.name, loaded.project.version, tag)
+    explicit = project if source is not click.core.ParameterSource.DEFAULT else None
     pinned = repository or (
         (project.config.repository if project else "") or os.environ.get("GITHUB_REPOSITORY", "")
     )
-    recorded = loaded.project.repository
-    if pinned and recorded and recorded.lower() != pinned.lower():
-        raise InputError(
-            f"{path}: manifest project.repository is {recorded!r}, not the pinned {pinned!r}",
-            hint="pass the manifest of this repository's release (or the right --repository)",
-        )
-    return loaded
+    tagged = tag if tag and (tag.startswith("refs/tags/") or not tag.startswith("refs/")) else None
+    return open_manifest(path, explicit, tag=tagged, repository=pinned)[0]
 
 
 def _check_project(project: Path) -> None:

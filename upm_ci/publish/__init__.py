@@ -44,6 +44,7 @@ from upm_ci.publish.audit_store import AuditStoreSettings, StoredObject
 from upm_ci.publish.github_release import AssetOutcome, ExpectedAsset, GitHubReleases
 from upm_ci.publish.notes import release_notes
 from upm_ci.publish.pypi import IndexTarget, PlannedFile, UploadOutcome
+from upm_ci.release import check_release
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ def check_signed(manifest: Manifest, own: set[str]) -> None:
 def _check_inputs(project: Project, manifest: Manifest, settings: PublishSettings) -> None:
     """Bad input is found before anything is sent anywhere."""
     where = str(manifest.path or "manifest")
-    manifest.expect_release(project.name, project.version, settings.tag)
+    check_release(manifest, project, tag=settings.tag)
     tagged = version_from_tag(settings.tag, project.config.tag_prefix)
     if tagged != Version(project.version):
         raise InputError(
