@@ -556,7 +556,7 @@ def test_a_manifest_of_another_release_is_refused_before_anything_runs(
         "project": {"name": "x", "version": "9", "tag": "v9"},
     }
     (in_tmp / "release-manifest.json").write_text(json.dumps(other))
-    spy = mocker.patch("upm_ci.gate.run_gate", autospec=True)
+    spy = mocker.patch("upm_ci.gate.checklist.run_gate", autospec=True)
     code = main(
         [
             "gate",

@@ -21,7 +21,8 @@ from upm_ci.errors import PolicyError
 from upm_ci.manifest import Artifact, Manifest
 from upm_ci.project import load_project
 from upm_ci.release import release_info
-from upm_ci.sbom import bind_to_wheel, make_sboms, validate_cyclonedx
+from upm_ci.sbom import bind_to_wheel, make_sboms
+from upm_ci.sbom_validation import validate_cyclonedx
 from upm_ci.standins.osv import OsvStandIn
 
 CDX = "upm_sample-1.2.0.cdx.json"
@@ -412,8 +413,8 @@ def test_sboms_carry_each_components_publisher_and_attestation() -> None:
         annotate_provenance,
         provenance_by_ref,
         spdx_document,
-        validate_spdx,
     )
+    from upm_ci.sbom_validation import validate_spdx
 
     bom, components = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
     shipped = recorded_dependencies(_gate_phases(PYPA))

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +32,11 @@ from upm_ci.build import venv_with_wheel
 from upm_ci.child_env import project_env
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
+from upm_ci.image.sbom import ImageSbomResult, make_image_sboms
 from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
 from upm_ci.project import Project
+from upm_ci.sbom_validation import validate_cyclonedx, validate_spdx
 from upm_ci.timings import timed
 
 if TYPE_CHECKING:
@@ -66,16 +68,33 @@ class SbomResult:
     wheel: Artifact
     components: list[Component]
     audit: AuditOutcome
+    #: The image step: SBOMs and audit of each image the build recorded with a layout.
+    images: list[ImageSbomResult] = field(default_factory=list)
+    #: Why no image SBOM was made although the project configures an image ("" otherwise).
+    image_skipped: str = ""
+
+    @property
+    def failed_images(self) -> list[ImageSbomResult]:
+        return [r for r in self.images if not r.audit.passed]
 
 
 class AuditFailed(PolicyError):
-    """The SBOMs were written, but the audit of their components did not pass (exit 1)."""
+    """The SBOMs were written, but the audit of their components (the wheel's, else an
+    image's) did not pass (exit 1); ``result`` is the whole phase's, for the report."""
 
     def __init__(self, result: SbomResult) -> None:
-        super().__init__(
-            f"vulnerability audit of the SBOM's components failed: {result.audit.summary()}",
-            hint="upgrade the dependency, or allow-list it with a reason and an expiry date",
-        )
+        if result.audit.passed and result.failed_images:
+            image = result.failed_images[0]
+            super().__init__(
+                f"vulnerability audit of the image SBOM failed: {image.summary()}",
+                hint="rebuild on a fixed base image or upgrade the package, or allow-list it "
+                "with a reason and an expiry date",
+            )
+        else:
+            super().__init__(
+                f"vulnerability audit of the SBOM's components failed: {result.audit.summary()}",
+                hint="upgrade the dependency, or allow-list it with a reason and an expiry date",
+            )
         self.result = result
 
 
@@ -244,16 +263,6 @@ def annotate_provenance(bom: dict[str, Any], provenance: dict[str, ShippedDepend
         )
 
 
-def validate_cyclonedx(text: str) -> None:
-    """CycloneDX 1.6 JSON schema validation; an invalid document is never written."""
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
-
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
-    if error is not None:
-        raise PolicyError(f"CycloneDX SBOM failed schema validation, not written: {error}")
-
-
 # --- SPDX -------------------------------------------------------------------------------------
 def _spdx_id(text: str) -> str:
     return "SPDXRef-Package-" + re.sub(r"[^A-Za-z0-9.-]+", "-", text)
@@ -343,22 +352,6 @@ def spdx_document(
     return Document(info, packages=packages, relationships=relationships)
 
 
-def validate_spdx(document: Any) -> str:
-    """spdx-tools' full validation, then its JSON; an invalid document is never written."""
-    import io
-
-    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
-    from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
-
-    messages = validate_full_spdx_document(document)
-    if messages:
-        shown = "; ".join(m.validation_message for m in messages[:3])
-        raise PolicyError(f"SPDX SBOM failed validation, not written: {shown}")
-    out = io.StringIO()
-    write_document_to_stream(document, out, validate=False)
-    return out.getvalue() + "\n"
-
-
 def _created(manifest: Manifest) -> dt.datetime:
     """The build's SOURCE_DATE_EPOCH when known (same inputs, same SBOM), else now."""
     epoch = str(manifest.phases.get("build", {}).get("source_date_epoch", ""))
@@ -377,10 +370,12 @@ def make_sboms(
     today: dt.date,
     auditor: Auditor | None = None,
 ) -> SbomResult:
-    """Write and record both SBOMs of the manifest's wheel, then audit their components.
+    """Write and record both SBOMs of the manifest's wheel, audit their components, then the
+    image step: SBOMs and audit of each image the build recorded (:mod:`upm_ci.image.sbom`).
 
-    Raises :class:`AuditFailed` (a PolicyError carrying the result) when the audit does not
-    pass; the SBOMs are written and recorded either way, the phase marked ``fail``.
+    Raises :class:`AuditFailed` (a PolicyError carrying the result) when an audit does not
+    pass; the SBOMs are written and recorded either way, the phase marked ``fail``. A failed
+    wheel audit stops the phase before the image step. The phase is recorded once.
     """
     dist_dir = check_dist_dir_inside(dist_dir, manifest.base, where="dist directory")
     wheel, wheel_path = built_wheel(manifest)
@@ -427,9 +422,38 @@ def make_sboms(
     packages = [(c.name, c.version) for c in components]
     outcome = auditor(packages, osv_url=osv_url, allow=allow, today=today)
     result = SbomResult(cdx_art, spdx_art, wheel, components, outcome)
-    status = "pass" if outcome.passed else "fail"
-    manifest.record_phase("sbom", status, components=len(components), audit=outcome.summary())
+    if outcome.passed:
+        _image_step(project, manifest, result, dist_dir=dist_dir, osv_url=osv_url, today=today)
+    details = {"components": len(components), "audit": outcome.summary()}
+    if result.images:
+        details["image"] = "; ".join(r.summary() for r in result.images)
+    passed = outcome.passed and not result.failed_images
+    manifest.record_phase("sbom", "pass" if passed else "fail", **details)
     manifest.save()
-    if not outcome.passed:
+    if not passed:
         raise AuditFailed(result)
     return result
+
+
+def _image_step(
+    project: Project,
+    manifest: Manifest,
+    result: SbomResult,
+    *,
+    dist_dir: Path,
+    osv_url: str,
+    today: dt.date,
+) -> None:
+    """The images' SBOMs and audit into ``result``; or why there are none to make."""
+    if not any(i.layout for i in manifest.images):
+        if project.config.image:
+            shown = str(manifest.phases.get("build", {}).get("image", "image: skipped (not built)"))
+            result.image_skipped = shown if shown.startswith("image:") else f"image: {shown}"
+        return
+    result.images = make_image_sboms(
+        manifest,
+        dist_dir=dist_dir,
+        osv_url=osv_url,
+        allow=project.config.audit_allow,
+        today=today,
+    )

@@ -32,18 +32,19 @@ A re-run keeps every bundle that still verifies for the subject's current digest
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from upm_ci import __version__, gha, identity, provenance
-from upm_ci.errors import InputError, PolicyError
+from upm_ci.errors import InputError, PolicyError, UpmError
 from upm_ci.gpg import GpgSigner
 from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.image import attest
@@ -87,6 +88,7 @@ from upm_ci.sigstore_common import (
 )
 
 log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
 
 #: Kinds that get a Sigstore bundle of their own (from the manifest, or copied in by sign).
 GPG_KINDS = ("sdist", "wheel", "sbom", "checksums")
@@ -134,6 +136,28 @@ class _Subject:
     sha256: str
 
 
+def _failure_recorded(
+    sign: Callable[Concatenate[Project, Manifest, _P], SignResult],
+) -> Callable[Concatenate[Project, Manifest, _P], SignResult]:
+    """The sign phase records its failure when the release has images: publish must never
+    push a half-signed image (its readiness check reads the record)."""
+
+    @functools.wraps(sign)
+    def phase(
+        project: Project, manifest: Manifest, /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> SignResult:
+        try:
+            return sign(project, manifest, *args, **kwargs)
+        except UpmError as e:
+            if manifest.images:
+                manifest.record_phase("sign", "fail", reason=str(e))
+                manifest.save()
+            raise
+
+    return phase
+
+
+@_failure_recorded
 def sign_release(
     project: Project,
     manifest: Manifest,

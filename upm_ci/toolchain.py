@@ -111,7 +111,7 @@ def toolchain_sbom(claims: Mapping[str, str] | None = None, *, lock: Path | None
     from cyclonedx.output.json import JsonV1Dot6
     from packageurl import PackageURL
 
-    from upm_ci.sbom import validate_cyclonedx
+    from upm_ci.sbom_validation import validate_cyclonedx
 
     commit = source_commit()
     tool_props = [Property(name="upm-release:commit", value=commit)] if commit else []

@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,9 +32,6 @@ from upm_ci.cli._common import (
     trust_config_option,
 )
 from upm_ci.errors import EXIT_OK, EXIT_POLICY, InputError
-
-if TYPE_CHECKING:
-    from upm_ci.gate.model import CheckResult
 
 
 @click.command("gate")
@@ -122,7 +117,7 @@ def command(
     require("gate", "pipeline")
     from upm_ci.child_env import isolate_process
     from upm_ci.config import display_path
-    from upm_ci.gate import run_gate
+    from upm_ci.gate import gate_release
     from upm_ci.gate.model import GitHubAccess
     from upm_ci.gate.report import render_markdown, render_text
     from upm_ci.manifest import write_json_atomic
@@ -150,23 +145,19 @@ def command(
     release, loaded = open_manifest(
         manifest, loaded, tag=tag, repository=repository or "", new=True, restamp=True
     )
-    release_tag = release.project.tag
-    recorded = _recorded_checks(release.phases.get("gate"))
-    with tempfile.TemporaryDirectory(prefix="upm-gate-") as work_dir:
-        report = run_gate(
-            loaded,
-            tag=release_tag,
-            junit_xml=junit_xml.resolve() if junit_xml else None,
-            github=github,
-            osv_url=osv_url if osv_url is not None else loaded.config.osv_url,
-            work_dir=Path(work_dir),
-            test_python=test_python,
-            only=only,
-            skip=skip,
-            recorded=recorded,
-            index_url=pypi_index_url or loaded.config.pypi_index_url,
-            trust_config=trust_config,
-        )
+    report = gate_release(
+        loaded,
+        release,
+        tag=release.project.tag,
+        junit_xml=junit_xml.resolve() if junit_xml else None,
+        github=github,
+        osv_url=osv_url if osv_url is not None else loaded.config.osv_url,
+        test_python=test_python,
+        only=only,
+        skip=skip,
+        index_url=pypi_index_url or loaded.config.pypi_index_url,
+        trust_config=trust_config,
+    )
 
     if output_format == "text":
         echo(render_text(report))
@@ -182,25 +173,9 @@ def command(
             file = display_path(loaded.root / finding.file, workspace) if finding.file else None
             gha.annotate(level, finding.message, file=file, line=finding.line, title=check.task)
 
-    from upm_ci.release_statement import one_line
-
     data = gha.redact_data(report.to_json())  # test output may hold secrets
     if report_json is not None:
         write_json_atomic(report_json.resolve(), data)
-    details = gha.redact_data({k: v for check in report.checks for k, v in check.details.items()})
-    release.record_phase(
-        "gate",
-        "pass" if report.passed else "fail",
-        checks={check.id: check.status for check in report.checks},
-        # One line per row for the release statement (redacted like the report).
-        summaries={
-            str(row.get("id")): one_line(str(row.get("reason", ""))) for row in data["checks"]
-        },
-        reasons={check.id: gha.redact(check.reason) for check in report.checks},
-        **({"only": list(only)} if only else {}),
-        **details,
-    )
-    release.save()
 
     gha.set_output("passed", "true" if report.passed else "false")
     gha.set_output("report", json.dumps(data, separators=(",", ":")))
@@ -211,20 +186,3 @@ def command(
     failed = ", ".join(check.id for check in report.failed)
     echo(f"upm-ci: release blocked by the gate: {failed}", err=True)
     return EXIT_POLICY
-
-
-def _recorded_checks(record: Any) -> dict[str, CheckResult]:
-    """The checks an earlier gate run (``--only``) recorded in the manifest's gate record."""
-    from upm_ci.gate.model import CheckResult
-    from upm_ci.gate.report import task_of
-
-    checks = record.get("checks") if isinstance(record, dict) else None
-    reasons = record.get("reasons") if isinstance(record, dict) else None
-    if not isinstance(checks, dict) or not isinstance(reasons, dict):
-        return {}
-    found = {}
-    for check_id, status in checks.items():
-        reason = reasons.get(check_id)
-        if status in ("pass", "fail", "warn", "skipped", "n/a") and isinstance(reason, str):
-            found[check_id] = CheckResult(check_id, task_of(check_id), status, reason)
-    return found

@@ -14,7 +14,6 @@ from upm_ci.tables import markdown_table, table
 
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
-    from upm_ci.project import Project
     from upm_ci.sbom import SbomResult
 
 
@@ -50,39 +49,33 @@ def command(project: Path, manifest: Path, dist_dir: Path | None, osv_url: str |
         )
     except AuditFailed as failed:
         _report(failed.result)
+        _report_images(failed.result, man)
         for vuln in failed.result.audit.blocking:
             gha.annotate("error", vuln.describe(), title="vulnerable dependency")
+        for r in failed.result.failed_images:
+            for vuln in r.audit.blocking:
+                gha.annotate("error", vuln.describe(), title="vulnerable image component")
         raise
     _report(result)
-    _image_sboms(proj, man, dist, osv_url)
+    _report_images(result, man)
     return 0
 
 
-def _image_sboms(proj: Project, man: Manifest, dist_dir: Path, osv_url: str | None) -> None:
-    """SBOMs and audit of the images the build recorded; says so when the build skipped one."""
-    from upm_ci.image.sbom import ImageAuditFailed, make_image_sboms
-
-    if not any(i.layout for i in man.images):
-        if proj.config.image:
-            shown = str(man.phases.get("build", {}).get("image", "image: skipped (not built)"))
-            echo(shown if shown.startswith("image:") else f"image: {shown}")
+def _report_images(result: SbomResult, man: Manifest) -> None:
+    """The image step's SBOMs and findings; says so when the build skipped the image."""
+    if result.image_skipped:
+        echo(result.image_skipped)
+    results = result.images
+    if not results:
         return
-    results = make_image_sboms(
-        man,
-        dist_dir=dist_dir,
-        osv_url=proj.config.osv_url if osv_url is None else osv_url,
-        allow=proj.config.audit_allow,
-        today=dt.date.today(),
-    )
-    rows = [[r.cyclonedx.name, r.spdx.name, r.record.digest] for r in results]
-    if results:  # for the action's scan step (trivy on the layout) and its outputs
-        from upm_ci.image.build import layout_path
+    from upm_ci.image.build import layout_path
 
-        gha.set_output("image-layout", str(layout_path(man, results[0].record)))
-        gha.set_output("image-cyclonedx", str(man.resolve(results[0].cyclonedx)))
-        gha.set_output("image-spdx", str(man.resolve(results[0].spdx)))
+    rows = [[r.cyclonedx.name, r.spdx.name, r.record.digest] for r in results]
+    # for the action's scan step (trivy on the layout) and its outputs
+    gha.set_output("image-layout", str(layout_path(man, results[0].record)))
+    gha.set_output("image-cyclonedx", str(man.resolve(results[0].cyclonedx)))
+    gha.set_output("image-spdx", str(man.resolve(results[0].spdx)))
     echo(table(["image cyclonedx", "image spdx", "describes"], rows))
-    failed = [r for r in results if not r.audit.passed]
     findings = []
     for r in results:
         echo(f"image audit: {'pass' if r.audit.passed else 'FAIL'}: {r.summary()}")
@@ -95,10 +88,6 @@ def _image_sboms(proj: Project, man: Manifest, dist_dir: Path, osv_url: str | No
         findings += [[v.describe(), "no fix yet"] for v in r.unfixed]
     if findings:
         echo(table(["image finding", "status"], findings))
-    details = {k: v for k, v in man.phases.get("sbom", {}).items() if k not in ("status", "at")}
-    details["image"] = "; ".join(r.summary() for r in results)
-    man.record_phase("sbom", "fail" if failed else "pass", **details)
-    man.save()
     gha.add_summary(
         "### Image SBOM\n\n"
         + markdown_table(["cyclonedx", "spdx", "describes"], [[f"`{c}`" for c in r] for r in rows])
@@ -106,11 +95,6 @@ def _image_sboms(proj: Project, man: Manifest, dist_dir: Path, osv_url: str | No
         + "\n".join(f"- {r.summary()}" for r in results)
         + ("\n\n" + markdown_table(["finding", "status"], findings) if findings else "")
     )
-    if failed:
-        for r in failed:
-            for vuln in r.audit.blocking:
-                gha.annotate("error", vuln.describe(), title="vulnerable image component")
-        raise ImageAuditFailed(failed[0])
 
 
 def _report(result: SbomResult) -> None:

@@ -25,7 +25,7 @@ from upm_ci.cli._common import (
     table,
     trust_config_option,
 )
-from upm_ci.errors import InputError, UpmError
+from upm_ci.errors import InputError
 from upm_ci.layout import RELEASE_STATEMENT
 
 if TYPE_CHECKING:
@@ -112,24 +112,18 @@ def command(
         identity=expected_identity,
         dry_run=dry_run,
     )
-    try:
-        result = sign.sign_release(
-            proj,
-            release,
-            dist_dir=dist,
-            identity_token=token,
-            trust_config=trust_config,
-            rekor_version=rekor_version,
-            gpg_key=gpg_key,
-            gpg_passphrase=gpg_passphrase,
-            expected_identity=expected,
-            event=identity.load_event(),
-        )
-    except UpmError as e:
-        if release.images:  # publish must never push a half-signed image
-            release.record_phase("sign", "fail", reason=str(e))
-            release.save()
-        raise
+    result = sign.sign_release(
+        proj,
+        release,
+        dist_dir=dist,
+        identity_token=token,
+        trust_config=trust_config,
+        rekor_version=rekor_version,
+        gpg_key=gpg_key,
+        gpg_passphrase=gpg_passphrase,
+        expected_identity=expected,
+        event=identity.load_event(),
+    )
     images = result.images
     rows = [
         [s.subject, s.file, "" if s.log_index is None else str(s.log_index), _state(s.reused)]

@@ -41,7 +41,7 @@ from upm_ci.image.engine import tail
 from upm_ci.manifest import Artifact, ImageRecord, Manifest, SbomRecord, write_text_atomic
 from upm_ci.osv_http import OsvAnswerError, OsvLimitExceeded, OsvSession, OsvUnavailable
 from upm_ci.retry import RetryPolicy, call_with_retry
-from upm_ci.sbom import validate_cyclonedx, validate_spdx
+from upm_ci.sbom_validation import validate_cyclonedx, validate_spdx
 from upm_ci.vulnerability_audit import (
     OSV_QUERY_URL,
     AuditOutcome,
@@ -82,18 +82,6 @@ class ImageSbomResult:
         if self.not_audited:
             text += f"; {len(self.not_audited)} components of other ecosystems not audited"
         return text
-
-
-class ImageAuditFailed(PolicyError):
-    """The image SBOMs were written, but their audit did not pass (exit 1)."""
-
-    def __init__(self, result: ImageSbomResult) -> None:
-        super().__init__(
-            f"vulnerability audit of the image SBOM failed: {result.summary()}",
-            hint="rebuild on a fixed base image or upgrade the package, or allow-list it with "
-            "a reason and an expiry date",
-        )
-        self.result = result
 
 
 # --- syft ---------------------------------------------------------------------------------
@@ -344,11 +332,8 @@ def make_image_sboms(
     allow: Sequence[AuditAllowance],
     today: dt.date,
 ) -> list[ImageSbomResult]:
-    """SBOMs and audit of every image the manifest records with a layout.
-
-    Raises :class:`ImageAuditFailed` after writing and recording the SBOMs when an audit
-    does not pass.
-    """
+    """SBOMs and audit of every image the manifest records with a layout (the sbom phase's
+    image step, :func:`upm_ci.sbom.make_sboms`, judges the audits and records the phase)."""
     results = []
     for record in [i for i in manifest.images if i.layout]:
         cdx_art, spdx_art, cdx_text = write_image_sboms(manifest, record, dist_dir)
