@@ -31,8 +31,6 @@ from upm_ci.errors import InputError
 from upm_ci.image.registry import credentials_options
 
 if TYPE_CHECKING:
-    from upm_ci.image.registry import PushResult
-    from upm_ci.manifest import Manifest
     from upm_ci.project import Project
     from upm_ci.release_signer import ReleaseSigner
 
@@ -174,7 +172,7 @@ def command(
     from upm_ci.identity import handoff_signer
     from upm_ci.manifest import write_json_atomic
     from upm_ci.project import load_project, resolve_tag
-    from upm_ci.publish import PublishSettings, check_handoff, publish_release
+    from upm_ci.publish import PublishSettings, publish_release
     from upm_ci.publish.pypi import IndexTarget
     from upm_ci.release import open_manifest
 
@@ -219,12 +217,19 @@ def command(
         ),
         handoff_digest=handoff_digest,
         trust_config=trust_config,
+        registry_login=(registry_username or "", registry_password or ""),
     )
-    if dry_run:
+    signer = (
+        _audit_signer(proj, identity_token, trust_config)
+        if sign_audit_log and not dry_run
+        else None
+    )
+    if signer is None:
         result = publish_release(proj, release, settings)
-        result.plan += [
-            f"push image {i.repository}@{i.digest}, then {i.tags}" for i in release.images
-        ]
+    else:
+        with signer as active:
+            result = publish_release(proj, release, settings, sign_file=active.sign_file)
+    if dry_run:
         echo("Plan (dry run, nothing changed):")
         for step in result.plan:
             echo(f"  - {step}")
@@ -242,19 +247,10 @@ def command(
                 },
             )
         return 0
-    if release.images:  # pushed before publish_release: check what was handed over first
-        check_handoff(proj, release, settings)
-    images = _push_images(
-        release, dist_dir or proj.path(config.dist_dir), registry_username, registry_password
-    )
-    signer = _audit_signer(proj, identity_token, trust_config) if sign_audit_log else None
-    if signer is None:
-        result = publish_release(proj, release, settings)
-    else:
-        with signer as active:
-            result = publish_release(proj, release, settings, sign_file=active.sign_file)
     rows = [[i.destination, i.name, i.status] for i in result.items]
-    rows += [[f"oci://{p.repository}", step.item, step.state] for p in images for step in p.steps]
+    rows += [
+        [f"oci://{p.repository}", step.item, step.state] for p in result.images for step in p.steps
+    ]
     echo(table(["where", "file", "status"], rows))
     github_items = [i for i in result.items if i.destination == "github"]
     if result.nothing_to_do:
@@ -280,22 +276,6 @@ def command(
         + f"\n\n{stored}\n"
     )
     return 0
-
-
-def _push_images(
-    release: Manifest, dist_dir: Path, username: str | None, password: str | None
-) -> list[PushResult]:
-    """Push the manifest's images and store their bundles next to them (nothing without
-    images). Before the GitHub release and the index: a refused tag or a registry that is
-    down stops the release while nothing irreversible has happened, and a re-run resumes."""
-    if not release.images:
-        return []
-    from upm_ci.image.registry import RegistryCredentials, publish_images
-    from upm_ci.publish import check_ready
-
-    check_ready(release)
-    credentials = RegistryCredentials(username or "", password or "")
-    return publish_images(release, dist_dir, credentials=credentials)
 
 
 def _audit_store_line(doc: dict[str, object]) -> str:

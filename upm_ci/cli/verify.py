@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     from upm_ci.identity import ExpectedSigner
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.verify import ArtifactReport, VerifyReport
+    from upm_ci.verify import VerifyReport
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -196,7 +195,8 @@ def command(
     root, and --trust-config needs no network at all.
     """
     from upm_ci.config import normalize_fingerprint
-    from upm_ci.release_download import DownloadLimits, download_release
+    from upm_ci.release_download import DownloadLimits
+    from upm_ci.verify import GitHubRelease, verify_phase
 
     _check_project(project)
     proj = maybe_project(project)
@@ -219,9 +219,7 @@ def command(
         identity=identity,
         issuer=issuer,
     )
-    ignore = [p for p in (report_json, manifest) if p is not None]
-    ignore += _image_files(loaded, proj, directory)
-    gpg = (gpg_public_key, fingerprint)
+    github = None
     if github_release:
         repo = (
             repository
@@ -231,179 +229,28 @@ def command(
         if not repo:
             raise InputError("--github-release needs --repository owner/name")
         api = github_api_url or (proj.config.github_api_url if proj else "https://api.github.com")
-        with tempfile.TemporaryDirectory(prefix="upm-verify-") as tmp:
-            dest = directory or Path(tmp)
-            download_release(api, github_token, repo, github_release, dest, limits=limits)
-            report = _run(dest, policy, trust_config, offline, loaded, gpg, ignore, processes)
-    elif audit_log and directory is None:  # only the audit log in S3
-        from upm_ci.verify import VerifyReport
-
-        report = VerifyReport(policy=policy.fields(), artifacts=[])
-    else:
-        dest = directory or (proj.path(proj.config.dist_dir) if proj else Path("dist"))
-        report = _run(dest, policy, trust_config, offline, loaded, gpg, ignore, processes)
-    report.artifacts.extend(
-        _audit_log_reports(
-            proj,
-            loaded,
-            policy,
-            trust_config,
-            offline,
-            audit_log,
-            (audit_kms_key, audit_region, audit_endpoint_url),
-        )
-    )
-    if loaded is not None and loaded.images and skip_images:
-        report.artifacts.extend(_skipped_images(loaded))
-    elif loaded is not None and loaded.images:
-        report.artifacts.extend(
-            _image_reports(
-                loaded, policy, trust_config, offline, registry_username, registry_password
-            )
-        )
-    if report_json is not None:
-        report.write(report_json)
-    if loaded is not None and loaded.path is not None:
-        unchecked = [f"{name}: {c.check}" for name, c in report.not_checked()]
-        loaded.record_phase(
-            "verify",
-            "pass" if report.passed else "fail",
-            **({"not_checked": unchecked} if unchecked else {}),
-        )
-        loaded.save()
-    _render(report, as_json=output_format == "json")
-    return EXIT_OK if report.passed else EXIT_POLICY
-
-
-def _run(
-    dest: Path,
-    policy: ExpectedSigner,
-    trust_config: Path | None,
-    offline: bool,
-    manifest: Manifest | None,
-    gpg: tuple[Path | None, str],
-    ignore: list[Path],
-    processes: int | None,
-) -> VerifyReport:
-    from upm_ci.verify import verify_release
-
-    return verify_release(
-        dest,
+        github = GitHubRelease(api, github_token, repo, github_release, limits)
+    report = verify_phase(
+        directory,
+        project=proj,
+        manifest=loaded,
         policy=policy,
         trust_config=trust_config,
         offline=offline,
-        manifest=manifest,
-        gpg_public_key=gpg[0],
-        gpg_fingerprint=gpg[1],
-        ignore=ignore,
+        gpg_public_key=gpg_public_key,
+        gpg_fingerprint=fingerprint,
         processes=processes,
+        ignore=[p for p in (report_json, manifest) if p is not None],
+        github=github,
+        audit_log=audit_log,
+        audit_store=audit_store_settings(proj, "", audit_kms_key, audit_region, audit_endpoint_url),
+        skip_images=skip_images,
+        registry_login=(registry_username or "", registry_password or ""),
     )
-
-
-def _image_files(
-    manifest: Manifest | None, project: Project | None, directory: Path | None
-) -> list[Path]:
-    """The images' files in the dist directory (or the project's): not release files."""
-    from upm_ci.verify import image_files
-
-    dirs = [d for d in (directory, project.path(project.config.dist_dir) if project else None) if d]
-    return image_files(manifest, dirs)
-
-
-def _skipped_images(manifest: Manifest) -> list[ArtifactReport]:
-    """A not-checked row per image of the manifest (``--skip-images``)."""
-    from upm_ci.verify import NOT_CHECKED, ArtifactReport, Check
-
-    reason = "not checked (--skip-images: an image is verified in its registry)"
-    return [
-        ArtifactReport(
-            f"{record.repository or record.ref}@{record.digest}",
-            record.digest.removeprefix("sha256:"),
-            [Check("image", NOT_CHECKED, reason)],
-        )
-        for record in manifest.images
-    ]
-
-
-def _image_reports(
-    manifest: Manifest,
-    policy: ExpectedSigner,
-    trust_config: Path | None,
-    offline: bool,
-    username: str | None,
-    password: str | None,
-) -> list[ArtifactReport]:
-    """One row per image of the manifest, verified from its registry (digest, tags, the
-    signature and attestations stored next to it) for the same identity policy."""
-    from upm_ci.extras import require
-
-    require("verify of the manifest's images", "image")  # oras
-    from upm_ci.image.registry import RegistryCredentials
-    from upm_ci.image.verify import verify_images
-    from upm_ci.sigstore_common import load_trusted_root, make_verifier
-
-    verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
-    credentials = RegistryCredentials(username or "", password or "")
-    return verify_images(manifest.images, verifier=verifier, policy=policy, credentials=credentials)
-
-
-def _audit_log_reports(
-    project: Project | None,
-    manifest: Manifest | None,
-    policy: ExpectedSigner,
-    trust_config: Path | None,
-    offline: bool,
-    audit_log: str | None,
-    access: tuple[str | None, str | None, str | None],
-) -> list[ArtifactReport]:
-    """The audit log read back from S3: ``--audit-log``, else what the manifest records."""
-    from upm_ci.publish import audit_store
-    from upm_ci.verify import Check
-
-    recorded = audit_store.recorded_uploads(manifest) if manifest is not None else []
-    if audit_log:
-        audit_store.parse_url(audit_log)
-        urls = [(audit_log, dict(recorded).get(audit_log, ""))]
-    else:
-        urls = recorded
-    if not urls:
-        return []
-    settings = audit_store_settings(project, "", *access)
-    if not settings.kms_key and not audit_log and not gha.in_actions():
-        # The read-back from S3 is the pipeline's own check of its copy (publish wrote it; in
-        # GitHub Actions, the pipeline's verify job, a missing key stays an error below); the
-        # log itself is a release file, verified with the others. A consumer without access
-        # to the bucket is told it was not checked (never a pass).
-        from upm_ci.verify import NOT_CHECKED, ArtifactReport
-
-        return [
-            ArtifactReport(
-                url,
-                sha256,
-                [
-                    Check(
-                        "audit log S3 copy",
-                        NOT_CHECKED,
-                        "not checked (no S3 access given: the read-back is the pipeline's own"
-                        " check; pass --audit-kms-key KEY with credentials for the bucket to"
-                        " read it back)",
-                    )
-                ],
-            )
-            for url, sha256 in urls
-        ]
-    if not settings.kms_key:
-        raise InputError(
-            "verify: the audit log in S3 needs the KMS key it must be encrypted with",
-            hint="pass --audit-kms-key (key id or ARN) or set config audit-kms-key",
-        )
-    from upm_ci.extras import require
-
-    require("verify of the audit log in S3", "pipeline")  # boto3
-    store = audit_store.AuditStore(settings)
-    return audit_store.verify_uploads(
-        store, urls, policy=policy, trust_config=trust_config, offline=offline
-    )
+    if report_json is not None:
+        report.write(report_json)
+    _render(report, as_json=output_format == "json")
+    return EXIT_OK if report.passed else EXIT_POLICY
 
 
 def _load_manifest(

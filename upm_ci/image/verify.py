@@ -44,7 +44,7 @@ from upm_ci.sigstore_common import (
     verification_policy,
     verify_bundle,
 )
-from upm_ci.verify import FAIL, PASS, WARN, ArtifactReport
+from upm_ci.verify.report import FAIL, PASS, WARN, ArtifactReport
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate

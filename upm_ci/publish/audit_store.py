@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from upm_ci.identity import ExpectedSigner
     from upm_ci.manifest import Manifest
-    from upm_ci.verify import ArtifactReport
+    from upm_ci.verify.report import ArtifactReport
 
 log = logging.getLogger(__name__)
 
@@ -554,7 +554,7 @@ def verify_uploads(
         run_sigstore_check,
         verification_policy,
     )
-    from upm_ci.verify import ArtifactReport
+    from upm_ci.verify.report import ArtifactReport
 
     verifier = make_verifier(load_trusted_root(trust_config, offline=offline))
     expected = store.settings.kms_key
