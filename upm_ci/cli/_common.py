@@ -326,3 +326,20 @@ def echo_json(data: Any) -> None:
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     """Print with every masked secret redacted and no line a workflow command."""
     click.echo(gha.safe_text(text), err=err, nl=nl)
+
+
+def check_output_path(path: Path, option_name: str) -> None:
+    """``path`` can be written: not a directory, in an existing, writable directory."""
+    from upm_ci.errors import InputError
+
+    if path.is_dir():
+        raise InputError(f"{option_name} {path}: is a directory", hint="give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise InputError(
+            f"{option_name} {path}: {parent} {what}",
+            hint="give a path in an existing directory",
+        )
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{option_name} {path}: {parent} is not writable")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from upm_ci.cli._common import (
     FILE,
     audit_store_options,
     audit_store_settings,
+    check_output_path,
     echo,
     github_api_url_option,
     github_token_option,
@@ -229,23 +229,12 @@ def command(
     else:
         with signer as active:
             result = publish_release(proj, release, settings, sign_file=active.sign_file)
+    if published_json is not None:
+        write_json_atomic(published_json, result.published)
     if dry_run:
         echo("Plan (dry run, nothing changed):")
         for step in result.plan:
             echo(f"  - {step}")
-        if published_json is not None:
-            # Nothing was published: say so, and what would have been (the plan).
-            write_json_atomic(
-                published_json,
-                {
-                    "project": proj.name,
-                    "version": proj.version,
-                    "dry_run": True,
-                    "repository": settings.repository,
-                    "tag": settings.tag,
-                    "plan": list(result.plan),
-                },
-            )
         return 0
     rows = [[i.destination, i.name, i.status] for i in result.items]
     rows += [
@@ -260,8 +249,6 @@ def command(
         gha.set_output("release-url", result.release_url)
     if result.release_id is not None:
         gha.set_output("release-id", str(result.release_id))
-    if published_json is not None:
-        write_json_atomic(published_json, result.published)
     stored = _audit_store_line(result.published.get("audit_store") or {})
     echo(stored)
     headline = (
@@ -314,21 +301,6 @@ def _check_options(
         )
     if published_json is not None:
         check_output_path(published_json, "--published-json")
-
-
-def check_output_path(path: Path, option_name: str) -> None:
-    """``path`` can be written: not a directory, in an existing, writable directory."""
-    if path.is_dir():
-        raise InputError(f"{option_name} {path}: is a directory", hint="give a file path")
-    parent = path.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise InputError(
-            f"{option_name} {path}: {parent} {what}",
-            hint="give a path in an existing directory",
-        )
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{option_name} {path}: {parent} is not writable")
 
 
 def _audit_signer(

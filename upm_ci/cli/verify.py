@@ -14,6 +14,7 @@ from upm_ci.cli._common import (
     FILE,
     audit_access_options,
     audit_store_settings,
+    check_output_path,
     echo,
     echo_json,
     format_option,
@@ -201,7 +202,8 @@ def command(
     _check_project(project)
     proj = maybe_project(project)
     loaded = _load_manifest(manifest, proj, github_release or ref, repository)
-    _check_report_path(report_json)
+    if report_json is not None:
+        check_output_path(report_json, "--report-json")
     fingerprint = normalize_fingerprint(
         gpg_fingerprint
         if gpg_fingerprint is not None
@@ -280,17 +282,6 @@ def _check_project(project: Path) -> None:
             f"--project {project}: no such directory",
             hint="name the project's directory, or leave --project out and pass --repository"
             " and --ref",
-        )
-
-
-def _check_report_path(path: Path | None) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise InputError(f"--report-json {path}: is a directory", hint="give a file path")
-    if not path.parent.is_dir():
-        raise InputError(
-            f"--report-json {path}: directory {path.parent} does not exist", hint="create it"
         )
 
 

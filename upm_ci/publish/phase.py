@@ -136,7 +136,10 @@ def publish_release(
     if settings.dry_run:
         plan = _plan(settings, assets, dists, prerelease, audit_path, manifest=manifest)
         plan += [f"push image {i.repository}@{i.digest}, then {i.tags}" for i in manifest.images]
-        return PublishResult(plan=plan)
+        # Nothing was published: say so, and what would have been (the plan).
+        doc = {"project": project.name, "version": project.version, "dry_run": True}
+        doc |= {"repository": settings.repository, "tag": settings.tag, "plan": plan}
+        return PublishResult(plan=plan, published=doc)
 
     from upm_ci.publish import pypi
 
