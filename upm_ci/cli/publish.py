@@ -31,8 +31,7 @@ from upm_ci.errors import InputError
 from upm_ci.image.registry import credentials_options
 
 if TYPE_CHECKING:
-    from upm_ci.project import Project
-    from upm_ci.release_signer import ReleaseSigner
+    pass
 
 
 @click.command("publish")
@@ -218,17 +217,10 @@ def command(
         handoff_digest=handoff_digest,
         trust_config=trust_config,
         registry_login=(registry_username or "", registry_password or ""),
+        sign_audit_log=sign_audit_log,
+        identity_token=identity_token or "",
     )
-    signer = (
-        _audit_signer(proj, identity_token, trust_config)
-        if sign_audit_log and not dry_run
-        else None
-    )
-    if signer is None:
-        result = publish_release(proj, release, settings)
-    else:
-        with signer as active:
-            result = publish_release(proj, release, settings, sign_file=active.sign_file)
+    result = publish_release(proj, release, settings)
     if published_json is not None:
         write_json_atomic(published_json, result.published)
     if dry_run:
@@ -301,29 +293,3 @@ def _check_options(
         )
     if published_json is not None:
         check_output_path(published_json, "--published-json")
-
-
-def _audit_signer(
-    project: Project, token: str | None, trust_config: Path | None
-) -> ReleaseSigner | None:
-    """A ReleaseSigner when an identity is at hand; None (unsigned, warned) otherwise."""
-    from upm_ci import identity
-    from upm_ci.release_signer import ReleaseSigner
-
-    token = token or identity.ambient_token()
-    if not token:
-        return None
-    expected = identity.signer_for_token(
-        token,
-        repository=project.repository,
-        tag=project.tag,
-        release_workflow=project.config.release_workflow,
-        source=project.root / "pyproject.toml",
-    )
-    return ReleaseSigner(
-        token,
-        expected_identity=expected.identity,
-        trust_config=trust_config,
-        source_repository=expected.repository,
-        source_ref=expected.ref,
-    )

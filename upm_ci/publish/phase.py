@@ -37,6 +37,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from upm_ci import identity
 from upm_ci.config import repository_problem
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import ExpectedSigner
@@ -50,6 +51,7 @@ from upm_ci.publish.github_release import AssetOutcome, ExpectedAsset, GitHubRel
 from upm_ci.publish.notes import release_notes
 from upm_ci.publish.pypi import IndexTarget, PlannedFile, UploadOutcome
 from upm_ci.release import check_release
+from upm_ci.release_signer import ReleaseSigner
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,10 @@ class PublishSettings:
     trust_config: Path | None = None
     #: The images' registry login, (user, password); empty: anonymous.
     registry_login: tuple[str, str] = field(default=("", ""), repr=False)
+    #: Sign the audit log (Sigstore) as the release's signer, with ``identity_token`` or else
+    #: the job's ambient token; with neither, it is attached unsigned (warned).
+    sign_audit_log: bool = False
+    identity_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,13 @@ def publish_release(
     sign_file: SignFile | None = None,
 ) -> PublishResult:
     """Publish what the manifest lists; see the module docstring for the order.
-    ``sign_file`` signs the audit log (None: it is attached unsigned, with a warning)."""
+    ``sign_file`` signs the audit log; without one, ``settings.sign_audit_log`` makes one
+    (:func:`audit_signer`); with neither it is attached unsigned, with a warning."""
+    if sign_file is None and settings.sign_audit_log and not settings.dry_run:
+        signer = audit_signer(project, settings.identity_token, settings.trust_config)
+        if signer is not None:
+            with signer as active:
+                return publish_release(project, manifest, settings, sign_file=active.sign_file)
     check_handoff(project, manifest, settings)
     _check_inputs(project, manifest, settings)
     check_ready(manifest)
@@ -633,3 +645,25 @@ def read_published(
             "files": pypi.index_files(target, project.normalized_name),
         }
     return doc
+
+
+def audit_signer(project: Project, token: str, trust_config: Path | None) -> ReleaseSigner | None:
+    """A signer of the release's identity for the audit log when a token is at hand (``token``,
+    else the job's ambient one); None otherwise."""
+    token = token or identity.ambient_token() or ""
+    if not token:
+        return None
+    expected = identity.signer_for_token(
+        token,
+        repository=project.repository,
+        tag=project.tag,
+        release_workflow=project.config.release_workflow,
+        source=project.root / "pyproject.toml",
+    )
+    return ReleaseSigner(
+        token,
+        expected_identity=expected.identity,
+        trust_config=trust_config,
+        source_repository=expected.repository,
+        source_ref=expected.ref,
+    )
