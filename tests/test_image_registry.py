@@ -38,7 +38,13 @@ from upm_ci.image.registry import (
     push_referrers,
 )
 from upm_ci.image.verify import inspect_image, verify_image
-from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
+from upm_ci.manifest import (
+    IMAGE_ARTIFACT_KINDS,
+    ImageRecord,
+    ImageReferrer,
+    Manifest,
+    SbomRecord,
+)
 from upm_ci.project import load_project
 from upm_ci.retry import RetryPolicy
 from upm_ci.sigstore_common import load_trusted_root, make_verifier
@@ -147,6 +153,10 @@ def image_release(
             sboms=[sbom.name],
             layout="dist/oci-image",
         )
+    )
+    manifest.add_file(sbom, "sbom")  # as the sbom phase records it: a release file
+    manifest.add_sbom(
+        SbomRecord(sbom.name, "cyclonedx", f"{seed}.oci-image", digest.removeprefix("sha256:"))
     )
     manifest.save()
     return project
@@ -626,13 +636,148 @@ def test_sign_and_verify_commands_cover_the_image(
     assert f"{record.repository}@{record.digest}" in out
     (row,) = [line for line in out.splitlines() if line.startswith(record.repository)]
     assert " ok " in row and "signature, provenance, sbom-attestation" in row, out
-    # The layout and the image bundles are checked in the registry, not as release files.
-    assert "oci-image" not in out and ".image." not in out, out
+    # The layout is checked in the registry; the image's bundles there and in the release.
+    assert "oci-image" not in out, out
+    for referrer in record.referrers:
+        (line,) = [line for line in out.splitlines() if line.startswith(referrer.bundle + " ")]
+        assert " ok " in line and "image" in line, out
+
+
+# ------------------------------------------------------------------------- release assets
+
+
+def signed_release(tmp_path: Path, host: str, standin: SigstoreStandIn, seed: str) -> Path:
+    """An image release signed by ``upm-ci sign`` (the images with the release's signer)."""
+    from upm_ci.cli import main
+
+    project = image_release(tmp_path, host, seed=seed, tags=("1.2.0",))
+    token = mint_github_token(repository=REPOSITORY, ref=TAG_REF)
+    args = ["sign", "--project", str(project), "--manifest", str(project / "release-manifest.json")]
+    args += ["--trust-config", str(standin.trust_config_path)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UPM_IDENTITY_TOKEN", token)
+        assert main(args) == 0
+    return project
+
+
+def release_rows(project: Path, standin: SigstoreStandIn, directory: Path | None = None) -> Any:
+    """verify_release over the release directory alone: no registry is asked."""
+    from upm_ci.verify import image_files, verify_release
+
+    manifest = load(project)
+    dist = directory or project / "dist"
+    report = verify_release(
+        dist,
+        policy=EXPECTED,
+        trust_config=standin.trust_config_path,
+        offline=True,
+        manifest=manifest,
+        gpg_public_key=None,
+        ignore=image_files(manifest, [dist]),
+    )
+    return {a.name: {c.check: (c.status, c.reason) for c in a.checks} for a in report.artifacts}
+
+
+def statement_subjects_of(dist: Path) -> dict[str, str]:
+    import base64
+
+    bundle = json.loads((dist / "release-statement.sigstore.json").read_text())
+    payload = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    return {s["name"]: s["digest"]["sha256"] for s in payload["subject"]}
+
+
+def test_sign_makes_the_image_bundles_release_files(
+    tmp_path: Path, sigstore_standin: SigstoreStandIn
+) -> None:
+    """Listed in the manifest, in SHA256SUMS and among the release statement's subjects, and
+    verified from the release directory alone, bound to the digest the statement names."""
+    project = signed_release(tmp_path, "127.0.0.1:9", sigstore_standin, "assets")
+    manifest, dist = load(project), project / "dist"
+    record = manifest.images[0]
+    kinds = {"signature": "image-signature", "provenance": "image-provenance"}
+    kinds["sbom-attestation"] = "image-sbom-attestation"
+    expected = {r.bundle: kinds[r.kind] for r in record.referrers}
+    assert sorted(expected) == [
+        "upm-assets-1.2.0.image.cdx.intoto.jsonl",
+        "upm-assets-1.2.0.image.intoto.jsonl",
+        "upm-assets-1.2.0.image.sigstore.json",
+    ]
+    recorded = {a.name: a for a in manifest.artifacts}
+    assert {n: recorded[n].kind for n in expected} == expected
+    assert not [a.name for a in manifest.unsigned() if a.name in expected]
+    sums = (dist / "SHA256SUMS").read_text()
+    subjects = statement_subjects_of(dist)
+    for name in expected:
+        assert f"{recorded[name].sha256}  {name}\n" in sums
+        assert subjects[name] == recorded[name].sha256
+    assert subjects[record.repository] == record.digest.removeprefix("sha256:")
+    assert record.sboms[0] in subjects, "the image SBOM is a release file too"
+    rows = release_rows(project, sigstore_standin)  # the registry (127.0.0.1:9) is never asked
+    for name in expected:
+        assert {c: v[0] for c, v in rows[name].items()} == {
+            "image": PASS,
+            "sigstore": PASS,
+            "release-statement": PASS,
+            "manifest": PASS,
+            "checksum": PASS,
+        }, rows[name]
+        assert record.digest[len("sha256:") :][:12] in rows[name]["image"][1]
+
+
+def test_a_missing_or_tampered_image_bundle_fails_naming_it(
+    tmp_path: Path, sigstore_standin: SigstoreStandIn
+) -> None:
+    project = signed_release(tmp_path, "127.0.0.1:9", sigstore_standin, "tampered")
+    dist = project / "dist"
+    release = tmp_path / "release"  # the release's assets, as verify --github-release has them
+    release.mkdir()
+    for artifact in load(project).artifacts:
+        (release / artifact.name).write_bytes((dist / artifact.name).read_bytes())
+    signature = "upm-tampered-1.2.0.image.sigstore.json"
+    provenance = "upm-tampered-1.2.0.image.intoto.jsonl"
+    sbom_attestation = "upm-tampered-1.2.0.image.cdx.intoto.jsonl"
+    originals = {n: (release / n).read_bytes() for n in (signature, provenance, sbom_attestation)}
+
+    (release / signature).unlink()
+    rows = release_rows(project, sigstore_standin, release)
+    status, reason = rows[signature]["image"]
+    assert status == FAIL and "missing" in reason and "signature must be attached" in reason
+    assert rows[signature]["release-statement"][0] == FAIL
+
+    # A valid bundle by the release identity, but of the wheel: not the image's signature.
+    (release / signature).write_bytes(
+        (release / "upm_sample-1.2.0-py3-none-any.whl.sigstore.json").read_bytes()
+    )
+    rows = release_rows(project, sigstore_standin, release)
+    status, reason = rows[signature]["sigstore"]
+    assert status == FAIL and "not a signature of 127.0.0.1:9/upm/tampered@sha256:" in reason
+
+    # The provenance and the SBOM attestation swapped: each verifies, neither is its kind.
+    (release / signature).write_bytes(originals[signature])
+    (release / provenance).write_bytes(originals[sbom_attestation])
+    (release / sbom_attestation).write_bytes(originals[provenance])
+    rows = release_rows(project, sigstore_standin, release)
+    assert rows[signature]["image"][0] == PASS
+    for name in (provenance, sbom_attestation):
+        status, reason = rows[name]["image"]
+        assert status == FAIL and "predicateType" in reason, reason
+
+    # One byte of the signed payload changed: the signature no longer verifies.
+    (release / sbom_attestation).write_bytes(originals[sbom_attestation])
+    bundle = json.loads(originals[provenance])
+    payload = bundle["dsseEnvelope"]["payload"]
+    bundle["dsseEnvelope"]["payload"] = ("A" if payload[0] != "A" else "B") + payload[1:]
+    (release / provenance).write_text(json.dumps(bundle) + "\n")
+    rows = release_rows(project, sigstore_standin, release)
+    assert rows[provenance]["sigstore"][0] == FAIL
+    assert rows[provenance]["release-statement"][0] == FAIL  # not the digest the statement names
+    assert rows[sbom_attestation]["image"][0] == PASS
 
 
 def _publish_release_with_image(root: Path, host: str, seed: str, tag: str = "1.2.0") -> Path:
     """tests.fixtures.pypi's release (every phase passed) plus an image with its three
-    bundles (publish only checks they are there; verify checks what they say)."""
+    bundles, recorded as sign records them: referrers and release files (publish only checks
+    they are there; verify checks what they say)."""
     from tests.fixtures.pypi import make_release as make_publishable
 
     manifest_path = make_publishable(root)
@@ -648,6 +793,7 @@ def _publish_release_with_image(root: Path, host: str, seed: str, tag: str = "1.
     ):
         (dist / f"{stem}{suffix}").write_text(json.dumps({"kind": kind, "seed": seed}))
         referrers.append(ImageReferrer(kind=kind, bundle=f"{stem}{suffix}"))
+        manifest.add_file(dist / f"{stem}{suffix}", IMAGE_ARTIFACT_KINDS[kind])
     manifest.add_image(
         ImageRecord(
             ref=f"{host}/{name_of(seed)}:{tag}",
@@ -723,7 +869,8 @@ def test_publish_command_pushes_the_image_with_credentials_never_shown(
         assets = {
             a["name"] for r in github_repo.snapshot()["repos"][0]["releases"] for a in r["assets"]
         }
-        assert assets and not any(".image." in a for a in assets), "bundles live in the registry"
+        bundles = {r.bundle for r in record.referrers}
+        assert len(bundles) == 3 and bundles <= assets, "in the registry and on the release"
         assert main([*args, *creds]) == 0, "a re-run changes nothing"
         assert "done before" in capfd.readouterr().out
         wrong = "wrong-registry-password-sentinel-0b1e2d3c4f5a69788796a5b4c3d2e1f0"
@@ -767,3 +914,51 @@ def test_retarget_points_an_image_at_another_registry() -> None:
     )
     retarget_image(record, "127.0.0.1:5000")
     assert (record.ref, record.repository) == ("127.0.0.1:5000/o/n:1.2.0", "127.0.0.1:5000/o/n")
+
+
+def test_the_published_release_carries_the_image_bundles_and_verify_checks_them_there(
+    tmp_path: Path,
+    registry: RegistryStandIn,
+    sigstore_standin: SigstoreStandIn,
+    github_repo: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """publish attaches them; verify --github-release checks the attached ones (offline) and
+    the registry's, both bound to the image digest."""
+    from tests.fixtures.github import GITHUB_TOKEN
+    from tests.fixtures.pypi import CHANGELOG
+    from upm_ci.cli import main
+    from upm_ci.publish import PublishSettings, publish_release
+
+    project = signed_release(tmp_path, registry.host, sigstore_standin, "published")
+    (project / "CHANGELOG.md").write_text(CHANGELOG)
+    manifest = load(project)
+    for phase in ("gate", "build", "sbom"):
+        manifest.record_phase(phase, "pass")
+    manifest.save()
+    publish_images(manifest, project / "dist", retry=FAST)
+    settings = PublishSettings(
+        repository=REPOSITORY,
+        tag="v1.2.0",
+        github_api_url=github_repo.api_url,
+        github_token=GITHUB_TOKEN,
+        skip_pypi=True,
+    )
+    publish_release(load_project(project), load(project), settings)
+    record = load(project).images[0]
+    bundles = {r.bundle for r in record.referrers}
+    (release,) = github_repo.snapshot()["repos"][0]["releases"]
+    assert bundles <= {a["name"] for a in release["assets"]}
+    report = tmp_path / "report.json"
+    args = ["verify", "--github-release", "v1.2.0", "--repository", REPOSITORY]
+    args += ["--github-api-url", github_repo.api_url, "--github-token", GITHUB_TOKEN]
+    args += ["--project", str(project), "--manifest", str(project / "release-manifest.json")]
+    args += ["--trust-config", str(sigstore_standin.trust_config_path), "--offline"]
+    main([*args, "--report-json", str(report)])  # the toy SBOMs and unsigned audit log fail
+    capsys.readouterr()
+    rows = {a["name"]: a for a in json.loads(report.read_text())["artifacts"]}
+    for name in bundles:
+        checks = {c["check"]: c["status"] for c in rows[name]["checks"]}
+        assert checks["image"] == checks["sigstore"] == checks["release-statement"] == PASS
+    image_row = rows[f"{record.repository}@{record.digest}"]
+    assert {c["check"]: c["status"] for c in image_row["checks"]}["signature"] == PASS

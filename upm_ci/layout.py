@@ -171,6 +171,18 @@ RELEASE_STATEMENT = "release-statement.sigstore.json"
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 #: Signed like other files: ``toolchain.cdx.json.sigstore.json``.
 TOOLCHAIN_SBOM = "toolchain.cdx.json"
+#: A container image's Sigstore bundle over its manifest digest, its SLSA provenance and its
+#: SBOM attestation (``<image name>-<version>.image.sigstore.json`` and so on): release
+#: assets, and also stored next to the image in its registry (:mod:`upm_ci.image.attest`).
+IMAGE_SIGNATURE_SUFFIX = ".image.sigstore.json"
+IMAGE_PROVENANCE_SUFFIX = ".image.intoto.jsonl"
+IMAGE_SBOM_ATTESTATION_SUFFIX = ".image.cdx.intoto.jsonl"
+#: Each image bundle's kind (``artifact_kind``, the manifest's) by its suffix.
+IMAGE_BUNDLE_KINDS = {
+    IMAGE_SIGNATURE_SUFFIX: "image-signature",
+    IMAGE_PROVENANCE_SUFFIX: "image-provenance",
+    IMAGE_SBOM_ATTESTATION_SUFFIX: "image-sbom-attestation",
+}
 
 
 def release_file_name(name: str) -> str:
@@ -185,12 +197,16 @@ def release_file_name(name: str) -> str:
 def artifact_kind(name: str) -> str:
     """What a release file is, by its name alone: ``statement`` (the release statement),
     ``toolchain-sbom``, ``pep740``, ``bundle``, ``attestation``, ``gpg-key``,
-    ``gpg-signature``, ``checksums``, ``wheel``, ``sdist``, ``sbom`` or ``file``.
+    ``gpg-signature``, ``checksums``, ``wheel``, ``sdist``, ``sbom``, ``file``, or an image's
+    bundle: ``image-signature``, ``image-provenance``, ``image-sbom-attestation``.
     The longer suffixes come first (``.pub.asc`` before ``.asc``)."""
     if name == RELEASE_STATEMENT:
         return "statement"
     if name == TOOLCHAIN_SBOM:
         return "toolchain-sbom"
+    for suffix, kind in IMAGE_BUNDLE_KINDS.items():
+        if name.endswith(suffix):
+            return kind
     if name.endswith(PEP740_SUFFIX):
         return "pep740"
     if name.endswith(BUNDLE_SUFFIX):

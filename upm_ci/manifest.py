@@ -71,6 +71,9 @@ KINDS = (
     "plugin",
     "toolchain-sbom",
     "release-statement",
+    "image-signature",
+    "image-provenance",
+    "image-sbom-attestation",
 )
 #: Kinds of the files that are signatures (``signatures[].file``) and signed attestations
 #: (``attestations[].file``): signed by construction, they need no signature of their own.
@@ -218,6 +221,12 @@ class AttestationRecord:
 
 
 IMAGE_REFERRER_KINDS = ("signature", "provenance", "sbom-attestation")
+#: The artifact kind of each image referrer's bundle: they are release assets too.
+IMAGE_ARTIFACT_KINDS = {
+    "signature": "image-signature",
+    "provenance": "image-provenance",
+    "sbom-attestation": "image-sbom-attestation",
+}
 
 
 @dataclass
@@ -366,10 +375,14 @@ class Manifest:
 
     def unsigned(self) -> list[Artifact]:
         """Artifacts that are not signed: neither a signature or attestation file the records
-        name (with the matching kind) nor the subject of a signature over its current digest.
+        name (with the matching kind; an image's bundles are named by its ``referrers``) nor the
+        subject of a signature over its current digest.
         """
         signed = {(s.subject, s.subject_sha256) for s in self.signatures}
         signature_files = {(s.file, SIGNATURE_KINDS.get(s.method, "")) for s in self.signatures}
+        signature_files |= {
+            (r.bundle, IMAGE_ARTIFACT_KINDS[r.kind]) for i in self.images for r in i.referrers
+        }
         attestation_files = {a.file for a in self.attestations}
         return [
             a

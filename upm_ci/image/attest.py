@@ -12,10 +12,12 @@ For every image of the manifest, with the release's signer and identity
   digest or the image ID): an SBOM of another image is refused (exit 1).
 
 ``<name>`` is the repository path with ``/`` as ``-``. The bundles are written to the dist
-directory and recorded in ``ImageRecord.referrers`` (kind and file); publish stores them in
-the registry next to the image. They are not release assets: verify finds them in the
-registry. Every bundle is verified before it is recorded; a re-run keeps those that still
-verify for the digest (and, for attestations, the same statement).
+directory and recorded in ``ImageRecord.referrers`` (kind and file) and as release files
+(kinds ``image-signature``, ``image-provenance``, ``image-sbom-attestation``), so that
+``SHA256SUMS`` and the release statement cover them; publish attaches them to the GitHub
+release and stores them in the registry next to the image, and verify checks both copies
+(:mod:`upm_ci.image.release_assets`). Every bundle is verified before it is recorded; a re-run
+keeps those that still verify for the digest (and, for attestations, the same statement).
 """
 
 from __future__ import annotations
@@ -30,16 +32,22 @@ from typing import Any
 from upm_ci import __version__, identity, provenance
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.image.registry import layout_dir, parse_reference, read_layout
-from upm_ci.layout import check_plain_name
-from upm_ci.manifest import ImageRecord, ImageReferrer, Manifest
+from upm_ci.image.release_assets import image_stem_name, sbom_names_image
+from upm_ci.layout import (
+    IMAGE_PROVENANCE_SUFFIX,
+    IMAGE_SBOM_ATTESTATION_SUFFIX,
+    IMAGE_SIGNATURE_SUFFIX,
+    check_plain_name,
+)
+from upm_ci.manifest import IMAGE_ARTIFACT_KINDS, ImageRecord, ImageReferrer, Manifest
 from upm_ci.project import Project
 from upm_ci.release_signer import ReleaseSigner, sign_statement_file
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_SUFFIX = ".image.sigstore.json"
-PROVENANCE_SUFFIX = ".image.intoto.jsonl"
-SBOM_ATTESTATION_SUFFIX = ".image.cdx.intoto.jsonl"
+SIGNATURE_SUFFIX = IMAGE_SIGNATURE_SUFFIX
+PROVENANCE_SUFFIX = IMAGE_PROVENANCE_SUFFIX
+SBOM_ATTESTATION_SUFFIX = IMAGE_SBOM_ATTESTATION_SUFFIX
 
 
 @dataclass
@@ -54,7 +62,7 @@ class ImageSigned:
 
 def bundle_stem(record: ImageRecord, version: str) -> str:
     image = parse_reference(record.repository or record.ref, where=f"images[{record.ref}]")
-    stem = f"{image.name.replace('/', '-')}-{version}"
+    stem = f"{image_stem_name(image.repository)}-{version}"
     check_plain_name(stem + SIGNATURE_SUFFIX, where=f"images[{record.ref}]")
     return stem
 
@@ -63,15 +71,6 @@ def image_subject(record: ImageRecord) -> dict[str, Any]:
     """The in-toto subject of an image: its repository and manifest digest."""
     image = parse_reference(record.repository or record.ref, where=f"images[{record.ref}]")
     return provenance.subject(image.repository, record.digest.removeprefix("sha256:"))
-
-
-def sbom_names_image(bom: Any, record: ImageRecord) -> bool:
-    """True when a CycloneDX SBOM's metadata names this image (manifest digest or image ID)."""
-    if not isinstance(bom, dict):
-        return False
-    metadata = json.dumps(bom.get("metadata", {}))
-    names = [record.digest, record.image_id] if record.image_id else [record.digest]
-    return any(n and n in metadata for n in names)
 
 
 def image_sbom(manifest: Manifest, record: ImageRecord, dist_dir: Path) -> Path:
@@ -154,7 +153,7 @@ def sign_planned(
     claims: identity.TokenClaims,
 ) -> list[ImageSigned]:
     """Each planned image's signature, provenance and SBOM attestation with ``signer``;
-    records the referrers (saved by the caller)."""
+    records the referrers and the bundles as release files (saved by the caller)."""
     dist_dir = Path(dist_dir).resolve()
     made: list[ImageSigned] = []
     for plan in plans:
@@ -190,4 +189,6 @@ def sign_planned(
             for m in made
             if m.image == record.ref
         ]
+    for m in made:
+        manifest.add_file(dist_dir / m.bundle, IMAGE_ARTIFACT_KINDS[m.kind])
     return made

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from upm_ci.errors import PolicyError, ServiceError, UpmError
 from upm_ci.identity import ExpectedSigner
-from upm_ci.image.attest import sbom_names_image
 from upm_ci.image.registry import (
     SIGSTORE_BUNDLE,
     ImageName,
@@ -35,6 +34,7 @@ from upm_ci.image.registry import (
     RegistryCredentials,
     find_referrers,
 )
+from upm_ci.image.release_assets import sbom_names_image
 from upm_ci.manifest import ImageRecord
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1
 from upm_ci.retry import RetryPolicy

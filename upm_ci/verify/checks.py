@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,10 +28,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from upm_ci.errors import PolicyError
 from upm_ci.gpg import verify_signatures
 from upm_ci.identity import ExpectedSigner
+from upm_ci.image import release_assets
 from upm_ci.layout import (
     BUNDLE_SUFFIX,
     CHECKSUMS,
     GPG_SIG_SUFFIX,
+    IMAGE_BUNDLE_KINDS,
     PEP740_SUFFIX,
     RELEASE_STATEMENT,
     artifact_kind,
@@ -260,6 +263,7 @@ class ReleaseVerification:
         for name, (status, reason) in zip(signed, self.bundle_checks(signed)):
             self.entry(name).add("sigstore", status, reason)
         self.check_release_statement()
+        self.check_image_bundles()
         for name in self.names("attestation"):
             self.check_attestation(name)
         for name in self.names("pep740"):
@@ -430,6 +434,107 @@ class ReleaseVerification:
                     FAIL,
                     f"not part of the signed release ({RELEASE_STATEMENT} does not name it)",
                 )
+
+    # -- the images' bundles, attached to the release (the image row checks the registry's)
+
+    def check_image_bundles(self) -> None:
+        """Each image bundle in the release verifies for the identity policy and is bound to
+        the digest the release statement names for its image (by the bundle's name); every
+        image the statement names has all three. Offline: no registry is asked."""
+        images = self.statement.images if self.statement is not None else {}
+        bound: set[tuple[str, str]] = set()  # (repository, kind) verified
+        for name in self.names(*IMAGE_BUNDLE_KINDS.values()):
+            entry, kind = self.entry(name), self.kinds[name]
+            if self.statement is None:
+                entry.add(
+                    "image",
+                    FAIL,
+                    f"no verified {RELEASE_STATEMENT} names the image digest this "
+                    f"{release_assets.WHAT[kind]} must be bound to",
+                )
+                continue
+            candidates = release_assets.images_named_by(name, images)
+            if not candidates:
+                entry.add(
+                    "image",
+                    FAIL,
+                    f"an image {release_assets.WHAT[kind]} of no image the release statement "
+                    f"names ({', '.join(images) or 'it names none'})",
+                )
+                continue
+            repository = self.check_image_bundle(entry, name, kind, candidates)
+            if repository:
+                bound.add((repository, kind))
+        version = self.release_version()
+        for repository, digest in images.items():
+            for kind, file in release_assets.bundle_names(repository, version).items():
+                if (repository, kind) in bound or file in self.files:
+                    continue  # verified, or its own entry says why not
+                self.entry(file).add(
+                    "image",
+                    FAIL,
+                    f"missing: the release statement names image {repository}@sha256:"
+                    f"{digest[:12]}..., whose {release_assets.WHAT[kind]} must be attached to "
+                    "the release",
+                )
+
+    def check_image_bundle(
+        self, entry: ArtifactReport, name: str, kind: str, candidates: dict[str, str]
+    ) -> str:
+        """Verify one image bundle; the repository it is bound to, or '' (the entry says why)."""
+        what = release_assets.WHAT[kind]
+        if kind == "image-signature":
+            bundle, error = self.load_bundle(self.files[name])
+            if bundle is None:
+                entry.add("sigstore", FAIL, error)
+                return ""
+            errors = []
+            for repository, digest in candidates.items():
+                error = self.run_verify(
+                    partial(
+                        self.verifier.verify_artifact,
+                        hashed_sha256(digest),
+                        bundle,
+                        self.sigstore_policy,
+                    )
+                )
+                if not error:
+                    entry.add("sigstore", PASS, self.log_summary(bundle))
+                    entry.add("image", PASS, _bound(what, repository, digest))
+                    return repository
+                errors.append(explain_failure(self.policy, bundle, error))
+            entry.add("sigstore", FAIL, f"not a signature of {_images(candidates)}: {errors[0]}")
+            return ""
+        text = self.files[name].read_text("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) != 1:
+            entry.add("sigstore", FAIL, f"{len(lines)} lines, not one DSSE bundle")
+            return ""
+        statement = self.verify_dsse_line(entry, lines[0].encode())
+        if statement is None:
+            return ""
+        problems = []
+        for repository, digest in candidates.items():
+            problem = release_assets.attestation_problem(kind, statement, repository, digest)
+            if not problem:
+                entry.add("image", PASS, _bound(what, repository, digest))
+                return repository
+            problems.append(problem)
+        entry.add("image", FAIL, f"not the {what} of {_images(candidates)}: {problems[0]}")
+        return ""
+
+    def release_version(self) -> str:
+        """The version of the release's distributions (how the image bundles are named)."""
+        from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+        for name in self.names("wheel", "sdist"):
+            try:
+                if self.kinds[name] == "wheel":
+                    return str(parse_wheel_filename(name)[1])
+                return str(parse_sdist_filename(name)[1])
+            except ValueError:
+                continue
+        return "<version>"
 
     # -- attestations (DSSE bundles of in-toto statements)
 
@@ -771,6 +876,14 @@ class ReleaseVerification:
                 entry.add("manifest", PASS, f"the recorded signature of {record.subject}")
         else:
             entry.add("manifest", PASS, f"the recorded signature of {record.subject}")
+
+
+def _bound(what: str, repository: str, digest: str) -> str:
+    return f"{what} of {repository}@sha256:{digest[:12]}..., the digest the release statement names"
+
+
+def _images(images: dict[str, str]) -> str:
+    return ", ".join(f"{r}@sha256:{d[:12]}..." for r, d in images.items())
 
 
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")

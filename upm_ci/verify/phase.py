@@ -59,18 +59,14 @@ log = logging.getLogger(__name__)
 
 
 def image_files(manifest: Manifest | None, directories: Collection[Path]) -> list[Path]:
-    """The images' OCI layouts and bundles in these dist directories: verified from the
-    registry (a row per image), not as release files."""
+    """The images' OCI layouts in these dist directories: the image is verified from its
+    registry (a row per image), not as a release file. Its bundles are release files
+    (:mod:`upm_ci.image.release_assets`), checked here and in the registry."""
     if manifest is None or not manifest.images:
         return []
     from upm_ci.image.registry import layout_dir
 
-    found: list[Path] = []
-    for record in manifest.images:
-        for d in directories:
-            found.append(layout_dir(manifest, record, d))
-            found += [d / r.bundle for r in record.referrers]
-    return found
+    return [layout_dir(manifest, record, d) for record in manifest.images for d in directories]
 
 
 def verify_release(
@@ -164,7 +160,7 @@ def verify_phase(
     from S3 (``audit_log``, else what ``manifest`` records), the manifest's images from their
     registry (``skip_images``: each one a not-checked row), then the ``verify`` record in the
     manifest (when it has a path). ``ignore``: files that are not release files (the report,
-    the manifest); the images' layouts and bundles are never release files.
+    the manifest); the images' layouts are never release files (their bundles are).
     ``registry_login``: (user, password) for the images' registry (empty: anonymous)."""
     dist = project.path(project.config.dist_dir) if project else None
     ignore = [*ignore, *image_files(manifest, [d for d in (directory, dist) if d])]
