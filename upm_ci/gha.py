@@ -77,13 +77,23 @@ _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@?#]+@")
 
 def redact(text: str) -> str:
     """Replace every masked value, and the credentials of any URL, in ``text`` with ``***``."""
+    return _redact(text, _known_secrets())
+
+
+def _known_secrets() -> list[tuple[str, list[str]]]:
+    """Each masked value, longest first, with its lines long enough to be redacted alone."""
     with _lock:
         known = sorted(_secrets, key=len, reverse=True)
-    for value in known:
+    return [(v, [ln for ln in v.splitlines() if len(ln.strip()) >= 8]) for v in known]
+
+
+def _redact(text: str, known: list[tuple[str, list[str]]]) -> str:
+    for value, lines in known:
         text = text.replace(value, "***")
-        for line in value.splitlines():
-            if len(line.strip()) >= 8:
-                text = text.replace(line, "***")
+        for line in lines:
+            text = text.replace(line, "***")
+    if "@" not in text or "://" not in text:  # no URL with credentials (a large report's
+        return text  # strings are mostly that: the pattern is not even tried)
     return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
@@ -96,12 +106,16 @@ def redact_data(data: Any) -> Any:
     Redacting the strings, not the serialised text, keeps the JSON valid whatever a secret
     looks like (``null``, a quote, a brace).
     """
+    return _redact_data(data, _known_secrets())
+
+
+def _redact_data(data: Any, known: list[tuple[str, list[str]]]) -> Any:
     if isinstance(data, str):
-        return redact(data)
+        return _redact(data, known)
     if isinstance(data, dict):
-        return {redact(str(k)): redact_data(v) for k, v in data.items()}
+        return {_redact(str(k), known): _redact_data(v, known) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return [redact_data(v) for v in data]
+        return [_redact_data(v, known) for v in data]
     return data
 
 

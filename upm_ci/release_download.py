@@ -46,7 +46,6 @@ from urllib.parse import quote, urljoin, urlsplit
 from upm_ci.config import check_repository
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import check_plain_name
-from upm_ci.publish.github_release import GitHubApi
 from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify, describe
 
 if TYPE_CHECKING:
@@ -128,6 +127,8 @@ class _Client:
     """GET requests to one GitHub API with the limits above."""
 
     def __init__(self, api_url: str, token: str, limits: DownloadLimits, deadline: _Deadline):
+        from upm_ci.publish.github_release import GitHubApi  # only for --github-release
+
         self.github = GitHubApi.at(api_url, token)
         self.api = self.github.url
         self.limits = limits

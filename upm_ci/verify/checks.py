@@ -313,7 +313,8 @@ class ReleaseVerification:
         bundle_name = name + BUNDLE_SUFFIX
         if bundle_name not in self.files:
             return FAIL, f"no Sigstore bundle ({bundle_name} is missing)"
-        bundle, error = self.load_bundle(self.files[bundle_name])
+        raw = self.files[bundle_name].read_bytes()
+        bundle, error = self.parse_bundle(raw)
         if bundle is None:
             return FAIL, f"{bundle_name}: {error}"
         hashed = hashed_sha256(self.digests[name])
@@ -322,12 +323,15 @@ class ReleaseVerification:
         )
         if error:
             return FAIL, f"{bundle_name}: {explain_failure(self.policy, bundle, error)}"
-        return PASS, f"{bundle_name}: {self.log_summary(bundle)}"
+        return PASS, f"{bundle_name}: {self.log_summary(bundle, raw)}"
 
     def load_bundle(self, path: Path) -> tuple[Bundle | None, str]:
+        return self.parse_bundle(path.read_bytes())
+
+    @staticmethod
+    def parse_bundle(raw: bytes) -> tuple[Bundle | None, str]:
         from sigstore.models import Bundle
 
-        raw = path.read_bytes()
         try:
             return Bundle.from_json(raw), ""
         except Exception as e:  # noqa: BLE001 - any parse failure means "not a valid bundle"
@@ -338,8 +342,11 @@ class ReleaseVerification:
         return run_sigstore_check(fn)
 
     @staticmethod
-    def log_summary(bundle: Bundle) -> str:
-        entry = log_entry_json(bundle)
+    def log_summary(bundle: Bundle, raw: bytes | None = None) -> str:
+        """What the log entry shows: read from ``raw``, the bundle's own JSON, when given
+        (the bundle's model serialised again costs more than its verification's SCT check)."""
+        entry = _raw_log_entry(raw) if raw is not None else {}
+        entry = entry or log_entry_json(bundle)
         version = "v1" if entry.get("kindVersion", {}).get("version") == "0.0.1" else "v2"
         tree_size = entry.get("inclusionProof", {}).get("treeSize", "?")
         promise = " + SET" if "inclusionPromise" in entry else ""
@@ -567,7 +574,7 @@ class ReleaseVerification:
         if error:
             entry.add("sigstore", FAIL, explain_failure(self.policy, bundle, error))
             return None
-        entry.add("sigstore", PASS, self.log_summary(bundle))
+        entry.add("sigstore", PASS, self.log_summary(bundle, line))
         payload_type, payload = result[0]
         if payload_type != IN_TOTO_PAYLOAD_TYPE:
             entry.add("statement", FAIL, f"payload type {payload_type!r}, not in-toto")
@@ -876,6 +883,16 @@ class ReleaseVerification:
                 entry.add("manifest", PASS, f"the recorded signature of {record.subject}")
         else:
             entry.add("manifest", PASS, f"the recorded signature of {record.subject}")
+
+
+def _raw_log_entry(raw: bytes) -> dict[str, Any]:
+    """The first transparency log entry of a bundle's JSON, or {} (then the model is asked)."""
+    try:
+        entries = json.loads(raw)["verificationMaterial"]["tlogEntries"]
+    except (ValueError, TypeError, KeyError):
+        return {}
+    entry = entries[0] if isinstance(entries, list) and entries else {}
+    return entry if isinstance(entry, dict) and "logIndex" in entry else {}
 
 
 def _bound(what: str, repository: str, digest: str) -> str:
