@@ -124,7 +124,8 @@ def sign_images(
     expected: identity.ExpectedSigner,
 ) -> list[ImageSigned]:
     """Sign every image of the manifest on its own (nothing when it has none). ``upm-ci
-    sign`` signs them inside :func:`upm_ci.sign.sign_release`, with the release's signer."""
+    sign`` signs them inside :func:`upm_ci.sign.sign_release`, with the release's signer,
+    before ``SHA256SUMS`` and the release statement, which then cover the bundles too."""
     if not manifest.images:
         return []
     plans = plan_images(manifest, dist_dir)  # every input checked before anything is signed
