@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,24 @@ def test_forked_map_returns_results_in_order() -> None:
     chunks = [["a"], ["b", "c"], ["d"]]
     results = forked_map(lambda chunk: [(c, os.getpid() == parent) for c in chunk], chunks)
     assert results == [[("a", True)], [("b", False), ("c", False)], [("d", False)]]
+
+
+@linux_only
+def test_with_fewer_workers_this_process_takes_the_chunks_no_worker_started() -> None:
+    """A worker the machine slows down (here: 5x) holds nobody up: this process, done with
+    the first chunk, takes the last unstarted ones; the results stay in chunk order."""
+    parent = os.getpid()
+
+    def work(chunk: list[str]) -> list[tuple[str, bool]]:
+        time.sleep(0.02 if os.getpid() == parent else 0.1)
+        return [(c, os.getpid() == parent) for c in chunk]
+
+    chunks = [[str(i)] for i in range(20)]
+    results = forked_map(work, chunks, workers=1)
+    assert [r[0][0] for r in results] == [str(i) for i in range(20)]
+    here = [i for i, r in enumerate(results) if r[0][1]]
+    assert 0 in here and len(here) >= 5, here  # the worker took at most 15
+    assert len(here) < 20, "the worker took some"
 
 
 @linux_only

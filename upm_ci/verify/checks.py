@@ -77,6 +77,9 @@ def available_cpus() -> int:
 
 
 MIN_BUNDLES_PER_PROCESS = 64
+#: Bundles per share of the forked processes: each is taken by the next process free, so a
+#: process the machine gives less CPU takes fewer (one bundle is about 3 ms of CPU).
+BUNDLES_PER_SHARE = 16
 
 
 def bundle_processes(bundles: int, limit: int) -> int:
@@ -96,23 +99,39 @@ class ForkError(Exception):
     """A forked worker did not deliver its results."""
 
 
-def forked_map(fn: Callable[[list[str]], list[_T]], chunks: list[list[str]]) -> list[list[_T]]:
+def forked_map(
+    fn: Callable[[list[str]], list[_T]], chunks: list[list[str]], *, workers: int | None = None
+) -> list[list[_T]]:
     """``[fn(chunk) for chunk in chunks]``, the first in this process, the others in a
     ``concurrent.futures`` process pool whose workers are forked from this process (so they
     inherit ``fn``, its verifier and every imported module; only the results are pickled).
+
+    ``workers``: how many are forked (default: one per chunk but the first). With fewer, each
+    takes the next chunk when done with one, and this process, once done with the first,
+    takes the last chunks no worker has started yet (cancelling their futures) until the
+    workers have them all: a process that gets less CPU (a busy machine) holds nobody up.
+
     Raises ForkError naming a worker's exit status when one fails (its exception is then
     raised again when the caller repeats the work itself)."""
     global _SHARED
     if len(chunks) < 2:
         return [fn(chunk) for chunk in chunks]
+    count = len(chunks) - 1 if workers is None else max(1, min(workers, len(chunks) - 1))
     context = _fork_context()
     _SHARED = (fn, chunks)
     try:
-        with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
             futures = [pool.submit(_run_share, i) for i in range(1, len(chunks))]
-            results = [fn(chunks[0])]
+            results: dict[int, list[_T]] = {0: fn(chunks[0])}
+            unstarted = range(len(futures), 0, -1) if count < len(futures) else range(0)
+            for i in unstarted:  # from the back: the workers take them from the front
+                if not futures[i - 1].cancel():
+                    break
+                results[i] = fn(chunks[i])
             try:
-                results += [future.result() for future in futures]
+                for i, future in enumerate(futures, 1):
+                    if i not in results:
+                        results[i] = future.result()
             except BrokenProcessPool:
                 broken = True
             else:
@@ -121,7 +140,7 @@ def forked_map(fn: Callable[[list[str]], list[_T]], chunks: list[list[str]]) -> 
         _SHARED = None
     if broken:
         raise ForkError(_failed_worker(context.workers))
-    return results
+    return [results[i] for i in range(len(chunks))]
 
 
 #: What the forked workers run: set by forked_map just before it forks them.
@@ -294,9 +313,10 @@ class ReleaseVerification:
         if processes == 1:
             return [self.bundle_check(n) for n in names]
         first, rest = self.bundle_check(names[0]), names[1:]
-        chunks = [rest[i::processes] for i in range(processes)]
+        count = max(processes, -(-len(rest) // BUNDLES_PER_SHARE))
+        chunks = [rest[i::count] for i in range(count)]
         try:
-            parts = forked_map(self._bundle_chunk, chunks)
+            parts = forked_map(self._bundle_chunk, chunks, workers=processes - 1)
         except ForkError as e:
             log.warning("%s; verifying its bundles here", e)
             parts = [self._bundle_chunk(chunk) for chunk in chunks]
