@@ -116,13 +116,16 @@ def make_layout(layout: Path, seed: str = "a") -> str:
 
 
 def cyclonedx_of(digest: str, name: str = NAME) -> str:
-    """A CycloneDX SBOM naming ``digest`` the way syft does (metadata.component.version)."""
+    """A CycloneDX SBOM naming ``digest`` the way syft does (metadata.component.version),
+    with the hash the sbom phase adds (``image.sbom.bind_to_image``)."""
+    hashes = [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}]
+    component = {"type": "container", "name": name, "version": digest, "hashes": hashes}
     return json.dumps(
         {
             "bomFormat": "CycloneDX",
             "specVersion": "1.6",
             "version": 1,
-            "metadata": {"component": {"type": "container", "name": name, "version": digest}},
+            "metadata": {"component": component},
             "components": [{"type": "library", "name": "click", "version": "8.1.7"}],
         }
     )
@@ -135,8 +138,10 @@ def image_release(
     seed: str = "sample",
     tags: tuple[str, ...] = ("1.2.0",),
     name: str = "",
+    record_sbom: bool = True,
 ) -> Path:
-    """The sign test's release plus one image in ``dist/oci-image`` with its SBOM."""
+    """The sign test's release plus one image in ``dist/oci-image`` with its SBOM (a
+    release file as the sbom phase records it, or only named by the image)."""
     project = make_release(root)
     dist = project / "dist"
     digest = make_layout(dist / "oci-image", seed)
@@ -154,10 +159,11 @@ def image_release(
             layout="dist/oci-image",
         )
     )
-    manifest.add_file(sbom, "sbom")  # as the sbom phase records it: a release file
-    manifest.add_sbom(
-        SbomRecord(sbom.name, "cyclonedx", f"{seed}.oci-image", digest.removeprefix("sha256:"))
-    )
+    if record_sbom:  # as the sbom phase records it: a release file
+        manifest.add_file(sbom, "sbom")
+        manifest.add_sbom(
+            SbomRecord(sbom.name, "cyclonedx", f"{seed}.oci-image", digest.removeprefix("sha256:"))
+        )
     manifest.save()
     return project
 
@@ -646,11 +652,13 @@ def test_sign_and_verify_commands_cover_the_image(
 # ------------------------------------------------------------------------- release assets
 
 
-def signed_release(tmp_path: Path, host: str, standin: SigstoreStandIn, seed: str) -> Path:
+def signed_release(
+    tmp_path: Path, host: str, standin: SigstoreStandIn, seed: str, *, record_sbom: bool = True
+) -> Path:
     """An image release signed by ``upm-ci sign`` (the images with the release's signer)."""
     from upm_ci.cli import main
 
-    project = image_release(tmp_path, host, seed=seed, tags=("1.2.0",))
+    project = image_release(tmp_path, host, seed=seed, tags=("1.2.0",), record_sbom=record_sbom)
     token = mint_github_token(repository=REPOSITORY, ref=TAG_REF)
     args = ["sign", "--project", str(project), "--manifest", str(project / "release-manifest.json")]
     args += ["--trust-config", str(standin.trust_config_path)]
@@ -722,6 +730,27 @@ def test_sign_makes_the_image_bundles_release_files(
             "checksum": PASS,
         }, rows[name]
         assert record.digest[len("sha256:") :][:12] in rows[name]["image"][1]
+
+
+def test_an_image_sbom_named_only_by_its_image_becomes_a_signed_release_file(
+    tmp_path: Path, sigstore_standin: SigstoreStandIn
+) -> None:
+    project = signed_release(tmp_path, "127.0.0.1:9", sigstore_standin, "named", record_sbom=False)
+    manifest, dist = load(project), project / "dist"
+    (name,) = manifest.images[0].sboms
+    artifact = manifest.artifact(name)
+    assert artifact is not None and artifact.kind == "sbom"
+    assert (dist / f"{name}.sigstore.json").is_file()
+    assert statement_subjects_of(dist)[name] == artifact.sha256
+    assert f"{artifact.sha256}  {name}\n" in (dist / "SHA256SUMS").read_text()
+    rows = release_rows(project, sigstore_standin)
+    assert {c: v[0] for c, v in rows[name].items()} == {
+        "sigstore": PASS,
+        "release-statement": PASS,
+        "checksum": PASS,
+        "sbom-binding": PASS,
+        "manifest": PASS,
+    }, rows[name]
 
 
 def test_a_missing_or_tampered_image_bundle_fails_naming_it(

@@ -190,6 +190,8 @@ def sign_release(
     dist_dir = check_dist_dir_inside(Path(dist_dir), manifest.base, where="dist directory")
     if not dist_dir.is_dir():
         raise InputError(f"{dist_dir}: dist directory not found", hint="run upm-ci build first")
+    # Images first: an image SBOM named only by its image becomes a release file to sign.
+    image_plans = attest.plan_images(manifest, dist_dir)
     subjects = _manifest_subjects(manifest)
     # SHA256SUMS is written again and signed last, once it can list every other file.
     sums = next(s for s in subjects if s.kind == "checksums")
@@ -199,7 +201,6 @@ def sign_release(
     for s in dists:
         pep740_distribution(s.path.name, s.sha256)  # a bad file name: InputError before writing
     extras = _extra_files(project, dist_dir)
-    image_plans = attest.plan_images(manifest, dist_dir)
 
     claims = identity.decode_claims(identity_token)
     problems = identity.preflight(

@@ -39,7 +39,13 @@ from upm_ci.layout import (
     IMAGE_SIGNATURE_SUFFIX,
     check_plain_name,
 )
-from upm_ci.manifest import IMAGE_ARTIFACT_KINDS, ImageRecord, ImageReferrer, Manifest
+from upm_ci.manifest import (
+    IMAGE_ARTIFACT_KINDS,
+    ImageRecord,
+    ImageReferrer,
+    Manifest,
+    SbomRecord,
+)
 from upm_ci.project import Project
 from upm_ci.release_signer import ReleaseSigner, sign_statement_file
 
@@ -104,13 +110,29 @@ class ImagePlan:
 
 
 def plan_images(manifest: Manifest, dist_dir: Path) -> list[ImagePlan]:
-    """Every image's inputs, checked (layout matches the digest, SBOM of this image)."""
+    """Every image's inputs, checked (layout matches the digest, SBOM of this image). An
+    image SBOM the manifest names only in ``images[].sboms`` becomes a release file here
+    (kind ``sbom``, bound to the image digest), so that sign signs it like the sbom phase's."""
     dist_dir = Path(dist_dir).resolve()
     plans = []
     for record in manifest.images:
         local = read_layout(layout_dir(manifest, record, dist_dir), record.digest)
-        plans.append(ImagePlan(record, local.manifest_path, image_sbom(manifest, record, dist_dir)))
+        sbom = image_sbom(manifest, record, dist_dir)
+        _record_image_sboms(manifest, record, dist_dir)
+        plans.append(ImagePlan(record, local.manifest_path, sbom))
     return plans
+
+
+def _record_image_sboms(manifest: Manifest, record: ImageRecord, dist_dir: Path) -> None:
+    repository = record.repository or parse_reference(record.ref).repository
+    described = f"{image_stem_name(repository)}.oci-image"
+    for name in dict.fromkeys([*record.sboms, *([record.sbom] if record.sbom else [])]):
+        path = dist_dir / check_plain_name(name, where=f"images[{record.ref}].sboms")
+        if manifest.artifact(name) is not None or not path.is_file():
+            continue
+        manifest.add_file(path, "sbom")
+        fmt = "cyclonedx" if provenance.is_cyclonedx(path) else "spdx"
+        manifest.add_sbom(SbomRecord(name, fmt, described, record.digest.removeprefix("sha256:")))
 
 
 def sign_images(
