@@ -121,14 +121,15 @@ def forked_map(
     _SHARED = (fn, chunks)
     try:
         with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-            futures = [pool.submit(_run_share, i) for i in range(1, len(chunks))]
-            results: dict[int, list[_T]] = {0: fn(chunks[0])}
-            unstarted = range(len(futures), 0, -1) if count < len(futures) else range(0)
-            for i in unstarted:  # from the back: the workers take them from the front
-                if not futures[i - 1].cancel():
-                    break
-                results[i] = fn(chunks[i])
-            try:
+            results: dict[int, list[_T]] = {}
+            try:  # a worker may die before the last chunk is even submitted
+                futures = [pool.submit(_run_share, i) for i in range(1, len(chunks))]
+                results[0] = fn(chunks[0])
+                unstarted = range(len(futures), 0, -1) if count < len(futures) else range(0)
+                for i in unstarted:  # from the back: the workers take them from the front
+                    if not futures[i - 1].cancel():
+                        break
+                    results[i] = fn(chunks[i])
                 for i, future in enumerate(futures, 1):
                     if i not in results:
                         results[i] = future.result()
