@@ -31,29 +31,31 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from upm_ci.child_env import install_env, project_env
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import tag_ref
+from upm_ci.image.build import ImageOutcome, build_image
 from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, write_text_atomic
-from upm_ci.project import Project, git, resolve_tag, version_from_tag
+from upm_ci.project import (
+    SKIP_DIRS,
+    Project,
+    git,
+    in_git,
+    resolve_tag,
+    tracked_files,
+    version_from_tag,
+)
 from upm_ci.release import release_info
 from upm_ci.timings import timed
-
-if TYPE_CHECKING:
-    from upm_ci.image.build import ImageOutcome
-
 
 log = logging.getLogger(__name__)
 
 #: Top-level directories RELEASE.md's clean step removes (``rm -rf build/ dist/ .eggs/``).
 CLEAN_TOP_DIRS = ("build", "dist", ".eggs")
-#: Directories never descended into while looking for ``__pycache__`` and ``*.pyc``.
-SKIP_DIRS = (".git", "node_modules")
 OUTPUT_TAIL_LINES = 20
 SUMS_NAME = "SHA256SUMS"
 
@@ -78,13 +80,6 @@ class BuildResult:
 
 
 # --- release identity -------------------------------------------------------------------------
-def _in_git(root: Path) -> bool:
-    try:
-        return git(root, "rev-parse", "--is-inside-work-tree") == "true"
-    except InputError:
-        return False
-
-
 def _source_ref(root: Path, tag: str) -> str:
     """The tag when it exists (the tagged commit), else HEAD (a release candidate)."""
     try:
@@ -96,22 +91,12 @@ def _source_ref(root: Path, tag: str) -> str:
 
 def source_date_epoch(root: Path, tag: str) -> str:
     """Commit time of the tag (or HEAD); outside git, ``$SOURCE_DATE_EPOCH`` or empty."""
-    if _in_git(root):
+    if in_git(root):
         return git(root, "log", "-1", "--format=%ct", _source_ref(root, tag))
     return os.environ.get("SOURCE_DATE_EPOCH", "")
 
 
 # --- clean ------------------------------------------------------------------------------------
-def tracked_files(root: Path) -> set[str] | None:
-    """Project-relative POSIX paths git tracks, or None outside a repository."""
-    if not _in_git(root):
-        return None
-    out = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True
-    ).stdout.decode("utf-8", "surrogateescape")
-    return {p for p in out.split("\0") if p}
-
-
 def clean(root: Path, *, keep: Iterable[Path] = ()) -> list[str]:
     """RELEASE.md's clean step, minus anything git tracks or ``keep`` names, never outside ``root``.
 
@@ -520,8 +505,6 @@ def build_release(
     sdist_art = manifest.add_file(final[0], "sdist")
     wheel_art = manifest.add_file(final[1], "wheel")
     sums_art = manifest.add_file(sums_path, "checksums")
-    from upm_ci.image.build import ImageOutcome, build_image
-
     image = (
         ImageOutcome(None, None, skip_image)
         if skip_image

@@ -244,6 +244,28 @@ def git(root: Path, *args: str) -> str:
     return out.strip()
 
 
+#: Directories never descended into when walking a project's files (clean, an image's context).
+SKIP_DIRS = (".git", "node_modules")
+
+
+def in_git(root: Path) -> bool:
+    """True when ``root`` is inside a git work tree."""
+    try:
+        return git(root, "rev-parse", "--is-inside-work-tree") == "true"
+    except InputError:
+        return False
+
+
+def tracked_files(root: Path) -> set[str] | None:
+    """Project-relative POSIX paths git tracks, or None outside a repository."""
+    if not in_git(root):
+        return None
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True
+    ).stdout.decode("utf-8", "surrogateescape")
+    return {p for p in out.split("\0") if p}
+
+
 def _git_remote_repo(root: Path) -> str:
     try:
         url = git(root, "remote", "get-url", "origin")

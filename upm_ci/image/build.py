@@ -37,12 +37,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from upm_ci.build import SKIP_DIRS, tracked_files
 from upm_ci.child_env import project_env
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.image.engine import docker, engine_problem, tail
 from upm_ci.manifest import ImageRecord, Manifest
-from upm_ci.project import Project
+from upm_ci.project import SKIP_DIRS, Project, tracked_files
 
 #: The layout's directory inside the dist directory.
 LAYOUT_DIR = "oci-image"
