@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import venv
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from upm_ci.child_env import install_env, project_env
+from upm_ci.child_env import project_env
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import tag_ref
 from upm_ci.image.build import ImageOutcome, build_image
@@ -51,6 +50,8 @@ from upm_ci.project import (
 )
 from upm_ci.release import release_info
 from upm_ci.timings import timed
+from upm_ci.venvs import build_installer, uv_env, wheel_venv
+from upm_ci.venvs import cache_from_env as venv_cache_from_env
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +221,13 @@ def run_build(root: Path, outdir: Path, epoch: str) -> tuple[Path, Path]:
     The backend is the project's code: it gets the allow-listed environment, no secrets.
     """
     env = project_env({"SOURCE_DATE_EPOCH": epoch} if epoch else {})
-    log.info("building %s into %s", root.name, outdir)
+    installer = build_installer()
+    if installer == "uv":
+        env = uv_env(env)
+    log.info("building %s into %s (build's isolated env: %s)", root.name, outdir, installer)
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(outdir), str(root)],
+        [sys.executable, "-m", "build", "--installer", installer, "--outdir", str(outdir)]
+        + [str(root)],
         cwd=root,
         env=env,
         capture_output=True,
@@ -239,6 +244,48 @@ def run_build(root: Path, outdir: Path, epoch: str) -> tuple[Path, Path]:
     if len(sdists) != 1 or len(wheels) != 1:
         raise InputError(f"{root}: expected one sdist and one wheel, got {sdists + wheels}")
     return sdists[0], wheels[0]
+
+
+#: Build backends that read the source tree and write only into their output directory (the
+#: wheel is built from the unpacked sdist in a directory of build's own), so two builds of one
+#: tree can run side by side. setuptools writes ``*.egg-info`` and ``build/`` into the tree.
+_TREE_READ_ONLY_BACKENDS = ("hatchling.build", "flit_core.buildapi")
+
+
+def builds_can_overlap(project: Project) -> bool:
+    """True when the reproducibility rebuild may run beside the first build: a backend that
+    leaves the source tree alone, and no build hook of the project's (its code could write)."""
+    system = project.pyproject.get("build-system", {})
+    backend = system.get("build-backend", "") if isinstance(system, dict) else ""
+    if backend not in _TREE_READ_ONLY_BACKENDS:
+        return False
+    hatch = project.pyproject.get("tool", {}).get("hatch", {})
+    build = hatch.get("build", {}) if isinstance(hatch, dict) else {}
+    build = build if isinstance(build, dict) else {}
+    targets = build.get("targets", {}) if isinstance(build.get("targets"), dict) else {}
+    hooks = [build.get("hooks")] + [t.get("hooks") for t in targets.values() if isinstance(t, dict)]
+    return not any(hooks) and not (project.root / "hatch_build.py").exists()
+
+
+def _builds(project: Project, tmp: Path, epoch: str, *, twice: bool) -> tuple[Path, Path]:
+    """The release's build (sdist, wheel); with ``twice`` a second one, byte-compared to it.
+
+    The two run side by side where they share no state (:func:`builds_can_overlap`; 2 cores
+    halve the wait), else one after the other; a failure is reported as the serial order would.
+    """
+    root = project.root
+    if not twice:
+        return run_build(root, tmp / "a", epoch)
+    if builds_can_overlap(project):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            runs = [pool.submit(run_build, root, tmp / d, epoch) for d in ("a", "b")]
+            first, second = (run.result() for run in runs)  # a's failure first, as in series
+    else:
+        first = run_build(root, tmp / "a", epoch)
+        second = run_build(root, tmp / "b", epoch)
+    compare_builds(first, second)
+    log.info("reproducible: both builds are byte-identical")
+    return first
 
 
 # --- reproducibility --------------------------------------------------------------------------
@@ -371,24 +418,6 @@ def top_level_modules(wheel: Path) -> list[str]:
     return sorted(found)
 
 
-@timed("build: venv with the wheel")
-def venv_with_wheel(where: Path, wheel: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """A fresh venv at ``where`` holding only ``wheel`` and its dependencies (from pip's
-    configured index): its python, and how the install went (the caller judges it).
-
-    The venv gets no pip of its own (ours drives it), so nothing but the wheel's closure is in it.
-    """
-    venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(where)
-    python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    installed = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
-        capture_output=True,
-        text=True,
-        env=install_env(),  # a wheel's install runs none of its code; its index may need a login
-    )
-    return python, installed
-
-
 _SMOKE_SCRIPT = """
 import importlib, importlib.metadata as md, json, sys, traceback
 dist_name, modules = sys.argv[1], json.loads(sys.argv[2])
@@ -416,8 +445,11 @@ sys.exit(1 if failed else 0)
 def smoke_test(project: Project, wheel: Path) -> str:
     """Install the wheel in a fresh venv, import its modules and load every entry point."""
     modules = project.config.smoke_imports or top_level_modules(wheel)
-    with tempfile.TemporaryDirectory(prefix="upm-smoke-") as tmp:
-        python, installed = venv_with_wheel(Path(tmp) / "venv", wheel)
+    with (
+        tempfile.TemporaryDirectory(prefix="upm-smoke-") as tmp,
+        wheel_venv(wheel, phase="build", cache=venv_cache_from_env()) as made,
+    ):
+        python, installed = made.python, made.installed
         if installed.returncode != 0:
             raise PolicyError(
                 f"{wheel.name}: does not install in a fresh venv (check its dependencies and "
@@ -437,6 +469,22 @@ def smoke_test(project: Project, wheel: Path) -> str:
         )
     log.info("smoke test: %s", proc.stdout.strip().splitlines()[-1])
     return proc.stdout.strip()
+
+
+def check_artifacts(project: Project, sdist: Path, wheel: Path, *, smoke: bool) -> None:
+    """``twine check`` and (with ``smoke``) the smoke test, side by side: each waits on
+    processes of its own. A failure is reported as the serial order would (twine's first)."""
+    if not smoke:
+        twine_check([sdist, wheel])
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        twine = pool.submit(twine_check, [sdist, wheel])
+        try:
+            smoke_test(project, wheel)
+        except BaseException:
+            twine.result()  # twine's failure, if any, comes first
+            raise
+        twine.result()
 
 
 # --- checksums --------------------------------------------------------------------------------
@@ -478,16 +526,10 @@ def build_release(
     # dist_dir is emptied only once every check passed: a failed build loses nothing.
     removed = clean(project.root, keep=[*keep, dist_dir])
     with tempfile.TemporaryDirectory(prefix="upm-build-") as tmp:
-        first = run_build(project.root, Path(tmp) / "a", epoch)
-        if check_reproducible:
-            second = run_build(project.root, Path(tmp) / "b", epoch)
-            compare_builds(first, second)
-            log.info("reproducible: both builds are byte-identical")
+        first = _builds(project, Path(tmp), epoch, twice=check_reproducible)
         sdist, wheel = first
         version = check_metadata(project, tag, sdist, wheel)
-        twine_check([sdist, wheel])
-        if smoke:
-            smoke_test(project, wheel)
+        check_artifacts(project, sdist, wheel, smoke=smoke)
         removed += empty_dist_dir(dist_dir, project.root, keep=keep)
         dist_dir.mkdir(parents=True, exist_ok=True)
         final = []

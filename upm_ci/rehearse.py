@@ -44,6 +44,8 @@ from upm_ci.project import Project, git, load_project
 from upm_ci.standins.faults import COMMON_KINDS
 from upm_ci.timings import TIMINGS_ENV, Timing
 from upm_ci.timings import read as read_timings
+from upm_ci.venvs import CACHE_ENV as WHEEL_VENV_CACHE_ENV
+from upm_ci.venvs import rehearsal_installer_env
 
 if TYPE_CHECKING:
     from upm_ci.standins.pypi import PypiStandIn
@@ -188,8 +190,8 @@ def rehearse(
     locally from this machine's Python, for engines that cannot pull); "" (the default) is
     the Dockerfile's own base when the engine already has it, else the stand-in base: a
     rehearsal pulls nothing, as it reaches no other service (:func:`auto_base`).
-    ``fresh`` makes the gate's test venv anew instead of reusing the cached one (which is
-    never used in CI: :func:`gate_venv_cache`).
+    ``fresh`` makes the gate's test venv and the venv with the wheel anew instead of reusing
+    the cached ones (which are never used in CI: :func:`gate_venv_cache`).
     ``provenance_fault`` (``drop:NAME`` or ``resign:NAME``) makes the index's Integrity API
     serve no provenance for package NAME, or provenance from another publisher.
     """
@@ -205,7 +207,7 @@ def rehearse(
     result = RehearsalResult(out_dir=out_dir)
     timings_file = out_dir / ".timings.jsonl"
     timings_file.unlink(missing_ok=True)
-    cache, result.test_venv = gate_venv_cache(fresh)
+    result.test_venv = gate_venv_cache(fresh)[1]
     with (
         local_services(
             project,
@@ -224,8 +226,8 @@ def rehearse(
         env.update(image_env)
         if test_python:
             env["UPM_TEST_PYTHON"] = test_python
-        if cache is not None:
-            env[CACHE_ENV] = str(cache)
+        env.update(phase_cache_env(fresh))
+        env.update(rehearsal_installer_env())
         env[TIMINGS_ENV] = str(timings_file)
         if faults is not None:
             # Faults follow the requests' paths; the audit log's S3 key holds the run id, so a
@@ -254,6 +256,11 @@ def rehearse(
 
 
 # --- preparation -----------------------------------------------------------------------------
+#: Beside the test venvs in the cache: the venvs with the built wheel that build's smoke test and
+#: sbom share (:mod:`upm_ci.venvs`), under the same rule (never in CI, never with ``--fresh``).
+WHEEL_VENVS = "wheel-venvs"
+
+
 def gate_venv_cache(fresh: bool) -> tuple[Path | None, str]:
     """The cache of the gate's test venvs for this run, or None; and a line saying which.
 
@@ -273,6 +280,15 @@ def gate_venv_cache(fresh: bool) -> tuple[Path | None, str]:
     )
     cache = Path(base) / "test-venvs"
     return cache, f"test venvs cached in {cache} (reused while the dependencies are unchanged)"
+
+
+def phase_cache_env(fresh: bool) -> dict[str, str]:
+    """The phases' venv caches (the gate's test venvs, build and sbom's venvs with the wheel),
+    as the environment hands them over; none in CI or with ``fresh``."""
+    cache = gate_venv_cache(fresh)[0]
+    if cache is None:
+        return {}
+    return {CACHE_ENV: str(cache), WHEEL_VENV_CACHE_ENV: str(cache.parent / WHEEL_VENVS)}
 
 
 def _prepare_out_dir(out_dir: Path) -> Path:

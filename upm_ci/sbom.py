@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from upm_ci import __version__
-from upm_ci.build import venv_with_wheel
 from upm_ci.child_env import project_env
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
@@ -38,6 +37,8 @@ from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
 from upm_ci.project import Project
 from upm_ci.sbom_validation import validate_cyclonedx, validate_spdx
 from upm_ci.timings import timed
+from upm_ci.venvs import cache_from_env as venv_cache_from_env
+from upm_ci.venvs import wheel_venv
 
 if TYPE_CHECKING:
     from upm_ci.dependency_provenance import ShippedDependency
@@ -119,11 +120,14 @@ def built_wheel(manifest: Manifest) -> tuple[Artifact, Path]:
     return wheel, path
 
 
-@timed("sbom: venv with the wheel + cyclonedx-py")
 def environment_bom(wheel: Path) -> dict[str, Any]:
-    """``cyclonedx-py environment`` over a fresh venv holding only ``wheel`` and its deps."""
-    with tempfile.TemporaryDirectory(prefix="upm-sbom-") as tmp:
-        python, installed = venv_with_wheel(Path(tmp) / "venv", wheel)
+    """``cyclonedx-py environment`` over a venv holding only ``wheel`` and its deps (a fresh
+    one; in a rehearsal, the cached one build's smoke test used: :mod:`upm_ci.venvs`)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="upm-sbom-") as tmp,
+        wheel_venv(wheel, phase="sbom", cache=venv_cache_from_env()) as made,
+    ):
+        python, installed = made.python, made.installed
         if installed.returncode != 0:
             raise ServiceError(
                 f"{wheel.name}: installing it to inventory its environment failed: "
@@ -131,17 +135,19 @@ def environment_bom(wheel: Path) -> dict[str, Any]:
                 hint="the package index may be unreachable; re-run",
             )
         out = Path(tmp) / "env.cdx.json"
-        proc = subprocess.run(
-            [sys.executable, "-m", "cyclonedx_py", "environment", str(python)]
-            + ["--output-reproducible", "--of", "JSON", "--sv", "1.6", "-o", str(out)]
-            # The document is validated once, after it is bound to the wheel (validate_cyclonedx);
-            # cyclonedx-py's own validation of the unbound one would double the slowest step.
-            + ["--no-validate"],
-            capture_output=True,
-            text=True,
-            # cyclonedx-py starts the venv's python: a .pth file of the wheel runs there
-            env=project_env(),
-        )
+        with timed("sbom: cyclonedx-py"):
+            proc = subprocess.run(
+                [sys.executable, "-m", "cyclonedx_py", "environment", str(python)]
+                + ["--output-reproducible", "--of", "JSON", "--sv", "1.6", "-o", str(out)]
+                # The document is validated once, after it is bound to the wheel
+                # (validate_cyclonedx); cyclonedx-py's own validation of the unbound one would
+                # double the slowest step.
+                + ["--no-validate"],
+                capture_output=True,
+                text=True,
+                # cyclonedx-py starts the venv's python: a .pth file of the wheel runs there
+                env=project_env(),
+            )
         if proc.returncode != 0:
             raise PolicyError(f"cyclonedx-py failed: {_last_line(proc.stderr or proc.stdout)}")
         data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))

@@ -105,8 +105,9 @@ if TYPE_CHECKING:
     env="REHEARSAL_FRESH",
     is_flag=True,
     default=False,
-    help="Make the gate's test venv anew instead of reusing the cached one (outside CI a "
-    "venv is reused while the project's dependencies and the interpreter are unchanged).",
+    help="Make the gate's test venv and the venv with the wheel anew instead of reusing the "
+    "cached ones (outside CI a venv is reused while its dependencies and the interpreter are "
+    "unchanged).",
 )
 @option(
     "--timings",
