@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from upm_ci.manifest import Artifact, Manifest
 from upm_ci.project import load_project
 from upm_ci.release import release_info
 from upm_ci.sbom import bind_to_wheel, make_sboms
-from upm_ci.sbom_validation import validate_cyclonedx
+from upm_ci.sbom_validation import fast_iri_reference_check, validate_cyclonedx
 from upm_ci.standins.osv import OsvStandIn
 
 CDX = "upm_sample-1.2.0.cdx.json"
@@ -343,6 +344,49 @@ def test_bind_keeps_the_closure_and_names_the_wheel_digest() -> None:
 def test_invalid_cyclonedx_is_refused() -> None:
     bom, _ = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
     bom["components"][0]["type"] = "not-a-type"
+    with pytest.raises(PolicyError, match="CycloneDX SBOM failed schema validation"):
+        validate_cyclonedx(json.dumps(bom))
+
+
+#: Values the IRI-reference check must judge as rfc3987-syntax does: URLs as the SBOMs carry
+#: them, relative and odd-but-valid references, and invalid ones (space, bad escape, bracket).
+IRI_CASES = [
+    "https://example.com/a?b=c#d",
+    "pkg:pypi/idna@3.7",
+    "http://127.0.0.1:39029/integrity/idna/3.21/idna-3.21-py3-none-any.whl/provenance",
+    "",
+    "relative/path",
+    "//host/path",
+    "http://[::1]:80/",
+    "http://example.com/%7Efoo",
+    "a:b:c",
+    "http://exa mple.com",
+    "http://%zz",
+    "http://[::1",
+    "https://example.com/\u00fc",
+    "http://example.com/<tag>",
+    "https://example.com/\u00fc space",
+]
+
+
+def test_the_fast_iri_reference_check_judges_as_the_stock_one() -> None:
+    from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+    from rfc3987_syntax import is_valid_syntax  # type: ignore[import-untyped]
+
+    fast_iri_reference_check()
+    check = Draft7Validator.FORMAT_CHECKER.checkers["iri-reference"][0]
+    assert getattr(check, "upm_fast_path", False)
+    rng = random.Random(26)
+    alphabet = "ab:/?#[]@!$&'()*+,;=%-._~1F "
+    fuzzed = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(60)]
+    for value in IRI_CASES + fuzzed + ["http://" + v for v in fuzzed]:
+        assert bool(check(value)) == bool(is_valid_syntax("iri_reference", value)), value
+
+
+def test_an_invalid_url_in_a_component_is_refused() -> None:
+    bom, _ = bind_to_wheel(_raw_bom(), name="demo-pkg", version="1.2.0", wheel=WHEEL_ART)
+    validate_cyclonedx(json.dumps(bom))  # valid as it is
+    bom["components"][0]["externalReferences"] = [{"type": "website", "url": "http://a b"}]
     with pytest.raises(PolicyError, match="CycloneDX SBOM failed schema validation"):
         validate_cyclonedx(json.dumps(bom))
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,6 +368,19 @@ def _created(manifest: Manifest) -> dt.datetime:
 
 
 # --- the phase --------------------------------------------------------------------------------
+@timed("sbom: load the SPDX validator")
+def load_spdx_validator() -> None:
+    """Import spdx-tools' validator (license expressions and all: a second or so)."""
+    import spdx_tools.spdx.validation.document_validator  # noqa: F401
+
+
+@timed("sbom: load the CycloneDX validator")
+def load_cyclonedx_validator() -> None:
+    """Import CycloneDX's validator: jsonschema's format checker builds an IRI parser
+    (rfc3987-syntax, an Earley grammar) on import, which takes seconds."""
+    import cyclonedx.validation.json  # noqa: F401
+
+
 def make_sboms(
     project: Project,
     manifest: Manifest,
@@ -383,50 +397,62 @@ def make_sboms(
     pass; the SBOMs are written and recorded either way, the phase marked ``fail``. A failed
     wheel audit stops the phase before the image step. The phase is recorded once.
     """
+    from upm_ci.dependency_provenance import recorded_dependencies
+
     dist_dir = check_dist_dir_inside(dist_dir, manifest.base, where="dist directory")
     wheel, wheel_path = built_wheel(manifest)
     name, version = manifest.project.name, manifest.project.version
-    raw = environment_bom(wheel_path)
-    bom, components = bind_to_wheel(raw, name=name, version=version, wheel=wheel)
-    from upm_ci.dependency_provenance import recorded_dependencies
-
-    provenance = provenance_by_ref(components, recorded_dependencies(manifest.phases))
-    annotate_provenance(bom, provenance)
-    root_ref = bom["metadata"]["component"]["bom-ref"]
-    root_deps = next(d["dependsOn"] for d in bom["dependencies"] if d["ref"] == root_ref)
-    cdx_text = json.dumps(bom, indent=2, sort_keys=True) + "\n"
-    validate_cyclonedx(cdx_text)
-    doc = spdx_document(
-        name=name,
-        version=version,
-        wheel=wheel,
-        root_ref=root_ref,
-        root_depends_on=root_deps,
-        components=components,
-        created=_created(manifest),
-        provenance=provenance,
-    )
-    spdx_text = validate_spdx(doc)
-
-    dist_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{project.dist_name}-{version}"
-    cdx_path, spdx_path = dist_dir / f"{stem}.cdx.json", dist_dir / f"{stem}.spdx.json"
-    write_text_atomic(cdx_path, cdx_text)
-    write_text_atomic(spdx_path, spdx_text)
-    cdx_art = manifest.add_file(cdx_path, "sbom")
-    spdx_art = manifest.add_file(spdx_path, "sbom")
-    for art, fmt in ((cdx_art, "cyclonedx-1.6+json"), (spdx_art, "spdx-2.3+json")):
-        manifest.add_sbom(SbomRecord(art.name, fmt, wheel.name, wheel.sha256))
-    manifest.save()
-    log.info("sbom: %d components; auditing them", len(components))
-
     if auditor is None:
         from upm_ci.vulnerability_audit import audit_packages
 
         auditor = audit_packages
     allow: Sequence[AuditAllowance] = project.config.audit_allow
-    packages = [(c.name, c.version) for c in components]
-    outcome = auditor(packages, osv_url=osv_url, allow=allow, today=today)
+    audit = timed("sbom: vulnerability audit")(auditor)
+    # No step waits on one it does not need: the validators load while the venv and
+    # cyclonedx-py run, and the audit (pip-audit, a process of its own) runs while the
+    # CycloneDX document is validated. It starts once the SPDX document is valid, and its
+    # outcome counts only once both documents are valid and written.
+    with ThreadPoolExecutor(1) as loader, ThreadPoolExecutor(1) as audits:
+        spdx_loaded = loader.submit(load_spdx_validator)
+        cdx_loaded = loader.submit(load_cyclonedx_validator)
+        raw = environment_bom(wheel_path)
+        bom, components = bind_to_wheel(raw, name=name, version=version, wheel=wheel)
+        provenance = provenance_by_ref(components, recorded_dependencies(manifest.phases))
+        annotate_provenance(bom, provenance)
+        root_ref = bom["metadata"]["component"]["bom-ref"]
+        root_deps = next(d["dependsOn"] for d in bom["dependencies"] if d["ref"] == root_ref)
+        doc = spdx_document(
+            name=name,
+            version=version,
+            wheel=wheel,
+            root_ref=root_ref,
+            root_depends_on=root_deps,
+            components=components,
+            created=_created(manifest),
+            provenance=provenance,
+        )
+        spdx_loaded.result()
+        spdx_text = validate_spdx(doc)  # an invalid SPDX document is never audited
+        log.info("sbom: %d components; auditing them", len(components))
+        packages = [(c.name, c.version) for c in components]
+        auditing = audits.submit(audit, packages, osv_url=osv_url, allow=allow, today=today)
+        cdx_text = json.dumps(bom, indent=2, sort_keys=True) + "\n"
+        with timed("sbom: wait for the CycloneDX validator"):
+            cdx_loaded.result()
+        validate_cyclonedx(cdx_text)
+
+        dist_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{project.dist_name}-{version}"
+        cdx_path, spdx_path = dist_dir / f"{stem}.cdx.json", dist_dir / f"{stem}.spdx.json"
+        write_text_atomic(cdx_path, cdx_text)
+        write_text_atomic(spdx_path, spdx_text)
+        cdx_art = manifest.add_file(cdx_path, "sbom")
+        spdx_art = manifest.add_file(spdx_path, "sbom")
+        for art, fmt in ((cdx_art, "cyclonedx-1.6+json"), (spdx_art, "spdx-2.3+json")):
+            manifest.add_sbom(SbomRecord(art.name, fmt, wheel.name, wheel.sha256))
+        manifest.save()
+        with timed("sbom: wait for the audit"):
+            outcome = auditing.result()
     result = SbomResult(cdx_art, spdx_art, wheel, components, outcome)
     if outcome.passed:
         _image_step(project, manifest, result, dist_dir=dist_dir, osv_url=osv_url, today=today)
