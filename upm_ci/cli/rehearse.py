@@ -208,6 +208,10 @@ def command(
     upm-release's actions the installed ones, each job its own OIDC claims), and prints one
     line per job and which steps it replaced.
     """
+    if workflow is None:
+        _refuse_workflow_options(
+            event=event, inputs=inputs, secrets=secrets, skip_steps=skip_steps, network=network
+        )
     from upm_ci.extras import require
 
     require("rehearse", "rehearse", "pipeline", "image")
@@ -248,6 +252,35 @@ def command(
         "## upm-ci rehearse\n\n" + markdown_table(headers, rows) + (f"\n{image}\n" if image else "")
     )
     return result.exit_code
+
+
+def _refuse_workflow_options(
+    *,
+    event: str | None,
+    inputs: tuple[str, ...],
+    secrets: tuple[str, ...],
+    skip_steps: tuple[str, ...],
+    network: bool,
+) -> None:
+    """Options that only a ``--workflow`` rehearsal reads are bad input without one (never
+    silently ignored); named by option, never by value (a secret's value is never shown)."""
+    given = [
+        name
+        for name, value in (
+            ("--event", event),
+            ("--input", inputs),
+            ("--secret", secrets),
+            ("--skip-step", skip_steps),
+            ("--network", network),
+        )
+        if value
+    ]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: only with --workflow FILE (act runs that workflow)",
+            hint="add --workflow .github/workflows/release.yml, or drop "
+            + ("them" if len(given) > 1 else "it"),
+        )
 
 
 def _summary_rows(result: RehearsalResult) -> tuple[list[str], list[list[str]]]:
