@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,10 +145,12 @@ if TYPE_CHECKING:
     "secrets",
     env="REHEARSAL_SECRETS",
     multiple=True,
-    metavar="NAME=VALUE",
+    metavar="NAME[=VALUE]",
     help="With --workflow: the value of secrets.NAME (repeatable; e.g. a GPG key the workflow "
-    "signs with). GITHUB_TOKEN and a secret whose name has PYPI in it are the local GitHub's and "
-    "index's tokens [default: new ones].",
+    "signs with); NAME alone takes the value of the environment variable NAME (so "
+    "UPM_REHEARSAL_SECRETS lists names, and a value is never on the command line). GITHUB_TOKEN "
+    "and a secret whose name has PYPI in it are the local GitHub's and index's tokens [default: "
+    "new ones].",
 )
 @option(
     "--skip-step",
@@ -254,6 +257,27 @@ def command(
     return result.exit_code
 
 
+def _secret_values(secrets: tuple[str, ...]) -> dict[str, str]:
+    """``--secret NAME=VALUE``, or ``NAME`` alone: the value of the environment variable NAME
+    (as act's own ``--secret NAME``; ``UPM_REHEARSAL_SECRETS`` is split at whitespace, so it
+    can only list names). Every value is masked; a bad item is named without its value."""
+    values: dict[str, str] = {}
+    for item in secrets:
+        name, sep, value = item.partition("=")
+        valid = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
+        if valid and not sep:
+            value = os.environ.get(name, "")
+        if not valid or not value:
+            raise InputError(
+                "--secret: not NAME=VALUE with a value (the value is not shown)",
+                hint='e.g. --secret RELEASE_GPG_KEY="$(cat key.asc)"; NAME alone needs the'
+                " environment variable NAME set",
+            )
+        gha.mask(value)
+        values[name] = value
+    return values
+
+
 def _refuse_workflow_options(
     *,
     event: str | None,
@@ -333,16 +357,7 @@ def _workflow(
         if not sep or not name:
             raise InputError(f"--input {item}: not NAME=VALUE", hint="e.g. --input dry-run=true")
         given[name] = value
-    secret_values: dict[str, str] = {}
-    for item in secrets:
-        name, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not value:
-            raise InputError(
-                "--secret: not NAME=VALUE with a value (the value is not shown)",
-                hint='e.g. --secret RELEASE_GPG_KEY="$(cat key.asc)"',
-            )
-        gha.mask(value)
-        secret_values[name] = value
+    secret_values = _secret_values(secrets)
     result = rehearse_workflow(
         project,
         workflow,
