@@ -88,3 +88,17 @@ def test_gate_and_build_start_a_new_manifest_from_release_info(tmp_path: Path) -
     assert restamped.project.tag == "v1.2.0"
     with pytest.raises(InputError, match="at tag v1.1.9, not tag v1.2.0"):
         open_manifest(gated, project, new=True)
+
+
+def test_another_projects_manifest_is_named_without_a_version_the_project_never_had(
+    tmp_path: Path,
+) -> None:
+    """A dynamic version is taken from the manifest only once it is this project's: the
+    refusal of another project's manifest names the project, not that manifest's version."""
+    project = load_project(_project(tmp_path / "demo", 'dynamic = ["version"]'))
+    other = tmp_path / "other.json"
+    Manifest(project=ProjectInfo("other-pkg", "9.1.0", "v9.1.0")).save(other)
+    with pytest.raises(InputError) as caught:
+        open_manifest(other, project)
+    assert "manifest is for other-pkg 9.1.0, not demo-pkg (" in str(caught.value)
+    assert "demo-pkg 9.1.0" not in str(caught.value)

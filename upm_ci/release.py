@@ -120,6 +120,9 @@ def open_manifest(
         manifest = Manifest.load_or_new(path, info, restamp=restamp)
         return check_release(manifest, None, repository=repository), project
     manifest = Manifest.load(path)
+    if project is not None and project.version_is_dynamic:
+        # the manifest's version is taken only once it is this project's manifest
+        manifest.expect_release(project.name, None)
     if project is not None:
         project = pinned_to(project, manifest.project.version)
     return check_release(manifest, project, tag=tag, repository=repository), project
