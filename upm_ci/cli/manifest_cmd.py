@@ -54,8 +54,10 @@ def digest_cmd(manifest: Path) -> int:
 @manifest_option
 def image_hosts(manifest: Path) -> int:
     """Print the registry hosts of the manifest's images (space-separated, sorted; nothing
-    without images); also the step output ``hosts``. The actions send registry credentials
-    only to these hosts; the manifest is read with every check a phase applies."""
+    without images); also the step output `hosts`. The actions send registry credentials
+    only to these hosts. The manifest is read with all of its own checks (size, depth, schema
+    and version, each image's reference); unlike a phase, it is not held to a project's
+    release (no --project)."""
     from upm_ci import gha
     from upm_ci.image.registry import parse_reference
 
