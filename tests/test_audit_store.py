@@ -25,7 +25,6 @@ from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import sha256_file
 from upm_ci.manifest import Manifest
 from upm_ci.project import load_project
-from upm_ci.publish import PublishSettings, publish_release
 from upm_ci.publish.audit_log import AuditLog
 from upm_ci.publish.audit_store import (
     AuditStore,
@@ -35,6 +34,7 @@ from upm_ci.publish.audit_store import (
     make_client,
     upload,
 )
+from upm_ci.publish.phase import PublishSettings, publish_release
 from upm_ci.standins._server import free_port
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.s3 import S3StandIn

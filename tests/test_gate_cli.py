@@ -15,11 +15,11 @@ from pytest_mock import MockerFixture
 
 from tests.conftest import EXAMPLE
 from tests.fixtures.github import SAMPLE_NAME, SAMPLE_OWNER
-from upm_ci import gate as gate_pkg
 from upm_ci.cli import main
 from upm_ci.dependency_provenance import shipped_files
 from upm_ci.errors import InputError
-from upm_ci.gate import run_gate
+from upm_ci.gate import checklist as gate_pkg
+from upm_ci.gate.checklist import run_gate
 from upm_ci.gate.model import CheckResult, Finding
 from upm_ci.gate.report import CHECKLIST, GateReport, render_markdown, render_text
 from upm_ci.project import load_project

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import git
 from upm_ci.child_env import allowed, project_env
 from upm_ci.errors import InputError
-from upm_ci.gate import run_gate
+from upm_ci.gate.checklist import run_gate
 from upm_ci.gate.model import GateContext
 from upm_ci.gate.plugins import check_plugin_entrypoint, check_plugin_sandbox
 from upm_ci.gate.testenv import dependency_group, install_arguments

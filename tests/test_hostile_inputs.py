@@ -266,7 +266,7 @@ def test_a_hostile_pyproject_is_one_line_of_bad_input(
 def test_data_never_becomes_a_workflow_command(
     data: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from upm_ci.cli._common import echo
+    from upm_ci.cli_common import echo
 
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     echo(f"downloaded {data}")
@@ -288,7 +288,7 @@ def test_credentials_in_urls_never_reach_output_or_files(
     url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from upm_ci import gha
-    from upm_ci.cli._common import echo
+    from upm_ci.cli_common import echo
     from upm_ci.manifest import write_json_atomic
 
     echo(f"uploading to {url}")

@@ -52,7 +52,7 @@ from upm_ci.standins._server import free_port
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.registry import RegistryProxy, RegistryStandIn, registry_problem
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import FAIL, PASS
+from upm_ci.verify.report import FAIL, PASS
 
 pytestmark = pytest.mark.skipif(registry_problem() is not None, reason=str(registry_problem()))
 
@@ -670,7 +670,7 @@ def signed_release(
 
 def release_rows(project: Path, standin: SigstoreStandIn, directory: Path | None = None) -> Any:
     """verify_release over the release directory alone: no registry is asked."""
-    from upm_ci.verify import image_files, verify_release
+    from upm_ci.verify.phase import image_files, verify_release
 
     manifest = load(project)
     dist = directory or project / "dist"
@@ -957,7 +957,7 @@ def test_the_published_release_carries_the_image_bundles_and_verify_checks_them_
     from tests.fixtures.github import GITHUB_TOKEN
     from tests.fixtures.pypi import CHANGELOG
     from upm_ci.cli import main
-    from upm_ci.publish import PublishSettings, publish_release
+    from upm_ci.publish.phase import PublishSettings, publish_release
 
     project = signed_release(tmp_path, registry.host, sigstore_standin, "published")
     (project / "CHANGELOG.md").write_text(CHANGELOG)

@@ -1,10 +1,12 @@
 """The package's structure, read from the source: every ``upm_ci`` module's AST, counting
-imports inside functions and under ``if TYPE_CHECKING:`` as imports too.
+imports inside functions and under ``if TYPE_CHECKING:`` as imports too, and an import of
+``a.b.c`` as one of the package ``a.b`` as well (Python runs ``a/b/__init__.py`` first).
 
 - No import cycle among ``upm_ci`` modules: no module imports one that (transitively)
   imports it back, so no import inside a function exists to dodge a cycle.
-- ``upm_ci/cli/*`` command modules import no other ``cli`` module but ``cli._common``
-  (the package ``cli/__init__.py`` registers the commands, so it imports them).
+- ``upm_ci/cli/*`` command modules import no other ``cli`` module (the package
+  ``cli/__init__.py`` registers the commands, so it imports them; what they share is
+  ``upm_ci/cli_common.py``, outside the package).
 - The expected signer is built in ``upm_ci/identity.py`` only: no other module calls
   ``workflow_identity(``, spells the default release workflow's path, or turns a tag into a
   ref by ``"refs/tags/" + tag``.
@@ -22,15 +24,6 @@ import pytest
 from upm_ci.identity import DEFAULT_RELEASE_WORKFLOW
 
 PACKAGE = Path(__file__).resolve().parent.parent / "upm_ci"
-
-#: Known import edges other work removes (worktree i26-build: build.py <-> image/build.py,
-#: sbom.py -> build.py). Left out of the cycle check until that work is merged; the lead
-#: empties this list then. Nothing else may be added here.
-KNOWN_EDGES: set[tuple[str, str]] = {
-    ("upm_ci.build", "upm_ci.image.build"),
-    ("upm_ci.image.build", "upm_ci.build"),
-    ("upm_ci.sbom", "upm_ci.build"),
-}
 
 #: The stand-ins play GitHub, Fulcio and PyPI: they mint the tokens and certificates the
 #: product checks, so they spell refs and workflow paths as those services do, and import
@@ -52,14 +45,26 @@ def parsed(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), str(path))
 
 
+def with_packages(module: str, known: set[str]) -> Iterator[str]:
+    """What importing ``module`` runs: each package above it (its ``__init__``), then it.
+
+    ``import upm_ci.verify.report`` first runs ``upm_ci/verify/__init__.py`` (and so every
+    module that imports), so an import of ``a.b.c`` counts as one of ``a.b`` and ``a.b.c``.
+    """
+    parts = module.split(".")
+    for end in range(2, len(parts) + 1):  # ``upm_ci/__init__.py`` imports nothing
+        name = ".".join(parts[:end])
+        if name in known:
+            yield name
+
+
 def imported(name: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
-    """Every ``upm_ci`` module ``name`` imports anywhere in its file, with the line."""
+    """Every ``upm_ci`` module ``name`` imports anywhere in its file, with the line, each
+    package ``__init__`` the import runs counted too."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name in known:
-                    yield alias.name, node.lineno
+            targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -67,11 +72,17 @@ def imported(name: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]
                 source = ".".join([*base, node.module] if node.module else base)
             else:
                 source = node.module or ""
-            for alias in node.names:
-                if f"{source}.{alias.name}" in known:  # `from upm_ci import gha`: the module
-                    yield f"{source}.{alias.name}", node.lineno
-                elif source in known:
-                    yield source, node.lineno
+            # `from upm_ci import gha` imports the module upm_ci.gha; `from upm_ci.x import y`
+            # (y a name) imports upm_ci.x
+            targets = [
+                f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source
+                for alias in node.names
+            ]
+        else:
+            continue
+        for target in targets:
+            for module in with_packages(target, known):
+                yield module, node.lineno
 
 
 @functools.cache
@@ -157,31 +168,56 @@ def test_the_graph_sees_imports_inside_functions_and_type_checking(tmp_path: Pat
     assert cycles({"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3}, "d": {"a": 4}}) == [["a", "b", "c"]]
 
 
+def test_the_graph_counts_the_packages_an_import_runs(tmp_path: Path) -> None:
+    """``import a.b.c`` and ``from a.b import c`` run ``a/b/__init__.py`` too: an edge to
+    the package as well, so a package whose ``__init__`` imports its own modules is seen in
+    a cycle with each of them that imports a sibling."""
+    path = tmp_path / "upm_ci" / "verify" / "checks.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "import upm_ci.verify.report\n"
+        "from upm_ci.publish import audit_store\n"
+        "from upm_ci.publish.handoff import check\n"
+        "from .model import Row\n"
+        "from upm_ci.cli_common import echo\n"
+    )
+    known = {
+        "upm_ci",
+        "upm_ci.verify",
+        "upm_ci.verify.checks",
+        "upm_ci.verify.report",
+        "upm_ci.verify.model",
+        "upm_ci.publish",
+        "upm_ci.publish.audit_store",
+        "upm_ci.publish.handoff",
+        "upm_ci.cli",
+        "upm_ci.cli_common",
+    }
+    found = {m for m, _ in imported("upm_ci.verify.checks", path, known)}
+    assert found == known - {"upm_ci", "upm_ci.cli", "upm_ci.verify.checks"}
+    graph = {
+        "upm_ci.verify": {"upm_ci.verify.checks": 1},
+        "upm_ci.verify.checks": {"upm_ci.verify": 1, "upm_ci.verify.report": 1},
+        "upm_ci.verify.report": {"upm_ci.verify": 1},
+    }
+    assert cycles(graph) == [sorted(graph)]
+
+
 def test_no_import_cycle_among_upm_ci_modules() -> None:
     graph = import_graph()
     assert len(graph) > 80 and "upm_ci.cli.verify" in graph  # the walk found the package
-    for source, target in KNOWN_EDGES:
-        graph.get(source, {}).pop(target, None)
     found = cycles(graph)
     assert not found, "import cycles: " + " | ".join(describe(c, graph) for c in found)
 
 
-def test_known_edges_are_still_there() -> None:
-    """An allow-listed edge that is gone must leave the list (it only ever shrinks)."""
-    graph = import_graph()
-    gone = [edge for edge in sorted(KNOWN_EDGES) if edge[1] not in graph.get(edge[0], {})]
-    assert not gone, f"remove from KNOWN_EDGES, they no longer exist: {gone}"
-
-
-def test_cli_modules_import_only_cli_common_from_cli() -> None:
+def test_cli_modules_import_no_other_cli_module() -> None:
     graph = import_graph()
     offending = [
         f"{source} imports {target} (line {line})"
         for source, edges in graph.items()
         if source.startswith("upm_ci.cli.")
         for target, line in edges.items()
-        if (target == "upm_ci.cli" or target.startswith("upm_ci.cli."))
-        and target != "upm_ci.cli._common"
+        if target == "upm_ci.cli" or target.startswith("upm_ci.cli.")
     ]
     assert not offending, "; ".join(offending)
 

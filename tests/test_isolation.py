@@ -33,7 +33,7 @@ from tests.conftest import REPO_ROOT, git
 from tests.test_actions import ACTIONS, load, steps_of
 from upm_ci import child_env
 from upm_ci.errors import InputError
-from upm_ci.gate import run_gate
+from upm_ci.gate.checklist import run_gate
 from upm_ci.gate.model import CheckResult
 from upm_ci.project import load_project, pinned_to
 

@@ -15,7 +15,7 @@ from tests.fixtures.release_kit import REPOSITORY, TAG, WHEEL, ReleaseKit, relea
 from tests.test_artifact_policy import community_signer, files, project
 from tests.test_gate_cli import audit_passes, break_plugin, in_tmp, sample_junit
 from upm_ci.cli import main
-from upm_ci.verify import SCHEMA
+from upm_ci.verify.report import SCHEMA
 
 __all__ = [
     "audit_passes",

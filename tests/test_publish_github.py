@@ -12,8 +12,8 @@ from tests.fixtures.pypi import make_release
 from upm_ci.errors import PolicyError
 from upm_ci.manifest import Manifest
 from upm_ci.project import load_project
-from upm_ci.publish import PublishSettings, publish_release
 from upm_ci.publish.github_release import ExpectedAsset, GitHubReleases
+from upm_ci.publish.phase import PublishSettings, publish_release
 from upm_ci.standins.github import GitHubStandIn
 
 REPO = f"{SAMPLE_OWNER}/{SAMPLE_NAME}"

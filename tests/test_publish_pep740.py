@@ -17,7 +17,8 @@ from upm_ci.errors import InputError
 from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import AttestationRecord, Manifest
 from upm_ci.project import load_project
-from upm_ci.publish import PublishSettings, publish_release, pypi, recorded_attestations
+from upm_ci.publish import pypi
+from upm_ci.publish.phase import PublishSettings, publish_release, recorded_attestations
 from upm_ci.publish.pypi import IndexTarget
 from upm_ci.release_signer import ReleaseSigner
 from upm_ci.sigstore_common import PYPI_PUBLISH_V1

@@ -17,7 +17,7 @@ from upm_ci import gha
 from upm_ci.errors import InputError
 from upm_ci.manifest import Manifest
 from upm_ci.project import load_project
-from upm_ci.publish import PublishSettings, publish_release
+from upm_ci.publish.phase import PublishSettings, publish_release
 from upm_ci.publish.pypi import preflight_claims, trusted_publishing_token
 from upm_ci.retry import RetryPolicy
 from upm_ci.standins.github import GitHubStandIn

@@ -39,7 +39,8 @@ from upm_ci.cli import main
 from upm_ci.identity import ExpectedSigner
 from upm_ci.provenance import CYCLONEDX_BOM
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import VerifyReport, verify_release
+from upm_ci.verify.phase import verify_release
+from upm_ci.verify.report import VerifyReport
 
 __all__ = ["release_kit"]
 

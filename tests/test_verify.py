@@ -35,7 +35,8 @@ from upm_ci.sigstore_common import make_verifier, verification_policy
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.oidc import OidcStandIn, mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
-from upm_ci.verify import SCHEMA, verify_release
+from upm_ci.verify.phase import verify_release
+from upm_ci.verify.report import SCHEMA
 
 __all__ = ["release_dir", "release_kit"]
 
@@ -535,7 +536,7 @@ def test_copy_helper_is_isolated(release_kit: ReleaseKit, tmp_path: Path) -> Non
 def test_not_checked_is_never_a_pass() -> None:
     """A row whose checks could not run is not passed; the verdict covers what was checked,
     and lists the rest."""
-    from upm_ci.verify import NOT_CHECKED, ArtifactReport, Check, VerifyReport
+    from upm_ci.verify.report import NOT_CHECKED, ArtifactReport, Check, VerifyReport
 
     skipped = ArtifactReport("s3://b/k", "", [Check("audit log S3 copy", NOT_CHECKED, "why")])
     checked = ArtifactReport("f", "ab", [Check("sigstore", "pass", "ok")])

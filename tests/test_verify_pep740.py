@@ -26,7 +26,8 @@ from upm_ci.cli import main
 from upm_ci.errors import PolicyError
 from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.sigstore_common import make_verifier, verification_policy, verify_pep740
-from upm_ci.verify import VerifyReport, verify_release
+from upm_ci.verify.phase import verify_release
+from upm_ci.verify.report import VerifyReport
 
 __all__ = ["release_dir", "release_kit"]
 

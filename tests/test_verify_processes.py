@@ -26,8 +26,8 @@ from tests.fixtures.release_kit import (
 from upm_ci.cli import main
 from upm_ci.errors import InputError
 from upm_ci.verify import checks as verify
-from upm_ci.verify import verify_release
 from upm_ci.verify.checks import ForkError, bundle_processes, forked_map
+from upm_ci.verify.phase import verify_release
 
 __all__ = ["release_dir", "release_kit"]
 

@@ -29,7 +29,7 @@ from upm_ci.cli import (
     trust,
     verify,
 )
-from upm_ci.cli._common import echo, option
+from upm_ci.cli_common import echo, option
 from upm_ci.errors import EXIT_INPUT, EXIT_SERVICE, UpmError
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import dist_directory, echo, option, phase_options, tag_option
+from upm_ci.cli_common import dist_directory, echo, option, phase_options, tag_option
 from upm_ci.tables import markdown_table, table
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from upm_ci.cli._common import echo, echo_json, format_option, option
+from upm_ci.cli_common import echo, echo_json, format_option, option
 from upm_ci.config import Config
 from upm_ci.errors import EXIT_INPUT, InputError, UpmError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
+from upm_ci.cli_common import (
     FILE,
     echo,
     echo_json,
@@ -117,7 +117,7 @@ def command(
     require("gate", "pipeline")
     from upm_ci.child_env import isolate_process
     from upm_ci.config import display_path
-    from upm_ci.gate import gate_release
+    from upm_ci.gate.checklist import gate_release
     from upm_ci.gate.model import GitHubAccess
     from upm_ci.gate.report import render_markdown, render_text
     from upm_ci.manifest import write_json_atomic

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from upm_ci.cli._common import FILE, echo, manifest_option, option
+from upm_ci.cli_common import FILE, echo, manifest_option, option
 from upm_ci.manifest import ImageRecord, Manifest, merge, rebase_paths
 from upm_ci.tables import table
 

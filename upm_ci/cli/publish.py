@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
+from upm_ci.cli_common import (
     FILE,
     audit_store_options,
     audit_store_settings,
@@ -171,7 +171,7 @@ def command(
     from upm_ci.identity import handoff_signer
     from upm_ci.manifest import write_json_atomic
     from upm_ci.project import load_project, resolve_tag
-    from upm_ci.publish import PublishSettings, publish_release
+    from upm_ci.publish.phase import PublishSettings, publish_release
     from upm_ci.publish.pypi import IndexTarget
     from upm_ci.release import open_manifest
 

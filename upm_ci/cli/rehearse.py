@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import echo, finite, option
+from upm_ci.cli_common import echo, finite, option
 from upm_ci.errors import InputError
 from upm_ci.tables import markdown_table, table
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
+from upm_ci.cli_common import (
     dist_directory,
     echo,
     identity_token_option,

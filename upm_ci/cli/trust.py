@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
+from upm_ci.cli_common import (
     FILE,
     echo,
     echo_json,

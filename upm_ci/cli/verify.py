@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from upm_ci import gha
-from upm_ci.cli._common import (
+from upm_ci.cli_common import (
     FILE,
     audit_access_options,
     audit_store_settings,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from upm_ci.identity import ExpectedSigner
     from upm_ci.manifest import Manifest
     from upm_ci.project import Project
-    from upm_ci.verify import VerifyReport
+    from upm_ci.verify.report import VerifyReport
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -197,7 +197,7 @@ def command(
     """
     from upm_ci.config import normalize_fingerprint
     from upm_ci.release_download import DownloadLimits
-    from upm_ci.verify import GitHubRelease, verify_phase
+    from upm_ci.verify.phase import GitHubRelease, verify_phase
 
     _check_project(project)
     proj = maybe_project(project)

@@ -6,11 +6,7 @@ rows, :func:`run_gate`, and records them in the manifest), one module per check
 :mod:`upm_ci.gate.report` (the checklist's rows and the report), :mod:`upm_ci.gate.testenv`
 (the project's test venv) and :mod:`upm_ci.gate.pytest_markers` (the plugin loaded into the
 project's test run).
+
+The package imports none of its modules (each is imported by its own name), so importing one
+of them runs only what that one needs.
 """
-
-from __future__ import annotations
-
-from upm_ci.gate.checklist import CHECKS, gate_release, recorded_checks, run_gate
-from upm_ci.gate.report import GateReport
-
-__all__ = ["CHECKS", "GateReport", "gate_release", "recorded_checks", "run_gate"]

@@ -6,34 +6,7 @@ order of its steps), :mod:`upm_ci.publish.github_release` (the draft-first GitHu
 :mod:`upm_ci.publish.audit_log` and :mod:`upm_ci.publish.audit_store` (the audit log and its
 S3+KMS copy), :mod:`upm_ci.publish.handoff` (a release signed in another job, checked before
 anything is sent), :mod:`upm_ci.publish.notes` (the release notes).
+
+The package imports none of its modules (each is imported by its own name), so importing one
+of them runs only what that one needs.
 """
-
-from __future__ import annotations
-
-from upm_ci.publish.phase import (
-    READY_PHASES,
-    ItemResult,
-    PublishResult,
-    PublishSettings,
-    SignFile,
-    check_handoff,
-    check_ready,
-    check_signed,
-    publish_release,
-    read_published,
-    recorded_attestations,
-)
-
-__all__ = [
-    "READY_PHASES",
-    "ItemResult",
-    "PublishResult",
-    "PublishSettings",
-    "SignFile",
-    "check_handoff",
-    "check_ready",
-    "check_signed",
-    "publish_release",
-    "read_published",
-    "recorded_attestations",
-]

@@ -33,7 +33,7 @@ from upm_ci.identity import ExpectedSigner
 
 if TYPE_CHECKING:
     from upm_ci.manifest import Manifest
-    from upm_ci.verify import VerifyReport
+    from upm_ci.verify.report import VerifyReport
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def check_handoff(
         check_digest(manifest, digest)
     if signer is None:
         return None
-    from upm_ci.verify import image_files, verify_release
+    from upm_ci.verify.phase import image_files, verify_release
 
     if not dist_dir.is_dir():
         raise InputError(
