@@ -14,6 +14,10 @@ Requires-Dist and Requires-Python, the interpreter); the wheel's own sha256 is r
 so the same wheel is used as it is and a rebuilt one only replaces the project's files. A
 release in CI never gets a cache: each phase makes its own venv, since the smoke test runs the
 project's code in it and the SBOM must not inventory a venv that code has touched.
+
+The gate's test venvs (:mod:`upm_ci.gate.testenv`) share what this module has for every
+cached venv: :func:`uv_binary`, :func:`uv_env`, :func:`venv_python`, the per-key
+:func:`locked` and :func:`prune`.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ CACHE_ENV = "UPM_WHEEL_VENV_CACHE"
 #: (``python -m build --installer uv``). A release never sets it: its tool venv, installed from
 #: the hash-pinned lock, has no uv package, and build's own default (pip) makes them.
 INSTALLER_ENV = "UPM_BUILD_INSTALLER"
-#: Written into a cached venv once it is complete (its key and the wheel's sha256).
-_READY = ".upm-ready"
+#: Written into a cached venv once it is complete (here its key and the wheel's sha256; the
+#: gate's test venvs write their key): a venv without it is made anew, and :func:`prune` keeps
+#: only ones with it.
+READY = ".upm-ready"
 #: Cached venvs kept beside the one in use (the most recently used ones).
 _KEEP = 4
 #: pip's index settings as uv reads them (uv does not read pip's configuration).
@@ -209,7 +215,7 @@ def wheel_venv(wheel: Path, *, phase: str, cache: Path | None = None) -> Iterato
         return
     cache.mkdir(parents=True, exist_ok=True)
     cached = cache / key
-    with _locked(cache / f"{key}.lock"):
+    with locked(cache / f"{key}.lock"):
         found = _ready(cached, key)
         digest = sha256_file(wheel)
         python = venv_python(cached)
@@ -224,20 +230,20 @@ def wheel_venv(wheel: Path, *, phase: str, cache: Path | None = None) -> Iterato
             python, done = venv_with_wheel(cached, wheel)
             how = "new"
         if done.returncode == 0:
-            (cached / _READY).write_text(
+            (cached / READY).write_text(
                 json.dumps({"key": key, "wheel_sha256": digest}) + "\n", encoding="utf-8"
             )
         else:
-            (cached / _READY).unlink(missing_ok=True)
+            (cached / READY).unlink(missing_ok=True)
         record(f"{phase}: venv with the wheel ({how})", time.monotonic() - start)
         yield WheelVenv(python, done, how)
-    _prune(cache, keep=key)
+    prune(cache, keep=key)
 
 
 def _ready(cached: Path, key: str) -> str | None:
     """The sha256 of the wheel a complete cached venv holds, or None (absent, incomplete)."""
     try:
-        data = json.loads((cached / _READY).read_text(encoding="utf-8"))
+        data = json.loads((cached / READY).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("key") != key or not venv_python(cached).exists():
@@ -265,7 +271,8 @@ def _replace_wheel(python: Path, wheel: Path) -> subprocess.CompletedProcess[str
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """One process at a time makes or refreshes a cached venv (parallel rehearsals share it)."""
     import fcntl  # POSIX only; the cache is a rehearsal's, which runs on POSIX
 
     with path.open("a") as handle:
@@ -276,13 +283,13 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _prune(cache: Path, keep: str) -> None:
+def prune(cache: Path, keep: str) -> None:
     """Remove all but the most recently used cached venvs (never one in use: it is locked)."""
     ready = sorted(
-        (p for p in cache.iterdir() if (p / _READY).is_file() and p.name != keep),
-        key=lambda p: (p / _READY).stat().st_mtime,
+        (p for p in cache.iterdir() if (p / READY).is_file() and p.name != keep),
+        key=lambda p: (p / READY).stat().st_mtime,
         reverse=True,
     )
     for stale in ready[_KEEP:]:
-        with _locked(cache / f"{stale.name}.lock"):
+        with locked(cache / f"{stale.name}.lock"):
             shutil.rmtree(stale, ignore_errors=True)

@@ -11,14 +11,15 @@ it explicitly as pip arguments (``".[test]"``, ``". -r requirements-test.txt"``)
 A rehearsal runs again and again, so it may hand the gate a cache (``UPM_TEST_VENV_CACHE``):
 a venv keyed on what decides its contents (the install arguments, the project's declared
 dependencies and build system, the requirement files named, the interpreter) is made once and
-then only has the project reinstalled from source, so each run still tests the code as it is.
+then only has the project reinstalled from source (by uv where there is one, else pip), so each
+run still tests the code as it is. uv, its view of pip's index settings, the cache's lock and its
+pruning are :mod:`upm_ci.venvs`'s (``UPM_NO_UV=true`` leaves uv out here too).
 A release in CI never gets a cache: ``upm-ci rehearse`` passes one only outside CI and without
 ``--fresh``, and nothing else sets it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -28,7 +29,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from upm_ci.child_env import project_env
 from upm_ci.errors import InputError
 from upm_ci.project import Project
 from upm_ci.timings import timed
+from upm_ci.venvs import READY, locked, prune, uv_binary, uv_env, venv_python
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,6 @@ _NAMES = ("test", "tests")
 _TAIL_LINES = 20
 #: The variable through which ``upm-ci rehearse`` hands the gate its cache of test venvs.
 CACHE_ENV = "UPM_TEST_VENV_CACHE"
-#: Written into a cached venv once it is complete; a venv without it is made anew.
-_READY = ".upm-ready"
-#: Cached venvs kept beside the one in use (the most recently used ones).
-_KEEP = 4
 _REQUIREMENT_FLAGS = ("-r", "--requirement", "-c", "--constraint")
 
 
@@ -173,20 +170,20 @@ def create_test_environment(
     key = environment_key(project, args, base)
     cached = cache / key
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f"{key}.lock"):
-        python = _venv_python(cached)
-        if (cached / _READY).is_file() and python.exists():
+    with locked(cache / f"{key}.lock"):
+        python = venv_python(cached)
+        if (cached / READY).is_file() and python.exists():
             log.info("gate: reusing the test environment %s; reinstalling the project", cached)
             _reinstall(python, args, project, env)
-            os.utime(cached / _READY)
+            os.utime(cached / READY)
             how = f"a reused venv ({key[:12]}) with {' '.join(args)} ({source})"
         else:
             log.info("gate: creating the cached test environment %s (%s)", cached, source)
             shutil.rmtree(cached, ignore_errors=True)
             _make_venv(base, cached, args, project.root, env)
-            (cached / _READY).write_text(key + "\n", encoding="utf-8")
+            (cached / READY).write_text(key + "\n", encoding="utf-8")
             how = f"a new cached venv ({key[:12]}) with {' '.join(args)} ({source})"
-    _prune(cache, keep=key)
+    prune(cache, keep=key)
     return TestEnvironment(str(python), how)
 
 
@@ -227,13 +224,9 @@ def environment_key(project: Project, args: list[str], base: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-
-
 def _make_venv(base: str, venv: Path, args: list[str], root: Path, env: dict[str, str]) -> Path:
     _run([base, "-m", "venv", str(venv)], root, env, "create a venv")
-    python = _venv_python(venv)
+    python = venv_python(venv)
     _install(python, args, root, env)
     return python
 
@@ -249,67 +242,19 @@ def _install(python: Path, args: list[str], root: Path, env: dict[str, str]) -> 
     )
 
 
-def uv_binary() -> str:
-    """The uv executable beside upm-ci (the ``uv`` package) or on PATH, or ``""``."""
-    try:
-        from uv import find_uv_bin
-
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv") or ""
-
-
-#: pip's index settings as uv reads them (uv does not read pip's configuration).
-_PIP_TO_UV = {
-    "PIP_INDEX_URL": "UV_INDEX_URL",
-    "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
-    "PIP_FIND_LINKS": "UV_FIND_LINKS",
-    "PIP_NO_INDEX": "UV_NO_INDEX",
-}
-
-
 def _reinstall(python: Path, args: list[str], project: Project, env: dict[str, str]) -> None:
     """Put the project's current code into a reused venv: uv where there is one (its
     dependencies are already there, so this is a second), else pip, which rebuilds it."""
     uv = uv_binary()
     if uv:
-        uv_env = dict(env)
-        for pip_name, uv_name in _PIP_TO_UV.items():
-            if pip_name in env and uv_name not in env:
-                uv_env[uv_name] = env[pip_name]
         command = [uv, "pip", "install", "--python", str(python)]
         command += ["--reinstall-package", project.normalized_name, *args]
         try:
-            _run(command, project.root, uv_env, f"uv pip install {' '.join(args)}")
+            _run(command, project.root, uv_env(env), f"uv pip install {' '.join(args)}")
             return
         except TestEnvironmentError as e:  # uv reads no pip.conf: pip is the reference
             log.info("gate: uv could not reinstall the project (%s); using pip", e)
     _install(python, args, project.root, env)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One process at a time makes or refreshes a cached venv (parallel rehearsals share it)."""
-    import fcntl  # POSIX only; the cache is a rehearsal's, which runs on POSIX
-
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _prune(cache: Path, keep: str) -> None:
-    """Remove all but the most recently used cached venvs (never one in use: it is locked)."""
-    ready = sorted(
-        (p for p in cache.iterdir() if (p / _READY).is_file() and p.name != keep),
-        key=lambda p: (p / _READY).stat().st_mtime,
-        reverse=True,
-    )
-    for stale in ready[_KEEP:]:
-        with _locked(cache / f"{stale.name}.lock"):
-            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
