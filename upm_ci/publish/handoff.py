@@ -8,7 +8,7 @@ job trusts none of them: before anything is sent anywhere, :func:`check_handoff`
 - compares the hand-off digest the reusable workflow put in its outputs
   (:func:`handoff_digest`: the sha256 of every file's name and sha256 the manifest lists, so a
   changed manifest entry shows; publish's own audit log, added on a re-run, is left out), and
-- runs the verify phase (:func:`upm_ci.verify.verify_release`) on the local dist directory for
+- runs the verify phase (:func:`upm_ci.verify.phase.verify_release`) on the local dist directory for
   the signer the release must have: every file's bundle, the provenance and SBOM attestations,
   PEP 740 attestations, SHA256SUMS and the manifest's digests, whatever verify checks.
 
