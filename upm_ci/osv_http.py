@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from upm_ci.errors import InputError
+from upm_ci.retry import NoAnswerInTime, answered_within
 
 if TYPE_CHECKING:
     import requests
@@ -188,41 +189,34 @@ class OsvSession:
             response.close()
 
     def _send(self, body: bytes) -> requests.Response:
-        """``requests.post`` (streamed) on a helper thread, awaited until the deadline at
-        most: a server that drips its status line and headers cannot hold the audit."""
+        """``requests.post`` (streamed), awaited until the deadline at most
+        (:func:`~upm_ci.retry.answered_within`)."""
         import requests
 
-        box: dict[str, Any] = {}
         limit = max(0.001, min(self.limits.request_timeout, self.remaining()))
 
-        def run() -> None:
-            try:
-                box["response"] = requests.post(
-                    self.url,
-                    data=body,
-                    # Uncompressed: the limits count what arrives, and no gzip bomb unfolds.
-                    headers={
-                        "Content-Type": "application/json",
-                        "Accept": "application/json",
-                        "Accept-Encoding": "identity",
-                    },
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(limit, limit),
-                )
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                box["error"] = e
+        def post() -> requests.Response:
+            return requests.post(
+                self.url,
+                data=body,
+                # Uncompressed: the limits count what arrives, and no gzip bomb unfolds.
+                headers={
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "Accept-Encoding": "identity",
+                },
+                stream=True,
+                allow_redirects=False,
+                timeout=(limit, limit),
+            )
 
-        worker = threading.Thread(target=run, name="upm-osv", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
+        try:
+            return answered_within(post, limit, "upm-osv")
+        except NoAnswerInTime:
             self.check_deadline()
-            raise OsvUnavailable("no answer in time")
-        if "error" in box:
-            raise OsvUnavailable(unreachable_reason(box["error"])) from box["error"]
-        response: requests.Response = box["response"]
-        return response
+            raise OsvUnavailable("no answer in time") from None
+        except BaseException as e:  # noqa: BLE001 - every failure to answer is one kind
+            raise OsvUnavailable(unreachable_reason(e)) from e
 
     def _read(self, response: requests.Response, limit: int, *, truncate: bool = False) -> bytes:
         parts: list[bytes] = []

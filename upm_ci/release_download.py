@@ -35,7 +35,6 @@ import logging
 import math
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,7 +45,15 @@ from urllib.parse import quote, urljoin, urlsplit
 from upm_ci.config import check_repository
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.layout import check_plain_name
-from upm_ci.retry import HttpStatusError, RetryPolicy, call_with_retry, classify, describe
+from upm_ci.retry import (
+    HttpStatusError,
+    NoAnswerInTime,
+    RetryPolicy,
+    answered_within,
+    call_with_retry,
+    classify,
+    describe,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -189,33 +196,20 @@ class _Client:
         return target
 
     def _send(self, url: str, headers: dict[str, str], limit: float, what: str) -> Any:
-        """``requests.get`` (streamed) on a helper thread, awaited at most ``limit`` seconds:
-        a server that drips its status line and headers cannot hold us past the deadline."""
+        """``requests.get`` (streamed), awaited ``limit`` seconds at most
+        (:func:`~upm_ci.retry.answered_within`)."""
         import requests
 
-        box: dict[str, Any] = {}
+        def get() -> requests.Response:
+            return requests.get(
+                url, headers=headers, stream=True, allow_redirects=False, timeout=(limit, limit)
+            )
 
-        def run() -> None:
-            try:
-                box["response"] = requests.get(
-                    url,
-                    headers=headers,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(limit, limit),
-                )
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                box["error"] = e
-
-        worker = threading.Thread(target=run, name="upm-download", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
+        try:
+            return answered_within(get, limit, "upm-download")
+        except NoAnswerInTime:
             self.deadline.check()
-            raise TimeoutError(f"no answer within {limit:g} s (--request-timeout)")
-        if "error" in box:
-            raise box["error"]
-        return box["response"]
+            raise TimeoutError(f"no answer within {limit:g} s (--request-timeout)") from None
 
     def read(
         self,

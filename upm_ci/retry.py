@@ -12,6 +12,7 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,36 @@ def call_with_retry(
             log.info("%s: %s; retry %d in %.1fs", what, describe(exc), attempt + 1, pause)
             policy.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class NoAnswerInTime(Exception):
+    """:func:`answered_within`'s call had not returned when its time was up."""
+
+
+def answered_within(call: Callable[[], T], limit: float, name: str) -> T:
+    """``call()`` on a daemon helper thread called ``name``, awaited ``limit`` seconds at most.
+
+    Returns what it returned, raises what it raised, or :class:`NoAnswerInTime` when it is still
+    running (the thread is left behind): a server that drips its status line and headers
+    cannot hold the caller past its deadline.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = call()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name=name, daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise NoAnswerInTime(f"{name}: no answer within {limit:g} s")
+    if "error" in box:
+        raise box["error"]
+    result: T = box["result"]
+    return result
 
 
 def classify_http(status: int, headers: Mapping[str, str], body: str = "") -> float | None:
