@@ -200,8 +200,8 @@ def rehearse(
     # the caller's reaches them, and this process (whose environ holds the caller's) is
     # non-dumpable, out of reach of the project's processes.
     isolate_process()
-    out_dir = _prepare_out_dir(out_dir)
-    source, wanted = _prepare_source(load_project(project_dir), out_dir, tag)
+    out_dir = prepare_out_dir(out_dir)
+    source, wanted = prepare_source(load_project(project_dir), out_dir, tag)
     project = load_project(source)
     release_tag = wanted or project.tag
     result = RehearsalResult(out_dir=out_dir)
@@ -291,7 +291,7 @@ def phase_cache_env(fresh: bool) -> dict[str, str]:
     return {CACHE_ENV: str(cache), WHEEL_VENV_CACHE_ENV: str(cache.parent / WHEEL_VENVS)}
 
 
-def _prepare_out_dir(out_dir: Path) -> Path:
+def prepare_out_dir(out_dir: Path) -> Path:
     """Use ``out_dir`` if it is new, empty or an earlier rehearsal's; never anything else."""
     out_dir = out_dir.resolve()
     marker = out_dir / ".upm-rehearsal"
@@ -307,7 +307,7 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def _prepare_source(project: Project, out_dir: Path, tag: str) -> tuple[Path, str]:
+def prepare_source(project: Project, out_dir: Path, tag: str) -> tuple[Path, str]:
     """The project itself if it can be released as it is, else a copy (see the module doc);
     and the tag it releases (``""``: the project's own)."""
     try:

@@ -479,7 +479,7 @@ def rehearse_workflow(
     that stand-in's token."""
     given = dict(secrets or {})
     pypi_given = next((v for k, v in given.items() if "PYPI" in k.upper()), "")
-    from upm_ci.rehearse import _prepare_out_dir, _prepare_source, local_services
+    from upm_ci.rehearse import local_services, prepare_out_dir, prepare_source
 
     project_dir = project_dir.resolve()
     path = workflow if workflow.is_absolute() else (Path.cwd() / workflow)
@@ -502,8 +502,8 @@ def rehearse_workflow(
             f"{project_dir}: no GitHub `origin` remote (act takes github.repository from it)",
             hint="git remote add origin https://github.com/OWNER/NAME.git",
         )
-    out_dir = _prepare_out_dir(out_dir)
-    source, wanted = _prepare_source(project, out_dir, tag)
+    out_dir = prepare_out_dir(out_dir)
+    source, wanted = prepare_source(project, out_dir, tag)
     project = load_project(source)
     release_tag = wanted or project.tag
     ref = tag_ref(release_tag) if chosen == "push" else "refs/heads/main"
