@@ -32,7 +32,12 @@ ACTION_DIRS = [*PHASES, "actions/setup", "."]
 ACTIONS = {d: REPO_ROOT / d / "action.yml" for d in ACTION_DIRS}
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 ACT_WORKFLOWS = sorted((REPO_ROOT / "tests" / "act").glob("*.yml"))
-ACT_STUBS = sorted((REPO_ROOT / "tests" / "act" / "stubs").glob("*/action.yml"))
+ACT_STUBS = sorted(
+    [
+        *(REPO_ROOT / "tests" / "act" / "stubs").glob("*/action.yml"),
+        *(REPO_ROOT / "upm_ci" / "standins" / "actions").glob("*/action.yml"),
+    ]
+)
 SETUP = REPO_ROOT / "actions" / "setup"
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 #: Environment variables the action scripts themselves read (not upm-ci options).

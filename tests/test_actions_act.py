@@ -29,17 +29,18 @@ import pytest
 from tests.conftest import EXAMPLE, REPO_ROOT, git, make_git_project
 from tests.test_actions import ACTIONS, WORKFLOWS, all_uses, prepared_tool_venv
 from upm_ci.project import load_project
+from upm_ci.rehearse_workflow import STUBS as SERVED_STUBS
 from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
 
 pytestmark = pytest.mark.slow
 
 ACT = Path(sys.executable).parent / "act"
 STUBS = REPO_ROOT / "tests" / "act" / "stubs"
-#: Stubs that do their action's job on this host; every other third-party action gets
-#: ``stubs/unused``, which fails if it ever runs.
+#: Stubs that do their action's job on this host (the ones ``rehearse --workflow`` serves);
+#: every other third-party action gets ``stubs/unused``, which fails if it ever runs.
 WORKING_STUBS = {
-    "actions/upload-artifact": STUBS / "upload-artifact",
-    "actions/download-artifact": STUBS / "download-artifact",
+    "actions/upload-artifact": SERVED_STUBS / "upload-artifact",
+    "actions/download-artifact": SERVED_STUBS / "download-artifact",
 }
 WORKSPACE_PARTS = [
     "action.yml", "gate", "build", "sbom", "sign", "publish", "verify", "actions", "upm_ci",
