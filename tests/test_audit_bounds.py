@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.gate import gate_args
 from upm_ci.image.sbom import ImagePackage, audit_image
 from upm_ci.osv_http import OsvLimits, OsvSession
 from upm_ci.standins.osv import OsvStandIn
@@ -231,27 +232,10 @@ def test_the_gate_against_an_endless_answer_ends_in_time_and_stays_small(
         '[project]\nname = "demo"\nversion = "1.2.0"\ndependencies = ["idna==3.7"]\n\n'
         '[tool.upm-release]\nprevious-tag = "v1.1.0"\nplugins = []\n'
     )
-    junit = root / "junit.xml"
-    junit.write_text('<testsuite name="t" tests="0"></testsuite>')
     report = root / "gate.json"
     deadline = 60
     measured = _measured(
-        [
-            sys.executable,
-            "-m",
-            "upm_ci",
-            "gate",
-            "--project",
-            str(root),
-            "--junit-xml",
-            str(junit),
-            "--report-json",
-            str(report),
-            "--manifest",
-            str(root / "release-manifest.json"),
-            "--osv-url",
-            endless.url,
-        ],
+        [sys.executable, "-m", "upm_ci", *gate_args(root, "--osv-url", endless.url)],
         _env(UPM_OSV_DEADLINE=str(deadline)),
     )
     assert measured["code"] == 1

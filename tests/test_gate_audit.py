@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from upm_ci.cli import main
+from tests.fixtures.gate import report_rows, run_gate_cli
 from upm_ci.errors import InputError
 from upm_ci.gate.dependency_audit import check_dependency_audit
 from upm_ci.gate.model import GateContext
@@ -153,28 +152,6 @@ def test_unresolvable_dependency_is_bad_input(
     assert osv_standin.queries == []
 
 
-def run_gate_cli(root: Path, *args: str) -> tuple[int, Path]:
-    """``upm-ci gate`` on a bare project; returns the exit code and the JSON report path."""
-    junit = root / "junit.xml"
-    junit.write_text('<testsuite name="t" tests="0"></testsuite>')
-    report = root / "gate.json"
-    code = main(
-        [
-            "gate",
-            "--project",
-            str(root),
-            "--junit-xml",
-            str(junit),
-            "--report-json",
-            str(report),
-            "--manifest",
-            str(root / "release-manifest.json"),
-            *args,
-        ]
-    )
-    return code, report
-
-
 def test_cli_gate_with_an_unreachable_osv_names_the_url_and_the_setting(
     tmp_path: Path,
     index: LocalIndex,
@@ -188,7 +165,7 @@ def test_cli_gate_with_an_unreachable_osv_names_the_url_and_the_setting(
     root = make_project(tmp_path / "p", ["idna==3.7"], 'previous-tag = "v1.1.0"\n')
     code, report = run_gate_cli(root, "--osv-url", url)
     assert code == 1
-    check = {c["id"]: c for c in json.loads(report.read_text())["checks"]}["dependency-audit"]
+    check = report_rows(report)["dependency-audit"]
     assert check["status"] == "fail"
     (finding,) = check["findings"]
     message = finding["message"]
@@ -205,8 +182,7 @@ def test_cli_gate_reports_the_vulnerability(
     root = make_project(tmp_path / "p", ["idna==3.6"], 'previous-tag = "v1.1.0"\n')
     code, report = run_gate_cli(root, "--osv-url", osv_standin.query_url)
     assert code == 1
-    checks = {c["id"]: c for c in json.loads(report.read_text())["checks"]}
-    check = checks["dependency-audit"]
+    check = report_rows(report)["dependency-audit"]
     assert check["status"] == "fail"
     assert check["findings"][0]["line"] == 5
     assert "GHSA-jjg7-2v4v-x38h" in check["findings"][0]["message"]

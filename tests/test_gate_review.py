@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import git
+from tests.fixtures.gate import report_rows
+from tests.fixtures.gate import run_gate_cli as gate_cli
 from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER, SampleHistory
 from upm_ci import gha
-from upm_ci.cli import main
 from upm_ci.gate.model import GateContext, GitHubAccess
 from upm_ci.gate.review import check_code_review
 from upm_ci.project import load_project
@@ -280,25 +280,8 @@ PREVIOUS = 'previous-tag = "v1.0.0"\n'
 
 def run_gate_cli(root: Path, *args: str) -> tuple[int, dict[str, Any]]:
     """``upm-ci gate`` on a bare project: only this module's check matters here."""
-    junit = root / "junit.xml"
-    junit.write_text('<testsuite name="t" tests="0"></testsuite>')
-    report = root / "gate.json"
-    code = main(
-        [
-            "gate",
-            "--project",
-            str(root),
-            "--junit-xml",
-            str(junit),
-            "--report-json",
-            str(report),
-            "--manifest",
-            str(root / "release-manifest.json"),
-            *args,
-        ]
-    )
-    checks = {c["id"]: c for c in json.loads(report.read_text())["checks"]}
-    return code, checks["code-review"]
+    code, report = gate_cli(root, *args)
+    return code, report_rows(report)["code-review"]
 
 
 def test_cli_gate_blocks_on_review_and_never_prints_the_token(
