@@ -17,6 +17,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -242,24 +243,45 @@ def consumer_verify(job: Path, gh: GitHubStandIn, trust_config: Path, dest: Path
     )
 
 
-# --- the release goes out ------------------------------------------------------------------
-def test_the_callers_job_publishes_with_trusted_publishing_and_pep740_and_it_verifies(
+@dataclass
+class CallerJob:
+    """The caller's publish job with everything it talks to: its workspace (the artifact
+    downloaded afresh), the GitHub and PyPI stand-ins, the trust config."""
+
+    dir: Path
+    gh: GitHubStandIn
+    index: PypiStandIn
+    trust: Path
+
+    def args(self, *extra: str) -> list[str]:
+        return publish_args(self.dir, self.gh, self.index, self.trust, *extra)
+
+    def assert_nothing_published(self) -> None:
+        assert_nothing_published(self.gh, self.index)
+
+
+@pytest.fixture
+def caller(
     job: Path,
     gh: GitHubStandIn,
     index: PypiStandIn,
     publish_job: OidcStandIn,
     sigstore_standin: SigstoreStandIn,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+) -> CallerJob:
+    return CallerJob(job, gh, index, sigstore_standin.trust_config_path)
+
+
+# --- the release goes out ------------------------------------------------------------------
+def test_the_callers_job_publishes_with_trusted_publishing_and_pep740_and_it_verifies(
+    caller: CallerJob, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trust = sigstore_standin.trust_config_path
+    job, gh, index, trust = caller.dir, caller.gh, caller.index, caller.trust
     digest = digest_of(job)
     assert (
         main(["manifest", "digest", "--manifest", str(job / "release/release-manifest.json")]) == 0
     )
     assert capsys.readouterr().out.strip() == digest
-    args = publish_args(job, gh, index, trust, "--handoff-digest", digest)
-    assert main(args) == 0, capsys.readouterr().err
+    assert main(caller.args("--handoff-digest", digest)) == 0, capsys.readouterr().err
     # Trusted Publishing with the caller's job's token (its workflow is the publisher).
     [claims] = index.minted
     assert claims["job_workflow_ref"] == f"{REPO}/.github/workflows/release.yml@{TAG_REF}"
@@ -279,26 +301,19 @@ def test_the_callers_job_publishes_with_trusted_publishing_and_pep740_and_it_ver
     assert consumer_verify(job, gh, trust, tmp_path / "download") == 0, capsys.readouterr()
 
 
-def test_a_rerun_after_a_partial_publish_resumes(
-    job: Path,
-    gh: GitHubStandIn,
-    index: PypiStandIn,
-    publish_job: OidcStandIn,
-    sigstore_standin: SigstoreStandIn,
-    tmp_path: Path,
-) -> None:
+def test_a_rerun_after_a_partial_publish_resumes(caller: CallerJob, tmp_path: Path) -> None:
     """The index refuses the second upload: the sdist is there, the release a draft; the
     re-run (the same hand-off, checked again) uploads only the wheel and publishes."""
-    trust = sigstore_standin.trust_config_path
+    index, gh = caller.index, caller.gh
     index.faults.add_rule(FaultRule("400", method="POST", path_regex=r"^/$", skip=1))
-    args = publish_args(job, gh, index, trust, "--handoff-digest", digest_of(job))
+    args = caller.args("--handoff-digest", digest_of(caller.dir))
     assert main(args) == 1
     assert set(index.files()) == {SDIST}
     assert [r["draft"] for r in releases(gh)] == [True]
     assert main(args) == 0
     assert set(index.files()) == {SDIST, WHEEL}
     assert [r["draft"] for r in releases(gh)] == [False]
-    assert consumer_verify(job, gh, trust, tmp_path / "download") == 0
+    assert consumer_verify(caller.dir, gh, caller.trust, tmp_path / "download") == 0
 
 
 # --- the hand-off is refused ---------------------------------------------------------------
@@ -309,44 +324,32 @@ def _flip_byte(path: Path) -> None:
 
 
 def test_one_modified_file_stops_the_release_with_nothing_published(
-    job: Path,
-    gh: GitHubStandIn,
-    index: PypiStandIn,
-    publish_job: OidcStandIn,
-    sigstore_standin: SigstoreStandIn,
-    capsys: pytest.CaptureFixture[str],
+    caller: CallerJob, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    digest = digest_of(job)
-    _flip_byte(job / "release" / "dist" / WHEEL)
-    args = publish_args(job, gh, index, sigstore_standin.trust_config_path)
-    assert main([*args, "--handoff-digest", digest]) == 1
+    digest = digest_of(caller.dir)
+    _flip_byte(caller.dir / "release" / "dist" / WHEEL)
+    assert main(caller.args("--handoff-digest", digest)) == 1
     err = capsys.readouterr().err
     assert WHEEL in err and "nothing was published" in err
-    assert_nothing_published(gh, index)
+    caller.assert_nothing_published()
 
 
 def test_a_modified_file_with_its_manifest_entry_fails_the_digest(
-    job: Path,
-    gh: GitHubStandIn,
-    index: PypiStandIn,
-    publish_job: OidcStandIn,
-    sigstore_standin: SigstoreStandIn,
-    capsys: pytest.CaptureFixture[str],
+    caller: CallerJob, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    digest = digest_of(job)
-    wheel = job / "release" / "dist" / WHEEL
+    digest = digest_of(caller.dir)
+    wheel = caller.dir / "release" / "dist" / WHEEL
     _flip_byte(wheel)
-    manifest = Manifest.load(job / "release" / "release-manifest.json")
+    manifest = Manifest.load(caller.dir / "release" / "release-manifest.json")
     manifest.add_file(wheel, "wheel")
     manifest.save()
-    args = publish_args(job, gh, index, sigstore_standin.trust_config_path)
-    assert main([*args, "--handoff-digest", digest]) == 1
+    assert main(caller.args("--handoff-digest", digest)) == 1
     assert "hand-off digest" in capsys.readouterr().err
-    assert_nothing_published(gh, index)
+    caller.assert_nothing_published()
     # Without the digest, the verify of the files still stops it.
-    assert main(args) == 1
+    assert main(caller.args()) == 1
     assert WHEEL in capsys.readouterr().err
-    assert_nothing_published(gh, index)
+    caller.assert_nothing_published()
 
 
 @pytest.mark.parametrize(
@@ -382,21 +385,16 @@ def test_a_release_signed_by_another_signer_is_refused(
 
 
 def test_a_missing_artifact_is_bad_input(
-    job: Path,
-    gh: GitHubStandIn,
-    index: PypiStandIn,
-    publish_job: OidcStandIn,
-    sigstore_standin: SigstoreStandIn,
-    capsys: pytest.CaptureFixture[str],
+    caller: CallerJob, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = publish_args(job, gh, index, sigstore_standin.trust_config_path)
-    shutil.rmtree(job / "release" / "dist")
+    args = caller.args()
+    shutil.rmtree(caller.dir / "release" / "dist")
     assert main(args) == 2
     assert "dist" in capsys.readouterr().err
-    shutil.rmtree(job / "release")
+    shutil.rmtree(caller.dir / "release")
     assert main(args) == 2
     assert "release-manifest.json" in capsys.readouterr().err
-    assert_nothing_published(gh, index)
+    caller.assert_nothing_published()
 
 
 @pytest.mark.parametrize(
@@ -407,16 +405,8 @@ def test_a_missing_artifact_is_bad_input(
     ],
 )
 def test_unusable_handoff_options_are_bad_input(
-    extra: tuple[str, str],
-    named: str,
-    job: Path,
-    gh: GitHubStandIn,
-    index: PypiStandIn,
-    publish_job: OidcStandIn,
-    sigstore_standin: SigstoreStandIn,
-    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, str], named: str, caller: CallerJob, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = publish_args(job, gh, index, sigstore_standin.trust_config_path)
-    assert main([*args, *extra]) == 2
+    assert main(caller.args(*extra)) == 2
     assert named in capsys.readouterr().err
-    assert_nothing_published(gh, index)
+    caller.assert_nothing_published()
