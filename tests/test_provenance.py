@@ -12,12 +12,11 @@ import pytest
 from sigstore import dsse
 
 from tests.fixtures.release_kit import ReleaseSigner as KitSigner
-from tests.test_sign import IDENTITY, make_release
-from upm_ci import provenance, sign
+from tests.test_sign import make_release, sign_keyless
+from upm_ci import provenance
 from upm_ci.errors import InputError
 from upm_ci.identity import decode_claims
 from upm_ci.manifest import Manifest
-from upm_ci.project import load_project
 from upm_ci.standins.oidc import decode_claims as oidc_claims
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
@@ -145,16 +144,8 @@ def test_sign_replaces_a_provenance_of_another_shape(
     dist = project_dir / "dist"
 
     def run_sign() -> None:
-        sign.sign_release(
-            load_project(project_dir),
-            Manifest.load(project_dir / "release-manifest.json"),
-            dist_dir=dist,
-            identity_token=mint_github_token(),
-            trust_config=sigstore_standin.trust_config_path,
-            rekor_version=1,
-            gpg_key=None,
-            gpg_passphrase=None,
-            expected_identity=IDENTITY,
+        sign_keyless(
+            project_dir, Manifest.load(project_dir / "release-manifest.json"), sigstore_standin
         )
 
     run_sign()

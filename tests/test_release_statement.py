@@ -15,21 +15,19 @@ import pytest
 
 from tests.fixtures.release_kit import REPOSITORY, TAG, ReleaseKit, release_dir, release_kit
 from tests.fixtures.release_kit import release_statement as kit_statement
-from tests.test_sign import IDENTITY, make_release
-from upm_ci import __version__, sign
+from tests.test_sign import IDENTITY, make_release, sign_keyless
+from upm_ci import __version__
 from upm_ci.cli import main
 from upm_ci.gate.report import CHECKLIST
 from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.layout import CHECKSUMS, RELEASE_STATEMENT, TOOLCHAIN_SBOM, VSA_PREDICATE_TYPE
 from upm_ci.manifest import Manifest
-from upm_ci.project import load_project
 from upm_ci.release_statement import (
     POLICY_FILE,
     StatementProblem,
     build_statement,
     parse_statement,
 )
-from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
 
 ROWS = {
@@ -56,17 +54,7 @@ def signed(tmp_path: Path, sigstore_standin: SigstoreStandIn) -> Path:
         summaries={k: v[1] for k, v in ROWS.items()},
     )
     manifest.save()
-    sign.sign_release(
-        load_project(release),
-        manifest,
-        dist_dir=release / "dist",
-        identity_token=mint_github_token(),
-        trust_config=sigstore_standin.trust_config_path,
-        rekor_version=1,
-        gpg_key=None,
-        gpg_passphrase=None,
-        expected_identity=IDENTITY,
-    )
+    sign_keyless(release, manifest, sigstore_standin)
     return release
 
 

@@ -88,6 +88,30 @@ def make_release(root: Path) -> Path:
     return project
 
 
+def sign_keyless(
+    release: Path,
+    manifest: Manifest,
+    standin: SigstoreStandIn,
+    *,
+    rekor_version: int | None = 1,
+    gpg_key: str | None = None,
+    gpg_passphrase: str | None = None,
+) -> sign.SignResult:
+    """The sign phase on ``release`` (a :func:`make_release` project) with a minted GitHub
+    token against ``standin``, expecting :data:`IDENTITY`."""
+    return sign.sign_release(
+        load_project(release),
+        manifest,
+        dist_dir=release / "dist",
+        identity_token=mint_github_token(),
+        trust_config=standin.trust_config_path,
+        rekor_version=rekor_version,
+        gpg_key=gpg_key,
+        gpg_passphrase=gpg_passphrase,
+        expected_identity=IDENTITY,
+    )
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
@@ -229,18 +253,14 @@ def test_sign_round_trip_via_ambient_oidc(
 def test_gpg_signatures_verify_with_gpg(
     release: Path, sigstore_standin: SigstoreStandIn, gpg_key: str, tmp_path: Path
 ) -> None:
-    project = load_project(release)
     manifest = Manifest.load(release / "release-manifest.json")
-    sign.sign_release(
-        project,
+    sign_keyless(
+        release,
         manifest,
-        dist_dir=release / "dist",
-        identity_token=mint_github_token(),
-        trust_config=sigstore_standin.trust_config_path,
+        sigstore_standin,
         rekor_version=None,
         gpg_key=gpg_key,
         gpg_passphrase=GPG_PASSPHRASE,
-        expected_identity=IDENTITY,
     )
     home = tmp_path / "verify-home"
     home.mkdir(mode=0o700)
@@ -260,19 +280,8 @@ def test_sigstore_cli_accepts_provenance_for_the_wheel(
     release: Path, sigstore_standin: SigstoreStandIn
 ) -> None:
     """The documented `.intoto.jsonl` choice: `sigstore verify identity` takes it as-is."""
-    project = load_project(release)
     manifest = Manifest.load(release / "release-manifest.json")
-    sign.sign_release(
-        project,
-        manifest,
-        dist_dir=release / "dist",
-        identity_token=mint_github_token(),
-        trust_config=sigstore_standin.trust_config_path,
-        rekor_version=1,
-        gpg_key=None,
-        gpg_passphrase=None,
-        expected_identity=IDENTITY,
-    )
+    sign_keyless(release, manifest, sigstore_standin)
     dist = release / "dist"
     base = [
         sys.executable,
