@@ -20,11 +20,15 @@ The projects are ``tests/projects`` fixtures, not the example: each becomes its 
 repository with a previous release tag (``tests.test_projects.make_repo``), the workflow is
 committed, and a tag push tags that commit ``v<changelog top version>`` (setuptools-scm and
 hatch-vcs take the version from it). Stand-ins, stubs and the tool venv are those of
-``tests/test_actions_act.py``. Four act runs: the reusable workflow on a tag push (flat-scm)
-and dispatched as a dry run (setuptools-rst), the phase actions (flit-version), the root
-action with PyPI Trusted Publishing (src-hatchvcs, at the PyPI stand-in's token exchange), and
-the recommended split (flat-scm): the reusable workflow signs, the caller's job publishes with
-Trusted Publishing, and the same run with one file of the hand-off changed.
+``tests/test_actions_act.py``. Two act runs here: the reusable workflow on a tag push
+(flat-scm) and the root action with PyPI Trusted Publishing (src-hatchvcs, at the PyPI
+stand-in's token exchange). The other snippets run once each, through ``upm-ci rehearse
+--workflow`` in ``tests/test_rehearse_workflow.py``, whose tests make this module's checks of
+what the stand-ins hold as well: the reusable workflow dispatched as a dry run
+(setuptools-rst), the phase actions (flit-version) and the recommended split (flat-scm: the
+reusable workflow signs, the caller's job publishes with Trusted Publishing), also with one
+file of the hand-off changed. What that command gives act is this module's runnable workflow
+(``test_the_runnable_copy_is_the_users_file_plus_the_standin_inputs_the_docs_tests_add``).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from tests.test_actions_act import (
 from tests.test_projects import PROJECTS, Fixture, make_repo
 from tests.test_readme import DOCS, README, snippet
 from upm_ci.publish.pypi import preflight_claims
-from upm_ci.rehearse_workflow import STANDIN_INPUTS, job_of_peer
+from upm_ci.rehearse_workflow import STANDIN_INPUTS
 from upm_ci.standins.oidc import (
     UPM_RELEASE_WORKFLOW,
     OidcStandIn,
@@ -496,69 +500,6 @@ def test_the_reusable_workflow_snippet_releases_flat_scm_on_a_tag_push(
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_dry_run_snippet_dispatched_from_main_publishes_nothing(
-    tool_venv: Path, tmp_path: Path
-) -> None:
-    """docs/actions.md's dry-run snippet in setuptools-rst (``attr:`` version, RST changelog),
-    dispatched with ``dry-run: true`` from ``main`` before the release is tagged, as a user
-    tries a release."""
-    fixture = PROJECTS["setuptools-rst"]
-    tag = f"v{fixture.version}"
-    with released_with("reusable-workflow-dry-run", fixture, tmp_path, tag=False) as found:
-        project, workflow, out, upm_release, services = found
-        with OidcStandIn(
-            repository=services["UPM_ACT_REPOSITORY"],
-            ref="refs/heads/main",
-            event_name="workflow_dispatch",
-            sha=git(project, "rev-parse", "HEAD"),
-            reusable_workflow=f"{UPM_RELEASE_WORKFLOW}@{FAKE_SHA}",
-        ) as oidc:
-            env = {**act_env(services, tool_venv, out), **oidc.env()}
-            run = run_act(
-                project, workflow, out, upm_release, env, event="workflow_dispatch",
-                ref="refs/heads/main", inputs={"dry-run": "true"}, stub_checkout=True,
-            )  # fmt: skip
-        release = release_of(services, tag)
-        files = index_files(services, fixture.dist)
-    print(f"reusable workflow, dry run: act ran {run.seconds:.0f} s")
-    assert run.returncode == 0, run.log[-8000:]
-    for phase in ("gate", "build", "sbom", "sign", "publish"):
-        assert run.ran(phase), phase
-    assert not run.ran("verify")
-    assert release == {} and files == []
-    published = json.loads((out / "artifacts" / "upm-published" / "published.json").read_text())
-    assert published["dry_run"] is True and published["plan"]
-    assert_no_secret_in(run, services)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_the_phase_actions_snippet_releases_flit_version(tool_venv: Path, tmp_path: Path) -> None:
-    """docs/actions.md's "One phase at a time" steps in one job of flit-version's release.yml
-    (flit ``__version__``, ``tests`` extra, CHANGES.md), on a push of its tag."""
-    fixture = PROJECTS["flit-version"]
-    tag = f"v{fixture.version}"
-    with released_with("phase-actions", fixture, tmp_path, tag=True) as found:
-        project, workflow, out, upm_release, services = found
-        env = act_env(services, tool_venv, out)
-        run = run_act(
-            project, workflow, out, upm_release, env, event="push", ref=f"refs/tags/{tag}",
-            stub_checkout=False,
-        )  # fmt: skip
-        release = release_of(services, tag)
-        files = index_files(services, fixture.dist)
-        verified = consumer_verify(project, services, tag, out) if run.returncode == 0 else {}
-    assert run.returncode == 0, run.log[-8000:]
-    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
-        assert run.ran(phase), phase
-    assert release and not release["draft"], release
-    assert f"{fixture.dist}-{fixture.version}-py3-none-any.whl" in files
-    assert verified["passed"] is True
-    assert_no_secret_in(run, services)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
 def test_the_root_action_snippet_releases_src_hatchvcs_with_trusted_publishing(
     tool_venv: Path, tmp_path: Path
 ) -> None:
@@ -595,100 +536,3 @@ def test_the_root_action_snippet_releases_src_hatchvcs_with_trusted_publishing(
     assert f"{fixture.dist}-{fixture.version}-py3-none-any.whl" in files
     assert verified["passed"] is True
     assert_no_secret_in(run, services)
-
-
-# --- the recommended split: the reusable workflow signs, the caller's job publishes ---------
-def run_trusted_publishing_snippet(
-    tool_venv: Path, tmp_path: Path, *, tamper: str = ""
-) -> tuple[ActRun, dict[str, Any], list[str], PypiStandIn, OidcStandIn, dict[str, Any]]:
-    """docs/actions.md's trusted-publishing snippet as flat-scm's release.yml on a push of
-    its tag: the reusable workflow (``publish: false``) signs, the ``publish`` job publishes
-    with Trusted Publishing at a PyPI stand-in whose trusted publisher is release.yml.
-    ``tamper`` (``artifact:file``): that file is changed when the publish job downloads it."""
-    fixture = PROJECTS["flat-scm"]
-    tag = f"v{fixture.version}"
-    with released_with("trusted-publishing", fixture, tmp_path, tag=True) as found:
-        project, workflow, out, upm_release, services = found
-        repository = services["UPM_ACT_REPOSITORY"]
-        with (
-            PypiStandIn(
-                password=services["secret:UPM_ACT_PYPI_TOKEN"],
-                capture=True,
-                trusted_publisher=TrustedPublisher(repository, workflow, environment="release"),
-            ) as index,
-            OidcStandIn(
-                repository=repository,
-                ref=f"refs/tags/{tag}",
-                sha=git(project, "rev-parse", "HEAD"),
-                reusable_workflow=f"{UPM_RELEASE_WORKFLOW}@{FAKE_SHA}",
-                job_of=job_of_peer,
-            ) as oidc,
-        ):
-            oidc.add_job("publish", reusable_workflow=None, environment="release")
-            env = {
-                **act_env(services, tool_venv, out),
-                **oidc.env(),
-                "var:UPM_ACT_PYPI_UPLOAD_URL": index.upload_url,
-                "var:UPM_ACT_PYPI_INDEX_URL": index.simple_url,
-                **({"UPM_ACT_TAMPER": tamper} if tamper else {}),
-            }
-            run = run_act(
-                project, workflow, out, upm_release, env, event="push", ref=f"refs/tags/{tag}",
-                stub_checkout=True,
-            )  # fmt: skip
-            release = release_of(services, tag)
-            files = sorted(index.files())
-        verified = (
-            consumer_verify(project, services, tag, out)
-            if run.returncode == 0 and not tamper
-            else {}
-        )
-        assert_no_secret_in(run, services)
-    print(
-        f"trusted-publishing snippet{' (tampered)' if tamper else ''}: act ran {run.seconds:.0f} s"
-    )
-    return run, release, files, index, oidc, verified
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_the_trusted_publishing_snippet_releases_flat_scm_on_a_tag_push(
-    tool_venv: Path, tmp_path: Path
-) -> None:
-    fixture = PROJECTS["flat-scm"]
-    run, release, files, index, oidc, verified = run_trusted_publishing_snippet(tool_venv, tmp_path)
-    assert run.returncode == 0, run.log[-8000:]
-    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
-        assert run.ran(phase), phase
-    # Each job's own token: sign's names the reusable workflow, publish's the caller's.
-    jobs = {r.get("job") for r in oidc.requests if r.get("status") == 200}
-    assert {None, "publish"} <= jobs
-    [claims] = index.minted
-    assert claims["job_workflow_ref"].split("@")[0].endswith("/.github/workflows/release.yml")
-    assert not index.refused
-    wheel = f"{fixture.dist}-{fixture.version}-py3-none-any.whl"
-    assert wheel in files
-    sent = {u.filename: u.fields.get("attestations", []) for u in index.uploads}
-    assert sent[wheel] and all(sent.values()), sent
-    assert index.rejected_attestations == []  # PyPI's check of them against the publisher
-    assert release and not release["draft"], release
-    assert wheel in {a["name"] for a in release["assets"]}
-    assert verified["passed"] is True
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_the_trusted_publishing_snippet_stops_on_a_file_changed_between_the_jobs(
-    tool_venv: Path, tmp_path: Path
-) -> None:
-    fixture = PROJECTS["flat-scm"]
-    wheel = f"{fixture.dist}-{fixture.version}-py3-none-any.whl"
-    run, release, files, index, _, _ = run_trusted_publishing_snippet(
-        tool_venv, tmp_path, tamper=f"upm-signed:dist/{wheel}"
-    )
-    assert run.returncode != 0
-    assert "tampered with" in run.log
-    assert "the handed-over release does not verify" in run.log, run.log[-8000:]
-    assert wheel in run.log
-    assert release == {} and files == []
-    assert index.exchanges == [] and index.uploads == []

@@ -5,12 +5,15 @@ its OUT directory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +27,14 @@ from tests.test_docs_act import (
     FAKE_SHA,
     PERMISSION,
     PHASE_JOB,
+    assert_only_additions,
     load_yaml,
     pinned,
     workflow_file,
 )
+from tests.test_docs_act import consumer_verify as docs_consumer_verify
+from tests.test_docs_act import index_files as docs_index_files
+from tests.test_docs_act import release_of as docs_release_of
 from tests.test_docs_act import runnable_workflow as docs_runnable_workflow
 from tests.test_projects import PROJECTS, Fixture, make_repo
 from tests.test_readme import snippet
@@ -44,7 +51,8 @@ from upm_ci.rehearse_workflow import (
     upm_release_root,
     with_runner_credentials,
 )
-from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW
+from upm_ci.standins.oidc import UPM_RELEASE_WORKFLOW, OidcStandIn
+from upm_ci.standins.pypi import PypiStandIn
 
 
 def user_workflow(name: str) -> Any:
@@ -112,6 +120,126 @@ def rehearse(
         text=True,
         timeout=900,
     )
+
+
+# --- one act run: the command's output and what the stand-ins hold after it ------------------
+@dataclass
+class Rehearsed:
+    """``upm-ci rehearse --workflow`` run in this process (its exit code and stdout), and what
+    its stand-ins held when act had ended: the GitHub release of the tag, the PyPI files of the
+    project, a consumer's verification of the release, the Trusted Publishing index and the
+    runner's OIDC requests (the checks tests/test_docs_act.py makes of its own act runs)."""
+
+    code: int
+    stdout: str
+    out: Path
+    log: str
+    release: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    verified: dict[str, Any] = field(default_factory=dict)
+    trusted_index: PypiStandIn | None = None
+    oidc_requests: list[dict[str, Any]] = field(default_factory=list)
+    secrets: tuple[str, ...] = ()
+
+
+def rehearse_here(
+    project: Path,
+    path: str,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+    verify: bool = False,
+    tamper: str = "",
+) -> Rehearsed:
+    """The command in this process (``rehearse`` runs it as a subprocess), the stand-ins it
+    starts recorded: the real ones, read before they stop (``verify``: the consumer's
+    ``upm-ci verify --github-release`` while the GitHub stand-in still answers)."""
+    import upm_ci.rehearse
+    import upm_ci.standins.oidc
+    import upm_ci.standins.pypi
+
+    fixture = next(f for f in PROJECTS.values() if project.name == f.dir)
+    tag = f"v{fixture.version}"
+    seen = Rehearsed(0, "", out, "")
+    indexes: list[PypiStandIn] = []
+    tokens: list[OidcStandIn] = []
+    held: dict[int, list[str]] = {}
+    failures: list[BaseException] = []
+
+    class RecordedPypi(upm_ci.standins.pypi.PypiStandIn):
+        def start(self) -> RecordedPypi:
+            indexes.append(self)
+            super().start()
+            return self
+
+        def stop(self) -> None:
+            if self.package_dir is not None and self.package_dir.is_dir():
+                held[id(self)] = sorted(self.files())
+            super().stop()
+
+    class RecordedOidc(upm_ci.standins.oidc.OidcStandIn):
+        def __enter__(self) -> RecordedOidc:
+            tokens.append(self)
+            super().__enter__()
+            return self
+
+    real_services = upm_ci.rehearse.local_services
+
+    @contextlib.contextmanager
+    def observed(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real_services(*args, **kwargs) as services:
+            yield services
+            # act has ended; the stand-ins still answer (a failed check is raised after
+            # the command returns, not into it)
+            try:
+                shaped = {
+                    "UPM_ACT_GITHUB_API_URL": services.github_api_url,
+                    "UPM_ACT_REPOSITORY": services.repository,
+                    "UPM_ACT_PYPI_INDEX_URL": services.pypi_index_url,
+                    "UPM_ACT_TRUST_CONFIG": str(services.trust_config),
+                    "secret:UPM_ACT_GITHUB_TOKEN": services.github_token,
+                    "secret:UPM_ACT_PYPI_TOKEN": services.pypi_token,
+                }
+                assert services.repository == f"example/{fixture.dist}"
+                seen.secrets = (services.github_token, services.pypi_token)
+                seen.release = docs_release_of(shaped, tag)
+                trusted = [i for i in indexes if i.trusted_publisher is not None]
+                if trusted:
+                    seen.trusted_index = trusted[0]
+                    seen.files = held.get(id(trusted[0]), [])
+                else:
+                    seen.files = docs_index_files(shaped, fixture.dist)
+                if verify and seen.release and not seen.release["draft"]:
+                    seen.verified = docs_consumer_verify(project, shaped, tag, out.parent)
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                failures.append(e)
+
+    for name in list(os.environ):
+        if name.startswith(("UPM_", "GITHUB_")):
+            monkeypatch.delenv(name)
+    if tamper:
+        monkeypatch.setenv("UPM_ACT_TAMPER", tamper)
+    monkeypatch.setattr(upm_ci.rehearse, "local_services", observed)
+    monkeypatch.setattr(upm_ci.standins.pypi, "PypiStandIn", RecordedPypi)
+    monkeypatch.setattr(upm_ci.standins.oidc, "OidcStandIn", RecordedOidc)
+    monkeypatch.chdir(project)
+    capsys.readouterr()
+    seen.code = main(["rehearse", "--workflow", path, "--out", str(out), *extra, str(project)])
+    seen.stdout = capsys.readouterr().out
+    seen.log = (
+        (out / "logs" / "act.log").read_text() if (out / "logs" / "act.log").is_file() else ""
+    )
+    seen.oidc_requests = [r for t in tokens for r in t.requests]
+    if failures:
+        raise failures[0]
+    return seen
+
+
+def assert_no_secret_in(run: Rehearsed) -> None:
+    """Neither token in act's log, and no stub of an action that cannot be served ran."""
+    assert run.secrets and all(secret not in run.log for secret in run.secrets)
+    assert "cannot be served offline" not in run.log
 
 
 # --- fast ----------------------------------------------------------------------------------
@@ -262,19 +390,31 @@ def assert_project_untouched(project: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_phase_actions_in_the_users_job_rehearse_green(tmp_path: Path) -> None:
+def test_the_phase_actions_in_the_users_job_rehearse_green(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Also docs/actions.md's "One phase at a time" steps in one job of flit-version's
+    release.yml (flit ``__version__``, ``tests`` extra, CHANGES.md), on a push of its tag:
+    released, on the index, and verified as a consumer checks it (this run was
+    tests/test_docs_act.py's ``test_the_phase_actions_snippet_releases_flit_version``)."""
+    fixture = PROJECTS["flit-version"]
+    assert_only_additions("phase-actions")
     project, path = project_with("phase-actions", "flit-version", tmp_path, tag=True)
-    proc = rehearse(project, path, tmp_path / "out")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert re.search(r"^release +succeeded *$", proc.stdout, re.M), proc.stdout
-    assert "every job passed" in proc.stdout
-    assert f"replaced unexpected/upm-release@{FAKE_SHA}: the installed upm-release" in proc.stdout
-    assert "replaced actions/checkout@" in proc.stdout
-    assert "replaced actions/setup-python@" in proc.stdout  # in upm-release's own actions
-    log = (tmp_path / "out" / "logs" / "act.log").read_text()
+    run = rehearse_here(project, path, tmp_path / "out", monkeypatch, capsys, verify=True)
+    assert run.code == 0, run.stdout + run.log[-8000:]
+    assert re.search(r"^release +succeeded *$", run.stdout, re.M), run.stdout
+    assert "every job passed" in run.stdout
+    assert f"replaced unexpected/upm-release@{FAKE_SHA}: the installed upm-release" in run.stdout
+    assert "replaced actions/checkout@" in run.stdout
+    assert "replaced actions/setup-python@" in run.stdout  # in upm-release's own actions
     for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
-        assert f"✅  Success - Main upm-ci {phase}" in log, phase
+        assert f"✅  Success - Main upm-ci {phase}" in run.log, phase
+        assert re.search(rf"⭐ Run Main upm-ci {phase}$", run.log, re.M), phase
     assert_project_untouched(project)
+    assert run.release and not run.release["draft"], run.release
+    assert f"{fixture.dist}-{fixture.version}-py3-none-any.whl" in run.files
+    assert run.verified["passed"] is True
+    assert_no_secret_in(run)
 
 
 #: tests/projects/hostile, released as 0.2.0 over its tag v0.1.0: a test, a hatch build hook
@@ -479,47 +619,101 @@ def test_the_reusable_workflow_releases_the_hostile_project_and_its_code_finds_n
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_dry_run_dispatched_before_the_tag_rehearses_green(tmp_path: Path) -> None:
+def test_the_dry_run_dispatched_before_the_tag_rehearses_green(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Also docs/actions.md's dry-run snippet in setuptools-rst (``attr:`` version, RST
+    changelog), dispatched with ``dry-run: true`` from ``main`` before the release is tagged:
+    nothing released, nothing on the index (this run was tests/test_docs_act.py's
+    ``test_the_dry_run_snippet_dispatched_from_main_publishes_nothing``)."""
+    assert_only_additions("reusable-workflow-dry-run")
     project, path = project_with("reusable-workflow-dry-run", "setuptools-rst", tmp_path, tag=False)
     assert path == ".github/workflows/release-dry-run.yml"
-    proc = rehearse(project, path, tmp_path / "out", "--input", "dry-run=true")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert re.search(r"^release/upm-release/Publish\S* .*succeeded *$", proc.stdout, re.M), (
-        proc.stdout
+    run = rehearse_here(
+        project, path, tmp_path / "out", monkeypatch, capsys, "--input", "dry-run=true"
+    )
+    assert run.code == 0, run.stdout + run.log[-8000:]
+    assert re.search(r"^release/upm-release/Publish\S* .*succeeded *$", run.stdout, re.M), (
+        run.stdout
     )
     published = tmp_path / "out" / "act" / "artifacts" / "upm-published" / "published.json"
     assert json.loads(published.read_text())["dry_run"] is True
+    assert json.loads(published.read_text())["plan"]
     assert_project_untouched(project)
+    for phase in ("gate", "build", "sbom", "sign", "publish"):
+        assert re.search(rf"⭐ Run Main upm-ci {phase}$", run.log, re.M), phase
+    assert not re.search(r"⭐ Run Main upm-ci verify$", run.log, re.M)
+    assert run.release == {} and run.files == []
+    assert_no_secret_in(run)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_split_publishes_with_trusted_publishing_green(tmp_path: Path) -> None:
+def test_the_split_publishes_with_trusted_publishing_green(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Also docs/actions.md's trusted-publishing snippet as flat-scm's release.yml on a push of
+    its tag: the reusable workflow (``publish: false``) signs, the ``publish`` job publishes
+    with Trusted Publishing at a PyPI stand-in whose trusted publisher is release.yml, with
+    PEP 740 attestations; released and verified (this run was tests/test_docs_act.py's
+    ``test_the_trusted_publishing_snippet_releases_flat_scm_on_a_tag_push``)."""
+    fixture = PROJECTS["flat-scm"]
+    assert_only_additions("trusted-publishing")
     project, path = project_with("trusted-publishing", "flat-scm", tmp_path, tag=True)
-    proc = rehearse(project, path, tmp_path / "out")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert re.search(r"^publish +succeeded *$", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^release/upm-release/Sign\S* .*succeeded *$", proc.stdout, re.M), proc.stdout
-    log = (tmp_path / "out" / "logs" / "act.log").read_text()
-    assert "✅  Success - Main upm-ci verify" in log
+    run = rehearse_here(project, path, tmp_path / "out", monkeypatch, capsys, verify=True)
+    assert run.code == 0, run.stdout + run.log[-8000:]
+    assert re.search(r"^publish +succeeded *$", run.stdout, re.M), run.stdout
+    assert re.search(r"^release/upm-release/Sign\S* .*succeeded *$", run.stdout, re.M), run.stdout
+    assert "✅  Success - Main upm-ci verify" in run.log
     assert_project_untouched(project)
+    for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
+        assert re.search(rf"⭐ Run Main upm-ci {phase}$", run.log, re.M), phase
+    # Each job's own token: sign's names the reusable workflow, publish's the caller's.
+    jobs = {r.get("job") for r in run.oidc_requests if r.get("status") == 200}
+    assert {None, "publish"} <= jobs
+    index = run.trusted_index
+    assert index is not None
+    [claims] = index.minted
+    assert claims["job_workflow_ref"].split("@")[0].endswith("/.github/workflows/release.yml")
+    assert not index.refused
+    wheel = f"{fixture.dist}-{fixture.version}-py3-none-any.whl"
+    assert wheel in run.files
+    sent = {u.filename: u.fields.get("attestations", []) for u in index.uploads}
+    assert sent[wheel] and all(sent.values()), sent
+    assert index.rejected_attestations == []  # PyPI's check of them against the publisher
+    assert run.release and not run.release["draft"], run.release
+    assert wheel in {a["name"] for a in run.release["assets"]}
+    assert run.verified["passed"] is True
+    assert_no_secret_in(run)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_file_changed_between_the_jobs_of_the_split_fails_it(tmp_path: Path) -> None:
+def test_a_file_changed_between_the_jobs_of_the_split_fails_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The trusted-publishing split (the reusable workflow signs, the caller's job publishes
-    with Trusted Publishing): one byte of the wheel changed as the publish job downloads it."""
+    with Trusted Publishing): one byte of the wheel changed as the publish job downloads it.
+    Nothing released, nothing on the index, not even an upload token asked for (this run was
+    also tests/test_docs_act.py's
+    ``test_the_trusted_publishing_snippet_stops_on_a_file_changed_between_the_jobs``)."""
     fixture = PROJECTS["flat-scm"]
     wheel = f"{fixture.dist}-{fixture.version}-py3-none-any.whl"
     project, path = project_with("trusted-publishing", "flat-scm", tmp_path, tag=True)
-    proc = rehearse(project, path, tmp_path / "out", UPM_ACT_TAMPER=f"upm-signed:dist/{wheel}")
-    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
-    assert re.search(r"^publish +failed *$", proc.stdout, re.M), proc.stdout
-    assert "the release would fail" in proc.stdout
-    log = (tmp_path / "out" / "logs" / "act.log").read_text()
-    assert "tampered with" in log
-    assert "the handed-over release does not verify" in log
+    run = rehearse_here(
+        project, path, tmp_path / "out", monkeypatch, capsys, tamper=f"upm-signed:dist/{wheel}"
+    )
+    assert run.code == 1, run.stdout + run.log[-8000:]
+    assert re.search(r"^publish +failed *$", run.stdout, re.M), run.stdout
+    assert "the release would fail" in run.stdout
+    assert "tampered with" in run.log
+    assert "the handed-over release does not verify" in run.log
+    assert wheel in run.log
+    assert run.release == {} and run.files == []
+    index = run.trusted_index
+    assert index is not None
+    assert index.exchanges == [] and index.uploads == []
+    assert_no_secret_in(run)
 
 
 def test_upm_release_is_the_checkout_or_the_copy_the_wheel_carries(
