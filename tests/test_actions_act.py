@@ -272,7 +272,7 @@ CALLED = f"{UPM_RELEASE_WORKFLOW}@refs/tags/v1"
 
 
 def run_reusable(
-    workspace: Path, tool_venv: Path, tmp_path: Path, *, dry_run: bool
+    workspace: Path, tool_venv: Path, tmp_path: Path
 ) -> tuple[ActRun, dict[str, Any], dict[str, str]]:
     """A project's release.yml calls upm-release.yml (tests/act/reusable-caller.yml); every
     job's OIDC token is the one GitHub mints for a job in a called workflow."""
@@ -309,7 +309,9 @@ def run_reusable(
                 **oidc.env(),
                 "var:UPM_ACT_TAG": TAG,
                 "var:UPM_ACT_TOOL_VENV": str(tool_venv),
-                "var:UPM_ACT_DRY_RUN": "true" if dry_run else "false",
+                # Its dry run is the docs' dry-run snippet's path, rehearsed in
+                # tests/test_rehearse_workflow.py (test_the_dry_run_dispatched_before_the_tag_...).
+                "var:UPM_ACT_DRY_RUN": "false",
                 "secret:GITHUB_TOKEN": services["secret:UPM_ACT_GITHUB_TOKEN"],
                 "UPM_ACT_SOURCES": str(out / "sources"),
                 "UPM_ACT_ARTIFACTS": str(out / "artifacts"),
@@ -334,7 +336,7 @@ def test_the_reusable_workflow_releases_from_a_callers_repository(
 
     from upm_ci.sigstore_common import certificate_identities
 
-    run, release, services = run_reusable(workspace, tool_venv, tmp_path, dry_run=False)
+    run, release, services = run_reusable(workspace, tool_venv, tmp_path)
     assert run.returncode == 0, run.log[-6000:]
     for phase in ("gate", "build", "sbom", "sign", "publish", "verify"):
         assert run.ran(phase), phase
@@ -351,19 +353,6 @@ def test_the_reusable_workflow_releases_from_a_callers_repository(
     assert certificate_identities(bundle.signing_certificate) == {f"https://github.com/{CALLED}"}
     assert services["secret:UPM_ACT_GITHUB_TOKEN"] not in run.log
     assert "stubbed third-party action ran" not in run.log
-
-
-def test_the_reusable_workflows_dry_run_publishes_nothing(
-    workspace: Path, tool_venv: Path, tmp_path: Path
-) -> None:
-    run, release, _ = run_reusable(workspace, tool_venv, tmp_path, dry_run=True)
-    assert run.returncode == 0, run.log[-6000:]
-    for phase in ("gate", "build", "sbom", "sign", "publish"):
-        assert run.ran(phase), phase
-    assert not run.ran("verify")
-    assert release == {}
-    published = json.loads((run.out / "artifacts" / "upm-published" / "published.json").read_text())
-    assert published["dry_run"] is True and published["plan"]
 
 
 def test_the_root_action_releases_in_one_job(
