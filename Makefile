@@ -21,12 +21,14 @@ reformat: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# One test at a time to each worker (--maxschedchunk 1), the slow ones first (tests/conftest.py
+# orders them): both workers stay busy to the end instead of one finishing a long queue alone.
 test: lint
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --maxschedchunk 1 $(PYTEST_ARGS)
 
 # The quick loop: everything but the tests marked slow (real builds, rehearsals, act runs).
 test-fast: lint
-	$(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --maxschedchunk 1 -m "not slow" $(PYTEST_ARGS)
 
 rehearse: $(STAMP)
 	$(BIN)/upm-ci rehearse examples/upm-sample --out rehearsal

@@ -22,6 +22,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "upm-sample"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests start first, so that ``-n 2`` ends with both workers busy: the modules
+    with the most tests marked slow first; a module's tests stay together and in their order
+    (its module-scoped fixtures start once per worker), and so do modules of equal weight."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    weight = {
+        m: sum(i.get_closest_marker("slow") is not None for i in t) for m, t in modules.items()
+    }
+    ordered = sorted(modules, key=lambda m: -weight[m])
+    items[:] = [item for module in ordered for item in modules[module]]
+
+
 @pytest.fixture(autouse=True)
 def _no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests start outside GitHub Actions unless they opt in (CI itself may set these)."""
