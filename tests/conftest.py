@@ -105,6 +105,20 @@ def make_git_project(src: Path, dest: Path, *, image: bool = False) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def sample_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """JUnit XML of one real run of the example's own test suite (read, never written, by
+    the tests that take it)."""
+    path = tmp_path_factory.mktemp("junit") / "junit.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", f"--junitxml={path}"],
+        cwd=EXAMPLE,
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
 @pytest.fixture
 def sample_copy(tmp_path: Path) -> Iterator[Path]:
     """A writable copy of the example project in its own git repository (see make_git_project)."""

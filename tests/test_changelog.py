@@ -9,13 +9,10 @@ Keep a Changelog with link references at the bottom, click/flask ``Version 8.1.7
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
 from upm_ci.changelog import (
     Section,
     parse_changelog,
@@ -604,19 +601,6 @@ def test_no_readable_changelog_is_bad_input(
 
 
 # --- the gate --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sample_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """JUnit XML of one real run of the example's own test suite."""
-    path = tmp_path_factory.mktemp("junit") / "junit.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", f"--junitxml={path}"],
-        cwd=EXAMPLE,
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
 def test_the_gate_reports_an_unreadable_heading_as_a_docs_finding_not_exit_2(
     sample_copy: Path,
     sample_junit: Path,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,6 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
-from tests.conftest import EXAMPLE
 from tests.fixtures.github import SAMPLE_NAME, SAMPLE_OWNER
 from upm_ci.cli import main
 from upm_ci.dependency_provenance import shipped_files
@@ -41,19 +38,6 @@ IDS = [
     "version-bump",
 ]
 SECRET = "ghp_" + "Zq8vS3cr3tT0k3n" * 3
-
-
-@pytest.fixture(scope="module")
-def sample_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """JUnit XML of one real run of the example's own test suite."""
-    path = tmp_path_factory.mktemp("junit") / "junit.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", f"--junitxml={path}"],
-        cwd=EXAMPLE,
-        check=True,
-        capture_output=True,
-    )
-    return path
 
 
 @pytest.fixture

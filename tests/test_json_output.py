@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.release_kit import REPOSITORY, TAG, WHEEL, ReleaseKit, release_dir, release_kit
 from tests.test_artifact_policy import community_signer, files, project
-from tests.test_gate_cli import audit_passes, break_plugin, in_tmp, sample_junit
+from tests.test_gate_cli import audit_passes, break_plugin, in_tmp
 from upm_ci.cli import main
 from upm_ci.verify.report import SCHEMA
 
@@ -25,7 +25,6 @@ __all__ = [
     "project",
     "release_dir",
     "release_kit",
-    "sample_junit",
 ]
 
 UPM_CI = str(Path(sys.executable).with_name("upm-ci"))
