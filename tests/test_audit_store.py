@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER
+from tests.fixtures.publish import publish_args
 from tests.fixtures.pypi import make_release
 from upm_ci.cli import main
 from upm_ci.errors import InputError, PolicyError, ServiceError
@@ -321,20 +322,7 @@ def gh() -> Iterator[GitHubStandIn]:
 
 
 def _publish_args(manifest: Path, gh: GitHubStandIn, *extra: str) -> list[str]:
-    return [
-        "publish",
-        "--project",
-        str(manifest.parent),
-        "--manifest",
-        str(manifest),
-        "--github-api-url",
-        gh.api_url,
-        "--github-token",
-        GITHUB_TOKEN,
-        "--skip-pypi",
-        "--no-sign-audit-log",
-        *extra,
-    ]
+    return publish_args(manifest, gh, "--skip-pypi", "--no-sign-audit-log", *extra)
 
 
 def _release(gh: GitHubStandIn) -> dict[str, Any]:

@@ -838,28 +838,9 @@ def _publish_release_with_image(root: Path, host: str, seed: str, tag: str = "1.
 
 
 def _publish_args(manifest: Path, github: Any, pypi: Any, *extra: str) -> list[str]:
-    from tests.fixtures.github import GITHUB_TOKEN
-    from tests.fixtures.pypi import PYPI_TOKEN
+    from tests.fixtures.publish import publish_args, pypi_args
 
-    return [
-        "publish",
-        "--project",
-        str(manifest.parent),
-        "--manifest",
-        str(manifest),
-        "--github-api-url",
-        github.api_url,
-        "--github-token",
-        GITHUB_TOKEN,
-        "--pypi-upload-url",
-        pypi.upload_url,
-        "--pypi-index-url",
-        pypi.simple_url,
-        "--pypi-token",
-        PYPI_TOKEN,
-        "--no-sign-audit-log",
-        *extra,
-    ]
+    return publish_args(manifest, github, *pypi_args(pypi), "--no-sign-audit-log", *extra)
 
 
 @pytest.fixture

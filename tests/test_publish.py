@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER
+from tests.fixtures.publish import publish_args, pypi_args
 from tests.fixtures.pypi import PYPI_TOKEN, make_distributions, make_release
 from upm_ci.cli import main
 from upm_ci.publish import pypi
@@ -32,25 +33,7 @@ def manifest_path(tmp_path: Path) -> Path:
 
 
 def _args(manifest: Path, gh: GitHubStandIn, pypi_standin: PypiStandIn, *extra: str) -> list[str]:
-    return [
-        "publish",
-        "--project",
-        str(manifest.parent),
-        "--manifest",
-        str(manifest),
-        "--github-api-url",
-        gh.api_url,
-        "--github-token",
-        GITHUB_TOKEN,
-        "--pypi-upload-url",
-        pypi_standin.upload_url,
-        "--pypi-index-url",
-        pypi_standin.simple_url,
-        "--pypi-token",
-        PYPI_TOKEN,
-        "--no-sign-audit-log",
-        *extra,
-    ]
+    return publish_args(manifest, gh, *pypi_args(pypi_standin), "--no-sign-audit-log", *extra)
 
 
 def _releases(gh: GitHubStandIn) -> list[dict[str, Any]]:

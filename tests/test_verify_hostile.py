@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER
+from tests.fixtures.github import SAMPLE_NAME, SAMPLE_OWNER
+from tests.fixtures.publish import publish_args as shared_publish_args
 from tests.fixtures.pypi import make_release
 from tests.fixtures.release_kit import (
     PUBKEY,
@@ -615,21 +616,10 @@ def publishable(github_standin: GitHubStandIn, tmp_path: Path) -> tuple[GitHubSt
 
 
 def publish_args(gh: GitHubStandIn, manifest: Path, *extra: str) -> list[str]:
-    return [
-        "publish",
-        "--project",
-        str(manifest.parent),
-        "--manifest",
-        str(manifest),
-        "--github-api-url",
-        gh.api_url,
-        "--github-token",
-        GITHUB_TOKEN,
-        "--pypi-upload-url",
-        "http://127.0.0.1:9/never-used/",
-        "--no-sign-audit-log",
-        *extra,
-    ]
+    never = "http://127.0.0.1:9/never-used/"
+    return shared_publish_args(
+        manifest, gh, "--pypi-upload-url", never, "--no-sign-audit-log", *extra
+    )
 
 
 @pytest.mark.parametrize(
