@@ -21,14 +21,17 @@ reformat: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# One test at a time to each worker (--maxschedchunk 1), the slow ones first (tests/conftest.py
-# orders them): both workers stay busy to the end instead of one finishing a long queue alone.
+# One test module at a time to each worker (--dist loadfile: a module's fixtures are made once),
+# the modules with slow tests first (tests/conftest.py orders them; --no-loadscope-reorder keeps
+# that order): both workers stay busy to the end instead of one finishing a long queue alone.
+DIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 test: lint
-	$(BIN)/pytest -n 2 --maxschedchunk 1 $(PYTEST_ARGS)
+	$(BIN)/pytest $(DIST) $(PYTEST_ARGS)
 
 # The quick loop: everything but the tests marked slow (real builds, rehearsals, act runs).
 test-fast: lint
-	$(BIN)/pytest -n 2 --maxschedchunk 1 -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest $(DIST) -m "not slow" $(PYTEST_ARGS)
 
 rehearse: $(STAMP)
 	$(BIN)/upm-ci rehearse examples/upm-sample --out rehearsal

@@ -23,9 +23,10 @@ EXAMPLE = REPO_ROOT / "examples" / "upm-sample"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests start first, so that ``-n 2`` ends with both workers busy: the modules
-    with the most tests marked slow first; a module's tests stay together and in their order
-    (its module-scoped fixtures start once per worker), and so do modules of equal weight."""
+    """The slow tests start first, so that ``make test`` (``-n 2 --dist loadfile``: a module
+    at a time to each worker) ends with both workers busy: the modules with the most tests
+    marked slow first; a module's tests stay together and in their order, and so do modules of
+    equal weight."""
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.nodeid.split("::")[0], []).append(item)
