@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -656,3 +657,149 @@ def test_gate_exits_3_when_the_index_keeps_failing(
     code = main(["gate", "--project", str(sample_copy), "--junit-xml", str(sample_junit), *args])
     assert code == 3
     assert "still failing after 2 attempts" in capsys.readouterr().err
+
+
+# --- rows side by side (issue 26) ------------------------------------------------------------
+def _spans(mocker: MockerFixture) -> dict[str, tuple[float, float]]:
+    """Record when the slow part of each concurrent row ran (the real functions still run)."""
+    import time
+
+    import upm_ci.gate.dependency_audit as audit_row
+    import upm_ci.gate.provenance as provenance_row
+    import upm_ci.gate.tests as tests_row
+
+    spans: dict[str, tuple[float, float]] = {}
+
+    def timed_real(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spans[name] = (start, time.monotonic())
+
+        return run
+
+    for module, function, name in (
+        (tests_row, "load_test_results", "tests"),
+        (audit_row, "check_dependency_audit", "dependency-audit"),
+        (provenance_row, "check_dependency_provenance", "dependency-provenance"),
+    ):
+        real = getattr(module, function)
+        mocker.patch.object(module, function, autospec=True, side_effect=timed_real(name, real))
+    return spans
+
+
+def _vulnerable_packaging(osv: OsvStandIn) -> None:
+    osv.add(
+        {
+            "id": "GHSA-2099-upm-0026",
+            "summary": "seeded advisory for the side-by-side gate test",
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "packaging"},
+                    "versions": ["24.2"],
+                    "ranges": [
+                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "99"}]}
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def test_slow_rows_run_side_by_side_with_the_order_results_and_log_of_one_at_a_time(
+    sample_copy: Path,
+    tmp_path: Path,
+    in_tmp: Path,
+    osv_standin: OsvStandIn,
+    provenance_index: tuple[PypiStandIn, list[str]],
+    mocker: MockerFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import upm_ci.vulnerability_audit as vulnerability_audit
+
+    break_plugin(sample_copy)  # the tests fail, and plugin-entrypoint (a row run in order)
+    _vulnerable_packaging(osv_standin)  # dependency-audit fails
+    args = ["--osv-url", osv_standin.query_url, "--test-python", sys.executable]
+    args += provenance_index[1]
+    spans = _spans(mocker)
+    resolutions = mocker.spy(vulnerability_audit, "resolve_files")
+    code = main(["gate", "--project", str(sample_copy), "--report-json", "gate.json", *args])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    together = json.loads((in_tmp / "gate.json").read_text())["checks"]
+    assert [c["id"] for c in together] == IDS
+    # The test run, the audit and the provenance fetches overlapped in time ...
+    assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values()), spans
+    # ... and the audit and provenance rows shared one pip resolution.
+    assert resolutions.call_count == 1
+    assert out.startswith("Release gate for upm-sample 1.2.0 (v1.2.0): BLOCKED ("), out
+    assert "upm-ci:" not in out  # the log is on stderr, the report alone on stdout
+    # Each row's log lines come out together, in the checklist's order.
+    headers = [f"upm-ci: gate: {row.task}" for row in CHECKLIST]
+    lines = err.splitlines()
+    at = [lines.index(h) for h in headers]
+    assert at == sorted(at), err
+    own = {
+        "tests": "upm-ci: gate: running the tests:",
+        "dependency-audit": "upm-ci: auditing 2 resolved runtime dependencies",
+        "dependency-provenance": "upm-ci: checking the provenance of 2 dependency files",
+    }
+    for row_id, prefix in own.items():
+        i = IDS.index(row_id)
+        found = [n for n, line in enumerate(lines) if line.startswith(prefix)]
+        assert len(found) == 1 and at[i] < found[0] < at[i + 1], (row_id, err)
+
+    # One row at a time gives the same results.
+    alone = []
+    for row_id in IDS:
+        report = tmp_path / f"alone-{row_id}.json"
+        assert main(
+            ["gate", "--project", str(sample_copy), "--only", row_id]
+            + ["--report-json", str(report), "--manifest", str(tmp_path / f"{row_id}.json"), *args]
+        ) in (0, 1)
+        alone += json.loads(report.read_text())["checks"]
+    capsys.readouterr()
+
+    def shown(checks: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        # pytest's own last lines hold its run time: the only thing that differs between runs
+        timeless = "last lines of the test output"
+        return [
+            (c["id"], c["status"], c["reason"])
+            + tuple(f for f in c["findings"] if not f["message"].startswith(timeless))
+            for c in checks
+        ]
+
+    assert shown(together) == shown(alone)
+    failed = {c["id"] for c in together if c["status"] == "fail"}
+    assert failed == {"tests", "plugin-sandbox", "plugin-entrypoint", "dependency-audit"}
+
+
+def test_a_service_error_row_still_stops_the_gate_beside_a_failing_row(
+    sample_copy: Path,
+    sample_junit: Path,
+    in_tmp: Path,
+    osv_standin: OsvStandIn,
+    provenance_index: tuple[PypiStandIn, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("UPM_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("UPM_RETRY_BASE_DELAY", "0")
+    break_plugin(sample_copy)
+    _vulnerable_packaging(osv_standin)
+    pypi, args = provenance_index
+    pypi.faults.add_rule(FaultRule("503", path_regex="^/integrity/", count=100))
+    code = main(
+        ["gate", "--project", str(sample_copy), "--junit-xml", str(sample_junit)]
+        + ["--osv-url", osv_standin.query_url, "--report-json", "gate.json", *args]
+    )
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert "still failing after 2 attempts" in err
+    assert not (in_tmp / "gate.json").exists() and "Release gate for" not in out
+    # The rows before it were taken in order; the one after it never ran, as one at a time.
+    shown = [line for line in err.splitlines() if line.startswith("upm-ci: gate: ")]
+    tasks = [row.task for row in CHECKLIST]
+    assert [line.removeprefix("upm-ci: gate: ") for line in shown] == tasks[:-1]

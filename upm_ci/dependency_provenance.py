@@ -256,16 +256,22 @@ def _approval(raw: Any, where: str) -> Approval:
 
 
 # --------------------------------------------------------------------------- what ships
-def shipped_files(project: Project, *, python: str = sys.executable) -> list[ResolvedFile]:
+def shipped_files(
+    project: Project,
+    *,
+    python: str = sys.executable,
+    resolve: Callable[..., list[ResolvedFile]] = resolve_files,
+) -> list[ResolvedFile]:
     """The runtime dependencies' files: from ``pylock.toml`` when the project has one, else
-    pip's resolution of ``[project] dependencies`` (the audit's)."""
+    pip's resolution of ``[project] dependencies`` (the audit's; ``resolve`` is
+    :func:`~upm_ci.vulnerability_audit.resolve_files` or a shared one, ``SharedResolution``)."""
     pylock = project.root / "pylock.toml"
     if pylock.is_file():
         return pylock_files(pylock)
     requirements = runtime_requirements(
         project.pyproject, source=str(project.root / "pyproject.toml")
     )
-    return resolve_files(requirements, python=python)
+    return resolve(requirements, python=python)
 
 
 def pylock_files(path: Path) -> list[ResolvedFile]:

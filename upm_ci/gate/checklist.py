@@ -9,6 +9,14 @@ exit 2; any other exception inside a check fails that check with the reason (fai
 and the others still run. Test results are read once and shared by ``tests`` and
 ``plugin-sandbox``.
 
+The rows that wait on subprocesses or the network (:data:`CONCURRENT`: the test run, the code
+review's API calls, the audit, the provenance fetches) start at once in a thread pool; the
+others run meanwhile, in order. The report keeps the checklist's order and each row's result
+is what it would be alone: the rows are taken in order, a row's log lines are let out with it
+(never interleaved with another's), and an error that stops the gate stops it at the first row,
+in order, that raised one. The dependencies are resolved once for the audit and the provenance
+rows (``GateContext.resolution``).
+
 A check can run in a process of its own: ``only`` runs just the given rows (the code-review
 check, the one that needs a token, in a step that runs none of the project's code), and
 ``skip`` takes the given rows' results from ``recorded`` (what that run left in the
@@ -22,7 +30,9 @@ import datetime as dt
 import importlib
 import logging
 import tempfile
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +64,9 @@ CHECKS = {
     "version-bump": ("upm_ci.gate.version", "check_version_bump"),
 }
 _USES_TEST_RESULTS = {"tests", "plugin-sandbox"}
+#: Rows that wait on subprocesses or the network: they run side by side, in threads (the
+#: report keeps the checklist's order, and each row's log lines are shown together with it).
+CONCURRENT = ("tests", "code-review", "dependency-audit", "dependency-provenance")
 #: Checks whose service failure (after retries) stops the gate with exit 3.
 _SERVICE_STOPS = {"dependency-provenance"}
 
@@ -165,39 +178,153 @@ def run_gate(
         index_url=index_url,
         trust_config=trust_config,
     )
-    test_results: TestRun | CheckResult | None = None
+    rows = [row for row in CHECKLIST if not only or row.id in only]
+    shared = _SharedTestResults(ctx)
     results: list[CheckResult] = []
-    for row in CHECKLIST:
-        if only and row.id not in only:
-            continue
-        if row.id in skip:
-            results.append(_recorded(row.id, recorded or {}))
-            continue
-        module_name, function_name = CHECKS[row.id]
-        log.info("gate: %s", row.task)
-        with timed(f"gate: {row.id}"):
-            try:
-                check = getattr(importlib.import_module(module_name), function_name)
-                if row.id in _USES_TEST_RESULTS:
-                    if test_results is None:
-                        test_results = _load_test_results(ctx)
-                    if isinstance(test_results, CheckResult):
-                        result = _failed_like(test_results, row.id)
-                    else:
-                        result = check(ctx, test_results)
+    held = _HeldLogs()
+    with held, ThreadPoolExecutor(max_workers=len(CONCURRENT)) as pool:
+        # Rows that wait on subprocesses or the network start at once, side by side; every
+        # row is then taken in the checklist's order, as if they had run one after another.
+        started = {
+            row.id: pool.submit(held.run, _run_check, row.id, ctx, shared)
+            for row in rows
+            if row.id in CONCURRENT and row.id not in skip
+        }
+        try:
+            for row in rows:
+                if row.id in skip:
+                    results.append(_recorded(row.id, recorded or {}))
+                elif row.id in started:
+                    results.append(held.release(started[row.id]))
                 else:
-                    result = check(ctx)
-            except InputError:
-                raise
-            except Exception as e:  # noqa: BLE001 - fail closed: a crashed check is a failed check
-                if isinstance(e, ServiceError) and row.id in _SERVICE_STOPS:
-                    raise
-                log.debug("gate: %s crashed", row.id, exc_info=True)
-                result = CheckResult(row.id, row.task, "fail", f"check could not run: {_brief(e)}")
-        results.append(result)
+                    results.append(_run_check(row.id, ctx, shared))
+        finally:
+            for future in started.values():
+                future.cancel()
     report = GateReport(project.name, project.version, ctx.tag, results)
     log.info("gate: %s", "passed" if report.passed else "blocked")
     return report
+
+
+def _run_check(check_id: str, ctx: GateContext, shared: _SharedTestResults) -> CheckResult:
+    """Run one row: its result, a failed result when it crashed (fail closed); an InputError,
+    or a ServiceError of a row in ``_SERVICE_STOPS``, is raised (it stops the gate)."""
+    module_name, function_name = CHECKS[check_id]
+    log.info("gate: %s", task_of(check_id))
+    with timed(f"gate: {check_id}"):
+        try:
+            check = getattr(importlib.import_module(module_name), function_name)
+            if check_id in _USES_TEST_RESULTS:
+                test_results = shared.get()
+                if isinstance(test_results, CheckResult):
+                    result: CheckResult = _failed_like(test_results, check_id)
+                else:
+                    result = check(ctx, test_results)
+            else:
+                result = check(ctx)
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - fail closed: a crashed check is a failed check
+            if isinstance(e, ServiceError) and check_id in _SERVICE_STOPS:
+                raise
+            log.debug("gate: %s crashed", check_id, exc_info=True)
+            result = CheckResult(
+                check_id, task_of(check_id), "fail", f"check could not run: {_brief(e)}"
+            )
+    return result
+
+
+class _SharedTestResults:
+    """The test results, read once per gate run by whichever row asks first; a row asking
+    while they are being read waits for them."""
+
+    def __init__(self, ctx: GateContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._results: TestRun | CheckResult | None = None
+
+    def get(self) -> TestRun | CheckResult:
+        with self._lock:
+            if self._results is None:
+                self._results = _load_test_results(self._ctx)
+            return self._results
+
+
+class _HeldLogs:
+    """While rows run side by side, each row's log lines are held back and let out with its
+    result, in the checklist's order: the log reads as if the rows ran one after another.
+
+    Entered, it stands in for the handlers of ``upm_ci`` (and, when that logger propagates,
+    of the root logger): a record logged from a thread running a row (:meth:`run`) is kept
+    with that row, every other record goes straight through. Threads a check starts itself
+    log straight through too.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._swapped: list[tuple[logging.Logger, list[logging.Handler]]] = []
+
+    def __enter__(self) -> _HeldLogs:
+        logger: logging.Logger | None = logging.getLogger("upm_ci")
+        while logger is not None:
+            if logger.handlers:
+                own = list(logger.handlers)
+                self._swapped.append((logger, own))
+                logger.handlers[:] = [_Holding(own, self._local)]
+            logger = logger.parent if logger.propagate else None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for logger, own in self._swapped:
+            logger.handlers[:] = own
+        self._swapped.clear()
+
+    def run(
+        self, fn: Callable[..., CheckResult], *args: Any
+    ) -> tuple[list[logging.LogRecord], CheckResult | BaseException]:
+        """``fn(*args)`` with its log records held; they come back with its outcome."""
+        held: list[logging.LogRecord] = []
+        self._local.held = held
+        try:
+            return held, fn(*args)
+        except Exception as e:  # noqa: BLE001 - raised again, in order, by release()
+            return held, e
+        finally:
+            self._local.held = None
+
+    def release(
+        self, future: Future[tuple[list[logging.LogRecord], CheckResult | BaseException]]
+    ) -> CheckResult:
+        """Wait for a row started with :meth:`run`: log its records, then return its result
+        or raise its error."""
+        held, outcome = future.result()
+        for record in held:
+            logging.getLogger(record.name).handle(record)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+class _Holding(logging.Handler):
+    """A logger's handlers, behind one that keeps a row's records while it runs."""
+
+    def __init__(self, handlers: list[logging.Handler], local: threading.local) -> None:
+        super().__init__()
+        self._handlers = handlers
+        self._local = local
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        held: list[logging.LogRecord] | None = getattr(self._local, "held", None)
+        if held is not None:
+            held.append(record)
+            return True
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in self._handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
 
 
 def _load_test_results(ctx: GateContext) -> TestRun | CheckResult:

@@ -1,11 +1,11 @@
 """Checklist row "Dependency/SBOM audit": no known vulnerability in the runtime dependencies.
 
-The project's ``[project] dependencies`` are resolved to the exact pins pip would install,
-and those pins are audited with :func:`upm_ci.vulnerability_audit.audit_packages`
-(pip-audit against OSV,
-fail closed). Allowed vulnerabilities come from ``audit-allow``; an expired entry fails.
-Findings point at the line of ``pyproject.toml`` to change: the dependency that pulls in a
-vulnerable package when it is a direct one, the allow-list entry when it expired.
+The project's ``[project] dependencies`` are resolved to the exact pins pip would install (one
+resolution, shared with the ``dependency-provenance`` row: ``GateContext.resolution``), and
+those pins are audited with :func:`upm_ci.vulnerability_audit.audit_packages` (pip-audit
+against OSV, fail closed). Allowed vulnerabilities come from ``audit-allow``; an expired entry
+fails. Findings point at the line of ``pyproject.toml`` to change: the dependency that pulls in
+a vulnerable package when it is a direct one, the allow-list entry when it expired.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from upm_ci.gate.model import CheckResult, Finding, GateContext, Status
 from upm_ci.vulnerability_audit import (
     AuditOutcome,
     audit_packages,
-    resolve_pins,
     runtime_requirements,
 )
 
@@ -39,7 +38,7 @@ def check_dependency_audit(ctx: GateContext) -> CheckResult:
     if not requirements:
         return CheckResult(ID, TASK, "pass", "no runtime dependencies to audit")
     try:
-        pins = resolve_pins(requirements)
+        pins = ctx.resolution.pins(requirements)
     except ServiceError as e:
         return CheckResult(ID, TASK, "fail", f"could not resolve the dependencies: {e}")
     log.info("auditing %d resolved runtime dependencies", len(pins))

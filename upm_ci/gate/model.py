@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from upm_ci.project import Project
+from upm_ci.vulnerability_audit import SharedResolution
 
 #: ``n/a``: the row does not apply to this project (``plugins = []``: it has no plugins).
 Status = Literal["pass", "fail", "warn", "skipped", "n/a"]
@@ -72,6 +73,8 @@ class GateContext:
     index_url: str = ""
     #: Sigstore trust config for the dependencies' attestations; None: public Sigstore.
     trust_config: Path | None = None
+    #: The runtime dependencies' pip resolution, made once for the rows that need it.
+    resolution: SharedResolution = field(default_factory=SharedResolution)
 
 
 Check = Callable[[GateContext], CheckResult]

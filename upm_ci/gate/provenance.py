@@ -30,7 +30,7 @@ def check_dependency_provenance(ctx: GateContext) -> CheckResult:
     lock_path = project.path(lock_name)
     lock = dp.load_lock(lock_path)
     try:
-        files = dp.shipped_files(project)
+        files = dp.shipped_files(project, resolve=ctx.resolution.files)
     except ServiceError as e:
         return CheckResult(ID, TASK, "fail", f"could not resolve the dependencies: {e}")
     if not files:
