@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from upm_ci import gha
 from upm_ci.child_env import isolate_process
@@ -50,8 +51,10 @@ from upm_ci.venvs import rehearsal_installer_env
 if TYPE_CHECKING:
     from upm_ci.standins.pypi import PypiStandIn
     from upm_ci.standins.sigstore_server import SigstoreStandIn
+    from upm_ci.vulnerability_audit import ResolvedFile
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PHASES = ("gate", "build", "sbom", "sign", "publish", "verify")
 #: Jobs that get ``id-token: write`` in the reusable workflow.
@@ -475,7 +478,13 @@ def local_services(
     }
     if not osv_url:
         servers["OSV"] = OsvStandIn(**plan("OSV"))
-    with contextlib.ExitStack() as stack:
+    s3_bucket = _audit_s3(project, servers, plan("S3"))
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as side:
+        # What needs no server runs while they start: pip's resolution of the files whose
+        # provenance the index serves (and the Sigstore imports signing it needs).
+        resolved = side.submit(
+            _timed_call, timings, "resolve dependencies to serve", _to_serve, project
+        )
         try:
             started = _start_all(stack, servers, timings)
             github, pypi, sigstore, oidc = (
@@ -486,16 +495,24 @@ def local_services(
             )
             plans = {"GitHub": github.faults}
             repo = github.add_repo(owner, name, default_branch="main")
-            _seed_history(github, repo, project.root)
+            seeded = side.submit(
+                _timed_call,
+                timings,
+                "seed GitHub stand-in",
+                _seed_history,
+                github,
+                repo,
+                project.root,
+            )
             if "OSV" in started:
                 osv_url, plans["OSV"] = started["OSV"].query_url, started["OSV"].faults
             with _timed_into(timings, "serve dependency provenance"):
-                _serve_provenance(project, pypi, sigstore, provenance_fault)
+                _serve_provenance(resolved.result(), pypi, sigstore, provenance_fault)
             plans.update(PyPI=pypi.faults, Sigstore=sigstore.faults)
             # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
             sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
-            with _timed_into(timings, "start S3 stand-in"):
-                audit_env = _audit_store(project, stack, plan("S3"), plans)
+            audit_env = _audit_store(project, started["S3"], s3_bucket, plans) if s3_bucket else {}
+            seeded.result()
         except StandInError as e:
             raise ServiceError(f"rehearse: a local stand-in did not start: {e}") from None
         yield Services(
@@ -521,7 +538,10 @@ def _start_all(
 
     def start(label: str, server: Any) -> Any:
         begin = time.monotonic()
-        entered = server.__enter__()
+        try:
+            entered = server.__enter__()
+        except RuntimeError as e:  # a server process that exited or never answered
+            raise ServiceError(f"rehearse: the local {label} stand-in did not start: {e}") from None
         if timings is not None:
             timings.append(Timing(f"start {label} stand-in", time.monotonic() - begin))
         return entered
@@ -553,6 +573,11 @@ def _timed_into(timings: list[Timing] | None, step: str) -> Iterator[None]:
             timings.append(Timing(step, time.monotonic() - begin))
 
 
+def _timed_call(timings: list[Timing] | None, step: str, fn: Callable[..., _T], *args: Any) -> _T:
+    with _timed_into(timings, step):
+        return fn(*args)
+
+
 def parse_provenance_fault(text: str) -> tuple[str, str] | None:
     """``drop:NAME``/``resign:NAME`` as (action, canonical name); "" is None."""
     if not text:
@@ -568,25 +593,34 @@ def parse_provenance_fault(text: str) -> tuple[str, str] | None:
     return action, canonicalize_name(name.strip())
 
 
+def _to_serve(project: Project) -> list[ResolvedFile]:
+    """The files the project's dependencies resolve to (the gate resolves the same way); the
+    Sigstore modules that sign their provenance are imported meanwhile, off the clock."""
+    from upm_ci.dependency_provenance import shipped_files
+
+    with ThreadPoolExecutor(max_workers=1) as imports:
+        imports.submit(importlib.import_module, "pypi_attestations")
+        return shipped_files(project)
+
+
 def _serve_provenance(
-    project: Project,
+    files: list[ResolvedFile],
     pypi: PypiStandIn,
     sigstore: SigstoreStandIn,
     switch: tuple[str, str] | None = None,
 ) -> None:
-    """The index's Integrity API serves PEP 740 provenance for the files the project's
-    dependencies resolve to (the gate resolves the same way): signed through the local
+    """The index's Integrity API serves PEP 740 provenance for ``files`` (:func:`_to_serve`):
+    signed through the local
     Sigstore by each package's demo publisher; a package without one has no provenance.
     ``switch``: that package's provenance is dropped, or signed by another publisher."""
     from packaging.utils import canonicalize_name
 
-    from upm_ci.dependency_provenance import shipped_files
     from upm_ci.retry import call_with_retry
     from upm_ci.sigstore_common import classify_sigstore
     from upm_ci.standins.integrity import DEMO_PUBLISHERS, DemoPublisher
 
     pypi.integrity.trust_config = sigstore.trust_config()
-    for file in shipped_files(project):
+    for file in files:
         key = canonicalize_name(file.name)
         publisher = DEMO_PUBLISHERS.get(key)
         if switch == ("drop", key):
@@ -705,24 +739,25 @@ def _image_summary(project: Project, out_dir: Path, skipped: str) -> list[str]:
     return lines
 
 
-def _audit_store(
-    project: Project,
-    stack: contextlib.ExitStack[Any],
-    fault_plan: dict[str, Any],
-    plans: dict[str, Any],
-) -> dict[str, str]:
-    """When the project names an ``audit-bucket``: a local S3+KMS (moto) with that bucket
-    (versioned, Object Lock) and a new KMS key, which replaces the configured one."""
+def _audit_s3(project: Project, servers: dict[str, Any], fault_plan: dict[str, Any]) -> str:
+    """When the project names an ``audit-bucket``: a local S3+KMS (moto) among ``servers`` to
+    start, and the bucket's name; "" without one."""
     config = project.config
     if not config.audit_bucket:
-        return {}
+        return ""
     from upm_ci.publish.audit_store import AuditStoreSettings
     from upm_ci.standins.s3 import REGION, S3StandIn
 
+    bucket, _ = AuditStoreSettings(config.audit_bucket, config.audit_kms_key).location()
+    servers["S3"] = S3StandIn(region=config.audit_region or REGION, **fault_plan)
+    return bucket
+
+
+def _audit_store(project: Project, s3: Any, bucket: str, plans: dict[str, Any]) -> dict[str, str]:
+    """The started S3+KMS with ``bucket`` (versioned, Object Lock) and a new KMS key, which
+    replaces the configured one; the phases' ``AWS_*``/``UPM_AUDIT_*`` environment."""
+    plans["S3"] = s3.faults
     try:
-        bucket, _ = AuditStoreSettings(config.audit_bucket, config.audit_kms_key).location()
-        s3 = stack.enter_context(S3StandIn(region=config.audit_region or REGION, **fault_plan))
-        plans["S3"] = s3.faults
         key_arn = s3.create_key(f"rehearsal of {project.name}'s audit log")
         s3.create_bucket(bucket, object_lock_days=1)
     except RuntimeError as e:
