@@ -38,7 +38,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec
@@ -86,6 +86,7 @@ from upm_ci.sigstore_common import (
     load_trust_config,
     log_index,
 )
+from upm_ci.timings import timed
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -225,9 +226,13 @@ def sign_release(
         ref=expected.ref,
     )
     with contextlib.ExitStack() as stack:
+        # The toolchain SBOM takes seconds (cyclonedx's imports, the schema validation): it is
+        # made meanwhile, then written and signed with the others once the signer is ready.
+        side = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        toolchain_text = side.submit(_toolchain_text, claims)
         gpg = stack.enter_context(GpgSigner(gpg_key, gpg_passphrase)) if gpg_key else None
         load_trust_config(trust_config, rekor_version)  # bad file: InputError before writing
-        subjects.append(_toolchain_subject(dist_dir, claims))
+        toolchain_at = len(subjects)  # its place among the subjects, after the manifest's
         for src, kind in extras:
             dest = dist_dir / release_file_name(src.name)
             if not dest.exists() or sha256_file(dest) != sha256_file(src):
@@ -243,13 +248,17 @@ def sign_release(
                 source_ref=expected.ref,
             )
         )
-        log.info("signing %d files as %s", len(subjects), expected.describe())
+        log.info("signing %d files as %s", len(subjects) + 1, expected.describe())
         if not signer.pep740_available:
             log.warning("no Rekor v1 log in the trust config: no PEP 740 attestations made")
             dists = []
-        jobs = len(subjects) + len(dists) + 2
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, jobs))) as pool:
+        jobs = len(subjects) + len(dists) + 3
+        with (
+            timed(f"sign: {len(subjects) + 1} bundles and the attestations, side by side"),
+            ThreadPoolExecutor(max_workers=max(1, min(workers, jobs))) as pool,
+        ):
             bundle_jobs = [pool.submit(_sign_subject, signer, s) for s in subjects]
+            toolchain_job = pool.submit(_sign_toolchain, signer, dist_dir, toolchain_text)
             pep740_jobs = [pool.submit(_sign_pep740, signer, s) for s in dists]
             provenance_job = pool.submit(
                 _sign_provenance, signer, project, manifest, claims, dist_dir
@@ -261,11 +270,15 @@ def sign_release(
                 and not _describes_image(manifest, sbom)
             ]
             signed = [job.result() for job in bundle_jobs]
+            toolchain_subject, toolchain_signed = toolchain_job.result()
+            subjects.insert(toolchain_at, toolchain_subject)
+            signed.insert(toolchain_at, toolchain_signed)
             attestations = [provenance_job.result(), *(job.result() for job in sbom_jobs)]
             attestations += [job.result() for job in pep740_jobs]
-        result.images = attest.sign_planned(
-            signer, project, manifest, image_plans, dist_dir, claims
-        )
+        with timed("sign: images"):
+            result.images = attest.sign_planned(
+                signer, project, manifest, image_plans, dist_dir, claims
+            )
         gpg_signed: list[SignedFile] = []
         if gpg is not None:
             for s in subjects:
@@ -316,15 +329,16 @@ def sign_release(
             )
         if result.gpg_public_key:
             manifest.add_file(dist_dir / result.gpg_public_key, "gpg-public-key")
-        sealed = _seal(
-            signer,
-            gpg,
-            project,
-            manifest,
-            sums,
-            policy_file=policy_file,
-            repository=expected.repository or project.repository,
-        )
+        with timed("sign: SHA256SUMS and the release statement"):
+            sealed = _seal(
+                signer,
+                gpg,
+                project,
+                manifest,
+                sums,
+                policy_file=policy_file,
+                repository=expected.repository or project.repository,
+            )
         signed += [s for s in sealed if s.method == "sigstore"]
         gpg_signed += [s for s in sealed if s.method == "gpg"]
         result.attestations.append(RELEASE_STATEMENT)
@@ -356,13 +370,28 @@ def _policy_file(project: Project) -> Path:
     return release_statement.POLICY_FILE
 
 
-def _toolchain_subject(dist_dir: Path, claims: identity.TokenClaims) -> _Subject:
-    """``TOOLCHAIN_SBOM`` of the running tool, kept when only its serial and time would
-    change (a re-run keeps its bundle)."""
+def _toolchain_text(claims: identity.TokenClaims) -> str:
+    """The running tool's toolchain SBOM (nothing written)."""
+    from upm_ci import toolchain
+
+    with timed("sign: toolchain SBOM"):
+        return toolchain.toolchain_sbom({k: str(v) for k, v in claims.raw.items()})
+
+
+def _sign_toolchain(
+    signer: ReleaseSigner, dist_dir: Path, text: Future[str]
+) -> tuple[_Subject, SignedFile]:
+    """Write the toolchain SBOM once it is made, and sign it."""
+    subject = _toolchain_subject(dist_dir, text.result())
+    return subject, _sign_subject(signer, subject)
+
+
+def _toolchain_subject(dist_dir: Path, text: str) -> _Subject:
+    """``TOOLCHAIN_SBOM`` with ``text``, kept when only its serial and time would change (a
+    re-run keeps its bundle)."""
     from upm_ci import toolchain
 
     path = dist_dir / TOOLCHAIN_SBOM
-    text = toolchain.toolchain_sbom({k: str(v) for k, v in claims.raw.items()})
     if not (path.is_file() and toolchain.same_toolchain(path.read_text("utf-8", "replace"), text)):
         write_text_atomic(path, text)
     return _Subject(path, "toolchain-sbom", sha256_file(path))

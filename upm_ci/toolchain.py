@@ -28,6 +28,7 @@ import sys
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from upm_ci import __version__
 
@@ -133,14 +134,12 @@ def toolchain_sbom(claims: Mapping[str, str] | None = None, *, lock: Path | None
     bom.metadata.component = tool
     locked = locked_hashes(lock)
     seen: set[str] = set()
-    for dist in sorted(
-        metadata.distributions(), key=lambda d: _canonical(d.metadata["Name"] or "")
-    ):
-        name = dist.metadata["Name"]
+    # Each METADATA parsed once (``dist.metadata`` parses it anew at every access).
+    installed = [(meta["Name"] or "", meta["Version"] or "") for meta in _metadata()]
+    for name, version in sorted(installed, key=lambda item: _canonical(item[0])):
         if not name or _canonical(name) in seen:
             continue
         seen.add(_canonical(name))
-        version = dist.version
         lock_version, hashes = locked.get(_canonical(name), ("", []))
         matches = lock_version == version
         bom.components.add(
@@ -175,6 +174,10 @@ def toolchain_sbom(claims: Mapping[str, str] | None = None, *, lock: Path | None
     text = JsonV1Dot6(bom).output_as_string(indent=2)
     validate_cyclonedx(text)
     return json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def _metadata() -> list[Any]:
+    return [dist.metadata for dist in metadata.distributions()]
 
 
 def same_toolchain(old_text: str, new_text: str) -> bool:
