@@ -17,6 +17,12 @@ first's is printed beside it. The rehearsal also does what the baseline does not
 other rows, a reproducibility rebuild, twine check, metadata and smoke-test checks, an SPDX
 SBOM, provenance and SBOM attestations, a draft-first GitHub release, an audit log in S3 and
 verification of everything it published (and, with a Docker engine, the container image).
+
+The row runs with and without a Docker engine: with one, both sides build the example's image
+on the same local base (and the rehearsal signs, pushes and verifies it); without one neither
+does. ``UPM_BENCH_DOCKER=off python -m benchmarks rehearsal`` forces the case without one on a
+machine that has an engine (``DOCKER_HOST`` points at a socket that is not there, for both
+sides); the note says which case ran.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from benchmarks._harness import BenchResult, stopwatch
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "upm-sample"
 ROUNDS = 2
+#: ``UPM_BENCH_DOCKER=off``: the engine address both sides get, where no engine is.
+NO_ENGINE = "unix:///nonexistent/upm-bench-no-docker.sock"
 _IGNORE = shutil.ignore_patterns("dist", "build", "*.egg-info", "__pycache__", ".venv")
 
 
@@ -141,14 +149,26 @@ def by_hand_seconds(work: Path, test_venv: Path, image_base: str) -> float:
     return elapsed[0]
 
 
+def docker_case() -> tuple[str, str]:
+    """With a Docker engine: the local base image both sides build on (made before either
+    clock starts) and ""; without one (or with ``UPM_BENCH_DOCKER=off``, which points
+    ``DOCKER_HOST`` nowhere for both sides): "" and why there is no engine."""
+    from upm_ci.image.engine import engine_problem
+
+    if os.environ.get("UPM_BENCH_DOCKER", "").strip().lower() in ("off", "0", "no", "false"):
+        os.environ["DOCKER_HOST"] = NO_ENGINE  # the rehearsal's own process inherits it
+    problem = engine_problem()
+    if problem:
+        return "", problem
+    from upm_ci.standins.base_image import make_base_image
+
+    return make_base_image(), ""
+
+
 def run() -> list[BenchResult]:
     if shutil.which("node") is None:
         raise RuntimeError("the rehearsal needs Node.js for the local Sigstore")
-    from upm_ci.image.engine import engine_problem
-    from upm_ci.standins.base_image import make_base_image
-
-    # The same local base image for both sides (made before either clock starts).
-    image_base = "" if engine_problem() else make_base_image()
+    image_base, no_engine = docker_case()
     rounds: list[tuple[float, float, str]] = []  # (ours, theirs, phases), first run first
     with tempfile.TemporaryDirectory(prefix="upm-bench-rehearsal-cache-") as keep:
         cache, test_venv = Path(keep) / "cache", Path(keep) / "maintainer-test-venv"
@@ -177,7 +197,7 @@ def run() -> list[BenchResult]:
                     f"; both build the image on {image_base} and run syft, ours also signs, "
                     "pushes and verifies it"
                     if image_base
-                    else "; no Docker engine: neither side builds the image"
+                    else f"; {no_engine}: neither side builds the image"
                 )
                 + "; its time "
                 f"includes starting six local stand-ins, the baseline's does not. Phases: {phases}."

@@ -208,3 +208,18 @@ def test_rehearsal_benchmark_reports_a_failed_rehearsal_as_an_error(
     monkeypatch.setattr(bench_rehearsal, "EXAMPLE", not_a_project)
     with pytest.raises(RuntimeError, match=r"exited 2 \(.*pyproject.toml"):
         bench_rehearsal.rehearse_seconds(tmp_path, tmp_path / "cache")
+
+
+def test_rehearsal_benchmark_can_be_run_without_a_docker_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """UPM_BENCH_DOCKER=off: no engine for either side, said in the note, no base image made."""
+    bench_rehearsal = importlib.import_module("benchmarks.bench_rehearsal")
+    monkeypatch.setenv("UPM_BENCH_DOCKER", "off")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+    image_base, why = bench_rehearsal.docker_case()
+    assert image_base == ""
+    assert why == f"no Docker engine at {bench_rehearsal.NO_ENGINE}"
+    import os
+
+    assert os.environ["DOCKER_HOST"] == bench_rehearsal.NO_ENGINE  # the rehearsal's too
