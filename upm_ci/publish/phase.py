@@ -52,6 +52,7 @@ from upm_ci.publish.notes import release_notes
 from upm_ci.publish.pypi import IndexTarget, PlannedFile, UploadOutcome
 from upm_ci.release import check_release
 from upm_ci.release_signer import ReleaseSigner
+from upm_ci.timings import timed
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,8 @@ def publish_release(
             recorded_attestations(manifest),
             trusted_publishing=settings.trusted_publishing,
         )
-        pypi.check_distributions([path for _, path, _ in dists])
+        with timed("publish: twine check"):
+            pypi.check_distributions([path for _, path, _ in dists])
         existing = pypi.index_files(pypi_target, project.normalized_name)
         pypi_plan = pypi.plan_uploads(dists, existing, sending)
 
@@ -224,17 +226,20 @@ def publish_release(
                     )
                 result.items.append(ItemResult("github", outcome.name, outcome.status, outcome.url))
 
-            releases.sync_assets(
-                draft, assets, replace=settings.replace, keep=own, before=before, after=after
-            )
+            with timed(f"publish: GitHub release, {len(assets)} assets"):
+                releases.sync_assets(
+                    draft, assets, replace=settings.replace, keep=own, before=before, after=after
+                )
 
     if pypi_target is not None:
-        uploads = _upload_pypi(project, manifest, pypi_target, pypi_plan, audit, result)
+        with timed("publish: PyPI upload"):
+            uploads = _upload_pypi(project, manifest, pypi_target, pypi_plan, audit, result)
         if result.nothing_to_do and uploads:
             result.nothing_to_do = False
 
     if releases is not None and draft is not None and draft.draft:
-        final = _attach_audit_log(manifest, releases, draft, audit, sign_file, result, store)
+        with timed("publish: audit log (signed, attached, S3)"):
+            final = _attach_audit_log(manifest, releases, draft, audit, sign_file, result, store)
         problems = releases.missing_or_wrong(draft, [*assets, *final])
         if problems:
             raise PolicyError(
