@@ -37,8 +37,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec
@@ -228,8 +229,10 @@ def sign_release(
     with contextlib.ExitStack() as stack:
         # The toolchain SBOM takes seconds (cyclonedx's imports, the schema validation): it is
         # made meanwhile, then written and signed with the others once the signer is ready.
-        side = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-        toolchain_text = side.submit(_toolchain_text, claims)
+        claim_values = {k: str(v) for k, v in claims.raw.items()}
+        toolchain_text = stack.enter_context(_toolchain_maker()).submit(
+            _toolchain_text, claim_values
+        )
         gpg = stack.enter_context(GpgSigner(gpg_key, gpg_passphrase)) if gpg_key else None
         load_trust_config(trust_config, rekor_version)  # bad file: InputError before writing
         toolchain_at = len(subjects)  # its place among the subjects, after the manifest's
@@ -258,7 +261,9 @@ def sign_release(
             ThreadPoolExecutor(max_workers=max(1, min(workers, jobs))) as pool,
         ):
             bundle_jobs = [pool.submit(_sign_subject, signer, s) for s in subjects]
-            toolchain_job = pool.submit(_sign_toolchain, signer, dist_dir, toolchain_text)
+            toolchain_job = pool.submit(
+                _sign_toolchain, signer, dist_dir, toolchain_text, claim_values
+            )
             pep740_jobs = [pool.submit(_sign_pep740, signer, s) for s in dists]
             provenance_job = pool.submit(
                 _sign_provenance, signer, project, manifest, claims, dist_dir
@@ -370,19 +375,36 @@ def _policy_file(project: Project) -> Path:
     return release_statement.POLICY_FILE
 
 
-def _toolchain_text(claims: identity.TokenClaims) -> str:
+def _toolchain_maker() -> Executor:
+    """Where the toolchain SBOM is made: on Linux a process forked from this one (its imports
+    and schema validation are seconds of pure Python, which a thread would take from the
+    signing, under the GIL), elsewhere a thread."""
+    if sys.platform.startswith("linux") and hasattr(os, "fork"):
+        import multiprocessing
+
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(max_workers=1)
+
+
+def _toolchain_text(claims: Mapping[str, str]) -> str:
     """The running tool's toolchain SBOM (nothing written)."""
     from upm_ci import toolchain
 
     with timed("sign: toolchain SBOM"):
-        return toolchain.toolchain_sbom({k: str(v) for k, v in claims.raw.items()})
+        return toolchain.toolchain_sbom(claims)
 
 
 def _sign_toolchain(
-    signer: ReleaseSigner, dist_dir: Path, text: Future[str]
+    signer: ReleaseSigner, dist_dir: Path, text: Future[str], claims: Mapping[str, str]
 ) -> tuple[_Subject, SignedFile]:
-    """Write the toolchain SBOM once it is made, and sign it."""
-    subject = _toolchain_subject(dist_dir, text.result())
+    """Write the toolchain SBOM once it is made, and sign it. When its maker failed, it is
+    made again here, where any error of its own is raised as itself."""
+    try:
+        made = text.result()
+    except Exception as e:  # noqa: BLE001 - a broken worker, or the SBOM's own error
+        log.debug("toolchain SBOM: made again in this process (%s: %s)", type(e).__name__, e)
+        made = _toolchain_text(claims)
+    subject = _toolchain_subject(dist_dir, made)
     return subject, _sign_subject(signer, subject)
 
 
