@@ -13,7 +13,9 @@ never sees another project's tags. A project whose version is dynamic and whose 
 no release tag (setuptools-scm, hatch-vcs: the tag *is* the version) is copied with its history
 into ``DIR/source``, uncommitted changes committed there, and that copy is tagged with the
 release about to be made: ``--tag``, else ``tag-prefix`` + the changelog's top version. The
-project's own repository is never changed.
+project's own repository is never changed. A snapshot commit is dated by its newest file (not
+the clock), so rehearsing unchanged code again builds the same sdist and wheel: the cached wheel
+venv and the image's build cache are used as they are.
 """
 
 from __future__ import annotations
@@ -347,13 +349,32 @@ def _copy_checkout(root: Path, dest: Path) -> None:
             shutil.copy2(src, dest / rel, follow_symlinks=False)
 
 
+def _snapshot_date(source: Path) -> str:
+    """A git date for a snapshot commit: its newest file's mtime (or HEAD's time if later).
+
+    The commit time becomes the build's ``SOURCE_DATE_EPOCH``; taken from the clock it would
+    make every rehearsal of the same code a different wheel and image."""
+    newest = 0
+    for path in source.rglob("*"):
+        if ".git" in path.relative_to(source).parts or not path.is_file():
+            continue
+        newest = max(newest, int(path.lstat().st_mtime))
+    if (source / ".git").exists():  # a copied checkout: never older than its HEAD
+        with contextlib.suppress(InputError):
+            newest = max(newest, int(git(source, "log", "-1", "--format=%ct") or 0))
+    return f"@{newest} +0000"
+
+
 def _git_snapshot(source: Path, *commands: list[str]) -> None:
+    date = _snapshot_date(source)
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "upm-ci rehearse",
         "GIT_AUTHOR_EMAIL": "rehearse@localhost",
+        "GIT_AUTHOR_DATE": date,
         "GIT_COMMITTER_NAME": "upm-ci rehearse",
         "GIT_COMMITTER_EMAIL": "rehearse@localhost",
+        "GIT_COMMITTER_DATE": date,
     }
     for args in commands:
         subprocess.run(["git", *args], cwd=source, env=env, check=True, capture_output=True)
