@@ -8,6 +8,8 @@ import io
 import json
 import random
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,6 +383,62 @@ def test_the_fast_iri_reference_check_judges_as_the_stock_one() -> None:
     fuzzed = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(60)]
     for value in IRI_CASES + fuzzed + ["http://" + v for v in fuzzed]:
         assert bool(check(value)) == bool(is_valid_syntax("iri_reference", value)), value
+
+
+#: Run in a new interpreter (jsonschema not yet imported): what each of jsonschema's IRI checks
+#: says of each value on stdin, and whether rfc3987-syntax was imported before the first value
+#: the fast check could not settle.
+_DEFERRED_IRI_SCRIPT = """
+import json, sys
+values = json.load(sys.stdin)
+from upm_ci.sbom_validation import fast_iri_reference_check, import_jsonschema
+import_jsonschema()
+fast_iri_reference_check()
+loaded_at_import = "rfc3987_syntax" in sys.modules
+import jsonschema
+checkers = {
+    "draft7": jsonschema.Draft7Validator.FORMAT_CHECKER,
+    "draft2019": jsonschema.Draft201909Validator.FORMAT_CHECKER,
+    "draft2020": jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    "default": jsonschema.FormatChecker(),
+}
+ok = checkers["draft7"].conforms("https://example.com/a", "iri-reference")
+loaded_after_fast = "rfc3987_syntax" in sys.modules
+verdicts = {
+    f"{label}:{fmt}": [checker.conforms(v, fmt) for v in values]
+    for label, checker in checkers.items()
+    for fmt in ("iri", "iri-reference")
+}
+print(json.dumps({"at_import": loaded_at_import, "after_fast": loaded_after_fast, "ok": ok,
+                  "verdicts": verdicts}))
+"""
+
+
+def test_jsonschema_checks_iris_as_rfc3987_syntax_does_with_its_parser_loaded_on_first_need() -> (
+    None
+):
+    """The validators' import skips rfc3987-syntax's seconds-long grammar build; every draft's
+    ``iri`` and ``iri-reference`` check still judges each value as rfc3987-syntax does."""
+    from rfc3987_syntax import is_valid_syntax
+
+    rng = random.Random(2026)
+    alphabet = "ab:/?#[]@!$&'()*+,;=%-._~1F \u00fc"
+    fuzzed = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(15)]
+    values = IRI_CASES + fuzzed + ["http://" + v for v in fuzzed]
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEFERRED_IRI_SCRIPT],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(proc.stdout)
+    assert got["at_import"] is False and got["after_fast"] is False and got["ok"] is True
+    for key, verdicts in got["verdicts"].items():
+        rule = "iri" if key.endswith(":iri") else "iri_reference"
+        expected = [bool(is_valid_syntax(rule, v)) for v in values]
+        assert verdicts == expected, key
+    assert not all(got["verdicts"]["draft7:iri-reference"])  # some values are refused
 
 
 def test_an_invalid_url_in_a_component_is_refused() -> None:
