@@ -547,20 +547,20 @@ def build_release(
     sdist_art = manifest.add_file(final[0], "sdist")
     wheel_art = manifest.add_file(final[1], "wheel")
     sums_art = manifest.add_file(sums_path, "checksums")
-    image = (
-        ImageOutcome(None, None, skip_image)
-        if skip_image
-        else build_image(
-            project,
-            manifest,
-            dist_dir=dist_dir,
-            wheel=final[1],
-            version=version,
-            commit=manifest.project.commit or info.commit,
-            epoch=epoch,
-            base_image=image_base,
-        )
-    )
+    if skip_image:
+        image = ImageOutcome(None, None, skip_image)
+    else:
+        with timed("build: image"):
+            image = build_image(
+                project,
+                manifest,
+                dist_dir=dist_dir,
+                wheel=final[1],
+                version=version,
+                commit=manifest.project.commit or info.commit,
+                epoch=epoch,
+                base_image=image_base,
+            )
     manifest.record_phase(
         "build",
         "pass",

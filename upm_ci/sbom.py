@@ -483,10 +483,11 @@ def _image_step(
             shown = str(manifest.phases.get("build", {}).get("image", "image: skipped (not built)"))
             result.image_skipped = shown if shown.startswith("image:") else f"image: {shown}"
         return
-    result.images = make_image_sboms(
-        manifest,
-        dist_dir=dist_dir,
-        osv_url=osv_url,
-        allow=project.config.audit_allow,
-        today=today,
-    )
+    with timed("sbom: images"):
+        result.images = make_image_sboms(
+            manifest,
+            dist_dir=dist_dir,
+            osv_url=osv_url,
+            allow=project.config.audit_allow,
+            today=today,
+        )

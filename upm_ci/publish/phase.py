@@ -176,9 +176,10 @@ def publish_release(
     result = PublishResult()
     if manifest.images:  # before the GitHub release and the index; a re-run resumes
         dist_dir = settings.dist_dir or project.path(project.config.dist_dir)
-        result.images = publish_images(
-            manifest, dist_dir, credentials=RegistryCredentials(*settings.registry_login)
-        )
+        with timed("publish: images"):
+            result.images = publish_images(
+                manifest, dist_dir, credentials=RegistryCredentials(*settings.registry_login)
+            )
     audit = AuditLog(audit_path)
     releases: GitHubReleases | None = None
     title = f"{project.name} {project.version}"

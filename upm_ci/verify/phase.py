@@ -45,6 +45,7 @@ from upm_ci.project import Project
 from upm_ci.release_download import DownloadLimits, download_release
 from upm_ci.retry import describe
 from upm_ci.sigstore_common import load_trusted_root, make_verifier
+from upm_ci.timings import timed
 from upm_ci.verify.checks import ReleaseVerification, available_cpus, release_files
 from upm_ci.verify.report import FAIL, NOT_CHECKED, ArtifactReport, Check, VerifyReport
 
@@ -181,15 +182,17 @@ def verify_phase(
     if github is not None:
         with tempfile.TemporaryDirectory(prefix="upm-verify-") as tmp:
             dest = directory or Path(tmp)
-            download_release(
-                github.api_url,
-                github.token,
-                github.repository,
-                github.tag,
-                dest,
-                limits=github.limits,
-            )
-            report = run(dest)
+            with timed("verify: download the release"):
+                download_release(
+                    github.api_url,
+                    github.token,
+                    github.repository,
+                    github.tag,
+                    dest,
+                    limits=github.limits,
+                )
+            with timed("verify: the release's files"):
+                report = run(dest)
     elif audit_log and directory is None:  # only the audit log in S3
         report = VerifyReport(policy=policy.fields(), artifacts=[])
     else:
@@ -207,15 +210,15 @@ def verify_phase(
     if manifest is not None and manifest.images and skip_images:
         report.artifacts.extend(skipped_images(manifest))
     elif manifest is not None and manifest.images:
-        report.artifacts.extend(
-            image_reports(
+        with timed("verify: images"):
+            images = image_reports(
                 manifest,
                 policy,
                 trust_config,
                 offline,
                 registry=RegistryCredentials(*registry_login),
             )
-        )
+        report.artifacts.extend(images)
     if manifest is not None and manifest.path is not None:
         unchecked = [f"{name}: {c.check}" for name, c in report.not_checked()]
         manifest.record_phase(
