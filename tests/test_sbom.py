@@ -21,11 +21,12 @@ from tests.test_build import example_build, shared_once
 from upm_ci import gha
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
+from upm_ci.jsonschema_formats import fast_iri_reference_check
 from upm_ci.manifest import Artifact, Manifest
 from upm_ci.project import load_project
 from upm_ci.release import release_info
 from upm_ci.sbom import bind_to_wheel, make_sboms
-from upm_ci.sbom_validation import fast_iri_reference_check, validate_cyclonedx
+from upm_ci.sbom_validation import validate_cyclonedx
 from upm_ci.standins.osv import OsvStandIn
 
 CDX = "upm_sample-1.2.0.cdx.json"
@@ -391,7 +392,7 @@ def test_the_fast_iri_reference_check_judges_as_the_stock_one() -> None:
 _DEFERRED_IRI_SCRIPT = """
 import json, sys
 values = json.load(sys.stdin)
-from upm_ci.sbom_validation import fast_iri_reference_check, import_jsonschema
+from upm_ci.jsonschema_formats import fast_iri_reference_check, import_jsonschema
 import_jsonschema()
 fast_iri_reference_check()
 loaded_at_import = "rfc3987_syntax" in sys.modules

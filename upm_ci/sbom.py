@@ -33,10 +33,11 @@ from upm_ci.child_env import project_env
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
 from upm_ci.image.sbom import ImageSbomResult, make_image_sboms
+from upm_ci.jsonschema_formats import import_jsonschema
 from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
 from upm_ci.project import Project
-from upm_ci.sbom_validation import import_jsonschema, validate_cyclonedx, validate_spdx
+from upm_ci.sbom_validation import validate_cyclonedx, validate_spdx
 from upm_ci.timings import timed
 from upm_ci.venvs import cache_from_env as venv_cache_from_env
 from upm_ci.venvs import wheel_venv
@@ -377,7 +378,7 @@ def load_spdx_validator() -> None:
 @timed("sbom: load the CycloneDX validator")
 def load_cyclonedx_validator() -> None:
     """Import CycloneDX's validator, jsonschema's IRI parser deferred to the first URL the
-    fast check does not settle (:func:`~upm_ci.sbom_validation.import_jsonschema`)."""
+    fast check does not settle (:func:`~upm_ci.jsonschema_formats.import_jsonschema`)."""
     import_jsonschema()
     import cyclonedx.validation.json  # noqa: F401
 

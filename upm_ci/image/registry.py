@@ -157,6 +157,9 @@ class OciRegistry:
         retry: RetryPolicy | None = None,
         insecure: bool | None = None,
     ) -> None:
+        from upm_ci.jsonschema_formats import import_jsonschema
+
+        import_jsonschema()  # oras imports jsonschema: without seconds of IRI grammar
         import oras.provider  # type: ignore[import-untyped]  # oras has no py.typed
 
         class _Registry(oras.provider.Registry):  # type: ignore[misc]
