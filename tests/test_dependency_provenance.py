@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -275,6 +276,28 @@ def test_a_timeout_is_retried_then_a_service_error(
         dp.check_files([pinned("alpha")], lock_of(tmp_path), slow, today=TODAY)
     # The server's late answers meet closed connections: let that happen inside this test.
     time.sleep(serve.integrity.latency + 0.3)
+
+
+def test_a_held_index_answers_once_released_with_what_was_signed_meanwhile(
+    serve: PypiStandIn, verifier: object, tmp_path: Path
+) -> None:
+    """A rehearsal's index holds its Integrity API while it signs the dependencies'
+    provenance beside the gate: a question asked meanwhile gets the answer signed after it."""
+    lock = lock_of(tmp_path, d=signed_entry("delta", ALPHA))
+    delta = pinned("delta")
+    asked = serve.integrity.requests
+    serve.integrity.hold()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            outcome = pool.submit(check, serve, verifier, lock, "delta")
+            while serve.integrity.requests == asked and not outcome.done():
+                time.sleep(0.01)
+            serve.integrity.publish(delta.name, delta.version, delta.filename, delta.sha256, ALPHA)
+            serve.integrity.release()
+            assert outcome.result().passed, outcome.result().verdicts
+    finally:
+        serve.integrity.release()
+        serve.integrity.drop(delta.filename)
 
 
 def test_another_4xx_fails_the_row_without_retry(

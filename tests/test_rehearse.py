@@ -275,3 +275,32 @@ def test_refuses_an_output_directory_it_did_not_make(
     assert (out / "thesis.tex").read_text() == "years of work"
     err = capsys.readouterr().err
     assert "not an earlier rehearsal's output" in err and "Traceback" not in err
+
+
+def test_provenance_that_could_not_be_signed_releases_the_index_and_is_a_service_error() -> None:
+    """The index holds its Integrity API while the dependencies' provenance is signed beside
+    the gate; when signing fails, the index answers again (nothing waits forever) and the
+    rehearsal stops with why, as when a stand-in does not start."""
+    from concurrent.futures import Future
+
+    from upm_ci import rehearse
+    from upm_ci.errors import ServiceError
+    from upm_ci.standins.integrity import IntegrityStore
+    from upm_ci.standins.sigstore_server import StandInError
+
+    class Index:
+        integrity = IntegrityStore()
+
+    index = Index()
+    index.integrity.hold()
+    resolved: Future[list[object]] = Future()
+    resolved.set_exception(StandInError("the local Sigstore went away"))
+    serving: Future[None] = Future()
+    try:
+        rehearse._serve_held(None, resolved, index, None, None)  # type: ignore[arg-type]
+    except StandInError as e:
+        serving.set_exception(e)
+    answer = index.integrity.answer("GET", "/integrity/a/1/a-1.whl/provenance")
+    assert answer is not None and answer[0] == 404
+    with pytest.raises(ServiceError, match="did not start: the local Sigstore went away"):
+        rehearse._provenance_served(serving)

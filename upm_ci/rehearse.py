@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -128,6 +128,9 @@ class Services:
     audit_env: dict[str, str] = field(default_factory=dict)
     #: Each stand-in's fault plan (``FaultPlan``), by label: what it injected so far.
     fault_plans: dict[str, Any] = field(default_factory=dict)
+    #: Waits until the dependencies' provenance is served (the index's Integrity API holds its
+    #: answers till then); raises what stopped it.
+    provenance_served: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,8 @@ def rehearse(
                 continue
             on_progress(f"{phase}: running")
             outcome = _run_phase(phase, project, out_dir, services, env, on_progress)
+            if phase == "gate":  # its provenance row read what the index served, or waited
+                services.provenance_served()
             result.phases.append(outcome)
             result.timings.append(Timing(phase, outcome.seconds))
             recorded = read_timings(timings_file)
@@ -500,9 +505,11 @@ def local_services(
     if not osv_url:
         servers["OSV"] = OsvStandIn(**plan("OSV"))
     s3_bucket = _audit_s3(project, servers, plan("S3"))
-    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as side:
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=3) as side:
         # What needs no server runs while they start: pip's resolution of the files whose
-        # provenance the index serves (and the Sigstore imports signing it needs).
+        # provenance the index serves (and the Sigstore imports signing it needs). Signing
+        # that provenance goes on while the phases start: the index's Integrity API holds its
+        # answers until it is done.
         resolved = side.submit(
             _timed_call, timings, "resolve dependencies to serve", _to_serve, project
         )
@@ -527,8 +534,8 @@ def local_services(
             )
             if "OSV" in started:
                 osv_url, plans["OSV"] = started["OSV"].query_url, started["OSV"].faults
-            with _timed_into(timings, "serve dependency provenance"):
-                _serve_provenance(resolved.result(), pypi, sigstore, provenance_fault)
+            pypi.integrity.hold()
+            serving = side.submit(_serve_held, timings, resolved, pypi, sigstore, provenance_fault)
             plans.update(PyPI=pypi.faults, Sigstore=sigstore.faults)
             # for `gh attestation verify --bundle ... --custom-trusted-root trusted_root.jsonl`
             sigstore.write_trusted_root_jsonl(out_dir / TRUSTED_ROOT_JSONL)
@@ -548,7 +555,35 @@ def local_services(
             oidc_env=oidc.env(),
             audit_env=audit_env,
             fault_plans=plans if faults is not None else {},
+            provenance_served=functools.partial(_provenance_served, serving),
         )
+        _provenance_served(serving)
+
+
+def _serve_held(
+    timings: list[Timing] | None,
+    resolved: Future[list[ResolvedFile]],
+    pypi: PypiStandIn,
+    sigstore: SigstoreStandIn,
+    switch: tuple[str, str] | None,
+) -> None:
+    """:func:`_serve_provenance` of the resolved files, then the Integrity API answers again
+    (also when it failed: :func:`_provenance_served` raises why)."""
+    try:
+        with _timed_into(timings, "serve dependency provenance"):
+            _serve_provenance(resolved.result(), pypi, sigstore, switch)
+    finally:
+        pypi.integrity.release()
+
+
+def _provenance_served(serving: Future[None]) -> None:
+    """Wait for :func:`_serve_held`; a stand-in that failed is a ServiceError, as at start."""
+    from upm_ci.standins.sigstore_server import StandInError
+
+    try:
+        serving.result()
+    except StandInError as e:
+        raise ServiceError(f"rehearse: a local stand-in did not start: {e}") from None
 
 
 def _start_all(

@@ -11,7 +11,8 @@ index serves provenance for files it does not host (the ones pip resolves elsewh
 The switches the rules need: :meth:`IntegrityStore.drop` (provenance disappears),
 :meth:`IntegrityStore.resign` (another publisher signs it), :meth:`IntegrityStore.put_raw`
 (any body: malformed, or another file's provenance) and ``latency`` (seconds every answer
-waits, for benchmarks).
+waits, for benchmarks). :meth:`IntegrityStore.hold` makes answers wait until what is being
+signed is served (:meth:`IntegrityStore.release`), so signing need not delay the index's start.
 """
 
 from __future__ import annotations
@@ -117,6 +118,19 @@ class IntegrityStore:
         #: Seconds every Integrity API answer waits (a slow index, for benchmarks).
         self.latency = 0.0
         self.requests = 0
+        self._released = threading.Event()
+        self._released.set()
+
+    #: How long an answer waits for :meth:`release` before it is a 503 (the client retries).
+    HOLD_SECONDS = 300.0
+
+    def hold(self) -> None:
+        """Answers wait until :meth:`release`: provenance is still being signed."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Answer again, with whatever is served now."""
+        self._released.set()
 
     def publish(
         self,
@@ -163,6 +177,9 @@ class IntegrityStore:
             return None
         with self._lock:
             self.requests += 1
+        if not self._released.wait(self.HOLD_SECONDS):
+            detail = json.dumps({"message": "provenance is still being signed"}).encode()
+            return 503, "application/json", detail
         if self.latency:
             time.sleep(self.latency)
         project, version, filename = (unquote(part) for part in match.groups())
