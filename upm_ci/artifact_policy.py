@@ -177,9 +177,20 @@ def evaluate(
     except VerificationError as e:
         return TrustDecision(name, digest, signer, ROW_UNSIGNED, BLOCKED, f"bad signature: {e}")
     signer = f"{signer} ({certificate_issuer(cert)})"
-    approval = next((a for a in approvals if a.sha256 == digest), None)
+    return community_decision(name, digest, signer, approvals)
+
+
+def community_decision(
+    artifact: str, sha256: str, signer: str, approvals: Sequence[Approval]
+) -> TrustDecision:
+    """The Community (signed) row: a valid signature from an identity that is not official
+    needs review unless an approval record names the artifact's ``sha256`` (hex digest).
+
+    Files (:func:`evaluate`) and images (``upm_ci.image.artifact_policy``) both decide here.
+    """
+    approval = next((a for a in approvals if a.sha256 == sha256), None)
     if approval is None:
         reason = "signed by a community identity: needs a manual audit (approval record)"
-        return TrustDecision(name, digest, signer, ROW_COMMUNITY, NEEDS_REVIEW, reason)
+        return TrustDecision(artifact, sha256, signer, ROW_COMMUNITY, NEEDS_REVIEW, reason)
     reason = f"approved by {approval.reviewer} on {approval.date.isoformat()}: {approval.reason}"
-    return TrustDecision(name, digest, signer, ROW_COMMUNITY, ACCEPTED, reason)
+    return TrustDecision(artifact, sha256, signer, ROW_COMMUNITY, ACCEPTED, reason)

@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING
 from upm_ci.artifact_policy import (
     ACCEPTED,
     BLOCKED,
-    NEEDS_REVIEW,
-    ROW_COMMUNITY,
     ROW_UNSIGNED,
     Approval,
     TrustDecision,
+    community_decision,
 )
 from upm_ci.errors import InputError, PolicyError
 from upm_ci.identity import ExpectedSigner
@@ -103,9 +102,4 @@ def evaluate_image(
             )
     first = valid[0]
     signer = f"{', '.join(first.signers)} ({certificate_issuer(first.bundle.signing_certificate)})"
-    approval = next((a for a in approvals if a.sha256 == hex_digest), None)
-    if approval is None:
-        reason = "signed by a community identity: needs a manual audit (approval record)"
-        return TrustDecision(name, hex_digest, signer, ROW_COMMUNITY, NEEDS_REVIEW, reason)
-    reason = f"approved by {approval.reviewer} on {approval.date.isoformat()}: {approval.reason}"
-    return TrustDecision(name, hex_digest, signer, ROW_COMMUNITY, ACCEPTED, reason)
+    return community_decision(name, hex_digest, signer, approvals)
