@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._harness import BenchResult, stopwatch
+from upm_ci.identity import ExpectedSigner
 from upm_ci.release_signer import ReleaseSigner
 from upm_ci.standins.oidc import mint_github_token
 from upm_ci.standins.sigstore_server import SigstoreStandIn
@@ -39,7 +40,7 @@ def run() -> list[BenchResult]:
 
         with stopwatch() as ours:
             with ReleaseSigner(
-                mint_github_token(), expected_identity=IDENTITY, trust_config=trust
+                mint_github_token(), expected=ExpectedSigner(IDENTITY), trust_config=trust
             ) as signer:
                 signer.sign_files(ours_files)
 

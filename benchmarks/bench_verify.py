@@ -32,7 +32,7 @@ from pathlib import Path
 
 from benchmarks._harness import BenchResult
 from upm_ci import __version__
-from upm_ci.identity import GITHUB_ISSUER
+from upm_ci.identity import GITHUB_ISSUER, ExpectedSigner
 from upm_ci.layout import RELEASE_STATEMENT, sha256_file
 from upm_ci.provenance import CYCLONEDX_BOM, SLSA_PROVENANCE_V1, STATEMENT_TYPE
 from upm_ci.release_statement import POLICY_FILE, POLICY_URI, GateRow, build_statement
@@ -77,7 +77,7 @@ def make_release(dist: Path, trust_config: Path) -> list[Path]:
         files.append(path)
     with (
         ReleaseSigner(
-            mint_github_token(), expected_identity=IDENTITY, trust_config=trust_config
+            mint_github_token(), expected=ExpectedSigner(IDENTITY), trust_config=trust_config
         ) as signer,
         ThreadPoolExecutor(16) as pool,
     ):

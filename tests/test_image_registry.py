@@ -456,11 +456,7 @@ def test_verify_fails_for_an_sbom_attestation_of_another_image(
     statement = provenance.sbom_statement(wrong, record.repository, record.digest[7:])
     token = mint_github_token(repository=REPOSITORY, ref=TAG_REF)
     with ReleaseSigner(
-        token,
-        expected_identity=IDENTITY,
-        trust_config=sigstore_standin.trust_config_path,
-        source_repository=REPOSITORY,
-        source_ref=TAG_REF,
+        token, expected=EXPECTED, trust_config=sigstore_standin.trust_config_path
     ) as signer:
         bundle = signer.sign_statement(statement)
     bad = next(r for r in record.referrers if r.kind == "sbom-attestation")

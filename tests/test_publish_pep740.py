@@ -14,6 +14,7 @@ from tests.fixtures.pypi import PYPI_TOKEN, make_release
 from tests.test_publish import REPO, _args, _releases, gh
 from upm_ci.cli import main
 from upm_ci.errors import InputError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import AttestationRecord, Manifest
 from upm_ci.project import load_project
@@ -39,7 +40,7 @@ def attested(tmp_path: Path, sigstore_standin: SigstoreStandIn) -> Path:
     manifest = Manifest.load(manifest_path)
     with ReleaseSigner(
         mint_github_token(),
-        expected_identity=IDENTITY,
+        expected=ExpectedSigner(identity=IDENTITY),
         trust_config=sigstore_standin.trust_config_path,
     ) as signer:
         for dist in manifest.distributions():

@@ -16,7 +16,7 @@ from tests.test_sign import IDENTITY, REKOR_V1, cli, make_release, snapshot
 from upm_ci import release_signer
 from upm_ci.cli import main
 from upm_ci.errors import PolicyError
-from upm_ci.identity import GITHUB_ISSUER
+from upm_ci.identity import GITHUB_ISSUER, ExpectedSigner
 from upm_ci.layout import PEP740_SUFFIX
 from upm_ci.manifest import Manifest
 from upm_ci.sigstore_common import (
@@ -154,7 +154,7 @@ def test_attestation_that_does_not_verify_is_a_policy_failure_and_not_written(
     wheel = release / "dist" / DISTS[1]
     with release_signer.ReleaseSigner(
         mint_github_token(ref="refs/heads/main"),
-        expected_identity=IDENTITY,
+        expected=ExpectedSigner(identity=IDENTITY),
         trust_config=sigstore_standin.trust_config_path,
     ) as signer:
         with pytest.raises(PolicyError, match="does not verify for"):

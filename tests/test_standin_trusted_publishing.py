@@ -18,6 +18,7 @@ import requests
 
 from tests.fixtures.pypi import PYPI_TOKEN, make_distributions
 from upm_ci.errors import InputError, PolicyError
+from upm_ci.identity import ExpectedSigner
 from upm_ci.publish import pypi
 from upm_ci.release_signer import ReleaseSigner
 from upm_ci.standins.oidc import (
@@ -212,7 +213,7 @@ def _attested(dist: Path, standin: SigstoreStandIn, repository: str, reusable: s
     )
     token = mint_github_token(repository=repository, ref=TAG_REF, reusable_workflow=reusable)
     with ReleaseSigner(
-        token, expected_identity=identity, trust_config=standin.trust_config_path
+        token, expected=ExpectedSigner(identity=identity), trust_config=standin.trust_config_path
     ) as signer:
         return signer.sign_pep740(dist)
 

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from upm_ci import gha, identity
 from upm_ci.errors import InputError, PolicyError, ServiceError, UpmError
-from upm_ci.identity import GITHUB_ISSUER
 from upm_ci.layout import BUNDLE_SUFFIX, PEP740_SUFFIX, sha256_file
 from upm_ci.manifest import write_text_atomic
 from upm_ci.retry import RetryPolicy, call_with_retry
@@ -56,32 +55,27 @@ DEFAULT_WORKERS = 64
 class ReleaseSigner:
     """One ephemeral key and one certificate for a whole release.
 
-    ``with ReleaseSigner(token, trust_config=..., expected_identity=...) as signer:`` then
+    ``with ReleaseSigner(token, expected=..., trust_config=...) as signer:`` then
     ``signer.sign_file(path)`` writes and returns ``<path>.sigstore.json``, and
     ``signer.sign_statement(statement)`` returns a DSSE bundle's JSON. Both verify what they
-    made against the expected identity first, and are safe to call from several threads.
+    made against the expected signer first, and are safe to call from several threads.
     """
 
     def __init__(
         self,
         identity_token: str,
         *,
-        expected_identity: str,
+        expected: identity.ExpectedSigner,
         trust_config: Path | None = None,
         rekor_version: int | None = None,
-        issuer: str = GITHUB_ISSUER,
         retry: RetryPolicy | None = None,
-        source_repository: str = "",
-        source_ref: str = "",
     ) -> None:
-        """``source_repository``/``source_ref``: also pin the certificate's GitHub workflow
-        repository and ref (a reusable workflow's SAN is the same for every caller)."""
+        """``expected``: whom every bundle must verify for (:mod:`upm_ci.identity` builds
+        it): its identity and issuer, and whatever else it pins (the certificate's GitHub
+        workflow repository and ref: a reusable workflow's SAN is the same for every caller)."""
         gha.mask(identity_token)
         self._token = identity_token
-        self.expected_identity = expected_identity
-        self.issuer = issuer
-        self.source_repository = source_repository
-        self.source_ref = source_ref
+        self.expected = expected
         self._trust_config_path = trust_config
         self._rekor_version = rekor_version
         self._retry = retry
@@ -110,17 +104,13 @@ class ReleaseSigner:
         self._tsa_expected = bool(config.signing_config.get_tsas())
         # Every bundle is verified right after signing, by sigstore's own Verifier.
         self._verifier = make_verifier(config.trusted_root)
+        # Everything the expected signer pins; a bare SAN is sigstore's plain Identity policy.
+        expected = self.expected
+        pinned = expected.repository or expected.ref or expected.trigger or expected.alternatives
         self._policy = (
-            verification_policy(
-                identity.ExpectedSigner(
-                    identity=self.expected_identity,
-                    issuer=self.issuer,
-                    repository=self.source_repository,
-                    ref=self.source_ref,
-                )
-            )
-            if self.source_repository or self.source_ref
-            else policy.Identity(identity=self.expected_identity, issuer=self.issuer)
+            verification_policy(expected)
+            if pinned
+            else policy.Identity(identity=expected.identity, issuer=expected.issuer)
         )
         self._pep740_context, self._release_on_v1 = _pep740_context(config)
         try:
@@ -140,6 +130,16 @@ class ReleaseSigner:
         self._pep740_signer = None
         self._context = None
         self._signers.close()
+
+    @property
+    def expected_identity(self) -> str:
+        """The certificate identity (SAN) every bundle must carry."""
+        return self.expected.identity
+
+    @property
+    def issuer(self) -> str:
+        """The OIDC issuer every bundle's certificate must name."""
+        return self.expected.issuer
 
     @property
     def verifier(self) -> Verifier:

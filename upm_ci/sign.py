@@ -244,11 +244,9 @@ def sign_release(
         signer = stack.enter_context(
             ReleaseSigner(
                 identity_token,
-                expected_identity=expected_identity,
+                expected=expected,
                 trust_config=trust_config,
                 rekor_version=rekor_version,
-                source_repository=expected.repository,
-                source_ref=expected.ref,
             )
         )
         log.info("signing %d files as %s", len(subjects) + 1, expected.describe())

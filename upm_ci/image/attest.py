@@ -152,12 +152,7 @@ def sign_images(
         return []
     plans = plan_images(manifest, dist_dir)  # every input checked before anything is signed
     with ReleaseSigner(
-        identity_token,
-        expected_identity=expected.identity,
-        trust_config=trust_config,
-        rekor_version=rekor_version,
-        source_repository=expected.repository,
-        source_ref=expected.ref,
+        identity_token, expected=expected, trust_config=trust_config, rekor_version=rekor_version
     ) as signer:
         made = sign_planned(
             signer, project, manifest, plans, dist_dir, identity.decode_claims(identity_token)

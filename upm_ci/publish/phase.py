@@ -666,10 +666,4 @@ def audit_signer(project: Project, token: str, trust_config: Path | None) -> Rel
         release_workflow=project.config.release_workflow,
         source=project.root / "pyproject.toml",
     )
-    return ReleaseSigner(
-        token,
-        expected_identity=expected.identity,
-        trust_config=trust_config,
-        source_repository=expected.repository,
-        source_ref=expected.ref,
-    )
+    return ReleaseSigner(token, expected=expected, trust_config=trust_config)
