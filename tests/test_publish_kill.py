@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.github import GITHUB_TOKEN, SAMPLE_NAME, SAMPLE_OWNER
+from tests.fixtures.publish import publish_args, pypi_args
 from tests.fixtures.pypi import PYPI_TOKEN, make_release
 from upm_ci.standins.github import GitHubStandIn
 from upm_ci.standins.pypi import PypiStandIn
@@ -26,24 +27,20 @@ AUDIT = "upm-sample-1.2.0.audit.jsonl"
 
 
 def _command(manifest: Path, gh: GitHubStandIn, index: PypiStandIn) -> list[str]:
+    """The publish subprocess; its tokens come from :func:`_env`, not its command line."""
     return [
         sys.executable,
         "-m",
         "upm_ci",
-        "publish",
-        "--project",
-        str(manifest.parent),
-        "--manifest",
-        str(manifest),
-        "--github-api-url",
-        gh.api_url,
-        "--repository",
-        f"{SAMPLE_OWNER}/{SAMPLE_NAME}",
-        "--pypi-upload-url",
-        index.upload_url,
-        "--pypi-index-url",
-        index.simple_url,
-        "--no-sign-audit-log",
+        *publish_args(
+            manifest,
+            gh,
+            "--repository",
+            f"{SAMPLE_OWNER}/{SAMPLE_NAME}",
+            *pypi_args(index, token=False),
+            "--no-sign-audit-log",
+            token=False,
+        ),
     ]
 
 
