@@ -5,6 +5,8 @@ The slow test makes real venvs with pip/uv and runs them; the key tests read rea
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -59,6 +61,29 @@ def test_the_key_changes_with_a_dependency_and_the_interpreter_not_with_the_code
     other = tmp_path / "python3"  # another interpreter: a new venv
     other.write_text("#!/bin/sh\n")
     assert key_of(root, str(other)) != first
+
+
+def test_the_key_follows_the_interpreter_a_shim_runs_not_the_shim(tmp_path: Path) -> None:
+    """A pyenv/asdf shim is one file whatever interpreter it runs: the key is the one it runs
+    (asked of it in the project's directory, where ``.python-version`` chooses)."""
+    import sys
+
+    root = project_at(tmp_path / "p")
+    other = tmp_path / "python-other"  # another interpreter (a copy: another file)
+    shutil.copy2(os.path.realpath(sys.executable), other)
+    shim = tmp_path / "shims" / "python3"
+    shim.parent.mkdir()
+    shim.write_text(
+        "#!/bin/sh\n"
+        'if [ -f .python-version ]; then exec "$(cat .python-version)" "$@"; fi\n'
+        f'exec "{os.path.realpath(sys.executable)}" "$@"\n'
+    )
+    shim.chmod(0o755)
+    first = key_of(root, str(shim))
+    assert key_of(root, str(shim)) == first  # asked again: the same
+    assert key_of(root, os.path.realpath(sys.executable)) == first  # what the shim runs
+    (root / ".python-version").write_text(f"{other}\n")  # `pyenv local`: the shim runs another
+    assert key_of(root, str(shim)) != first
 
 
 def test_a_requirements_file_named_in_test_install_is_part_of_the_key(tmp_path: Path) -> None:

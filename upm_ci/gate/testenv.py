@@ -210,18 +210,37 @@ def environment_key(project: Project, args: list[str], base: str) -> str:
         path = project.root / name
         if path.is_file():
             files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    real = os.path.realpath(base)
-    try:
-        stat = os.stat(real)
-        interpreter = [real, stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        interpreter = [real]
     blob = json.dumps(
-        {"args": args, "declared": declared, "files": files, "interpreter": interpreter},
+        {
+            "args": args,
+            "declared": declared,
+            "files": files,
+            "interpreter": interpreter_identity(base, project.root),
+        },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def interpreter_identity(base: str, cwd: Path) -> list[object]:
+    """Which interpreter ``base`` is, asked of it where the venv is made (a pyenv or asdf shim
+    picks one at run time, by the project's ``.python-version``): the executable it runs, by
+    real path, size and mtime, and its version. One that cannot be asked is ``base`` itself."""
+    ask = "import sys; print(sys.executable); print(sys.version.replace(chr(10), ' '))"
+    try:
+        proc = subprocess.run(
+            [base, "-I", "-c", ask], cwd=cwd, capture_output=True, text=True, timeout=60
+        )
+        answer = proc.stdout.splitlines() if proc.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        answer = []
+    real = os.path.realpath(answer[0] if answer and answer[0] else base)
+    try:
+        stat = os.stat(real)
+    except OSError:
+        return [real, *answer[1:2]]
+    return [real, stat.st_size, stat.st_mtime_ns, *answer[1:2]]
 
 
 def _make_venv(base: str, venv: Path, args: list[str], root: Path, env: dict[str, str]) -> Path:
