@@ -20,8 +20,8 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ from upm_ci import __version__
 from upm_ci.child_env import project_env
 from upm_ci.config import AuditAllowance
 from upm_ci.errors import InputError, PolicyError, ServiceError
-from upm_ci.image.sbom import ImageSbomResult, make_image_sboms
+from upm_ci.image.sbom import ImageSbomResult, Scan, make_image_sboms, start_image_scans
 from upm_ci.jsonschema_formats import import_jsonschema
 from upm_ci.layout import check_dist_dir_inside, sha256_file
 from upm_ci.manifest import Artifact, Manifest, SbomRecord, write_text_atomic
@@ -414,7 +414,14 @@ def make_sboms(
     # cyclonedx-py run, and the audit (pip-audit, a process of its own) runs while the
     # CycloneDX document is validated. It starts once the SPDX document is valid, and its
     # outcome counts only once both documents are valid and written.
-    with ThreadPoolExecutor(1) as loader, ThreadPoolExecutor(1) as audits:
+    # syft scans the images meanwhile; the image step uses its documents once the wheel's
+    # audit passed.
+    with (
+        ThreadPoolExecutor(1) as loader,
+        ThreadPoolExecutor(1) as audits,
+        ThreadPoolExecutor(1) as scanner,
+    ):
+        scans = start_image_scans(manifest, scanner)
         spdx_loaded = loader.submit(load_spdx_validator)
         cdx_loaded = loader.submit(load_cyclonedx_validator)
         raw = environment_bom(wheel_path)
@@ -455,9 +462,20 @@ def make_sboms(
         manifest.save()
         with timed("sbom: wait for the audit"):
             outcome = auditing.result()
-    result = SbomResult(cdx_art, spdx_art, wheel, components, outcome)
-    if outcome.passed:
-        _image_step(project, manifest, result, dist_dir=dist_dir, osv_url=osv_url, today=today)
+        result = SbomResult(cdx_art, spdx_art, wheel, components, outcome)
+        if outcome.passed:
+            _image_step(
+                project,
+                manifest,
+                result,
+                dist_dir=dist_dir,
+                osv_url=osv_url,
+                today=today,
+                scans=scans,
+            )
+        else:
+            for scan in scans.values():
+                scan.cancel()  # one not yet started never starts; a running one finishes
     details = {"components": len(components), "audit": outcome.summary()}
     if result.images:
         details["image"] = "; ".join(r.summary() for r in result.images)
@@ -477,8 +495,10 @@ def _image_step(
     dist_dir: Path,
     osv_url: str,
     today: dt.date,
+    scans: Mapping[str, Future[Scan]] | None = None,
 ) -> None:
-    """The images' SBOMs and audit into ``result``; or why there are none to make."""
+    """The images' SBOMs and audit into ``result`` (``scans``: syft's documents, started
+    beside the wheel's SBOMs); or why there are none to make."""
     if not any(i.layout for i in manifest.images):
         if project.config.image:
             shown = str(manifest.phases.get("build", {}).get("image", "image: skipped (not built)"))
@@ -491,4 +511,5 @@ def _image_step(
             osv_url=osv_url,
             allow=project.config.audit_allow,
             today=today,
+            scans=scans,
         )

@@ -28,7 +28,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,28 @@ def audit_image(
 
 
 # --- the step -----------------------------------------------------------------------------
+#: syft's two documents of one image: (CycloneDX JSON text, SPDX JSON text).
+Scan = tuple[str, str]
+
+
+def scan_image(manifest: Manifest, record: ImageRecord) -> Scan:
+    """syft over the image's OCI layout, as it is."""
+    layout = layout_path(manifest, record)
+    with tempfile.TemporaryDirectory(prefix="upm-image-sbom-") as tmp:
+        return run_syft(f"oci-dir:{layout}", Path(tmp))
+
+
+def start_image_scans(manifest: Manifest, pool: Executor) -> dict[str, Future[Scan]]:
+    """syft over each image with a layout, started in ``pool`` now, by image digest: the sbom
+    phase scans while it makes the wheel's SBOMs, and uses a scan only once the wheel's
+    audit passed (a scan's error is raised where its result is used)."""
+    return {
+        record.digest: pool.submit(scan_image, manifest, record)
+        for record in manifest.images
+        if record.layout
+    }
+
+
 def make_image_sboms(
     manifest: Manifest,
     *,
@@ -331,12 +354,17 @@ def make_image_sboms(
     osv_url: str,
     allow: Sequence[AuditAllowance],
     today: dt.date,
+    scans: Mapping[str, Future[Scan]] | None = None,
 ) -> list[ImageSbomResult]:
     """SBOMs and audit of every image the manifest records with a layout (the sbom phase's
-    image step, :func:`upm_ci.sbom.make_sboms`, judges the audits and records the phase)."""
+    image step, :func:`upm_ci.sbom.make_sboms`, judges the audits and records the phase).
+    ``scans``: syft's documents already started (:func:`start_image_scans`); an image without
+    one is scanned here."""
     results = []
     for record in [i for i in manifest.images if i.layout]:
-        cdx_art, spdx_art, cdx_text = write_image_sboms(manifest, record, dist_dir)
+        scan = (scans or {}).get(record.digest)
+        scanned = scan.result() if scan is not None else scan_image(manifest, record)
+        cdx_art, spdx_art, cdx_text = write_image_sboms(manifest, record, dist_dir, scanned)
         packages, others = image_packages(json.loads(cdx_text))
         outcome, unfixed = audit_image(packages, osv_url=osv_url, allow=allow, today=today)
         results.append(
@@ -346,15 +374,14 @@ def make_image_sboms(
 
 
 def write_image_sboms(
-    manifest: Manifest, record: ImageRecord, dist_dir: Path
+    manifest: Manifest, record: ImageRecord, dist_dir: Path, scanned: Scan | None = None
 ) -> tuple[Artifact, Artifact, str]:
-    """syft on the image's layout, bound, validated, written and recorded (no audit).
+    """syft's documents of the image (``scanned``, else scanned now) bound, validated,
+    written and recorded (no audit).
 
     Returns the CycloneDX and SPDX artifacts and the CycloneDX text.
     """
-    layout = layout_path(manifest, record)
-    with tempfile.TemporaryDirectory(prefix="upm-image-sbom-") as tmp:
-        cdx_raw, spdx_text = run_syft(f"oci-dir:{layout}", Path(tmp))
+    cdx_raw, spdx_text = scanned if scanned is not None else scan_image(manifest, record)
     cdx_text, spdx_text = bind_to_image(cdx_raw, spdx_text, record)
     validate_cyclonedx(cdx_text)
     stem = f"{record.repository.rsplit('/', 1)[-1]}-{record.tags[0] if record.tags else 'image'}"
