@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -181,3 +182,54 @@ def test_a_file_that_is_no_wheel_gets_no_cached_venv(tmp_path: Path, local_index
     with wheel_venv(broken, phase="sbom", cache=tmp_path / "cache") as made:
         assert made.how == "new" and made.installed.returncode != 0
     assert not (tmp_path / "cache").exists()
+
+
+def test_uv_gets_the_settings_pip_reads_from_its_configuration_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv reads no pip.conf: each setting pip has there (``install`` over ``global``) reaches uv
+    under uv's name and list separator; a PIP_* variable and a UV_* one still win."""
+    from upm_ci.venvs import uv_env
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text(
+        "[global]\nindex-url = https://global.example/simple\n"
+        "extra-index-url = https://a.example/simple\n  https://b.example/simple\n"
+        "find-links = /links/one /links/two\nconstraint = /c/constraints.txt\n"
+        "[install]\nindex-url = https://install.example/simple\n"
+    )
+    env = {"PIP_CONFIG_FILE": str(conf), "HOME": str(tmp_path)}
+    got = uv_env(env)
+    assert got["UV_INDEX_URL"] == "https://install.example/simple"
+    assert got["UV_EXTRA_INDEX_URL"] == "https://a.example/simple https://b.example/simple"
+    assert got["UV_FIND_LINKS"] == "/links/one,/links/two"
+    assert got["UV_CONSTRAINT"] == "/c/constraints.txt"
+    assert "UV_NO_INDEX" not in got
+    env |= {"PIP_INDEX_URL": "https://env.example/simple", "UV_FIND_LINKS": "/uv/own"}
+    got = uv_env(env)
+    assert got["UV_INDEX_URL"] == "https://env.example/simple"
+    assert got["UV_FIND_LINKS"] == "/uv/own"
+    assert "UV_INDEX_URL" not in uv_env({"PIP_CONFIG_FILE": os.devnull, "HOME": str(tmp_path)})
+
+
+def test_a_wheel_whose_dependency_only_pip_conf_can_find_installs_with_uv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from upm_ci.venvs import uv_binary, venv_with_wheel
+
+    if not uv_binary():
+        pytest.skip("no uv here: the pip path reads pip.conf itself")
+    links = tmp_path / "links"
+    write_wheel(links, "depconf", "1.0")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nno-index = true\nfind-links = {links}\n")
+    for name in list(os.environ):
+        if name.startswith(("PIP_", "UV_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    wheel = write_wheel(tmp_path / "w", "minipkg", "0.3.0", requires=("depconf",))
+    with caplog.at_level("INFO", logger="upm_ci.venvs"):
+        python, installed = venv_with_wheel(tmp_path / "venv", wheel)
+    assert installed.returncode == 0, installed.stderr
+    assert "using pip" not in caplog.text  # uv made it, from pip.conf's find-links alone
+    assert run(python, "import depconf, minipkg; print(minipkg.VALUE)") == "1"

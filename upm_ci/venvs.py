@@ -22,8 +22,10 @@ cached venv: :func:`uv_binary`, :func:`uv_env`, :func:`venv_python`, the per-key
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import email.parser
+import functools
 import hashlib
 import importlib.util
 import json
@@ -58,13 +60,18 @@ INSTALLER_ENV = "UPM_BUILD_INSTALLER"
 READY = ".upm-ready"
 #: Cached venvs kept beside the one in use (the most recently used ones).
 _KEEP = 4
-#: pip's index settings as uv reads them (uv does not read pip's configuration).
+#: pip's settings that decide what is installed, by pip's name, as uv reads them (uv reads no
+#: pip configuration): uv's variable and how it separates a list (pip: by whitespace).
 _PIP_TO_UV = {
-    "PIP_INDEX_URL": "UV_INDEX_URL",
-    "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
-    "PIP_FIND_LINKS": "UV_FIND_LINKS",
-    "PIP_NO_INDEX": "UV_NO_INDEX",
+    "index-url": ("UV_INDEX_URL", " "),
+    "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+    "find-links": ("UV_FIND_LINKS", ","),
+    "no-index": ("UV_NO_INDEX", " "),
+    "constraint": ("UV_CONSTRAINT", " "),
+    "trusted-host": ("UV_INSECURE_HOST", " "),
 }
+#: What decides which configuration files pip reads.
+_PIP_CONFIG_PLACES = ("PIP_CONFIG_FILE", "HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
 
 
 @dataclass(frozen=True)
@@ -104,12 +111,53 @@ def rehearsal_installer_env() -> dict[str, str]:
 
 
 def uv_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with pip's index settings also under uv's names (where uv's are not set)."""
+    """``env`` with pip's settings (its ``PIP_*`` variables, else its configuration files:
+    :func:`pip_file_settings`) also under uv's names, where uv's are not set: uv installs
+    from the indexes, find-links and constraints pip would."""
     out = dict(env)
-    for pip_name, uv_name in _PIP_TO_UV.items():
-        if pip_name in env and uv_name not in env:
-            out[uv_name] = env[pip_name]
+    files: dict[str, str] | None = None
+    for name, (uv_name, separator) in _PIP_TO_UV.items():
+        if uv_name in env:
+            continue
+        value = env.get("PIP_" + name.upper().replace("-", "_"))
+        if value is None:
+            if files is None:
+                files = pip_file_settings(tuple(env.get(k, "") for k in _PIP_CONFIG_PLACES))
+            value = files.get(name)
+        if value and value.split():
+            out[uv_name] = separator.join(value.split())
     return out
+
+
+@functools.cache
+def pip_file_settings(places: tuple[str, ...]) -> dict[str, str]:
+    """pip's settings from its configuration files that uv has a name for, as ``pip config
+    list`` (pip's public way to read them) gives them: ``install`` over ``global``, a file pip
+    reads later over an earlier one. ``places``
+    are the :data:`_PIP_CONFIG_PLACES` values that decide which files pip reads. Empty when
+    pip cannot say (nothing is guessed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "XDG_"))}
+    env.update({k: v for k, v in zip(_PIP_CONFIG_PLACES, places, strict=True) if v})
+    listed = _run([sys.executable, "-m", "pip", "config", "list"], env)
+    if listed.returncode != 0:
+        log.debug("pip config list: %s", _last(listed))
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    for line in listed.stdout.splitlines():
+        key, _, quoted = line.partition("=")
+        section, _, name = key.partition(".")
+        if section not in ("global", "install") or name not in _PIP_TO_UV:
+            continue
+        try:
+            value = ast.literal_eval(quoted)
+        except (ValueError, SyntaxError):
+            continue
+        if not isinstance(value, str):
+            continue
+        # pip lists its files in the order it reads them, a later one overriding
+        if section == "install" or found.get(name, ("global", ""))[0] == "global":
+            found[name] = (section, value)
+    return {name: value for name, (_, value) in found.items()}
 
 
 def venv_python(where: Path) -> Path:
