@@ -452,9 +452,10 @@ def act_index(ancestors: list[dict[str, Any]]) -> int | None:
 def findings_problems(report: dict[str, Any], canaries: dict[str, str]) -> list[str]:
     """What a spy's report shows that the project's code must not reach: a canary's value (or
     a line of a multi-line one) in its own environment or in the environ of any ancestor below
-    act (act stands in for the runner: it and what is above it are out of scope), an ID-token
-    endpoint there, or a minted token. A report that was not written under act, or whose hunt
-    broke, is a problem too (fail closed)."""
+    act (act stands in for the runner: its environ and what is above it are out of scope), in
+    the command line of act or any process below it (which every process can read), an
+    ID-token endpoint there, or a minted token. A report that was not written under act, or
+    whose hunt broke, is a problem too (fail closed)."""
     if "error" in report or "ancestors" not in report:
         return [f"the spy's hunt broke: {report.get('error')}"]
     ancestors = report["ancestors"]
@@ -470,7 +471,12 @@ def findings_problems(report: dict[str, Any], canaries: dict[str, str]) -> list[
         for line in (part.strip() for part in value.splitlines())
         if len(line) >= 12
     }
-    problems = []
+    problems = [
+        f"command line of {a['pid']} ({Path(str(a['cmdline']).split(' ', 1)[0]).name}): {what}"
+        for a in ancestors[: top + 1]
+        for what, needle in needles.items()
+        if needle in str(a["cmdline"])
+    ]
     for where, environ in in_scope:
         if not isinstance(environ, dict):
             continue  # unreadable: nothing found there
@@ -510,6 +516,10 @@ def test_the_findings_checker_catches_a_leak_below_act_and_only_there() -> None:
 
     assert findings_problems(report(), canaries) == []
     assert job_of_report(report()) == "gate"
+    # act's command line is readable by every process: a secret there is a leak
+    loud = {**act, "cmdline": "/venv/bin/act push -s GITHUB_TOKEN=ghs_canaryTokenValue"}
+    [problem] = findings_problems(report(ancestors=[clean, loud]), canaries)
+    assert problem.startswith("command line of 10 (act): GITHUB_TOKEN")
     # act's own environ (the runner) is out of scope, and so is everything above it
     runner = {**act, "environ": {"GITHUB_TOKEN": "ghs_canaryTokenValue"}}
     assert findings_problems(report(ancestors=[clean, runner]), canaries) == []

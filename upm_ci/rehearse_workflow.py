@@ -595,26 +595,32 @@ def rehearse_workflow(
             }
             if os.environ.get("UPM_ACT_TAMPER"):  # the download stub's switch: a test's tamper
                 env["UPM_ACT_TAMPER"] = os.environ["UPM_ACT_TAMPER"]
-            for key, value in variables.items():
-                args += ["--var", f"{key}={value}"]
-            for key, value in secrets_.items():
-                args += ["-s", f"{key}={value}"]
-            for key, value in env.items():
-                args += ["--env", f"{key}={value}"]
             home = work / "home"
             home.mkdir()
             (home / ".actrc").write_text("-P ubuntu-latest=-self-hosted\n")
             on_progress(f"act {chosen} -W {relative} in {source}")
-            start = time.monotonic()
-            proc = subprocess.run(
-                args,
-                cwd=source,
-                env={**runner_env(os.environ), "HOME": str(home)},
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            result.seconds = time.monotonic() - start
+            # Secrets, variables (the runner's credentials among them) and env reach act in
+            # pipes it reads once at start, never on its command line, which every process
+            # on the host can read (and the project's jobs, which run as the same user, then
+            # find the pipes empty). act reads no .secrets, .vars or .env of the project's.
+            with contextlib.ExitStack() as pipes:
+                for option, name, values in (
+                    ("--secret-file", "secrets", secrets_),
+                    ("--var-file", "vars", variables),
+                    ("--env-file", "env", env),
+                ):
+                    handed = pipes.enter_context(read_once(work / name, dotenv(values)))
+                    args += [option, str(handed)]
+                start = time.monotonic()
+                proc = subprocess.run(
+                    args,
+                    cwd=source,
+                    env={**runner_env(os.environ), "HOME": str(home)},
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                result.seconds = time.monotonic() - start
     from upm_ci import gha
 
     log = gha.redact(proc.stdout + proc.stderr)
@@ -626,6 +632,54 @@ def rehearse_workflow(
     result.returncode = proc.returncode
     result.jobs = job_outcomes(log, doc)
     return result
+
+
+def dotenv(values: Mapping[str, str]) -> str:
+    """``values`` as act's dotenv files read them (godotenv): a value in single quotes as it
+    is, one holding a quote or a line break in double quotes with those escaped (and ``$``, so
+    nothing is expanded)."""
+    lines = []
+    for key, value in values.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
+            raise InputError(f"{key!r}: not a name act can take as a secret or variable")
+        if "'" not in value and "\n" not in value and "\r" not in value:
+            lines.append(f"{key}='{value}'")
+            continue
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+        escaped = escaped.replace("\r", "\\r").replace("\n", "\\n")
+        lines.append(f'{key}="{escaped}"')
+    return "".join(line + "\n" for line in lines)
+
+
+@contextlib.contextmanager
+def read_once(path: Path, text: str) -> Iterator[Path]:
+    """A named pipe at ``path`` (mode 0600) that hands ``text`` to its first reader and holds
+    nothing after; removed on the way out. A pipe nobody read is drained here, so its writer
+    never hangs."""
+    import threading
+
+    os.mkfifo(path, 0o600)
+
+    def write() -> None:
+        try:
+            with open(path, "w", encoding="utf-8") as pipe:
+                pipe.write(text)
+        except OSError:  # the reader went away early: nothing more to hand over
+            pass
+
+    writer = threading.Thread(target=write, name=f"read-once {path.name}", daemon=True)
+    writer.start()
+    try:
+        yield path
+    finally:
+        if writer.is_alive():  # never opened: open it here so the writer's open returns
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                writer.join(5)
+            finally:
+                os.close(fd)
+        writer.join(5)
+        path.unlink(missing_ok=True)
 
 
 @dataclass
