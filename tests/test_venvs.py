@@ -204,7 +204,9 @@ def test_uv_gets_the_settings_pip_reads_from_its_configuration_files(
     assert got["UV_EXTRA_INDEX_URL"] == "https://a.example/simple https://b.example/simple"
     assert got["UV_FIND_LINKS"] == "/links/one,/links/two"
     assert got["UV_CONSTRAINT"] == "/c/constraints.txt"
+    assert got["UV_INDEX_STRATEGY"] == "unsafe-best-match"  # pip's: best match of all indexes
     assert "UV_NO_INDEX" not in got
+    assert uv_env({**env, "UV_INDEX_STRATEGY": "first-index"})["UV_INDEX_STRATEGY"] == "first-index"
     env |= {"PIP_INDEX_URL": "https://env.example/simple", "UV_FIND_LINKS": "/uv/own"}
     got = uv_env(env)
     assert got["UV_INDEX_URL"] == "https://env.example/simple"

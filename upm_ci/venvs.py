@@ -70,6 +70,8 @@ _PIP_TO_UV = {
     "constraint": ("UV_CONSTRAINT", " "),
     "trusted-host": ("UV_INSECURE_HOST", " "),
 }
+#: The settings that say where packages come from.
+_PIP_SOURCES = ("index-url", "extra-index-url", "find-links")
 #: What decides which configuration files pip reads.
 _PIP_CONFIG_PLACES = ("PIP_CONFIG_FILE", "HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
 
@@ -113,7 +115,8 @@ def rehearsal_installer_env() -> dict[str, str]:
 def uv_env(env: dict[str, str]) -> dict[str, str]:
     """``env`` with pip's settings (its ``PIP_*`` variables, else its configuration files:
     :func:`pip_file_settings`) also under uv's names, where uv's are not set: uv installs
-    from the indexes, find-links and constraints pip would."""
+    from the indexes, find-links and constraints pip would, choosing among them as pip does
+    (the best match across all of them, unless ``UV_INDEX_STRATEGY`` says otherwise)."""
     out = dict(env)
     files: dict[str, str] | None = None
     for name, (uv_name, separator) in _PIP_TO_UV.items():
@@ -126,6 +129,10 @@ def uv_env(env: dict[str, str]) -> dict[str, str]:
             value = files.get(name)
         if value and value.split():
             out[uv_name] = separator.join(value.split())
+            if name in _PIP_SOURCES and "UV_INDEX_STRATEGY" not in env:
+                # pip takes the best match across all its indexes; uv by default only the
+                # first index that has the package
+                out["UV_INDEX_STRATEGY"] = "unsafe-best-match"
     return out
 
 
