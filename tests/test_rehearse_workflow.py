@@ -608,14 +608,15 @@ def test_the_reusable_workflow_releases_the_hostile_project_and_its_code_finds_n
         by_job.setdefault(job_of_report(report) or "?", set()).add(report["label"])
     for job, labels in PROJECT_CODE_JOBS.items():
         assert labels <= by_job.get(job, set()), (job, by_job)  # the spy ran where it should
-    # what the run was given: act's command line (the runner, out of scope) holds the canaries
-    # and the token endpoint's request token of the jobs with id-token: write
+    # The run was given the canaries (the index took the PyPI one, the GPG key signed, the
+    # sign job's token named the reusable workflow: asserted above), through act's pipes: act's
+    # command line, which every process reads, holds none of them and no runner credential.
     runner = reports[0]["ancestors"][act_index(reports[0]["ancestors"]) or 0]["cmdline"]
-    for name, value in canaries.items():
-        assert f"{name}={value.splitlines()[0]}" in runner, name
-    found = re.search(r"UPM_ACT_RUNNER_ACTIONS_ID_TOKEN_REQUEST_TOKEN=(\S+)", runner)
-    assert found, "the run gave no job an ID-token endpoint"
-    everything = {**canaries, **CALLER_CANARIES, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": found[1]}
+    for option in ("--secret-file", "--var-file", "--env-file"):
+        assert option in runner, option
+    assert "ACTIONS_ID_TOKEN_REQUEST" not in runner and "AWS_SECRET" not in runner
+    assert not list((tmp_path / "out" / "act").glob("secrets")), "a pipe outlived act"
+    everything = {**canaries, **CALLER_CANARIES}
     problems = {
         f"{report['label']} in {job_of_report(report)}": findings_problems(report, everything)
         for report in reports
