@@ -192,6 +192,13 @@ def test_rehearsal_exits_0_and_every_phase_passes(release: tuple[Fixture, Rehear
     assert run.summary()["passed"] is True
 
 
+def test_the_rehearsal_leaves_the_project_as_it_was(release: tuple[Fixture, Rehearsal]) -> None:
+    """Nothing new in the maintainer's tree, not even an ignored file (setuptools' metadata
+    hook, asked for a dynamic version, writes ``*.egg-info`` where it runs)."""
+    _, run = release
+    assert git(run.project, "status", "--porcelain", "--ignored") == "", run.explain()
+
+
 def test_the_gate_ran_the_projects_own_tests(release: tuple[Fixture, Rehearsal]) -> None:
     fixture, run = release
     assert (run.out / "gate-report.json").is_file(), run.explain()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -182,6 +183,7 @@ def backend_version(root: Path) -> str:
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
 
     where = root / "pyproject.toml"
+    before = _egg_info_dirs(root)
     try:
         metadata = build.util.project_wheel_metadata(root, isolated=True, runner=runner)
     except build.BuildBackendException as e:
@@ -197,11 +199,21 @@ def backend_version(root: Path) -> str:
         ) from None
     except build.BuildException as e:
         raise InputError(f"{where}: cannot prepare the metadata: {e}") from None
+    finally:
+        # setuptools' metadata hook leaves ``<name>.egg-info`` in the tree: asking for the
+        # version must leave the project as it was
+        for made in _egg_info_dirs(root) - before:
+            shutil.rmtree(made, ignore_errors=True)
     version = metadata["Version"]
     if not version:
         raise InputError(f"{where}: the build backend reported no version")
     parse_version(version, where=f"{where}: the backend's version")
     return str(version)
+
+
+def _egg_info_dirs(root: Path) -> set[Path]:
+    """The ``*.egg-info`` directories at the top of ``root`` and one level down (``src/``)."""
+    return {p for p in [*root.glob("*.egg-info"), *root.glob("*/*.egg-info")] if p.is_dir()}
 
 
 def parse_version(text: str, *, where: str) -> Version:
