@@ -744,3 +744,32 @@ def test_upm_release_is_the_checkout_or_the_copy_the_wheel_carries(
     (carried / "action.yml").write_text("name: upm-release\n")
     (carried / ".github" / "workflows" / "upm-release.yml").write_text("on: workflow_call\n")
     assert upm_release_root() == carried
+
+
+def test_act_s_pipes_hand_their_text_once_and_never_hang(tmp_path: Path) -> None:
+    """The secrets' pipe gives its text to the first reader (act, at its start) and nothing to
+    a later one (the project's code, which runs as the same user); one nobody read does not
+    keep its writer waiting, and no pipe outlives the run."""
+    import stat
+    import threading
+
+    from upm_ci.rehearse_workflow import dotenv, read_once
+
+    text = dotenv({"TOKEN": "pypi-canary", "KEY": "line 1\nit's $HOME"})
+    with read_once(tmp_path / "secrets", text) as pipe:
+        assert stat.S_ISFIFO(pipe.stat().st_mode) and stat.S_IMODE(pipe.stat().st_mode) == 0o600
+        assert pipe.read_text(encoding="utf-8") == text
+        later: list[str] = []
+        reader = threading.Thread(target=lambda: later.append(pipe.read_text()), daemon=True)
+        reader.start()
+        reader.join(0.5)
+        if reader.is_alive():  # waiting for a writer that never comes: be one with nothing
+            with open(pipe, "w"):
+                pass
+            reader.join(5)
+        assert later == [""]  # a second reader gets nothing of it
+    assert not pipe.exists()
+    with read_once(tmp_path / "unread", text) as unread:
+        pass  # nobody opened it
+    assert not unread.exists()
+    assert 'KEY="line 1\\nit\'s \\$HOME"' in text and "TOKEN='pypi-canary'" in text
