@@ -19,7 +19,7 @@ from benchmarks._harness import BenchResult, timed
 from tests.conftest import EXAMPLE, make_git_project
 from upm_ci.cli import main
 from upm_ci.image.engine import engine_problem
-from upm_ci.image.sbom import syft_command, syft_env, write_image_sboms
+from upm_ci.image.sbom import scan_image, syft_command, syft_env, write_image_sboms
 from upm_ci.manifest import Manifest
 from upm_ci.standins.base_image import DEFAULT_NAME, make_base_image
 
@@ -56,7 +56,9 @@ def run() -> list[BenchResult]:
         found: dict[str, set[str]] = {}
 
         def ours() -> None:
-            _, _, text = write_image_sboms(manifest, record, project / "dist")
+            _, _, text = write_image_sboms(
+                manifest, record, project / "dist", scan_image(manifest, record)
+            )
             found["ours"] = _purls(json.loads(text))
 
         def theirs() -> None:

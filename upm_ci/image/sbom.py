@@ -374,14 +374,14 @@ def make_image_sboms(
 
 
 def write_image_sboms(
-    manifest: Manifest, record: ImageRecord, dist_dir: Path, scanned: Scan | None = None
+    manifest: Manifest, record: ImageRecord, dist_dir: Path, scanned: Scan
 ) -> tuple[Artifact, Artifact, str]:
-    """syft's documents of the image (``scanned``, else scanned now) bound, validated,
-    written and recorded (no audit).
+    """syft's documents of the image (:func:`scan_image`) bound, validated, written and
+    recorded (no audit).
 
     Returns the CycloneDX and SPDX artifacts and the CycloneDX text.
     """
-    cdx_raw, spdx_text = scanned if scanned is not None else scan_image(manifest, record)
+    cdx_raw, spdx_text = scanned
     cdx_text, spdx_text = bind_to_image(cdx_raw, spdx_text, record)
     validate_cyclonedx(cdx_text)
     stem = f"{record.repository.rsplit('/', 1)[-1]}-{record.tags[0] if record.tags else 'image'}"
