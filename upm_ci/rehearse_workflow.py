@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -656,8 +657,6 @@ def read_once(path: Path, text: str) -> Iterator[Path]:
     """A named pipe at ``path`` (mode 0600) that hands ``text`` to its first reader and holds
     nothing after; removed on the way out. A pipe nobody read is drained here, so its writer
     never hangs."""
-    import threading
-
     os.mkfifo(path, 0o600)
 
     def write() -> None:
