@@ -234,22 +234,27 @@ def wheel_key(wheel: Path, interpreter: str = sys.executable) -> str:
     except (OSError, zipfile.BadZipFile):
         return ""
     meta = email.parser.BytesParser().parsebytes(raw, headersonly=True)
-    real = os.path.realpath(interpreter)
-    try:
-        stat = os.stat(real)
-        facts: list[object] = [real, stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        facts = [real]
     blob = json.dumps(
         {
             "name": str(meta.get("Name", "")).lower(),
             "requires-dist": sorted(str(r) for r in meta.get_all("Requires-Dist") or []),
             "requires-python": str(meta.get("Requires-Python", "")),
-            "interpreter": facts,
+            "interpreter": executable_facts(interpreter),
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def executable_facts(path: str) -> list[object]:
+    """Which file an interpreter is, for a cache key: its real path, size and mtime (the path
+    alone when it cannot be read). A reinstalled or upgraded interpreter is another key."""
+    real = os.path.realpath(path)
+    try:
+        stat = os.stat(real)
+    except OSError:
+        return [real]
+    return [real, stat.st_size, stat.st_mtime_ns]
 
 
 @contextlib.contextmanager
@@ -327,9 +332,15 @@ def _replace_wheel(python: Path, wheel: Path) -> subprocess.CompletedProcess[str
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """One process at a time makes or refreshes a cached venv (parallel rehearsals share it)."""
-    import fcntl  # POSIX only; the cache is a rehearsal's, which runs on POSIX
-
+    """One process at a time makes or refreshes what ``path`` guards: a cached venv (parallel
+    rehearsals share it), the local Sigstore's install (pytest-xdist workers). POSIX only;
+    elsewhere a no-op (what it guards is still written atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -40,7 +40,15 @@ from upm_ci.child_env import project_env
 from upm_ci.errors import InputError
 from upm_ci.project import Project
 from upm_ci.timings import timed
-from upm_ci.venvs import READY, locked, prune, uv_binary, uv_env, venv_python
+from upm_ci.venvs import (
+    READY,
+    executable_facts,
+    locked,
+    prune,
+    uv_binary,
+    uv_env,
+    venv_python,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +243,7 @@ def interpreter_identity(base: str, cwd: Path) -> list[object]:
         answer = proc.stdout.splitlines() if proc.returncode == 0 else []
     except (OSError, subprocess.TimeoutExpired):
         answer = []
-    real = os.path.realpath(answer[0] if answer and answer[0] else base)
-    try:
-        stat = os.stat(real)
-    except OSError:
-        return [real, *answer[1:2]]
-    return [real, stat.st_size, stat.st_mtime_ns, *answer[1:2]]
+    return [*executable_facts(answer[0] if answer and answer[0] else base), *answer[1:2]]
 
 
 def _make_venv(base: str, venv: Path, args: list[str], root: Path, env: dict[str, str]) -> Path:

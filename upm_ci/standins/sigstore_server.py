@@ -27,13 +27,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from upm_ci.errors import ServiceError
 from upm_ci.standins._server import StandIn, stop_process, write_atomically
 from upm_ci.standins.faults import COMMON_KINDS, FaultPlan, FaultProxy, check_kinds
+from upm_ci.venvs import locked
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -80,23 +81,6 @@ def _which(name: str, what: str) -> str:
     return found
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise installs across processes (pytest-xdist workers); POSIX only, else a no-op."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: installs still land atomically through os.replace
-        yield
-        return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _write_if_changed(dest: Path, data: bytes) -> None:
     """Replace ``dest`` atomically, so concurrent starters never see half a file."""
     if dest.exists() and dest.read_bytes() == data:
@@ -120,7 +104,7 @@ def ensure_node_deps(cache: Path | None = None, *, npm: str | None = None) -> Pa
     dest = parent / key
     marker = dest / ".upm-complete"
     if not marker.exists():
-        with _file_lock(parent / f"{key}.lock"):
+        with locked(parent / f"{key}.lock"):
             if not marker.exists():
                 _install(src, parent, dest, npm)
     _write_if_changed(dest / "server.js", (src / "server.js").read_bytes())
